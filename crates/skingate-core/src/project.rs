@@ -1,0 +1,202 @@
+//! Merchant projects: the unit of authentication, balance and configuration.
+//!
+//! A project's `client_id` is its numeric id as a string (SkinsBack's `shopid` is numeric, and legacy
+//! clients parse it as one). Its secret signs every request and callback.
+
+use std::fmt;
+use std::net::IpAddr;
+use std::str::FromStr;
+
+use ipnet::IpNet;
+use serde::{Deserialize, Serialize};
+
+/// Numeric project id; also the `shopid` / client id on the wire.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct ProjectId(pub i64);
+
+impl fmt::Display for ProjectId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+impl FromStr for ProjectId {
+    type Err = std::num::ParseIntError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        s.trim().parse().map(ProjectId)
+    }
+}
+
+/// Default requests per minute per project, as the vendor enforces.
+pub const DEFAULT_RATE_LIMIT_PER_MIN: u32 = 500;
+
+/// What to do with CS2 deposits under Steam Trade Protection (used by the deposits flow).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum HoldPolicy {
+    /// Hold the value (`in_hold`) until the protection period ends; the merchant may `offer_approve`.
+    #[default]
+    Wait,
+    /// Credit at once and claw back if the payer reverses; the merchant carries the risk.
+    CreditEarly,
+}
+
+impl HoldPolicy {
+    /// Stable name used in storage and the CLI.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Wait => "wait",
+            Self::CreditEarly => "credit_early",
+        }
+    }
+}
+
+impl FromStr for HoldPolicy {
+    type Err = ProjectError;
+    fn from_str(s: &str) -> Result<Self, ProjectError> {
+        match s {
+            "wait" => Ok(Self::Wait),
+            "credit_early" => Ok(Self::CreditEarly),
+            _ => Err(ProjectError::BadHoldPolicy),
+        }
+    }
+}
+
+/// A merchant project as the gateway sees it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Project {
+    /// Numeric id, also the client id.
+    pub id: ProjectId,
+    /// The HMAC key of the API and callbacks; shown only to the operator.
+    pub client_secret: String,
+    /// Settings the operator can change.
+    pub settings: ProjectSettings,
+    /// Creation time, Unix seconds.
+    pub created_at: i64,
+}
+
+impl Project {
+    /// The client id as the wire shows it.
+    pub fn client_id(&self) -> String {
+        self.id.to_string()
+    }
+}
+
+/// Operator-controlled settings of a project.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProjectSettings {
+    /// Display name.
+    pub name: String,
+    /// An inactive project's calls fail with `shop_not_active`.
+    pub active: bool,
+    /// Where deposit results are POSTed.
+    pub result_url: Option<String>,
+    /// Where the payer returns after a successful deposit.
+    pub success_url: Option<String>,
+    /// Where the payer returns after a failed deposit.
+    pub fail_url: Option<String>,
+    /// Where real-time events are POSTed.
+    pub events_url: Option<String>,
+    /// Caller addresses allowed to use the API; empty means any.
+    pub ip_allowlist: Vec<IpNet>,
+    /// API requests per minute before `request_limit_reached`.
+    pub rate_limit_per_min: u32,
+    /// Trade Protection policy for deposits.
+    pub hold_policy: HoldPolicy,
+}
+
+impl ProjectSettings {
+    /// Defaults for a new project with this name.
+    pub fn named(name: &str) -> Self {
+        Self {
+            name: name.to_owned(),
+            active: true,
+            result_url: None,
+            success_url: None,
+            fail_url: None,
+            events_url: None,
+            ip_allowlist: Vec::new(),
+            rate_limit_per_min: DEFAULT_RATE_LIMIT_PER_MIN,
+            hold_policy: HoldPolicy::Wait,
+        }
+    }
+
+    /// Checks every field, so storage never holds a project the server cannot serve.
+    pub fn validate(&self) -> Result<(), ProjectError> {
+        let name = self.name.trim();
+        if name.is_empty() || name.len() > 100 {
+            return Err(ProjectError::BadName);
+        }
+        for url in [&self.result_url, &self.success_url, &self.fail_url, &self.events_url].into_iter().flatten() {
+            validate_url(url)?;
+        }
+        if self.rate_limit_per_min == 0 {
+            return Err(ProjectError::BadRateLimit);
+        }
+        Ok(())
+    }
+
+    /// Whether a caller at `ip` may use the API.
+    pub fn allows_ip(&self, ip: IpAddr) -> bool {
+        let ip = match ip {
+            IpAddr::V6(v6) => v6.to_ipv4_mapped().map(IpAddr::V4).unwrap_or(ip),
+            v4 => v4,
+        };
+        self.ip_allowlist.is_empty() || self.ip_allowlist.iter().any(|net| net.contains(&ip))
+    }
+}
+
+/// Parses an allow-list entry: a CIDR network or a single address.
+pub fn parse_ip_net(s: &str) -> Result<IpNet, ProjectError> {
+    let s = s.trim();
+    s.parse::<IpNet>()
+        .or_else(|_| s.parse::<IpAddr>().map(IpNet::from))
+        .map_err(|_| ProjectError::BadIp(s.to_owned()))
+}
+
+fn validate_url(url: &str) -> Result<(), ProjectError> {
+    let rest = url.strip_prefix("https://").or_else(|| url.strip_prefix("http://"));
+    match rest {
+        Some(r) if !r.is_empty() && url.len() <= 2048 && !url.chars().any(char::is_whitespace) => Ok(()),
+        _ => Err(ProjectError::BadUrl(url.to_owned())),
+    }
+}
+
+/// Why a project setting is refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ProjectError {
+    /// Names are 1–100 characters.
+    #[error("name must be 1-100 characters")]
+    BadName,
+    /// URLs are absolute http(s) URLs without spaces.
+    #[error("not an http(s) URL: {0}")]
+    BadUrl(String),
+    /// Allow-list entries are addresses or CIDR networks.
+    #[error("not an IP address or network: {0}")]
+    BadIp(String),
+    /// A rate limit of zero would lock the merchant out.
+    #[error("rate limit must be at least 1 per minute")]
+    BadRateLimit,
+    /// Hold policy is `wait` or `credit_early`.
+    #[error("hold policy must be wait or credit_early")]
+    BadHoldPolicy,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn validation_and_allow_list() {
+        let mut s = ProjectSettings::named("Demo");
+        assert_eq!(s.validate(), Ok(()));
+        s.result_url = Some("ftp://x".into());
+        assert!(matches!(s.validate(), Err(ProjectError::BadUrl(_))));
+        s.result_url = Some("https://shop.example/cb".into());
+        s.ip_allowlist = vec![parse_ip_net("10.0.0.0/8").unwrap(), parse_ip_net("127.0.0.1").unwrap()];
+        assert!(s.allows_ip("10.1.2.3".parse().unwrap()));
+        assert!(s.allows_ip("::ffff:127.0.0.1".parse().unwrap()));
+        assert!(!s.allows_ip("192.168.1.1".parse().unwrap()));
+        assert!(parse_ip_net("nope").is_err());
+    }
+}

@@ -1,0 +1,177 @@
+//! skingate's storage: repository traits, and SQLite behind them.
+//!
+//! # Layout
+//! - this file: the [`Store`] (reads and short writes) and [`WriteTx`] (one business transaction) traits,
+//!   the rows they return, and [`StoreError`];
+//! - [`sqlite`]: the embedded implementation (WAL, one writer connection, `BEGIN IMMEDIATE`), migrations in
+//!   `migrations/sqlite/`. PostgreSQL will be a sibling module with its own `migrations/postgres/`.
+//!
+//! # Why a transaction object
+//! A business change, its ledger entries, its idempotency key and (later) its outbox rows must commit
+//! together or not at all. Callers therefore open a [`WriteTx`], do everything through it and
+//! [`WriteTx::commit`]; dropping it rolls back. There is no other way to write ledger rows: the only
+//! path is [`WriteTx::transfer`], which runs the domain ledger's checks.
+
+use async_trait::async_trait;
+use skingate_core::currency::Currency;
+use skingate_core::ledger::{AccountId, AccountKind, Applied, LedgerError, TransferSpec};
+use skingate_core::project::{Project, ProjectId, ProjectSettings};
+use skingate_core::Money;
+
+pub mod sqlite;
+
+pub use sqlite::SqliteStore;
+
+/// Result alias of this crate.
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+/// Storage failures, classified so callers branch on meaning, never on SQL text.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The row asked for does not exist.
+    #[error("not found")]
+    NotFound,
+    /// The ledger refused the transfer; nothing was written.
+    #[error("ledger: {0}")]
+    Ledger(#[from] LedgerError),
+    /// The database is locked or unavailable; retrying later may work.
+    #[error("database busy")]
+    Busy,
+    /// A stored value does not parse: the database was changed behind our back.
+    #[error("corrupt row: {0}")]
+    Corrupt(String),
+    /// Anything else from the driver, with its context.
+    #[error("database: {0}")]
+    Database(#[source] sqlx::Error),
+    /// Migrations failed at start-up.
+    #[error("migration: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+}
+
+impl From<sqlx::Error> for StoreError {
+    fn from(e: sqlx::Error) -> Self {
+        match &e {
+            sqlx::Error::RowNotFound => StoreError::NotFound,
+            sqlx::Error::PoolTimedOut => StoreError::Busy,
+            sqlx::Error::Database(db) if db.message().contains("database is locked") => StoreError::Busy,
+            _ => StoreError::Database(e),
+        }
+    }
+}
+
+/// A project's balance figures, as `balance` reports them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct ProjectBalance {
+    /// Spendable now (negative only after a clawback).
+    pub available: Money,
+    /// Held under Trade Protection.
+    pub held: Money,
+    /// Reserved by unfinished purchases.
+    pub in_flight: Money,
+    /// Total settled deposits.
+    pub deals_sum: Money,
+    /// Total settled purchases minus refunds.
+    pub withdraw_sum: Money,
+}
+
+/// Which slice of the balance history to read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HistoryQuery {
+    /// Earliest entry time, Unix seconds, inclusive.
+    pub starting: i64,
+    /// Latest entry time, Unix seconds, inclusive.
+    pub ending: i64,
+    /// Only entries with an id above this (the previous page's cursor).
+    pub after_id: i64,
+    /// Page size.
+    pub limit: u32,
+}
+
+/// One ledger entry of a project's balance, joined with its transfer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HistoryEntry {
+    /// Entry id, ascending.
+    pub id: i64,
+    /// Write time, Unix seconds.
+    pub created_at: i64,
+    /// The transfer's code (`deposit`, `purchase`, …).
+    pub code: String,
+    /// The transfer's id.
+    pub transfer_id: String,
+    /// The transfer's reference text.
+    pub reference: String,
+    /// Spendable balance before.
+    pub available_before: Money,
+    /// Spendable balance after.
+    pub available_after: Money,
+    /// Held amount after.
+    pub held_after: Money,
+    /// In-flight amount after.
+    pub in_flight_after: Money,
+}
+
+/// A merchant key for an idempotent write: `(project, method, key)`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct IdempotencyKey {
+    /// Keys are per project: two merchants may use the same order id.
+    pub project: ProjectId,
+    /// The method, so an `order_id` and a `custom_id` with the same text never collide.
+    pub scope: String,
+    /// The merchant's `order_id`, `custom_id` or `Idempotency-Key` header (≤ 255 bytes).
+    pub key: String,
+}
+
+/// What claiming an idempotency key found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Claim {
+    /// First use: do the work in this transaction, then store its response.
+    New,
+    /// Seen before with the same request: return this stored response, do nothing.
+    Replay(String),
+    /// Seen before with a different request: the method's "already exists" error.
+    Mismatch,
+}
+
+/// Reads and short writes. Cheap to clone behind an `Arc`; safe to share between tasks.
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// Creates a project with its ledger account.
+    async fn create_project(&self, settings: &ProjectSettings, secret: &str, now: i64) -> Result<Project>;
+    /// One project, if it exists.
+    async fn project(&self, id: ProjectId) -> Result<Option<Project>>;
+    /// All projects, by id.
+    async fn projects(&self) -> Result<Vec<Project>>;
+    /// Saves a project's settings and secret.
+    async fn update_project(&self, project: &Project, now: i64) -> Result<()>;
+    /// The rates table.
+    async fn currencies(&self) -> Result<Vec<Currency>>;
+    /// Adds or replaces a currency.
+    async fn upsert_currency(&self, currency: &Currency, now: i64) -> Result<()>;
+    /// The project's balance figures.
+    async fn project_balance(&self, id: ProjectId) -> Result<ProjectBalance>;
+    /// A page of the project's balance history plus whether more follows.
+    async fn balance_history(&self, id: ProjectId, q: HistoryQuery) -> Result<(Vec<HistoryEntry>, bool)>;
+    /// A small installation-wide setting (demo project id, maintenance switch).
+    async fn meta(&self, key: &str) -> Result<Option<String>>;
+    /// Sets an installation-wide setting.
+    async fn set_meta(&self, key: &str, value: &str) -> Result<()>;
+    /// Opens a write transaction.
+    async fn begin(&self) -> Result<Box<dyn WriteTx>>;
+}
+
+/// One business transaction. Everything done through it commits together; drop it to roll back.
+#[async_trait]
+pub trait WriteTx: Send {
+    /// Records the key with the request's hash, or reports what an earlier use of it stored.
+    async fn claim_idempotency_key(&mut self, key: &IdempotencyKey, request_hash: &str, now: i64) -> Result<Claim>;
+    /// Stores the response to replay for a key claimed in this transaction.
+    async fn store_idempotent_response(&mut self, key: &IdempotencyKey, response: &str) -> Result<()>;
+    /// The project's balance account.
+    async fn project_account(&mut self, project: ProjectId) -> Result<AccountId>;
+    /// The installation's account of this kind (created on first use).
+    async fn system_account(&mut self, kind: AccountKind) -> Result<AccountId>;
+    /// Runs a transfer through the domain ledger and writes its rows. A refused transfer writes nothing.
+    async fn transfer(&mut self, spec: &TransferSpec, now: i64) -> Result<Applied>;
+    /// Makes everything durable.
+    async fn commit(self: Box<Self>) -> Result<()>;
+}

@@ -1,0 +1,90 @@
+//! SQL text and row decoding shared by the store's methods.
+
+use ipnet::IpNet;
+use skingate_core::currency::Currency;
+use skingate_core::project::{Project, ProjectId, ProjectSettings, parse_ip_net};
+use skingate_core::Money;
+use sqlx::Row;
+use sqlx::sqlite::SqliteRow;
+
+use crate::{HistoryEntry, Result, StoreError};
+
+
+pub(crate) const PROJECT_SELECT: &str = "SELECT id, client_secret, name, active, result_url, success_url, fail_url,
+    events_url, ip_allowlist, rate_limit_per_min, hold_policy, created_at FROM projects WHERE id = ?";
+
+pub(crate) const PROJECT_SELECT_ALL: &str = "SELECT id, client_secret, name, active, result_url, success_url,
+    fail_url, events_url, ip_allowlist, rate_limit_per_min, hold_policy, created_at FROM projects ORDER BY id";
+
+pub(crate) const BALANCE_SELECT: &str = "SELECT a.credits_posted, a.debits_posted, a.debits_pending, a.credits_pending,
+    COALESCE((SELECT SUM(t.total) FROM transfer_totals t WHERE t.account_id = a.id AND t.side = 'credit'
+        AND t.code IN ('deposit', 'deposit_hold')), 0),
+    COALESCE((SELECT SUM(CASE WHEN t.side = 'debit' AND t.code = 'purchase' THEN t.total
+        WHEN t.side = 'credit' AND t.code = 'refund' THEN -t.total ELSE 0 END)
+        FROM transfer_totals t WHERE t.account_id = a.id), 0)
+    FROM accounts a WHERE a.project_id = ? AND a.kind = 'project_balance' AND a.currency = 'usd'";
+
+pub(crate) const HISTORY_SELECT: &str = "SELECT e.id, e.created_at, t.code, e.transfer_id, t.reference,
+    e.available_before, e.available_after, e.held_after, e.in_flight_after
+    FROM entries e JOIN transfers t ON t.id = e.transfer_id
+    WHERE e.project_id = ? AND e.created_at >= ? AND e.created_at <= ? AND e.id > ?
+    ORDER BY e.id LIMIT ?";
+
+/// Allow-lists are stored as comma-separated networks: short, greppable, portable.
+pub(crate) fn allowlist_text(nets: &[IpNet]) -> String {
+    nets.iter().map(ToString::to_string).collect::<Vec<_>>().join(",")
+}
+
+fn allowlist(text: &str) -> Result<Vec<IpNet>> {
+    text.split(',')
+        .filter(|s| !s.trim().is_empty())
+        .map(|s| parse_ip_net(s).map_err(|e| StoreError::Corrupt(e.to_string())))
+        .collect()
+}
+
+pub(crate) fn project(r: &SqliteRow) -> Result<Project> {
+    let hold: String = r.try_get("hold_policy")?;
+    let rate: i64 = r.try_get("rate_limit_per_min")?;
+    let settings = ProjectSettings {
+        name: r.try_get("name")?,
+        active: r.try_get("active")?,
+        result_url: r.try_get("result_url")?,
+        success_url: r.try_get("success_url")?,
+        fail_url: r.try_get("fail_url")?,
+        events_url: r.try_get("events_url")?,
+        ip_allowlist: allowlist(&r.try_get::<String, _>("ip_allowlist")?)?,
+        rate_limit_per_min: u32::try_from(rate).map_err(|e| StoreError::Corrupt(e.to_string()))?,
+        hold_policy: hold.parse().map_err(|_| StoreError::Corrupt(format!("hold_policy {hold}")))?,
+    };
+    Ok(Project {
+        id: ProjectId(r.try_get("id")?),
+        client_secret: r.try_get("client_secret")?,
+        settings,
+        created_at: r.try_get("created_at")?,
+    })
+}
+
+pub(crate) fn currency(r: &SqliteRow) -> Result<Currency> {
+    let scale: i64 = r.try_get("scale")?;
+    Ok(Currency {
+        code: r.try_get("code")?,
+        name: r.try_get("name")?,
+        scale: u32::try_from(scale).map_err(|e| StoreError::Corrupt(e.to_string()))?,
+        rate_micro: r.try_get("rate_micro")?,
+    })
+}
+
+pub(crate) fn history_entry(r: &SqliteRow) -> Result<HistoryEntry> {
+    let money = |i: usize| -> Result<Money> { Ok(Money::from_minor(r.try_get(i)?)) };
+    Ok(HistoryEntry {
+        id: r.try_get(0)?,
+        created_at: r.try_get(1)?,
+        code: r.try_get(2)?,
+        transfer_id: r.try_get(3)?,
+        reference: r.try_get(4)?,
+        available_before: money(5)?,
+        available_after: money(6)?,
+        held_after: money(7)?,
+        in_flight_after: money(8)?,
+    })
+}

@@ -1,0 +1,274 @@
+//! One write transaction on the single writer connection.
+
+use async_trait::async_trait;
+use skingate_core::ledger::{
+    self, Account, AccountId, AccountKind, Applied, Balances, Entry, Phase, Transfer, TransferCode, TransferId,
+    TransferSpec,
+};
+use skingate_core::project::ProjectId;
+use skingate_core::Money;
+use sqlx::{Row, Sqlite, Transaction};
+
+use crate::{Claim, IdempotencyKey, Result, StoreError, WriteTx};
+
+/// The currency every ledger account is kept in today.
+const LEDGER_CURRENCY: &str = skingate_core::money::LEDGER_CURRENCY;
+
+/// Owner id of the installation's own accounts.
+const SYSTEM_PROJECT: i64 = 0;
+
+/// A [`WriteTx`] over SQLite; rolls back when dropped uncommitted.
+pub struct SqliteTx {
+    tx: Transaction<'static, Sqlite>,
+}
+
+impl SqliteTx {
+    pub(crate) fn new(tx: Transaction<'static, Sqlite>) -> Self {
+        Self { tx }
+    }
+}
+
+/// Returns the account's id, creating it on first use.
+pub(crate) async fn ensure_account(
+    tx: &mut Transaction<'static, Sqlite>,
+    project: ProjectId,
+    kind: AccountKind,
+) -> Result<AccountId> {
+    sqlx::query(
+        "INSERT INTO accounts (project_id, kind, currency, no_overdraft) VALUES (?, ?, ?, ?)
+         ON CONFLICT (project_id, kind, currency) DO NOTHING",
+    )
+    .bind(project.0)
+    .bind(kind.as_str())
+    .bind(LEDGER_CURRENCY)
+    .bind(kind.no_overdraft())
+    .execute(&mut **tx)
+    .await?;
+    let id: i64 = sqlx::query_scalar("SELECT id FROM accounts WHERE project_id = ? AND kind = ? AND currency = ?")
+        .bind(project.0)
+        .bind(kind.as_str())
+        .bind(LEDGER_CURRENCY)
+        .fetch_one(&mut **tx)
+        .await?;
+    Ok(AccountId(id))
+}
+
+impl SqliteTx {
+    async fn load_transfer(&mut self, id: &TransferId) -> Result<Option<Transfer>> {
+        let row = sqlx::query(
+            "SELECT debit_account_id, credit_account_id, amount, phase, pending_id, resolved, code, allow_overdraft,
+                reference FROM transfers WHERE id = ?",
+        )
+        .bind(&id.0)
+        .fetch_optional(&mut *self.tx)
+        .await?;
+        let Some(r) = row else { return Ok(None) };
+        let phase: String = r.try_get(3)?;
+        let code: String = r.try_get(6)?;
+        let spec = TransferSpec {
+            id: id.clone(),
+            debit: AccountId(r.try_get(0)?),
+            credit: AccountId(r.try_get(1)?),
+            amount: Money::from_minor(r.try_get(2)?),
+            phase: Phase::parse(&phase, r.try_get(4)?).ok_or_else(|| StoreError::Corrupt(format!("phase {phase}")))?,
+            code: TransferCode::parse(&code).ok_or_else(|| StoreError::Corrupt(format!("code {code}")))?,
+            allow_overdraft: r.try_get(7)?,
+            reference: r.try_get(8)?,
+        };
+        Ok(Some(Transfer { spec, resolved: r.try_get(5)? }))
+    }
+
+    async fn load_account(&mut self, id: AccountId) -> Result<(Account, i64)> {
+        let r = sqlx::query(
+            "SELECT kind, no_overdraft, debits_posted, credits_posted, debits_pending, credits_pending, project_id
+             FROM accounts WHERE id = ?",
+        )
+        .bind(id.0)
+        .fetch_one(&mut *self.tx)
+        .await?;
+        let kind: String = r.try_get(0)?;
+        let account = Account {
+            id,
+            kind: AccountKind::parse(&kind).ok_or_else(|| StoreError::Corrupt(format!("account kind {kind}")))?,
+            no_overdraft: r.try_get(1)?,
+            balances: Balances {
+                debits_posted: r.try_get(2)?,
+                credits_posted: r.try_get(3)?,
+                debits_pending: r.try_get(4)?,
+                credits_pending: r.try_get(5)?,
+            },
+        };
+        Ok((account, r.try_get(6)?))
+    }
+
+    async fn save_account(&mut self, a: &Account) -> Result<()> {
+        let b = &a.balances;
+        sqlx::query(
+            "UPDATE accounts SET debits_posted = ?, credits_posted = ?, debits_pending = ?, credits_pending = ?
+             WHERE id = ?",
+        )
+        .bind(b.debits_posted)
+        .bind(b.credits_posted)
+        .bind(b.debits_pending)
+        .bind(b.credits_pending)
+        .bind(a.id.0)
+        .execute(&mut *self.tx)
+        .await?;
+        Ok(())
+    }
+
+    async fn insert_transfer(&mut self, s: &TransferSpec, now: i64) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO transfers (id, debit_account_id, credit_account_id, amount, phase, pending_id, code,
+                allow_overdraft, reference, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(&s.id.0)
+        .bind(s.debit.0)
+        .bind(s.credit.0)
+        .bind(s.amount.minor())
+        .bind(s.phase.as_str())
+        .bind(s.phase.pending_id().map(|p| p.0.as_str()))
+        .bind(s.code.as_str())
+        .bind(s.allow_overdraft)
+        .bind(&s.reference)
+        .bind(now)
+        .execute(&mut *self.tx)
+        .await?;
+        if let Some(p) = s.phase.pending_id() {
+            sqlx::query("UPDATE transfers SET resolved = 1 WHERE id = ?").bind(&p.0).execute(&mut *self.tx).await?;
+        }
+        Ok(())
+    }
+
+    async fn insert_entry(&mut self, transfer: &TransferId, e: &Entry, project: i64, now: i64) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO entries (transfer_id, account_id, project_id, side, amount, available_before,
+                available_after, held_before, held_after, in_flight_before, in_flight_after, created_at)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(&transfer.0)
+        .bind(e.account.0)
+        .bind(project)
+        .bind(e.side.as_str())
+        .bind(e.amount.minor())
+        .bind(e.before.available().minor())
+        .bind(e.after.available().minor())
+        .bind(e.before.held().minor())
+        .bind(e.after.held().minor())
+        .bind(e.before.in_flight().minor())
+        .bind(e.after.in_flight().minor())
+        .bind(now)
+        .execute(&mut *self.tx)
+        .await?;
+        Ok(())
+    }
+
+    /// Settled money only: a pending reservation is not yet a deposit or a withdrawal.
+    async fn add_totals(&mut self, s: &TransferSpec) -> Result<()> {
+        if matches!(s.phase, Phase::Pending | Phase::Void(_)) {
+            return Ok(());
+        }
+        for (account, side) in [(s.debit, "debit"), (s.credit, "credit")] {
+            sqlx::query(
+                "INSERT INTO transfer_totals (account_id, code, side, total) VALUES (?, ?, ?, ?)
+                 ON CONFLICT (account_id, code, side) DO UPDATE SET total = total + excluded.total",
+            )
+            .bind(account.0)
+            .bind(s.code.as_str())
+            .bind(side)
+            .bind(s.amount.minor())
+            .execute(&mut *self.tx)
+            .await?;
+        }
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl WriteTx for SqliteTx {
+    async fn claim_idempotency_key(&mut self, key: &IdempotencyKey, request_hash: &str, now: i64) -> Result<Claim> {
+        let inserted = sqlx::query(
+            "INSERT INTO idempotency_keys (project_id, scope, key, request_hash, created_at) VALUES (?, ?, ?, ?, ?)
+             ON CONFLICT (project_id, scope, key) DO NOTHING",
+        )
+        .bind(key.project.0)
+        .bind(&key.scope)
+        .bind(&key.key)
+        .bind(request_hash)
+        .bind(now)
+        .execute(&mut *self.tx)
+        .await?
+        .rows_affected();
+        if inserted == 1 {
+            return Ok(Claim::New);
+        }
+        let row = sqlx::query("SELECT request_hash, response FROM idempotency_keys WHERE project_id = ? AND scope = ? AND key = ?")
+            .bind(key.project.0)
+            .bind(&key.scope)
+            .bind(&key.key)
+            .fetch_one(&mut *self.tx)
+            .await?;
+        let (hash, response): (String, Option<String>) = (row.try_get(0)?, row.try_get(1)?);
+        match response {
+            Some(body) if hash == request_hash => Ok(Claim::Replay(body)),
+            // A key without a response was claimed by work that committed without storing one: treat any
+            // repeat as a conflict rather than running the work twice.
+            _ => Ok(Claim::Mismatch),
+        }
+    }
+
+    async fn store_idempotent_response(&mut self, key: &IdempotencyKey, response: &str) -> Result<()> {
+        sqlx::query("UPDATE idempotency_keys SET response = ? WHERE project_id = ? AND scope = ? AND key = ?")
+            .bind(response)
+            .bind(key.project.0)
+            .bind(&key.scope)
+            .bind(&key.key)
+            .execute(&mut *self.tx)
+            .await?;
+        Ok(())
+    }
+
+    async fn project_account(&mut self, project: ProjectId) -> Result<AccountId> {
+        let id: Option<i64> = sqlx::query_scalar(
+            "SELECT id FROM accounts WHERE project_id = ? AND kind = 'project_balance' AND currency = ?",
+        )
+        .bind(project.0)
+        .bind(LEDGER_CURRENCY)
+        .fetch_optional(&mut *self.tx)
+        .await?;
+        id.map(AccountId).ok_or(StoreError::NotFound)
+    }
+
+    async fn system_account(&mut self, kind: AccountKind) -> Result<AccountId> {
+        ensure_account(&mut self.tx, ProjectId(SYSTEM_PROJECT), kind).await
+    }
+
+    async fn transfer(&mut self, spec: &TransferSpec, now: i64) -> Result<Applied> {
+        let existing = self.load_transfer(&spec.id).await?;
+        if ledger::check_existing(spec, existing.as_ref())? {
+            return Ok(Applied::AlreadyApplied);
+        }
+        if spec.debit == spec.credit {
+            return Err(ledger::LedgerError::SameAccount.into());
+        }
+        let (mut debit, debit_owner) = self.load_account(spec.debit).await?;
+        let (mut credit, credit_owner) = self.load_account(spec.credit).await?;
+        let pending = match spec.phase.pending_id() {
+            Some(id) => self.load_transfer(id).await?,
+            None => None,
+        };
+        let entries = ledger::apply(spec, &mut debit, &mut credit, pending.as_ref())?;
+        self.insert_transfer(spec, now).await?;
+        self.save_account(&debit).await?;
+        self.save_account(&credit).await?;
+        self.insert_entry(&spec.id, &entries[0], debit_owner, now).await?;
+        self.insert_entry(&spec.id, &entries[1], credit_owner, now).await?;
+        self.add_totals(spec).await?;
+        Ok(Applied::New(entries))
+    }
+
+    async fn commit(self: Box<Self>) -> Result<()> {
+        self.tx.commit().await?;
+        Ok(())
+    }
+}

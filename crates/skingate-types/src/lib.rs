@@ -1,0 +1,21 @@
+//! Wire types of the SkinsBack merchant API, shared by the skingate server and the merchant SDK.
+//!
+//! Everything here is about bytes on the wire and nothing else: no I/O, no storage, no business rules.
+//! Keeping one definition of each response shape means the server cannot drift from what the SDK parses.
+//!
+//! # Layout
+//! - [`sign`]: the signature schemes (API `sign` HMAC-SHA1, `X-SIGN`/WebSocket md5, events HMAC-SHA256).
+//! - [`decimal`]: an exact fixed-point decimal for money on the wire (never `f64`).
+//! - [`lenient`]: deserializers that accept what real clients and servers send (ids as numbers or strings).
+//! - [`envelope`]: the `{status:"error", error_code, error_message}` envelope and the global error codes.
+//! - [`api`]: request and response bodies of each method.
+
+pub mod api;
+pub mod decimal;
+pub mod envelope;
+pub mod lenient;
+pub mod sign;
+
+pub use decimal::Decimal;
+pub use envelope::{ErrorBody, GlobalError};
+pub use sign::Canonicalization;

@@ -1,0 +1,171 @@
+//! Signature schemes of the SkinsBack protocol.
+//!
+//! | where | scheme | function |
+//! |---|---|---|
+//! | API request `sign` param, Result-URL callback `sign` | HMAC-SHA1 over sorted top-level scalars | [`api_sign`], [`verify_api_sign`] |
+//! | `X-SIGN` header, WebSocket `signature` query | `md5(client_id + client_secret)` | [`static_sign`], [`verify_static_sign`] |
+//! | events webhook `Signature` header | HMAC-SHA256 of the raw body | [`events_signature`] |
+//!
+//! The API signature has a trap: the vendor's PHP and JavaScript snippets render booleans and `null`
+//! differently (spec §2.1). A server that wants every existing client to work checks both renderings; a
+//! client (our SDK) sends only strings and numbers, where the two agree.
+
+use hmac::{Hmac, KeyInit, Mac};
+use md5::{Digest, Md5};
+use serde_json::{Map, Value};
+use sha1::Sha1;
+use sha2::Sha256;
+use subtle::ConstantTimeEq;
+
+/// How scalars other than strings and numbers become text in the string to sign.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Canonicalization {
+    /// JavaScript string concatenation: `true` → `"true"`, `null` skipped.
+    Js,
+    /// PHP string conversion: `true` → `"1"`, `false` and `null` → `""` (null kept as `key:;`).
+    Php,
+}
+
+/// The parameter that carries the signature and therefore never signs itself.
+pub const SIGN_PARAM: &str = "sign";
+
+/// Builds `key:value;` for every top-level scalar except `sign`, keys in ascending byte order.
+///
+/// Arrays and objects (`items`, `custom_ids`, `skins`, …) are skipped entirely, as the vendor does.
+pub fn string_to_sign(params: &Map<String, Value>, canon: Canonicalization) -> String {
+    let mut keys: Vec<&String> = params.keys().filter(|k| k.as_str() != SIGN_PARAM).collect();
+    keys.sort_unstable();
+    let mut out = String::with_capacity(keys.len() * 24);
+    for key in keys {
+        let rendered = match (&params[key.as_str()], canon) {
+            (Value::Array(_) | Value::Object(_), _) => continue,
+            (Value::Null, Canonicalization::Js) => continue,
+            (Value::Null, Canonicalization::Php) => String::new(),
+            (Value::Bool(b), Canonicalization::Js) => b.to_string(),
+            (Value::Bool(b), Canonicalization::Php) => if *b { "1" } else { "" }.to_owned(),
+            (Value::Number(n), _) => n.to_string(),
+            (Value::String(s), _) => {
+                push_pair(&mut out, key, s);
+                continue;
+            }
+        };
+        push_pair(&mut out, key, &rendered);
+    }
+    out
+}
+
+fn push_pair(out: &mut String, key: &str, value: &str) {
+    out.push_str(key);
+    out.push(':');
+    out.push_str(value);
+    out.push(';');
+}
+
+fn hmac_sha1(secret: &[u8], message: &[u8]) -> Hmac<Sha1> {
+    let mut mac = Hmac::<Sha1>::new_from_slice(secret).expect("HMAC accepts keys of any length");
+    mac.update(message);
+    mac
+}
+
+/// The `sign` value a client sends: lowercase hex HMAC-SHA1 (key = client secret) of [`string_to_sign`].
+pub fn api_sign(secret: &str, params: &Map<String, Value>, canon: Canonicalization) -> String {
+    let message = string_to_sign(params, canon);
+    hex::encode(hmac_sha1(secret.as_bytes(), message.as_bytes()).finalize().into_bytes())
+}
+
+/// Checks a received `sign` in constant time, accepting either the JS or the PHP rendering and any hex case.
+pub fn verify_api_sign(secret: &str, params: &Map<String, Value>, provided: &str) -> bool {
+    let Ok(provided) = hex::decode(provided.trim().to_ascii_lowercase()) else {
+        return false;
+    };
+    let verify = |message: &str| hmac_sha1(secret.as_bytes(), message.as_bytes()).verify_slice(&provided).is_ok();
+    let js = string_to_sign(params, Canonicalization::Js);
+    let php = string_to_sign(params, Canonicalization::Php);
+    verify(&js) || (php != js && verify(&php))
+}
+
+/// `md5(client_id + client_secret)` in lowercase hex: the `X-SIGN` header and the WebSocket `signature`.
+///
+/// It authenticates the sender only weakly (it is constant per project and covers no body); it exists
+/// because legacy clients check it.
+pub fn static_sign(client_id: &str, secret: &str) -> String {
+    let mut md5 = Md5::new();
+    md5.update(client_id.as_bytes());
+    md5.update(secret.as_bytes());
+    hex::encode(md5.finalize())
+}
+
+/// Constant-time check of a [`static_sign`] value, any hex case.
+pub fn verify_static_sign(client_id: &str, secret: &str, provided: &str) -> bool {
+    let expected = static_sign(client_id, secret);
+    let provided = provided.trim().to_ascii_lowercase();
+    expected.as_bytes().ct_eq(provided.as_bytes()).into()
+}
+
+/// The events webhook `Signature` header: lowercase hex HMAC-SHA256 (key = client secret) of the exact body.
+pub fn events_signature(secret: &str, body: &[u8]) -> String {
+    let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).expect("HMAC accepts keys of any length");
+    mac.update(body);
+    hex::encode(mac.finalize().into_bytes())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn map(v: Value) -> Map<String, Value> {
+        v.as_object().cloned().unwrap()
+    }
+
+    #[test]
+    fn spec_worked_example() {
+        let p = map(json!({"method": "orderstatus", "order_id": 1, "shopid": "123"}));
+        assert_eq!(string_to_sign(&p, Canonicalization::Js), "method:orderstatus;order_id:1;shopid:123;");
+        assert_eq!(api_sign("123", &p, Canonicalization::Js), "abee99d476c736102c3d6062807761b6e4d31dd8");
+        assert!(verify_api_sign("123", &p, "ABEE99D476C736102C3D6062807761B6E4D31DD8"));
+        assert!(!verify_api_sign("124", &p, "abee99d476c736102c3d6062807761b6e4d31dd8"));
+        assert!(!verify_api_sign("123", &p, "not-hex"));
+    }
+
+    /// Every case of `shared/spec/skinsback-vectors.json`, embedded so the test runs without `shared/`.
+    #[test]
+    fn vendor_vectors() {
+        let vectors: Value = serde_json::from_str(include_str!("../tests/skinsback-vectors.json")).unwrap();
+        for case in vectors["api_sign"]["cases"].as_array().unwrap() {
+            let params = map(case["params"].clone());
+            let canon = match case["canonicalization"].as_str().unwrap() {
+                "js" => Canonicalization::Js,
+                _ => Canonicalization::Php,
+            };
+            let name = case["name"].as_str().unwrap();
+            assert_eq!(string_to_sign(&params, canon), case["string_to_sign"].as_str().unwrap(), "{name}");
+            let secret = case["secret"].as_str().unwrap();
+            assert_eq!(api_sign(secret, &params, canon), case["sign"].as_str().unwrap(), "{name}");
+            assert!(verify_api_sign(secret, &params, case["sign"].as_str().unwrap()), "{name}");
+        }
+        let ws = &vectors["websocket_signature"];
+        assert_eq!(static_sign(ws["clientId"].as_str().unwrap(), ws["clientSecret"].as_str().unwrap()), ws["md5"]);
+        for case in vectors["events_webhook"]["cases"].as_array().unwrap() {
+            let body = case["body"].as_str().unwrap().as_bytes();
+            assert_eq!(events_signature(case["secret"].as_str().unwrap(), body), case["hmac_sha256_hex"]);
+        }
+    }
+
+    #[test]
+    fn null_and_bool_renderings() {
+        let p = map(json!({"a": null, "b": false, "c": true, "sign": "x", "d": [1], "e": {"f": 1}}));
+        assert_eq!(string_to_sign(&p, Canonicalization::Js), "b:false;c:true;");
+        assert_eq!(string_to_sign(&p, Canonicalization::Php), "a:;b:;c:1;");
+        let php = api_sign("s", &p, Canonicalization::Php);
+        let js = api_sign("s", &p, Canonicalization::Js);
+        assert!(verify_api_sign("s", &p, &php) && verify_api_sign("s", &p, &js));
+    }
+
+    #[test]
+    fn static_sign_example() {
+        assert_eq!(static_sign("123", "123"), "4297f44b13955235245b2497399d7a93");
+        assert!(verify_static_sign("123", "123", "4297F44B13955235245B2497399D7A93"));
+        assert!(!verify_static_sign("123", "124", "4297f44b13955235245b2497399d7a93"));
+    }
+}
