@@ -1,1 +1,79 @@
-fn main() {}
+//! `skingate`: runs the gateway and manages it.
+//!
+//! # Layout
+//! One module per command group: [`serve`] (the server), [`project`] (merchant projects), [`currency`]
+//! (the rates table), [`maintenance`] (the run-time switch). Every command reads the same configuration
+//! as the server (`--config`, `skingate.toml`, `SKINGATE_*`), so it works on the server's database,
+//! also while the server runs.
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+use skingate_server::Config;
+
+mod currency;
+mod maintenance;
+mod project;
+mod serve;
+
+/// skingate: a self-hostable, SkinsBack-compatible skins payment gateway.
+#[derive(Debug, Parser)]
+#[command(name = "skingate", version, about)]
+struct Cli {
+    /// Configuration file (default: ./skingate.toml if present). Env: SKINGATE_CONFIG.
+    #[arg(long, global = true, env = "SKINGATE_CONFIG")]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the gateway (creates the database and a demo project on first start).
+    Serve,
+    /// Create or upgrade the database schema, then exit.
+    Migrate,
+    /// Manage merchant projects.
+    #[command(subcommand)]
+    Project(project::ProjectCmd),
+    /// Show or change the currency rates table.
+    #[command(subcommand)]
+    Currency(currency::CurrencyCmd),
+    /// Switch maintenance mode on or off while the server runs.
+    Maintenance {
+        /// on, off, or status.
+        #[arg(value_parser = ["on", "off", "status"])]
+        mode: String,
+    },
+    /// Print the effective configuration (defaults, file and environment merged) as TOML-like JSON.
+    Config,
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    let config = Config::load(cli.config.as_deref()).map_err(|e| anyhow::anyhow!("configuration: {e}"))?;
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    runtime.block_on(async move {
+        match cli.command {
+            Command::Serve => serve::run(config).await,
+            Command::Migrate => {
+                skingate_server::app::open_store(&config, now()).await?;
+                println!("database {} is up to date", config.database_url);
+                Ok(())
+            }
+            Command::Project(cmd) => project::run(&config, cmd).await,
+            Command::Currency(cmd) => currency::run(&config, cmd).await,
+            Command::Maintenance { mode } => maintenance::run(&config, &mode).await,
+            Command::Config => {
+                println!("{}", serde_json::to_string_pretty(&config)?);
+                Ok(())
+            }
+        }
+    })
+}
+
+/// Unix seconds, for commands that write outside the server.
+fn now() -> i64 {
+    use skingate_server::clock::{Clock, SystemClock};
+    SystemClock.now()
+}

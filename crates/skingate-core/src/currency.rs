@@ -79,7 +79,8 @@ impl Currency {
     pub fn from_usd(&self, usd: Money) -> Decimal {
         let exact = i128::from(usd.minor()) * i128::from(self.rate_micro); // scale LEDGER_SCALE + RATE_SCALE
         let drop = LEDGER_SCALE + RATE_SCALE - self.scale.min(LEDGER_SCALE + RATE_SCALE);
-        Decimal::new(div_round(exact, 10i128.pow(drop)), self.scale)
+        // Same shape as the ledger's own wire amounts: trailing zeros beyond two decimals are dropped.
+        Decimal::new(div_round(exact, 10i128.pow(drop)), self.scale).trimmed(crate::money::WIRE_MIN_SCALE.min(self.scale))
     }
 
     /// An amount of this currency in USD, rounded half away from zero to the ledger scale.
@@ -183,6 +184,7 @@ mod tests {
         assert_eq!(Currency::new("rub", "x", 2, &"1.0000001".parse().unwrap()), Err(CurrencyError::BadRate));
         let rates = Rates::new(seed_currencies());
         assert_eq!(rates.get("usd").unwrap().from_usd(Money::from_minor(12_345)).to_string(), "12.345");
+        assert_eq!(rates.get("usd").unwrap().from_usd(Money::from_minor(12_500)).to_string(), "12.50");
         assert_eq!(rates.convert_all(Money::ZERO).len(), 10);
     }
 }

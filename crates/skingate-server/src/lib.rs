@@ -1,1 +1,25 @@
-//! placeholder
+//! The skingate gateway server.
+//!
+//! # Layout
+//! - [`app`]: routes, start-up ([`app::start`]), background refresh, graceful shutdown;
+//! - [`api`]: the `POST /api.php` endpoint: body parsing, authentication, the dispatcher, and
+//!   [`api::methods`] with one file per SkinsBack `method`;
+//! - [`idempotency`]: the generic "run once, replay the answer" mechanism for writes;
+//! - [`error`]: the single mapping from internal failures to the public error envelope;
+//! - [`state`], [`config`], [`clock`], [`ratelimit`]: what a request handler reads.
+//!
+//! Routes only parse, authenticate, call the domain (`skingate-core`) through storage
+//! (`skingate-store`) and render; no business rule lives in this crate.
+
+pub mod api;
+pub mod app;
+pub mod clock;
+pub mod config;
+pub mod error;
+pub mod idempotency;
+pub mod ratelimit;
+pub mod state;
+
+pub use app::{Running, start};
+pub use config::Config;
+pub use state::AppState;

@@ -134,7 +134,7 @@ pub enum Claim {
 
 /// Reads and short writes. Cheap to clone behind an `Arc`; safe to share between tasks.
 #[async_trait]
-pub trait Store: Send + Sync + 'static {
+pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     /// Creates a project with its ledger account.
     async fn create_project(&self, settings: &ProjectSettings, secret: &str, now: i64) -> Result<Project>;
     /// One project, if it exists.

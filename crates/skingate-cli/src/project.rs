@@ -1,0 +1,204 @@
+//! `skingate project ...`: create, list, show, rotate-secret, set.
+//!
+//! Every command prints a human table by default and one JSON object per project with `--json`, for
+//! scripts. Secrets are shown by `create`, `show` and `rotate-secret` only: `list` never prints them.
+
+use clap::{Args, Subcommand};
+use serde_json::{Value, json};
+use skingate_core::project::{HoldPolicy, Project, ProjectId, ProjectSettings, parse_ip_net};
+use skingate_server::Config;
+use skingate_store::Store;
+use skingate_server::app::{new_secret, open_store};
+
+use crate::now;
+
+/// Project subcommands.
+#[derive(Debug, Subcommand)]
+pub enum ProjectCmd {
+    /// Create a project and print its credentials.
+    Create {
+        /// Display name.
+        #[arg(long)]
+        name: String,
+        /// Settings to apply at creation.
+        #[command(flatten)]
+        settings: SettingsArgs,
+        /// Print one JSON line.
+        #[arg(long)]
+        json: bool,
+    },
+    /// List projects (without secrets).
+    List {
+        /// Print one JSON line per project.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show one project, secret included.
+    Show {
+        /// Project id (= client id).
+        id: ProjectId,
+        /// Print one JSON line.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Replace a project's client secret; the old one stops working within the cache TTL.
+    RotateSecret {
+        /// Project id.
+        id: ProjectId,
+        /// Print one JSON line.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Change a project's settings.
+    Set {
+        /// Project id.
+        id: ProjectId,
+        /// New display name.
+        #[arg(long)]
+        name: Option<String>,
+        /// The settings to change.
+        #[command(flatten)]
+        settings: SettingsArgs,
+        /// Print one JSON line.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// Settings flags shared by `create` and `set`. An empty URL clears it.
+#[derive(Debug, Args)]
+pub struct SettingsArgs {
+    /// Whether the project may use the API.
+    #[arg(long)]
+    active: Option<bool>,
+    /// Deposit result callback URL ("" clears).
+    #[arg(long)]
+    result_url: Option<String>,
+    /// Payer's return URL after a successful deposit ("" clears).
+    #[arg(long)]
+    success_url: Option<String>,
+    /// Payer's return URL after a failed deposit ("" clears).
+    #[arg(long)]
+    fail_url: Option<String>,
+    /// Real-time events webhook URL ("" clears).
+    #[arg(long)]
+    events_url: Option<String>,
+    /// Comma-separated addresses or CIDR networks allowed to call the API ("" allows any).
+    #[arg(long)]
+    ip_allowlist: Option<String>,
+    /// API requests per minute.
+    #[arg(long)]
+    rate_limit: Option<u32>,
+    /// Trade Protection policy for deposits: wait or credit_early.
+    #[arg(long)]
+    hold_policy: Option<String>,
+}
+
+impl SettingsArgs {
+    fn apply(&self, s: &mut ProjectSettings) -> anyhow::Result<()> {
+        let url = |v: &Option<String>, field: &mut Option<String>| {
+            if let Some(v) = v {
+                *field = (!v.is_empty()).then(|| v.clone());
+            }
+        };
+        url(&self.result_url, &mut s.result_url);
+        url(&self.success_url, &mut s.success_url);
+        url(&self.fail_url, &mut s.fail_url);
+        url(&self.events_url, &mut s.events_url);
+        if let Some(active) = self.active {
+            s.active = active;
+        }
+        if let Some(list) = &self.ip_allowlist {
+            let nets = list.split(',').filter(|x| !x.trim().is_empty()).map(parse_ip_net);
+            s.ip_allowlist = nets.collect::<Result<_, _>>()?;
+        }
+        if let Some(rate) = self.rate_limit {
+            s.rate_limit_per_min = rate;
+        }
+        if let Some(policy) = &self.hold_policy {
+            s.hold_policy = policy.parse::<HoldPolicy>()?;
+        }
+        s.validate()?;
+        Ok(())
+    }
+}
+
+/// Runs a project subcommand.
+pub async fn run(config: &Config, cmd: ProjectCmd) -> anyhow::Result<()> {
+    let store = open_store(config, now()).await?;
+    match cmd {
+        ProjectCmd::Create { name, settings, json } => {
+            let mut s = ProjectSettings::named(&name);
+            settings.apply(&mut s)?;
+            let p = store.create_project(&s, &new_secret(), now()).await?;
+            print(&p, true, json, config);
+        }
+        ProjectCmd::List { json } => {
+            for p in store.projects().await? {
+                print(&p, false, json, config);
+            }
+        }
+        ProjectCmd::Show { id, json } => print(&load(store.as_ref(), id).await?, true, json, config),
+        ProjectCmd::RotateSecret { id, json } => {
+            let mut p = load(store.as_ref(), id).await?;
+            p.client_secret = new_secret();
+            store.update_project(&p, now()).await?;
+            print(&p, true, json, config);
+        }
+        ProjectCmd::Set { id, name, settings, json } => {
+            let mut p = load(store.as_ref(), id).await?;
+            if let Some(name) = name {
+                p.settings.name = name;
+            }
+            settings.apply(&mut p.settings)?;
+            store.update_project(&p, now()).await?;
+            print(&p, true, json, config);
+        }
+    }
+    Ok(())
+}
+
+async fn load(store: &dyn skingate_store::Store, id: ProjectId) -> anyhow::Result<Project> {
+    store.project(id).await?.ok_or_else(|| anyhow::anyhow!("no project with id {id}"))
+}
+
+fn to_json(p: &Project, secret: bool, config: &Config) -> Value {
+    let s = &p.settings;
+    let mut v = json!({
+        "id": p.id.0,
+        "client_id": p.client_id(),
+        "name": s.name,
+        "active": s.active,
+        "result_url": s.result_url,
+        "success_url": s.success_url,
+        "fail_url": s.fail_url,
+        "events_url": s.events_url,
+        "ip_allowlist": s.ip_allowlist.iter().map(ToString::to_string).collect::<Vec<_>>(),
+        "rate_limit_per_min": s.rate_limit_per_min,
+        "hold_policy": s.hold_policy.as_str(),
+        "created_at": p.created_at,
+        "api_url": format!("{}/api.php", config.base_url()),
+    });
+    if secret {
+        v["client_secret"] = Value::String(p.client_secret.clone());
+    }
+    v
+}
+
+fn print(p: &Project, secret: bool, json: bool, config: &Config) {
+    let v = to_json(p, secret, config);
+    if json {
+        println!("{v}");
+        return;
+    }
+    let obj = v.as_object().expect("object");
+    println!("project {}", p.id);
+    for (k, val) in obj {
+        let shown = match val {
+            Value::String(s) => s.clone(),
+            Value::Null => "-".to_owned(),
+            other => other.to_string(),
+        };
+        println!("  {k:<20} {shown}");
+    }
+}

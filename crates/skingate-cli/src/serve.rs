@@ -1,0 +1,52 @@
+//! `skingate serve`: start the gateway, print how to reach it, stop cleanly on SIGTERM or Ctrl-C.
+
+use std::sync::Arc;
+
+use skingate_server::Config;
+use skingate_server::clock::SystemClock;
+use tracing_subscriber::EnvFilter;
+
+/// Runs until a termination signal, then drains in-flight requests and exits.
+pub async fn run(config: Config) -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")))
+        .init();
+    let base = config.base_url();
+    let mut running = skingate_server::start(config, Arc::new(SystemClock)).await?;
+    let local = running.base_url();
+    tracing::info!(addr = %running.addr, "skingate listening on {local}");
+    println!("API endpoint:  {base}/api.php   (alias {base}/api/v1)");
+    println!("Health check:  {base}/healthz");
+    if let Some(demo) = &running.demo {
+        println!("Demo project:  client_id={}  client_secret={}", demo.client_id(), demo.client_secret);
+        println!("Try it:        curl -s -X POST {base}/api.php -H 'X-CLIENT-ID: {}' -H 'X-CLIENT-SECRET: {}' -d method=balance", demo.client_id(), demo.client_secret);
+    }
+    tokio::select! {
+        () = terminate() => tracing::info!("shutting down"),
+        res = running.wait() => return res,
+    }
+    running.stop().await?;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+async fn terminate() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+}

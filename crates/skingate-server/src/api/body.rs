@@ -1,0 +1,139 @@
+//! Turning a request body into [`Params`].
+//!
+//! Accepted encodings: `application/json` (a top-level object) and `application/x-www-form-urlencoded`
+//! with PHP-style nesting (`items[0][id]=1`, `custom_ids[]=a`), parsed by `serde_qs` in its lenient form
+//! mode (PHP's `http_build_query` percent-encodes the brackets). A body without a `Content-Type` is read as
+//! JSON when it starts with `{` and as a form otherwise, because `curl -d` and many PHP clients omit it.
+//! Anything else is refused before the body is looked at.
+
+use axum::http::{HeaderMap, header};
+use serde_json::{Map, Value};
+use skingate_types::envelope::GlobalError;
+
+use super::params::Params;
+
+/// Deepest nesting accepted in a form body (`items[0][id]` is 2).
+const FORM_MAX_DEPTH: usize = 5;
+
+/// How the body is encoded, from its `Content-Type`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Encoding {
+    /// `application/json` (or any `+json` type).
+    Json,
+    /// `application/x-www-form-urlencoded`.
+    Form,
+    /// No `Content-Type`: guess from the first byte.
+    Sniff,
+}
+
+/// Reads the encoding from the headers; unknown types are `-12 unsupported_content_type`.
+pub fn encoding(headers: &HeaderMap) -> Result<Encoding, GlobalError> {
+    let Some(value) = headers.get(header::CONTENT_TYPE) else {
+        return Ok(Encoding::Sniff);
+    };
+    let mime = value.to_str().map_err(|_| GlobalError::UnsupportedContentType)?;
+    let essence = mime.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+    match essence.as_str() {
+        "application/json" | "text/json" => Ok(Encoding::Json),
+        e if e.starts_with("application/") && e.ends_with("+json") => Ok(Encoding::Json),
+        "application/x-www-form-urlencoded" => Ok(Encoding::Form),
+        "" => Ok(Encoding::Sniff),
+        _ => Err(GlobalError::UnsupportedContentType),
+    }
+}
+
+/// Parses the body; malformed input is `-10 invalid_request_body`.
+pub fn parse(encoding: Encoding, body: &[u8]) -> Result<Params, GlobalError> {
+    let trimmed = body.trim_ascii_start();
+    let encoding = match encoding {
+        Encoding::Sniff if trimmed.first() == Some(&b'{') => Encoding::Json,
+        Encoding::Sniff => Encoding::Form,
+        e => e,
+    };
+    match encoding {
+        Encoding::Json if trimmed.is_empty() => Ok(Params::default()),
+        Encoding::Json => match serde_json::from_slice::<Value>(body) {
+            Ok(Value::Object(map)) => Ok(Params(map)),
+            _ => Err(GlobalError::InvalidRequestBody),
+        },
+        _ => parse_form(body),
+    }
+}
+
+fn parse_form(body: &[u8]) -> Result<Params, GlobalError> {
+    if body.trim_ascii().is_empty() {
+        return Ok(Params::default());
+    }
+    let config = serde_qs::Config::new().max_depth(FORM_MAX_DEPTH).use_form_encoding(true);
+    let value: Value = config.deserialize_bytes(body).map_err(|_| GlobalError::InvalidRequestBody)?;
+    match arrays_from_index_maps(value) {
+        Value::Object(map) => Ok(Params(map)),
+        _ => Err(GlobalError::InvalidRequestBody),
+    }
+}
+
+/// `a[0]=x&a[1]=y` arrives as an object with keys `"0"`, `"1"`: make it the array PHP would see.
+fn arrays_from_index_maps(value: Value) -> Value {
+    match value {
+        Value::Object(map) => {
+            let map: Map<String, Value> = map.into_iter().map(|(k, v)| (k, arrays_from_index_maps(v))).collect();
+            let mut indexed: Vec<(usize, &Value)> = Vec::with_capacity(map.len());
+            for (k, v) in &map {
+                match k.parse::<usize>() {
+                    Ok(i) => indexed.push((i, v)),
+                    Err(_) => return Value::Object(map),
+                }
+            }
+            if indexed.is_empty() {
+                return Value::Object(map);
+            }
+            indexed.sort_by_key(|(i, _)| *i);
+            Value::Array(indexed.into_iter().map(|(_, v)| v.clone()).collect())
+        }
+        Value::Array(items) => Value::Array(items.into_iter().map(arrays_from_index_maps).collect()),
+        other => other,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn form(body: &str) -> Value {
+        Value::Object(parse(Encoding::Form, body.as_bytes()).unwrap().0)
+    }
+
+    #[test]
+    fn php_style_forms() {
+        assert_eq!(form("method=balance&shopid=1&sign=ab"), json!({"method":"balance","shopid":"1","sign":"ab"}));
+        assert_eq!(form("custom_ids[]=a&custom_ids[]=b"), json!({"custom_ids":["a","b"]}));
+        assert_eq!(form("custom_ids%5B%5D=a&custom_ids%5B%5D=b"), json!({"custom_ids":["a","b"]}));
+        assert_eq!(
+            form("items[0][id]=1&items[0][max_price]=0.5&items[1][id]=2"),
+            json!({"items":[{"id":"1","max_price":"0.5"},{"id":"2"}]})
+        );
+        assert_eq!(form("name=AK-47+%7C+Redline"), json!({"name":"AK-47 | Redline"}));
+    }
+
+    #[test]
+    fn json_and_sniffing() {
+        let p = parse(Encoding::Sniff, br#" {"method":"status","n":1}"#).unwrap();
+        assert_eq!(p.0["n"], json!(1));
+        assert_eq!(parse(Encoding::Json, b"[1,2]"), Err(GlobalError::InvalidRequestBody));
+        assert_eq!(parse(Encoding::Json, b"{bad"), Err(GlobalError::InvalidRequestBody));
+        assert_eq!(parse(Encoding::Json, b"").unwrap(), Params::default());
+    }
+
+    #[test]
+    fn content_types() {
+        let mut h = HeaderMap::new();
+        assert_eq!(encoding(&h), Ok(Encoding::Sniff));
+        h.insert(header::CONTENT_TYPE, "application/json; charset=utf-8".parse().unwrap());
+        assert_eq!(encoding(&h), Ok(Encoding::Json));
+        h.insert(header::CONTENT_TYPE, "application/x-www-form-urlencoded".parse().unwrap());
+        assert_eq!(encoding(&h), Ok(Encoding::Form));
+        h.insert(header::CONTENT_TYPE, "text/xml".parse().unwrap());
+        assert_eq!(encoding(&h), Err(GlobalError::UnsupportedContentType));
+    }
+}

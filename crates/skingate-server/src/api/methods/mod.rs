@@ -1,0 +1,96 @@
+//! The API methods, one file each: find `method=X` in `X.rs`.
+//!
+//! Every method file defines a request struct with `parse(&Params)`, which checks the method's own
+//! parameters and nothing else, and `apply(self, &Ctx)`, which does the work and returns a [`Reply`].
+//! Authentication, limits and encodings have already been dealt with by the dispatcher.
+//!
+//! Vendor methods not listed here (deposits, market) answer `-5 invalid_method` until they exist.
+
+use serde::Serialize;
+use skingate_core::project::Project;
+use skingate_types::api::method;
+use skingate_types::envelope::{GlobalError, STATUS_SUCCESS};
+
+use super::params::Params;
+use crate::error::ApiError;
+use crate::state::AppState;
+
+pub mod balance;
+pub mod balance_history;
+pub mod currencies;
+pub mod status;
+
+/// Everything a method may use while applying.
+#[derive(Debug)]
+pub struct Ctx<'a> {
+    /// The running gateway.
+    pub state: &'a AppState,
+    /// The authenticated project.
+    pub project: &'a Project,
+    /// The request's parameters.
+    pub params: &'a Params,
+    /// The `Idempotency-Key` header, if sent.
+    pub idempotency_key: Option<&'a str>,
+}
+
+/// A rendered success answer.
+#[derive(Debug)]
+pub struct Reply {
+    /// The JSON body.
+    pub body: Vec<u8>,
+    /// Whether it is the stored answer of an earlier identical write.
+    pub replayed: bool,
+}
+
+#[derive(Serialize)]
+struct Success<'a, T> {
+    status: &'static str,
+    #[serde(flatten)]
+    body: &'a T,
+}
+
+impl Reply {
+    /// `{"status":"success", ...body}`.
+    pub fn success<T: Serialize>(body: &T) -> Result<Reply, ApiError> {
+        let body = serde_json::to_vec(&Success { status: STATUS_SUCCESS, body }).map_err(ApiError::internal)?;
+        Ok(Reply { body, replayed: false })
+    }
+}
+
+/// A parsed call of one method.
+#[derive(Debug)]
+pub enum Method {
+    /// `status`
+    Status(status::Status),
+    /// `balance`
+    Balance(balance::Balance),
+    /// `currencies`
+    Currencies(currencies::Currencies),
+    /// `balance_history` (alias `money_history`)
+    BalanceHistory(balance_history::BalanceHistory),
+}
+
+impl Method {
+    /// Picks the method by name and parses its parameters.
+    pub fn parse(name: &str, params: &Params) -> Result<Method, ApiError> {
+        match name {
+            method::STATUS => Ok(Method::Status(status::Status::parse(params)?)),
+            method::BALANCE => Ok(Method::Balance(balance::Balance::parse(params)?)),
+            method::CURRENCIES => Ok(Method::Currencies(currencies::Currencies::parse(params)?)),
+            method::BALANCE_HISTORY | balance_history::ALIAS => {
+                Ok(Method::BalanceHistory(balance_history::BalanceHistory::parse(params)?))
+            }
+            _ => Err(GlobalError::InvalidMethod.into()),
+        }
+    }
+
+    /// Runs the call.
+    pub async fn apply(self, ctx: &Ctx<'_>) -> Result<Reply, ApiError> {
+        match self {
+            Method::Status(m) => m.apply(ctx).await,
+            Method::Balance(m) => m.apply(ctx).await,
+            Method::Currencies(m) => m.apply(ctx).await,
+            Method::BalanceHistory(m) => m.apply(ctx).await,
+        }
+    }
+}

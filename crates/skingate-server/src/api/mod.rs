@@ -1,0 +1,96 @@
+//! `POST /api.php`: the SkinsBack-compatible endpoint.
+//!
+//! One handler does what every method needs, in this order, and stops at the first failure:
+//! 1. only POST (`-1`);
+//! 2. body within the size limit (`-11`), a known content type (`-12`), parseable (`-10`);
+//! 3. maintenance (`-9`), except for `status`, which reports it instead;
+//! 4. authentication and access rules ([`auth`]: `-2`, `-3`, `-8`, `-4`, `-7`);
+//! 5. the method ([`methods`]): unknown is `-5`; each method parses its own parameters and applies.
+//!
+//! Nothing in steps 1–4 writes anything, so a refused request changes nothing.
+
+use std::net::SocketAddr;
+
+use axum::body::Body;
+use axum::extract::{ConnectInfo, State};
+use axum::http::{HeaderMap, HeaderValue, Method as HttpMethod, header};
+use axum::response::{IntoResponse, Response};
+use skingate_types::envelope::GlobalError;
+
+use crate::error::ApiError;
+use crate::state::AppState;
+
+pub mod auth;
+pub mod body;
+pub mod methods;
+pub mod params;
+
+pub use methods::{Ctx, Reply};
+pub use params::Params;
+
+/// Header naming a merchant-chosen idempotency key for writes that have no natural key.
+pub const IDEMPOTENCY_KEY_HEADER: &str = "idempotency-key";
+/// Response header set when a write was answered from its stored first response.
+pub const REPLAYED_HEADER: &str = "idempotent-replayed";
+
+/// The axum handler of `/api.php` and `/api/v1`.
+pub async fn endpoint(
+    State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    method: HttpMethod,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    match handle(&state, peer, method, &headers, body).await {
+        Ok(reply) => reply.into_response(),
+        Err(e) => e.into_response(),
+    }
+}
+
+async fn handle(
+    state: &AppState,
+    peer: SocketAddr,
+    method: HttpMethod,
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<Reply, ApiError> {
+    if method != HttpMethod::POST {
+        return Err(GlobalError::NotPost.into());
+    }
+    let params = read_params(state, headers, body).await?;
+    let name = params.text("method").unwrap_or_default();
+    let call = methods::Method::parse(&name, &params);
+    let is_status = matches!(call, Ok(methods::Method::Status(_)));
+    if state.maintenance() && !is_status {
+        return Err(GlobalError::UnderMaintenance.into());
+    }
+    let client_ip = auth::client_ip(peer.ip(), headers, &state.config.trusted_proxies);
+    let project = auth::authenticate(state, headers, &params, client_ip).await?;
+    let idempotency_key = headers.get(IDEMPOTENCY_KEY_HEADER).and_then(|v| v.to_str().ok());
+    let ctx = Ctx { state, project: &project, params: &params, idempotency_key };
+    let call = call?;
+    let span = tracing::debug_span!("api", method = %name, project = %project.id);
+    let _guard = span.enter();
+    call.apply(&ctx).await
+}
+
+async fn read_params(state: &AppState, headers: &HeaderMap, body: Body) -> Result<Params, ApiError> {
+    let limit = state.config.body_limit_bytes;
+    let declared = headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<usize>().ok());
+    if declared.is_some_and(|len| len > limit) {
+        return Err(GlobalError::RequestBodyTooLarge.into());
+    }
+    let encoding = body::encoding(headers)?;
+    let bytes = axum::body::to_bytes(body, limit).await.map_err(|_| GlobalError::RequestBodyTooLarge)?;
+    Ok(body::parse(encoding, &bytes)?)
+}
+
+impl IntoResponse for Reply {
+    fn into_response(self) -> Response {
+        let mut resp = ([(header::CONTENT_TYPE, "application/json")], self.body).into_response();
+        if self.replayed {
+            resp.headers_mut().insert(REPLAYED_HEADER, HeaderValue::from_static("true"));
+        }
+        resp
+    }
+}

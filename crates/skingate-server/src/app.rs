@@ -1,0 +1,153 @@
+//! Assembling and running the gateway: routes, start-up, background refresh, shutdown.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use axum::Router;
+use axum::routing::{any, get};
+use skingate_core::currency::{Currency, seed_currencies};
+use skingate_core::project::{Project, ProjectId, ProjectSettings};
+use skingate_store::{SqliteStore, Store};
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use crate::clock::Clock;
+use crate::config::Config;
+use crate::state::AppState;
+
+/// The `meta` key remembering which project is the demo one.
+pub const DEMO_PROJECT_KEY: &str = "demo_project_id";
+
+/// Every route the gateway serves.
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/api.php", any(crate::api::endpoint))
+        .route("/api/v1", any(crate::api::endpoint))
+        .route("/noop", any(noop))
+        .route("/healthz", get(healthz))
+        .with_state(state)
+}
+
+/// Does nothing, quickly: the loopback baseline that benchmarks compare API calls against.
+async fn noop(body: axum::body::Bytes) -> ([(axum::http::HeaderName, &'static str); 1], &'static str) {
+    drop(body);
+    ([(axum::http::header::CONTENT_TYPE, "application/json")], r#"{"status":"success"}"#)
+}
+
+/// Liveness: answers while the process serves HTTP.
+async fn healthz() -> &'static str {
+    "ok"
+}
+
+/// Opens the database named by the config, runs migrations, seeds the rates table on first use and
+/// applies the config's currencies. Used by `serve` and by every CLI command that touches data.
+pub async fn open_store(config: &Config, now: i64) -> anyhow::Result<Arc<SqliteStore>> {
+    let store = SqliteStore::open(&config.database_url, config.db_readers)
+        .await
+        .with_context(|| format!("opening database {}", config.database_url))?;
+    if store.currencies().await?.is_empty() {
+        for c in seed_currencies() {
+            store.upsert_currency(&c, now).await?;
+        }
+    }
+    for c in &config.currencies {
+        let rate = c.rate.parse().map_err(|e| anyhow::anyhow!("currency {}: {e}", c.code))?;
+        let currency = Currency::new(&c.code, &c.name, c.scale, &rate).with_context(|| format!("currency {}", c.code))?;
+        store.upsert_currency(&currency, now).await?;
+    }
+    Ok(Arc::new(store))
+}
+
+/// A fresh random client secret: 32 alphanumeric characters (~190 bits).
+pub fn new_secret() -> String {
+    use rand::distr::{Alphanumeric, SampleString};
+    Alphanumeric.sample_string(&mut rand::rng(), 32)
+}
+
+/// The demo project, created on first start when `demo_project` is on.
+pub async fn ensure_demo_project(store: &dyn Store, now: i64) -> anyhow::Result<Project> {
+    if let Some(id) = store.meta(DEMO_PROJECT_KEY).await? {
+        let id: ProjectId = id.parse().context("demo project id in meta")?;
+        if let Some(p) = store.project(id).await? {
+            return Ok(p);
+        }
+    }
+    let project = store.create_project(&ProjectSettings::named("Demo shop"), &new_secret(), now).await?;
+    store.set_meta(DEMO_PROJECT_KEY, &project.id.to_string()).await?;
+    Ok(project)
+}
+
+/// A gateway running on a bound listener.
+#[derive(Debug)]
+pub struct Running {
+    /// Where it listens (the real port when started on port 0).
+    pub addr: SocketAddr,
+    /// Its state, for tests that need to reach inside.
+    pub state: AppState,
+    /// The demo project, if configured.
+    pub demo: Option<Project>,
+    shutdown: CancellationToken,
+    server: JoinHandle<std::io::Result<()>>,
+}
+
+impl Running {
+    /// `http://addr`.
+    pub fn base_url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Stops accepting, lets in-flight requests finish, and returns when the server is down.
+    pub async fn stop(self) -> anyhow::Result<()> {
+        self.shutdown.cancel();
+        self.server.await.context("server task")??;
+        Ok(())
+    }
+
+    /// Resolves when the server stops on its own (it only does on error).
+    pub async fn wait(&mut self) -> anyhow::Result<()> {
+        (&mut self.server).await.context("server task")??;
+        Ok(())
+    }
+}
+
+/// Opens storage, binds `config.listen` and starts serving.
+pub async fn start(config: Config, clock: Arc<dyn Clock>) -> anyhow::Result<Running> {
+    let store = open_store(&config, clock.now()).await?;
+    let demo = if config.demo_project { Some(ensure_demo_project(store.as_ref(), clock.now()).await?) } else { None };
+    let listener = TcpListener::bind(config.listen).await.with_context(|| format!("binding {}", config.listen))?;
+    let state = AppState::new(config, store, clock).await?;
+    let shutdown = CancellationToken::new();
+    let addr = listener.local_addr()?;
+    let server = tokio::spawn(serve(listener, state.clone(), shutdown.clone().cancelled_owned()));
+    tokio::spawn(refresh_loop(state.clone(), shutdown.clone()));
+    Ok(Running { addr, state, demo, shutdown, server })
+}
+
+/// Serves HTTP on `listener` until `shutdown` resolves, then drains in-flight requests.
+pub async fn serve(
+    listener: TcpListener,
+    state: AppState,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let app = router(state).into_make_service_with_connect_info::<SocketAddr>();
+    axum::serve(listener, app).with_graceful_shutdown(shutdown).await
+}
+
+async fn refresh_loop(state: AppState, shutdown: CancellationToken) {
+    let mut tick = tokio::time::interval(Duration::from_millis(state.config.refresh_interval_ms));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            _ = tick.tick() => {
+                if let Err(e) = state.refresh().await {
+                    tracing::warn!(error = %e, "refreshing rates and maintenance flag failed");
+                }
+            }
+        }
+    }
+}

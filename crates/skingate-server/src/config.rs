@@ -1,0 +1,140 @@
+//! Configuration: compiled-in defaults, then a TOML file, then `SKINGATE_*` environment variables.
+//!
+//! `config.default.toml` beside this crate is both the defaults and the operator's reference: every key is
+//! documented there, and this struct must match it (a test checks that the defaults parse).
+
+use std::net::SocketAddr;
+use std::path::Path;
+
+use figment::Figment;
+use figment::providers::{Env, Format, Serialized, Toml};
+use ipnet::IpNet;
+use serde::{Deserialize, Serialize};
+
+/// The documented defaults, embedded so the binary runs with no file at all.
+pub const DEFAULTS: &str = include_str!("../config.default.toml");
+
+/// Environment variable prefix of every key.
+pub const ENV_PREFIX: &str = "SKINGATE_";
+
+/// A currency row supplied by configuration.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CurrencyConfig {
+    /// Lowercase code.
+    pub code: String,
+    /// Display name.
+    pub name: String,
+    /// Decimals shown.
+    pub scale: u32,
+    /// Units per 1 USD, as a decimal string (never a float).
+    pub rate: String,
+}
+
+/// The gateway's configuration. See `config.default.toml` for each key's meaning.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Bind address.
+    pub listen: SocketAddr,
+    /// Database URL.
+    pub database_url: String,
+    /// Public base URL; empty = derived from `listen`.
+    pub public_url: String,
+    /// Largest accepted body.
+    pub body_limit_bytes: usize,
+    /// Maintenance switch.
+    pub maintenance: bool,
+    /// Create and print a demo project.
+    pub demo_project: bool,
+    /// Project cache lifetime.
+    pub project_cache_ttl_ms: u64,
+    /// Refresh period of rates and the run-time maintenance flag.
+    pub refresh_interval_ms: u64,
+    /// Read pool size.
+    pub db_readers: u32,
+    /// Proxies trusted for `X-Forwarded-For`.
+    pub trusted_proxies: Vec<IpNet>,
+    /// Currencies to upsert at start.
+    pub currencies: Vec<CurrencyConfig>,
+}
+
+impl Config {
+    /// Loads defaults, then `file` if it exists, then the environment.
+    pub fn load(file: Option<&Path>) -> Result<Self, Box<figment::Error>> {
+        let mut fig = Figment::from(Toml::string(DEFAULTS));
+        let default_file = Path::new("skingate.toml");
+        match file {
+            Some(path) => fig = fig.merge(Toml::file_exact(path)),
+            None if default_file.exists() => fig = fig.merge(Toml::file_exact(default_file)),
+            None => {}
+        }
+        fig = fig.merge(Env::prefixed(ENV_PREFIX).ignore(&["CONFIG"]).lowercase(true));
+        let cfg: Config = fig.extract().map_err(Box::new)?;
+        cfg.validate().map_err(|e| Box::new(figment::Error::from(e)))?;
+        Ok(cfg)
+    }
+
+    /// The compiled-in defaults alone (tests start from these).
+    pub fn defaults() -> Self {
+        Figment::from(Toml::string(DEFAULTS)).extract().expect("config.default.toml parses")
+    }
+
+    /// Overrides applied by code (tests), as figment values.
+    pub fn with(self, key: &str, value: impl Serialize) -> Result<Self, Box<figment::Error>> {
+        Figment::from(Serialized::defaults(self)).merge(Serialized::default(key, value)).extract().map_err(Box::new)
+    }
+
+    /// Cross-field rules figment cannot express.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.body_limit_bytes < 1024 {
+            return Err("body_limit_bytes must be at least 1024".into());
+        }
+        if self.db_readers == 0 || self.db_readers > 64 {
+            return Err("db_readers must be 1..=64".into());
+        }
+        if self.refresh_interval_ms < 10 {
+            return Err("refresh_interval_ms must be at least 10".into());
+        }
+        if !self.public_url.is_empty() && !self.public_url.starts_with("http") {
+            return Err("public_url must start with http:// or https://".into());
+        }
+        Ok(())
+    }
+
+    /// The base URL to print and to build links with.
+    pub fn base_url(&self) -> String {
+        if self.public_url.is_empty() {
+            format!("http://{}", self.listen)
+        } else {
+            self.public_url.trim_end_matches('/').to_owned()
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_parse_and_validate() {
+        let cfg = Config::defaults();
+        assert_eq!(cfg.listen.to_string(), "127.0.0.1:8080");
+        assert_eq!(cfg.body_limit_bytes, 1 << 20);
+        assert!(cfg.validate().is_ok());
+        assert_eq!(cfg.base_url(), "http://127.0.0.1:8080");
+    }
+
+    #[test]
+    fn env_overrides_file() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file("gate.toml", "listen = \"127.0.0.1:7000\"\nbody_limit_bytes = 4096")?;
+            jail.set_env("SKINGATE_LISTEN", "127.0.0.1:9000");
+            jail.set_env("SKINGATE_DATABASE_URL", "sqlite:///tmp/x/gate.db");
+            let cfg = Config::load(Some(Path::new("gate.toml"))).map_err(|e| e.to_string())?;
+            assert_eq!(cfg.listen.to_string(), "127.0.0.1:9000");
+            assert_eq!(cfg.database_url, "sqlite:///tmp/x/gate.db");
+            assert_eq!(cfg.body_limit_bytes, 4096);
+            Ok(())
+        });
+    }
+}

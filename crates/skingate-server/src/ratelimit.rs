@@ -1,0 +1,62 @@
+//! Per-project request limits (`-7 request_limit_reached`).
+//!
+//! The project is known only after the body is parsed and authenticated, so this is not a tower layer but
+//! a call the dispatcher makes. Each project gets a GCRA limiter (governor) with its own quota: a burst of
+//! `rate_limit_per_min` requests, refilled evenly over a minute. Limits are per node.
+
+use std::collections::HashMap;
+use std::num::NonZeroU32;
+use std::sync::{Arc, RwLock};
+
+use governor::clock::{Clock, DefaultClock};
+use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
+use skingate_core::project::ProjectId;
+
+/// The limiters of all projects seen by this node.
+#[derive(Debug, Default)]
+pub struct RateLimits {
+    by_project: RwLock<HashMap<ProjectId, (u32, Arc<DefaultDirectRateLimiter>)>>,
+}
+
+impl RateLimits {
+    /// Counts one request; `Err(seconds)` when the project must wait that long.
+    pub fn check(&self, project: ProjectId, per_minute: u32) -> Result<(), u64> {
+        let limiter = self.limiter(project, per_minute);
+        limiter.check().map_err(|not_until| {
+            let wait = not_until.wait_time_from(DefaultClock::default().now());
+            wait.as_secs() + u64::from(wait.subsec_nanos() > 0)
+        })
+    }
+
+    fn limiter(&self, project: ProjectId, per_minute: u32) -> Arc<DefaultDirectRateLimiter> {
+        if let Some((limit, l)) = self.by_project.read().expect("limiter lock").get(&project) {
+            if *limit == per_minute {
+                return l.clone();
+            }
+        }
+        // New project or its limit changed: start a fresh limiter with the new quota.
+        let quota = Quota::per_minute(NonZeroU32::new(per_minute).unwrap_or(NonZeroU32::MIN));
+        let limiter = Arc::new(RateLimiter::direct(quota));
+        self.by_project.write().expect("limiter lock").insert(project, (per_minute, limiter.clone()));
+        limiter
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn burst_then_refuse_with_wait() {
+        let limits = RateLimits::default();
+        let p = ProjectId(1);
+        for _ in 0..5 {
+            assert!(limits.check(p, 5).is_ok());
+        }
+        let wait = limits.check(p, 5).unwrap_err();
+        assert!((1..=12).contains(&wait), "{wait}");
+        // Other projects are unaffected, and raising the limit takes effect at once.
+        assert!(limits.check(ProjectId(2), 5).is_ok());
+        assert!(limits.check(p, 500).is_ok());
+    }
+}

@@ -1,0 +1,109 @@
+//! Shared state of a running gateway.
+//!
+//! Hot-path reads (project credentials, the rates table, the maintenance switch) come from memory; the
+//! database stays the source of truth. Projects are cached for `project_cache_ttl_ms` and misses always go
+//! to the database, so a project created by the CLI is usable at once; rates and the run-time maintenance
+//! flag are re-read every `refresh_interval_ms` by [`AppState::refresh`].
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
+
+use skingate_core::currency::Rates;
+use skingate_core::project::{Project, ProjectId};
+use skingate_store::{Store, StoreError};
+
+use crate::clock::Clock;
+use crate::config::Config;
+use crate::ratelimit::RateLimits;
+
+/// The `meta` key of the run-time maintenance switch (`skingate maintenance on|off`).
+pub const MAINTENANCE_KEY: &str = "maintenance";
+
+/// Everything a request handler may need. Cheap to clone.
+#[derive(Clone, Debug)]
+pub struct AppState(Arc<Inner>);
+
+/// The fields behind [`AppState`].
+#[derive(Debug)]
+pub struct Inner {
+    /// The configuration the server started with.
+    pub config: Config,
+    /// Storage.
+    pub store: Arc<dyn Store>,
+    /// Time.
+    pub clock: Arc<dyn Clock>,
+    /// Per-project request limits.
+    pub limits: RateLimits,
+    projects: RwLock<HashMap<ProjectId, (Instant, Arc<Project>)>>,
+    rates: RwLock<Arc<Rates>>,
+    maintenance_runtime: AtomicBool,
+}
+
+impl std::ops::Deref for AppState {
+    type Target = Inner;
+    fn deref(&self) -> &Inner {
+        &self.0
+    }
+}
+
+impl AppState {
+    /// Builds the state and loads the rates table and the maintenance switch once.
+    pub async fn new(config: Config, store: Arc<dyn Store>, clock: Arc<dyn Clock>) -> Result<Self, StoreError> {
+        let state = AppState(Arc::new(Inner {
+            config,
+            store,
+            clock,
+            limits: RateLimits::default(),
+            projects: RwLock::default(),
+            rates: RwLock::new(Arc::new(Rates::new([]))),
+            maintenance_runtime: AtomicBool::new(false),
+        }));
+        state.refresh().await?;
+        Ok(state)
+    }
+
+    /// Unix seconds now, from the gateway's clock.
+    pub fn now(&self) -> i64 {
+        self.clock.now()
+    }
+
+    /// Whether the gateway is in maintenance (configured or switched on at run time).
+    pub fn maintenance(&self) -> bool {
+        self.config.maintenance || self.maintenance_runtime.load(Ordering::Relaxed)
+    }
+
+    /// The current rates table.
+    pub fn rates(&self) -> Arc<Rates> {
+        self.rates.read().expect("rates lock").clone()
+    }
+
+    /// A project by id, from the cache when fresh.
+    pub async fn project(&self, id: ProjectId) -> Result<Option<Arc<Project>>, StoreError> {
+        let ttl = Duration::from_millis(self.config.project_cache_ttl_ms);
+        if let Some((at, p)) = self.projects.read().expect("project cache lock").get(&id) {
+            if at.elapsed() < ttl {
+                return Ok(Some(p.clone()));
+            }
+        }
+        let Some(project) = self.store.project(id).await? else {
+            self.projects.write().expect("project cache lock").remove(&id);
+            return Ok(None);
+        };
+        let project = Arc::new(project);
+        if !ttl.is_zero() {
+            self.projects.write().expect("project cache lock").insert(id, (Instant::now(), project.clone()));
+        }
+        Ok(Some(project))
+    }
+
+    /// Re-reads the rates table and the run-time maintenance switch.
+    pub async fn refresh(&self) -> Result<(), StoreError> {
+        let rates = Rates::new(self.store.currencies().await?);
+        *self.rates.write().expect("rates lock") = Arc::new(rates);
+        let on = self.store.meta(MAINTENANCE_KEY).await?.is_some_and(|v| v == "on");
+        self.maintenance_runtime.store(on, Ordering::Relaxed);
+        Ok(())
+    }
+}
