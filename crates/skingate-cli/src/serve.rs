@@ -9,6 +9,7 @@ use tracing_subscriber::EnvFilter;
 /// Runs until a termination signal, then drains in-flight requests and exits.
 pub async fn run(config: Config) -> anyhow::Result<()> {
     tracing_subscriber::fmt()
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stdout()))
         .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")))
         .init();
     let base = config.base_url();

@@ -1,0 +1,175 @@
+//! The operator contract, tested on the real binary: `serve` prints where it listens and stops on
+//! SIGTERM; `project ...` works on the same database while the server runs; a restart reuses the demo
+//! project.
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use serde_json::Value;
+
+const BIN: &str = env!("CARGO_BIN_EXE_skingate");
+
+fn skingate(db: &Path) -> Command {
+    std::fs::create_dir_all(db.parent().unwrap()).unwrap();
+    let mut cmd = Command::new(BIN);
+    cmd.env("SKINGATE_DATABASE_URL", format!("sqlite://{}", db.display()))
+        .env("SKINGATE_LISTEN", "127.0.0.1:0")
+        .env("SKINGATE_PROJECT_CACHE_TTL_MS", "0")
+        .env("RUST_LOG", "info")
+        .env_remove("SKINGATE_CONFIG")
+        .current_dir(db.parent().unwrap());
+    cmd
+}
+
+/// Runs a CLI command to completion and returns its stdout.
+fn run(db: &Path, args: &[&str]) -> String {
+    let out = skingate(db).args(args).output().unwrap();
+    assert!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8(out.stdout).unwrap()
+}
+
+struct Server {
+    child: Child,
+    base: String,
+    demo: (String, String),
+}
+
+/// Starts `skingate serve` and reads its stdout until it says where it listens and who the demo is.
+fn serve(db: &Path) -> Server {
+    let mut child = skingate(db).arg("serve").stdout(Stdio::piped()).stderr(Stdio::inherit()).spawn().unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            // Keep draining after the test stops listening, so the server never writes to a closed pipe.
+            let _ = tx.send(line);
+        }
+    });
+    let (mut base, mut demo) = (None, None);
+    while base.is_none() || demo.is_none() {
+        let line = rx.recv_timeout(Duration::from_secs(30)).expect("serve printed its banner");
+        if let Some(rest) = line.split("listening on ").nth(1) {
+            base = Some(rest.split_whitespace().next().unwrap().to_owned());
+        }
+        if line.starts_with("Demo project:") {
+            let field = |k: &str| line.split(k).nth(1).unwrap().split_whitespace().next().unwrap().to_owned();
+            demo = Some((field("client_id="), field("client_secret=")));
+        }
+    }
+    Server { child, base: base.unwrap(), demo: demo.unwrap() }
+}
+
+impl Server {
+    /// Sends SIGTERM and waits (bounded) for a clean exit.
+    fn terminate(mut self) {
+        let pid = self.child.id().to_string();
+        assert!(Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
+        for _ in 0..300 {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                assert!(status.success(), "serve exited with {status}");
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        self.child.kill().unwrap();
+        panic!("serve did not stop within 6 s of SIGTERM");
+    }
+}
+
+fn balance(base: &str, id: &str, secret: &str) -> Value {
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    rt.block_on(async {
+        reqwest::Client::new()
+            .post(format!("{base}/api.php"))
+            .header("X-CLIENT-ID", id)
+            .header("X-CLIENT-SECRET", secret)
+            .form(&[("method", "balance")])
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    })
+}
+
+#[test]
+fn serve_manage_projects_while_running_and_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("data/gate.db");
+    let server = serve(&db);
+    let (demo_id, demo_secret) = server.demo.clone();
+    assert_eq!(balance(&server.base, &demo_id, &demo_secret)["status"], "success");
+
+    // A project created by the CLI while the server runs is usable at once.
+    let created: Value = serde_json::from_str(run(&db, &["project", "create", "--name", "Shop A", "--json"]).trim()).unwrap();
+    let (id, secret) = (created["client_id"].as_str().unwrap(), created["client_secret"].as_str().unwrap());
+    assert_eq!(secret.len(), 32);
+    assert_eq!(balance(&server.base, id, secret)["status"], "success");
+
+    // Settings: deactivate, then reactivate with a rate limit and URLs.
+    run(&db, &["project", "set", id, "--active", "false"]);
+    assert_eq!(balance(&server.base, id, secret)["error_code"], -4);
+    let set: Value = serde_json::from_str(
+        run(&db, &[
+            "project", "set", id, "--active", "true", "--rate-limit", "100", "--result-url", "https://shop.example/cb",
+            "--ip-allowlist", "127.0.0.1,10.0.0.0/8", "--hold-policy", "credit_early", "--json",
+        ])
+        .trim(),
+    )
+    .unwrap();
+    assert_eq!(set["rate_limit_per_min"], 100);
+    assert_eq!(set["ip_allowlist"], serde_json::json!(["127.0.0.1/32", "10.0.0.0/8"]));
+    assert_eq!(balance(&server.base, id, secret)["status"], "success");
+
+    // Rotation: the old secret is refused, the new one works.
+    let rotated: Value = serde_json::from_str(run(&db, &["project", "rotate-secret", id, "--json"]).trim()).unwrap();
+    let new_secret = rotated["client_secret"].as_str().unwrap();
+    assert_ne!(new_secret, secret);
+    assert_eq!(balance(&server.base, id, secret)["error_code"], -3);
+    assert_eq!(balance(&server.base, id, new_secret)["status"], "success");
+
+    // Listing never shows secrets; show does.
+    let list = run(&db, &["project", "list", "--json"]);
+    assert_eq!(list.lines().count(), 2);
+    assert!(!list.contains("client_secret"));
+    assert!(run(&db, &["project", "show", id]).contains(new_secret));
+    server.terminate();
+
+    // A second start reuses the database and the demo project.
+    let again = serve(&db);
+    assert_eq!(again.demo, (demo_id, demo_secret));
+    again.terminate();
+}
+
+#[test]
+fn bad_settings_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("gate.db");
+    for args in [
+        &["project", "create", "--name", "X", "--result-url", "ftp://nope"][..],
+        &["project", "create", "--name", "X", "--ip-allowlist", "not-an-ip"],
+        &["project", "create", "--name", "X", "--rate-limit", "0"],
+        &["project", "show", "999"],
+    ] {
+        let out = skingate(&db).args(args).output().unwrap();
+        assert!(!out.status.success(), "{args:?} should fail");
+    }
+    assert_eq!(run(&db, &["project", "list"]), "");
+}
+
+#[test]
+fn currencies_and_maintenance_switch() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("gate.db");
+    assert!(run(&db, &["currency", "list"]).contains("rub"));
+    assert!(run(&db, &["currency", "set", "rub", "95.25"]).contains("rub = 95.25"));
+    assert!(run(&db, &["currency", "list"]).contains("95.25"));
+    assert!(!skingate(&db).args(["currency", "set", "rub", "-1"]).output().unwrap().status.success());
+    assert!(run(&db, &["maintenance", "on"]).contains("maintenance: on"));
+    assert!(run(&db, &["maintenance", "status"]).contains("maintenance: on"));
+    assert!(run(&db, &["maintenance", "off"]).contains("maintenance: off"));
+}

@@ -1,0 +1,180 @@
+//! Both authentication modes and the per-project access rules.
+
+use serde_json::{Value, json};
+use skingate_types::sign::{Canonicalization, api_sign};
+
+use crate::utils::{assert_error, spawn, spawn_with};
+
+#[tokio::test]
+async fn signature_mode_json_and_form() {
+    let app = spawn().await;
+    assert_eq!(app.post_json(json!({"method": "balance"})).await["status"], "success");
+    // Form body, PHP style, with an unknown extra parameter that is signed like any other.
+    let form = app.signed(json!({"method": "balance", "extra": "x y"}));
+    let resp: Value = app.http.post(app.api_url()).form(&form).send().await.unwrap().json().await.unwrap();
+    assert_eq!(resp["status"], "success", "{resp}");
+    // shopid as a JSON number, signature in upper case.
+    let mut map = app.signed(json!({"method": "balance"}));
+    let sign = map["sign"].as_str().unwrap().to_uppercase();
+    map.insert("sign".into(), json!(sign));
+    map.insert("shopid".into(), json!(app.project.id.0));
+    let resp: Value = app.http.post(app.api_url()).json(&map).send().await.unwrap().json().await.unwrap();
+    assert_eq!(resp["status"], "success", "{resp}");
+}
+
+#[tokio::test]
+async fn php_and_js_renderings_of_booleans_both_verify() {
+    let app = spawn().await;
+    for canon in [Canonicalization::Js, Canonicalization::Php] {
+        let mut map = json!({"method": "balance", "shopid": app.client_id(), "flag": true, "nothing": null})
+            .as_object()
+            .cloned()
+            .unwrap();
+        let sign = api_sign(&app.project.client_secret, &map, canon);
+        map.insert("sign".into(), json!(sign));
+        let resp: Value = app.http.post(app.api_url()).json(&map).send().await.unwrap().json().await.unwrap();
+        assert_eq!(resp["status"], "success", "{canon:?}: {resp}");
+    }
+}
+
+#[tokio::test]
+async fn wrong_or_missing_credentials() {
+    let app = spawn().await;
+    let mut bad = app.signed(json!({"method": "balance"}));
+    bad.insert("sign".into(), json!("0000000000000000000000000000000000000000"));
+    let resp: Value = app.http.post(app.api_url()).json(&bad).send().await.unwrap().json().await.unwrap();
+    assert_error(&resp, -3, "invalid_signature");
+    // The signature covers every scalar: changing one after signing breaks it.
+    let mut tampered = app.signed(json!({"method": "balance", "note": "a"}));
+    tampered.insert("note".into(), json!("b"));
+    let resp: Value = app.http.post(app.api_url()).json(&tampered).send().await.unwrap().json().await.unwrap();
+    assert_error(&resp, -3, "invalid_signature");
+    for body in [
+        json!({"method": "balance"}),
+        json!({"method": "balance", "shopid": "999999", "sign": "ab"}),
+        json!({"method": "balance", "shopid": "abc", "sign": "ab"}),
+        json!({"method": "balance", "shopid": ["1"], "sign": "ab"}),
+    ] {
+        let resp: Value = app.http.post(app.api_url()).json(&body).send().await.unwrap().json().await.unwrap();
+        assert_error(&resp, -2, "invalid_shopid");
+    }
+    let resp: Value = app
+        .http
+        .post(app.api_url())
+        .json(&json!({"method": "balance", "shopid": app.client_id()}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_error(&resp, -3, "invalid_signature");
+}
+
+#[tokio::test]
+async fn header_mode() {
+    let app = spawn().await;
+    let call = |id: String, secret: &str| {
+        app.http
+            .post(app.api_url())
+            .header("X-CLIENT-ID", id)
+            .header("X-CLIENT-SECRET", secret)
+            .form(&[("method", "balance")])
+            .send()
+    };
+    let ok: Value = call(app.client_id(), "test-secret").await.unwrap().json().await.unwrap();
+    assert_eq!(ok["status"], "success");
+    let bad: Value = call(app.client_id(), "test-secreT").await.unwrap().json().await.unwrap();
+    assert_error(&bad, -3, "invalid_signature");
+    let unknown: Value = call("4242".into(), "test-secret").await.unwrap().json().await.unwrap();
+    assert_error(&unknown, -2, "invalid_shopid");
+}
+
+#[tokio::test]
+async fn rotated_secret_stops_working() {
+    let mut app = spawn().await;
+    app.project.client_secret = "new-secret".into();
+    app.update(|_| {}).await;
+    let old = skingate_sdk::Client::new(&app.running.base_url(), &app.client_id(), "test-secret");
+    let err = old.balance().await.unwrap_err();
+    assert_eq!(err.api_code(), Some(-3));
+    assert!(app.sdk().balance().await.is_ok());
+}
+
+#[tokio::test]
+async fn inactive_project() {
+    let mut app = spawn().await;
+    app.update(|s| s.active = false).await;
+    assert_error(&app.post_json(json!({"method": "balance"})).await, -4, "shop_not_active");
+    // A wrong signature on an inactive project still says only that the signature is wrong.
+    let resp: Value = app
+        .http
+        .post(app.api_url())
+        .json(&json!({"method": "balance", "shopid": app.client_id(), "sign": "00"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_error(&resp, -3, "invalid_signature");
+}
+
+#[tokio::test]
+async fn ip_allow_list() {
+    let mut app = spawn().await;
+    app.update(|s| s.ip_allowlist = vec!["10.0.0.0/8".parse().unwrap()]).await;
+    assert_error(&app.post_json(json!({"method": "balance"})).await, -8, "invalid_ip_address");
+    // A forged X-Forwarded-For from an untrusted peer is ignored.
+    let body = app.signed(json!({"method": "balance"}));
+    let resp: Value = app
+        .http
+        .post(app.api_url())
+        .header("x-forwarded-for", "10.1.2.3")
+        .json(&body)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_error(&resp, -8, "invalid_ip_address");
+    app.update(|s| s.ip_allowlist = vec!["10.0.0.0/8".parse().unwrap(), "127.0.0.1".parse().unwrap()]).await;
+    assert_eq!(app.post_json(json!({"method": "balance"})).await["status"], "success");
+}
+
+#[tokio::test]
+async fn forwarded_for_from_a_trusted_proxy() {
+    let mut app = spawn_with(|c| c.with("trusted_proxies", ["127.0.0.1/32"]).unwrap()).await;
+    app.update(|s| s.ip_allowlist = vec!["203.0.113.0/24".parse().unwrap()]).await;
+    let body = app.signed(json!({"method": "balance"}));
+    let via = |ip: &'static str| app.http.post(app.api_url()).header("x-forwarded-for", ip).json(&body).send();
+    let ok: Value = via("203.0.113.7").await.unwrap().json().await.unwrap();
+    assert_eq!(ok["status"], "success", "{ok}");
+    let refused: Value = via("198.51.100.7").await.unwrap().json().await.unwrap();
+    assert_error(&refused, -8, "invalid_ip_address");
+}
+
+#[tokio::test]
+async fn rate_limit_per_project_with_retry_after() {
+    let mut app = spawn().await;
+    app.update(|s| s.rate_limit_per_min = 3).await;
+    for _ in 0..3 {
+        assert_eq!(app.post_json(json!({"method": "balance"})).await["status"], "success");
+    }
+    let body = app.signed(json!({"method": "balance"}));
+    let resp = app.http.post(app.api_url()).json(&body).send().await.unwrap();
+    let retry: u64 = resp.headers()["retry-after"].to_str().unwrap().parse().unwrap();
+    assert!((1..=20).contains(&retry), "{retry}");
+    assert_error(&resp.json().await.unwrap(), -7, "request_limit_reached");
+    // Another project has its own budget.
+    let other = app
+        .running
+        .state
+        .store
+        .create_project(&skingate_core::project::ProjectSettings::named("Other"), "s2", 0)
+        .await
+        .unwrap();
+    let sdk = skingate_sdk::Client::new(&app.running.base_url(), &other.client_id(), "s2");
+    assert!(sdk.balance().await.is_ok());
+}

@@ -1,0 +1,112 @@
+//! Requests that must be refused with the envelope, and change nothing.
+
+use serde_json::{Value, json};
+
+use crate::utils::{assert_error, spawn, spawn_with};
+
+async fn raw(app: &crate::utils::TestApp, content_type: Option<&str>, body: Vec<u8>) -> Value {
+    let mut req = app.http.post(app.api_url()).body(body);
+    if let Some(ct) = content_type {
+        req = req.header("content-type", ct);
+    }
+    let resp = req.send().await.unwrap();
+    assert_eq!(resp.status(), 200);
+    assert_eq!(resp.headers()["content-type"], "application/json");
+    resp.json().await.unwrap()
+}
+
+#[tokio::test]
+async fn get_is_refused() {
+    let app = spawn().await;
+    let body: Value = app.http.get(app.api_url()).send().await.unwrap().json().await.unwrap();
+    assert_error(&body, -1, "please_use_post_method");
+    let body: Value = app.http.put(format!("{}/api/v1", app.running.base_url())).send().await.unwrap().json().await.unwrap();
+    assert_error(&body, -1, "please_use_post_method");
+}
+
+#[tokio::test]
+async fn malformed_bodies_and_content_types() {
+    let app = spawn().await;
+    assert_error(&raw(&app, Some("application/json"), b"{\"method\":".to_vec()).await, -10, "invalid_request_body");
+    assert_error(&raw(&app, Some("application/json"), b"[1,2,3]".to_vec()).await, -10, "invalid_request_body");
+    assert_error(&raw(&app, Some("application/json"), b"\"text\"".to_vec()).await, -10, "invalid_request_body");
+    assert_error(&raw(&app, Some("text/xml"), b"<a/>".to_vec()).await, -12, "unsupported_content_type");
+    assert_error(&raw(&app, Some("multipart/form-data; boundary=x"), b"--x--".to_vec()).await, -12, "unsupported_content_type");
+    // Invalid UTF-8 in a JSON body.
+    assert_error(&raw(&app, Some("application/json"), vec![b'{', 0xff, b'}']).await, -10, "invalid_request_body");
+    // An empty body names no shop.
+    assert_error(&raw(&app, None, Vec::new()).await, -2, "invalid_shopid");
+}
+
+#[tokio::test]
+async fn oversized_bodies_are_refused_before_parsing() {
+    let app = spawn_with(|c| c.with("body_limit_bytes", 4096).unwrap()).await;
+    let big = format!("{{\"method\":\"balance\",\"pad\":\"{}\"}}", "x".repeat(5000));
+    assert_error(&raw(&app, Some("application/json"), big.into_bytes()).await, -11, "request_body_too_large");
+    // Without a Content-Length (chunked), the limit still holds while reading.
+    let chunks = futures::stream::iter((0..10).map(|_| Ok::<_, std::io::Error>(vec![b' '; 1000])));
+    let resp = app
+        .http
+        .post(app.api_url())
+        .header("content-type", "application/json")
+        .body(reqwest::Body::wrap_stream(chunks))
+        .send()
+        .await
+        .unwrap();
+    assert_error(&resp.json().await.unwrap(), -11, "request_body_too_large");
+    // The default limit is 1 MiB.
+    let default = spawn().await;
+    let body = vec![b' '; (1 << 20) + 1];
+    assert_error(&raw(&default, Some("application/json"), body).await, -11, "request_body_too_large");
+}
+
+#[tokio::test]
+async fn unknown_and_missing_methods() {
+    let app = spawn().await;
+    assert_error(&app.post_json(json!({"method": "no_such_method"})).await, -5, "invalid_method");
+    assert_error(&app.post_json(json!({})).await, -5, "invalid_method");
+    // Vendor methods that this gateway does not offer yet are unknown too, never half-done.
+    assert_error(&app.post_json(json!({"method": "market_buy", "id": 1})).await, -5, "invalid_method");
+}
+
+#[tokio::test]
+async fn bad_parameters_get_method_errors() {
+    let app = spawn().await;
+    let body = app.post_json(json!({"method": "balance_history", "starting": 10})).await;
+    assert_error(&body, 1, "missing_starting_or_ending");
+    let body = app.post_json(json!({"method": "balance_history", "starting": "ten", "ending": 20})).await;
+    assert_error(&body, 2, "invalid_starting_or_ending");
+    let body = app.post_json(json!({"method": "balance_history", "starting": 1, "ending": 2, "start_from": [1]})).await;
+    assert_error(&body, 3, "invalid_start_from");
+}
+
+#[tokio::test]
+async fn maintenance_blocks_everything_but_status() {
+    let app = spawn_with(|c| c.with("maintenance", true).unwrap()).await;
+    assert_error(&app.post_json(json!({"method": "balance"})).await, -9, "under_maintenance");
+    let body = app.post_json(json!({"method": "status"})).await;
+    assert_eq!(body, json!({"status": "success", "available": false, "reason": "site_off"}));
+}
+
+#[tokio::test]
+async fn runtime_maintenance_switch_is_picked_up_by_refresh() {
+    let app = spawn().await;
+    app.running.state.store.set_meta(skingate_server::state::MAINTENANCE_KEY, "on").await.unwrap();
+    app.running.state.refresh().await.unwrap();
+    assert_error(&app.post_json(json!({"method": "balance"})).await, -9, "under_maintenance");
+    app.running.state.store.set_meta(skingate_server::state::MAINTENANCE_KEY, "off").await.unwrap();
+    app.running.state.refresh().await.unwrap();
+    assert_eq!(app.post_json(json!({"method": "balance"})).await["status"], "success");
+}
+
+#[tokio::test]
+async fn refused_requests_change_nothing() {
+    let app = spawn().await;
+    app.credit("seed", 1_000, 100).await;
+    let before = app.running.state.store.project_balance(app.project.id).await.unwrap();
+    for body in [b"{".to_vec(), b"method=balance&shopid=1&sign=00".to_vec(), vec![b'x'; 2 << 20]] {
+        let _ = raw(&app, None, body).await;
+    }
+    let _ = app.post_json(json!({"method": "nope", "amount": "5"})).await;
+    assert_eq!(app.running.state.store.project_balance(app.project.id).await.unwrap(), before);
+}
