@@ -125,6 +125,7 @@ mod tests {
     }
 
     #[test]
+    #[expect(clippy::result_large_err, reason = "figment::Jail fixes the closure's error type")]
     fn env_overrides_file() {
         figment::Jail::expect_with(|jail| {
             jail.create_file("gate.toml", "listen = \"127.0.0.1:7000\"\nbody_limit_bytes = 4096")?;

@@ -44,10 +44,10 @@ pub enum Outcome {
 pub fn fingerprint(method: &str, params: &Params) -> String {
     let mut canonical = serde_json::Map::new();
     for (k, v) in &params.0 {
-        if !AUTH_PARAMS.contains(&k.as_str()) {
-            if let Some(v) = canonical_value(v) {
-                canonical.insert(k.clone(), v);
-            }
+        if !AUTH_PARAMS.contains(&k.as_str())
+            && let Some(v) = canonical_value(v)
+        {
+            canonical.insert(k.clone(), v);
         }
     }
     let mut hasher = Sha256::new();

@@ -29,10 +29,10 @@ impl RateLimits {
     }
 
     fn limiter(&self, project: ProjectId, per_minute: u32) -> Arc<DefaultDirectRateLimiter> {
-        if let Some((limit, l)) = self.by_project.read().expect("limiter lock").get(&project) {
-            if *limit == per_minute {
-                return l.clone();
-            }
+        if let Some((limit, l)) = self.by_project.read().expect("limiter lock").get(&project)
+            && *limit == per_minute
+        {
+            return l.clone();
         }
         // New project or its limit changed: start a fresh limiter with the new quota.
         let quota = Quota::per_minute(NonZeroU32::new(per_minute).unwrap_or(NonZeroU32::MIN));

@@ -82,10 +82,10 @@ impl AppState {
     /// A project by id, from the cache when fresh.
     pub async fn project(&self, id: ProjectId) -> Result<Option<Arc<Project>>, StoreError> {
         let ttl = Duration::from_millis(self.config.project_cache_ttl_ms);
-        if let Some((at, p)) = self.projects.read().expect("project cache lock").get(&id) {
-            if at.elapsed() < ttl {
-                return Ok(Some(p.clone()));
-            }
+        if let Some((at, p)) = self.projects.read().expect("project cache lock").get(&id)
+            && at.elapsed() < ttl
+        {
+            return Ok(Some(p.clone()));
         }
         let Some(project) = self.store.project(id).await? else {
             self.projects.write().expect("project cache lock").remove(&id);

@@ -139,7 +139,7 @@ async fn ip_allow_list() {
         .await
         .unwrap();
     assert_error(&resp, -8, "invalid_ip_address");
-    app.update(|s| s.ip_allowlist = vec!["10.0.0.0/8".parse().unwrap(), "127.0.0.1".parse().unwrap()]).await;
+    app.update(|s| s.ip_allowlist = vec!["10.0.0.0/8".parse().unwrap(), "127.0.0.1/32".parse().unwrap()]).await;
     assert_eq!(app.post_json(json!({"method": "balance"})).await["status"], "success");
 }
 
