@@ -20,6 +20,7 @@ use sqlx::{Row, SqlitePool};
 
 use crate::{HistoryEntry, HistoryQuery, ProjectBalance, Result, Store, StoreError, WriteTx};
 
+mod cache;
 mod rows;
 mod tx;
 
@@ -33,6 +34,7 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 pub struct SqliteStore {
     writer: SqlitePool,
     reader: SqlitePool,
+    balances: cache::SharedCache,
 }
 
 impl SqliteStore {
@@ -54,9 +56,26 @@ impl SqliteStore {
         let reader = SqlitePoolOptions::new()
             .max_connections(readers.max(1))
             .acquire_timeout(Duration::from_secs(30))
-            .connect_with(options.read_only(true))
+            .connect_with(options.clone().read_only(true))
             .await?;
-        Ok(Self { writer, reader })
+        let balances = cache::SharedCache::default();
+        tokio::spawn(cache::watch_other_writers(std::sync::Arc::downgrade(&balances), options.read_only(true)));
+        Ok(Self { writer, reader, balances })
+    }
+
+    /// The balance figures straight from the database.
+    async fn read_balance(&self, id: ProjectId) -> Result<ProjectBalance> {
+        let row = sqlx::query(rows::BALANCE_SELECT).bind(id.0).fetch_optional(&self.reader).await?;
+        let Some(r) = row else { return Err(StoreError::NotFound) };
+        let (cp, dp, dpend, cpend): (i64, i64, i64, i64) =
+            (r.try_get(0)?, r.try_get(1)?, r.try_get(2)?, r.try_get(3)?);
+        Ok(ProjectBalance {
+            available: Money::from_minor(cp - dp - dpend),
+            held: Money::from_minor(cpend),
+            in_flight: Money::from_minor(dpend),
+            deals_sum: Money::from_minor(r.try_get(4)?),
+            withdraw_sum: Money::from_minor(r.try_get(5)?),
+        })
     }
 
     /// Closes both pools, letting in-flight work finish.
@@ -162,17 +181,13 @@ impl Store for SqliteStore {
     }
 
     async fn project_balance(&self, id: ProjectId) -> Result<ProjectBalance> {
-        let row = sqlx::query(rows::BALANCE_SELECT).bind(id.0).fetch_optional(&self.reader).await?;
-        let Some(r) = row else { return Err(StoreError::NotFound) };
-        let (cp, dp, dpend, cpend): (i64, i64, i64, i64) =
-            (r.try_get(0)?, r.try_get(1)?, r.try_get(2)?, r.try_get(3)?);
-        Ok(ProjectBalance {
-            available: Money::from_minor(cp - dp - dpend),
-            held: Money::from_minor(cpend),
-            in_flight: Money::from_minor(dpend),
-            deals_sum: Money::from_minor(r.try_get(4)?),
-            withdraw_sum: Money::from_minor(r.try_get(5)?),
-        })
+        if let Some(cached) = self.balances.get(id) {
+            return Ok(cached);
+        }
+        let generation = self.balances.generation();
+        let balance = self.read_balance(id).await?;
+        self.balances.put(id, generation, balance);
+        Ok(balance)
     }
 
     async fn balance_history(&self, id: ProjectId, q: HistoryQuery) -> Result<(Vec<HistoryEntry>, bool)> {
@@ -204,7 +219,7 @@ impl Store for SqliteStore {
 
     async fn begin(&self) -> Result<Box<dyn WriteTx>> {
         let tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
-        Ok(Box::new(SqliteTx::new(tx)))
+        Ok(Box::new(SqliteTx::new(tx, self.balances.clone())))
     }
 }
 

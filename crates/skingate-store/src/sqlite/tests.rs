@@ -164,3 +164,25 @@ async fn concurrent_claims_run_the_work_once() {
     }
     assert_eq!(new, 1);
 }
+
+#[tokio::test]
+async fn balance_cache_sees_own_writes_at_once_and_other_processes_soon() {
+    let (dir, a) = store().await;
+    let url = format!("sqlite://{}", dir.path().join("sub/gate.db").display());
+    let b = SqliteStore::open(&url, 1).await.unwrap();
+    let p = a.create_project(&ProjectSettings::named("Shop"), "s", 0).await.unwrap();
+    assert_eq!(a.project_balance(p.id).await.unwrap().available, Money::ZERO);
+    // Own write: visible immediately, no waiting.
+    credit(&a, p.id, "own", 100, Phase::Posted).await.unwrap();
+    assert_eq!(a.project_balance(p.id).await.unwrap().available, Money::from_minor(100));
+    // Another store (another process, as far as SQLite knows) writes: `a` sees it within a few polls.
+    credit(&b, p.id, "other", 50, Phase::Posted).await.unwrap();
+    let deadline = std::time::Instant::now() + cache::POLL_INTERVAL * 40;
+    loop {
+        if a.project_balance(p.id).await.unwrap().available == Money::from_minor(150) {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "external commit not seen within 40 poll intervals");
+        tokio::time::sleep(cache::POLL_INTERVAL / 5).await;
+    }
+}

@@ -9,6 +9,7 @@ use skingate_core::project::ProjectId;
 use skingate_core::Money;
 use sqlx::{Row, Sqlite, Transaction};
 
+use super::cache::SharedCache;
 use crate::{Claim, IdempotencyKey, Result, StoreError, WriteTx};
 
 /// The currency every ledger account is kept in today.
@@ -20,11 +21,12 @@ const SYSTEM_PROJECT: i64 = 0;
 /// A [`WriteTx`] over SQLite; rolls back when dropped uncommitted.
 pub struct SqliteTx {
     tx: Transaction<'static, Sqlite>,
+    balances: SharedCache,
 }
 
 impl SqliteTx {
-    pub(crate) fn new(tx: Transaction<'static, Sqlite>) -> Self {
-        Self { tx }
+    pub(crate) fn new(tx: Transaction<'static, Sqlite>, balances: SharedCache) -> Self {
+        Self { tx, balances }
     }
 }
 
@@ -269,6 +271,7 @@ impl WriteTx for SqliteTx {
 
     async fn commit(self: Box<Self>) -> Result<()> {
         self.tx.commit().await?;
+        self.balances.bump();
         Ok(())
     }
 }
