@@ -73,12 +73,43 @@ pub struct Project {
     pub settings: ProjectSettings,
     /// Creation time, Unix seconds.
     pub created_at: i64,
+    /// The secret before the last rotation, still signing webhooks beside the new one until
+    /// `previous_secret_until`, so receivers can switch without losing deliveries.
+    pub previous_secret: Option<String>,
+    /// End of the rotation grace period, Unix seconds.
+    pub previous_secret_until: Option<i64>,
+    /// When the events webhook endpoint was disabled (410, or failing for days); `None` = enabled.
+    pub events_disabled_at: Option<i64>,
 }
 
 impl Project {
     /// The client id as the wire shows it.
     pub fn client_id(&self) -> String {
         self.id.to_string()
+    }
+
+    /// Secrets that sign outgoing webhooks at `now`: the current one first, then the previous one while
+    /// its grace period lasts.
+    pub fn signing_secrets(&self, now: i64) -> Vec<&str> {
+        let mut secrets = vec![self.client_secret.as_str()];
+        if let (Some(old), Some(until)) = (&self.previous_secret, self.previous_secret_until)
+            && now < until
+        {
+            secrets.push(old);
+        }
+        secrets
+    }
+
+    /// Replaces the secret, keeping the old one for webhook signatures until `now + grace_secs`.
+    pub fn rotate_secret(&mut self, new_secret: String, now: i64, grace_secs: i64) {
+        let old = std::mem::replace(&mut self.client_secret, new_secret);
+        self.previous_secret = Some(old);
+        self.previous_secret_until = Some(now.saturating_add(grace_secs));
+    }
+
+    /// The URL events are delivered to, unless none is set or the endpoint was disabled.
+    pub fn active_events_url(&self) -> Option<&str> {
+        self.events_disabled_at.is_none().then_some(self.settings.events_url.as_deref()).flatten()
     }
 }
 

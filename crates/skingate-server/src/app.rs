@@ -27,6 +27,8 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/api.php", any(crate::api::endpoint))
         .route("/api/v1", any(crate::api::endpoint))
+        .route("/ws", get(crate::hub::handler))
+        .route("/ws/", get(crate::hub::handler))
         .route("/noop", any(noop))
         .route("/healthz", get(healthz))
         .with_state(state)
@@ -124,6 +126,13 @@ pub async fn start(config: Config, clock: Arc<dyn Clock>) -> anyhow::Result<Runn
     let addr = listener.local_addr()?;
     let server = tokio::spawn(serve(listener, state.clone(), shutdown.clone().cancelled_owned()));
     tokio::spawn(refresh_loop(state.clone(), shutdown.clone()));
+    tokio::spawn(crate::hub::run_tailer(state.clone(), shutdown.clone()));
+    let policy = crate::webhook::AddressPolicy {
+        allow_private: state.config.webhook_allow_private,
+        allowed: state.config.webhook_allowed_networks.clone(),
+    };
+    let client = crate::webhook::WebhookClient::new(policy, Duration::from_millis(state.config.webhook_timeout_ms));
+    tokio::spawn(crate::dispatcher::run(state.clone(), client, shutdown.clone()));
     Ok(Running { addr, state, demo, shutdown, server })
 }
 

@@ -43,8 +43,10 @@ pub struct Config {
     /// Largest accepted body.
     pub body_limit_bytes: usize,
     /// Maintenance switch.
+    #[serde(deserialize_with = "skingate_types::lenient::bool")]
     pub maintenance: bool,
     /// Create and print a demo project.
+    #[serde(deserialize_with = "skingate_types::lenient::bool")]
     pub demo_project: bool,
     /// Project cache lifetime.
     pub project_cache_ttl_ms: u64,
@@ -56,6 +58,33 @@ pub struct Config {
     pub trusted_proxies: Vec<IpNet>,
     /// Currencies to upsert at start.
     pub currencies: Vec<CurrencyConfig>,
+    /// Let webhooks reach private/loopback addresses (development only).
+    #[serde(deserialize_with = "skingate_types::lenient::bool")]
+    pub webhook_allow_private: bool,
+    /// Private networks webhooks may reach anyway.
+    pub webhook_allowed_networks: Vec<IpNet>,
+    /// Timeout of one webhook attempt.
+    pub webhook_timeout_ms: u64,
+    /// Concurrent deliveries per node.
+    pub webhook_concurrency: usize,
+    /// Dispatcher poll period.
+    pub webhook_poll_interval_ms: u64,
+    /// Retry delays.
+    pub webhook_retry_delays_secs: Vec<u64>,
+    /// Retry jitter.
+    pub webhook_jitter_percent: u8,
+    /// Disable an endpoint failing this long.
+    pub webhook_disable_after_secs: u64,
+    /// Old secret's signing grace after rotation.
+    pub secret_rotation_grace_secs: i64,
+    /// Per-connection WebSocket queue.
+    pub ws_queue_len: usize,
+    /// WebSocket ping period.
+    pub ws_ping_interval_secs: u64,
+    /// WebSocket idle timeout.
+    pub ws_idle_timeout_secs: u64,
+    /// Hub poll period for other processes' events.
+    pub events_poll_interval_ms: u64,
 }
 
 impl Config {
@@ -98,7 +127,26 @@ impl Config {
         if !self.public_url.is_empty() && !self.public_url.starts_with("http") {
             return Err("public_url must start with http:// or https://".into());
         }
+        if !(100..=60_000).contains(&self.webhook_timeout_ms) {
+            return Err("webhook_timeout_ms must be 100..=60000".into());
+        }
+        if self.webhook_concurrency == 0 || self.ws_queue_len == 0 || self.webhook_jitter_percent > 50 {
+            return Err("webhook_concurrency and ws_queue_len must be positive, webhook_jitter_percent <= 50".into());
+        }
+        if self.ws_idle_timeout_secs <= self.ws_ping_interval_secs {
+            return Err("ws_idle_timeout_secs must exceed ws_ping_interval_secs".into());
+        }
         Ok(())
+    }
+
+    /// The webhook retry policy these settings describe.
+    pub fn retry_policy(&self) -> skingate_core::events::RetryPolicy {
+        skingate_core::events::RetryPolicy {
+            delays_secs: self.webhook_retry_delays_secs.clone(),
+            jitter_percent: self.webhook_jitter_percent,
+            throttled_floor_secs: skingate_core::events::RetryPolicy::default().throttled_floor_secs,
+            disable_after_secs: self.webhook_disable_after_secs,
+        }
     }
 
     /// The base URL to print and to build links with.
@@ -131,10 +179,12 @@ mod tests {
             jail.create_file("gate.toml", "listen = \"127.0.0.1:7000\"\nbody_limit_bytes = 4096")?;
             jail.set_env("SKINGATE_LISTEN", "127.0.0.1:9000");
             jail.set_env("SKINGATE_DATABASE_URL", "sqlite:///tmp/x/gate.db");
+            jail.set_env("SKINGATE_WEBHOOK_ALLOW_PRIVATE", "1");
             let cfg = Config::load(Some(Path::new("gate.toml"))).map_err(|e| e.to_string())?;
             assert_eq!(cfg.listen.to_string(), "127.0.0.1:9000");
             assert_eq!(cfg.database_url, "sqlite:///tmp/x/gate.db");
             assert_eq!(cfg.body_limit_bytes, 4096);
+            assert!(cfg.webhook_allow_private);
             Ok(())
         });
     }

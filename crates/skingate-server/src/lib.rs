@@ -5,20 +5,27 @@
 //! - [`api`]: the `POST /api.php` endpoint: body parsing, authentication, the dispatcher, and
 //!   [`api::methods`] with one file per SkinsBack `method`;
 //! - [`idempotency`]: the generic "run once, replay the answer" mechanism for writes;
+//! - [`events`] (emit into the outbox), [`dispatcher`] + [`webhook`] (signed, retried webhook deliveries),
+//!   [`hub`] (the WebSocket hub fed from the committed outbox), [`adjustments`] (operator credits/debits);
 //! - [`error`]: the single mapping from internal failures to the public error envelope;
 //! - [`state`], [`config`], [`clock`], [`ratelimit`]: what a request handler reads.
 //!
 //! Routes only parse, authenticate, call the domain (`skingate-core`) through storage
 //! (`skingate-store`) and render; no business rule lives in this crate.
 
+pub mod adjustments;
 pub mod api;
 pub mod app;
 pub mod clock;
 pub mod config;
+pub mod dispatcher;
 pub mod error;
+pub mod events;
 pub mod idempotency;
+pub mod hub;
 pub mod ratelimit;
 pub mod state;
+pub mod webhook;
 
 pub use app::{Running, start};
 pub use config::Config;

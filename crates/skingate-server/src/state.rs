@@ -36,6 +36,12 @@ pub struct Inner {
     pub clock: Arc<dyn Clock>,
     /// Per-project request limits.
     pub limits: RateLimits,
+    /// WebSocket subscribers of this node.
+    pub hub: crate::hub::Hub,
+    /// Wakes the webhook dispatcher when this process commits events.
+    pub dispatch_wake: tokio::sync::Notify,
+    /// Wakes the WebSocket hub's outbox reader when this process commits events.
+    pub hub_wake: tokio::sync::Notify,
     projects: RwLock<HashMap<ProjectId, (Instant, Arc<Project>)>>,
     rates: RwLock<Arc<Rates>>,
     maintenance_runtime: AtomicBool,
@@ -56,6 +62,9 @@ impl AppState {
             store,
             clock,
             limits: RateLimits::default(),
+            hub: crate::hub::Hub::default(),
+            dispatch_wake: tokio::sync::Notify::new(),
+            hub_wake: tokio::sync::Notify::new(),
             projects: RwLock::default(),
             rates: RwLock::new(Arc::new(Rates::new([]))),
             maintenance_runtime: AtomicBool::new(false),
@@ -96,6 +105,17 @@ impl AppState {
             self.projects.write().expect("project cache lock").insert(id, (Instant::now(), project.clone()));
         }
         Ok(Some(project))
+    }
+
+    /// Call after committing events: delivery and fan-out start at once instead of at the next poll.
+    pub fn events_committed(&self) {
+        self.dispatch_wake.notify_one();
+        self.hub_wake.notify_one();
+    }
+
+    /// Forgets a cached project so the next read sees the database (after this process changed it).
+    pub fn forget_project(&self, id: ProjectId) {
+        self.projects.write().expect("project cache lock").remove(&id);
     }
 
     /// Re-reads the rates table and the run-time maintenance switch.

@@ -132,6 +132,104 @@ pub enum Claim {
     Mismatch,
 }
 
+/// An event as stored in the outbox.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredEvent {
+    /// Global id, ascending in commit order; the public id is `evt_<id>`.
+    pub id: i64,
+    /// The project it belongs to.
+    pub project: ProjectId,
+    /// Per-project sequence number, from 1 without gaps.
+    pub seq: i64,
+    /// The `event` name.
+    pub event_type: String,
+    /// The exact JSON body delivered.
+    pub payload: String,
+    /// Creation time, Unix seconds.
+    pub created_at: i64,
+}
+
+/// Builds an event's body once its id and sequence number are known.
+pub type PayloadFn<'a> = &'a (dyn Fn(i64, i64) -> String + Send + Sync);
+
+/// Where a delivery stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeliveryState {
+    /// Waiting for its next attempt.
+    Pending,
+    /// A 2xx answer was received.
+    Delivered,
+    /// Given up: attempts exhausted, endpoint gone (410) or disabled.
+    Failed,
+}
+
+impl DeliveryState {
+    /// Stable name used in storage and the API.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Pending => "pending",
+            Self::Delivered => "delivered",
+            Self::Failed => "failed",
+        }
+    }
+
+    /// Inverse of [`DeliveryState::as_str`].
+    pub fn parse(s: &str) -> Option<Self> {
+        [Self::Pending, Self::Delivered, Self::Failed].into_iter().find(|d| d.as_str() == s)
+    }
+}
+
+/// A delivery of one event to one URL, with its event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Delivery {
+    /// Delivery id.
+    pub id: i64,
+    /// The event delivered.
+    pub event: StoredEvent,
+    /// `events_webhook` (Result-URL callbacks join later).
+    pub kind: String,
+    /// Target URL, fixed when the event was written.
+    pub url: String,
+    /// Where it stands.
+    pub state: DeliveryState,
+    /// Attempts made so far.
+    pub attempts: u32,
+    /// When the next attempt is due (pending only).
+    pub next_attempt_at: Option<i64>,
+    /// HTTP status of the last attempt, if it got one.
+    pub last_http_status: Option<u16>,
+    /// When it was created.
+    pub created_at: i64,
+}
+
+/// One attempt to deliver, as logged.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Attempt {
+    /// 1 for the first attempt.
+    pub attempt_no: u32,
+    /// When it started, Unix seconds.
+    pub started_at: i64,
+    /// How long it took.
+    pub duration_ms: u64,
+    /// The answer's status, when there was one.
+    pub http_status: Option<u16>,
+    /// Why there was no usable answer (timeout, refused, blocked address …).
+    pub error: Option<String>,
+    /// The first KBs of the answer body.
+    pub response_head: String,
+}
+
+/// What to do with a delivery after an attempt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NextStep {
+    /// Done: delivered.
+    Delivered,
+    /// Try again at this time.
+    RetryAt(i64),
+    /// Give up.
+    Fail,
+}
+
 /// Reads and short writes. Cheap to clone behind an `Arc`; safe to share between tasks.
 #[async_trait]
 pub trait Store: Send + Sync + std::fmt::Debug + 'static {
@@ -157,6 +255,33 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     async fn set_meta(&self, key: &str, value: &str) -> Result<()>;
     /// Opens a write transaction.
     async fn begin(&self) -> Result<Box<dyn WriteTx>>;
+
+    /// Events of a project after sequence number `after_seq`, oldest first (WebSocket resume).
+    async fn project_events_after(&self, project: ProjectId, after_seq: i64, limit: u32) -> Result<Vec<StoredEvent>>;
+    /// One event of a project by its global id.
+    async fn project_event(&self, project: ProjectId, id: i64) -> Result<Option<StoredEvent>>;
+    /// Events of every project after global id `after_id`, oldest first (the fan-out tailer).
+    async fn events_after(&self, after_id: i64, limit: u32) -> Result<Vec<StoredEvent>>;
+    /// The highest event id (0 when there is none).
+    async fn last_event_id(&self) -> Result<i64>;
+    /// Leases up to `limit` due pending deliveries until `now + lease_secs` and returns them.
+    async fn claim_due_deliveries(&self, now: i64, lease_secs: i64, limit: u32) -> Result<Vec<Delivery>>;
+    /// Logs an attempt and moves the delivery on; also tracks the endpoint's failing streak and returns
+    /// the time the current streak started (`None` after a success).
+    async fn record_attempt(&self, delivery: &Delivery, attempt: &Attempt, next: NextStep) -> Result<Option<i64>>;
+    /// A project's deliveries, newest first, after the cursor `before_id` (0 = from the newest).
+    async fn deliveries(&self, project: ProjectId, state: Option<DeliveryState>, before_id: i64, limit: u32)
+    -> Result<Vec<Delivery>>;
+    /// One delivery of a project.
+    async fn delivery(&self, project: ProjectId, id: i64) -> Result<Option<Delivery>>;
+    /// The attempts of a delivery, oldest first.
+    async fn delivery_attempts(&self, delivery_id: i64) -> Result<Vec<Attempt>>;
+    /// Schedules a delivery again now, whatever its state; false if it is not the project's.
+    async fn resend_delivery(&self, project: ProjectId, id: i64, now: i64) -> Result<bool>;
+    /// Schedules again every failed delivery created at or after `since`; returns how many.
+    async fn recover_deliveries(&self, project: ProjectId, since: i64, now: i64) -> Result<u64>;
+    /// Disables the project's events endpoint and fails its pending events-webhook deliveries.
+    async fn disable_events_endpoint(&self, project: ProjectId, now: i64) -> Result<()>;
 }
 
 /// One business transaction. Everything done through it commits together; drop it to roll back.
@@ -172,6 +297,17 @@ pub trait WriteTx: Send {
     async fn system_account(&mut self, kind: AccountKind) -> Result<AccountId>;
     /// Runs a transfer through the domain ledger and writes its rows. A refused transfer writes nothing.
     async fn transfer(&mut self, spec: &TransferSpec, now: i64) -> Result<Applied>;
+    /// Writes an event to the outbox, with a delivery to `webhook_url` when given.
+    async fn insert_event(
+        &mut self,
+        project: ProjectId,
+        event_type: &str,
+        payload: PayloadFn<'_>,
+        webhook_url: Option<&str>,
+        now: i64,
+    ) -> Result<StoredEvent>;
+    /// The project's current balance figures, inside this transaction.
+    async fn project_balance(&mut self, project: ProjectId) -> Result<ProjectBalance>;
     /// Makes everything durable.
     async fn commit(self: Box<Self>) -> Result<()>;
 }

@@ -5,6 +5,7 @@
 //! | API request `sign` param, Result-URL callback `sign` | HMAC-SHA1 over sorted top-level scalars | [`api_sign`], [`verify_api_sign`] |
 //! | `X-SIGN` header, WebSocket `signature` query | `md5(client_id + client_secret)` | [`static_sign`], [`verify_static_sign`] |
 //! | events webhook `Signature` header | HMAC-SHA256 of the raw body | [`events_signature`] |
+//! | Standard Webhooks `webhook-signature` | `v1,` + base64 HMAC-SHA256 of `id.timestamp.body` | [`standard_signature`], [`verify_standard`] |
 //!
 //! The API signature has a trap: the vendor's PHP and JavaScript snippets render booleans and `null`
 //! differently (spec §2.1). A server that wants every existing client to work checks both renderings; a
@@ -109,6 +110,75 @@ pub fn events_signature(secret: &str, body: &[u8]) -> String {
     hex::encode(mac.finalize().into_bytes())
 }
 
+/// Header names of the Standard Webhooks scheme (<https://www.standardwebhooks.com>).
+pub mod standard {
+    /// The event id, stable across retries: receivers deduplicate on it.
+    pub const ID: &str = "webhook-id";
+    /// Unix seconds of this attempt: receivers refuse old ones (replay protection).
+    pub const TIMESTAMP: &str = "webhook-timestamp";
+    /// Space-separated `v1,<base64>` signatures, one per active secret.
+    pub const SIGNATURE: &str = "webhook-signature";
+    /// How far a timestamp may be from the receiver's clock, in seconds.
+    pub const TOLERANCE_SECS: i64 = 300;
+}
+
+/// One Standard Webhooks signature, `v1,<base64 HMAC-SHA256(secret, "{id}.{timestamp}.{body}")>`.
+///
+/// The key is the UTF-8 bytes of the project's client secret (not a `whsec_` base64 key): one secret per
+/// project signs every scheme.
+pub fn standard_signature(secret: &str, id: &str, timestamp: i64, body: &[u8]) -> String {
+    use base64::Engine as _;
+    let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).expect("HMAC accepts keys of any length");
+    mac.update(id.as_bytes());
+    mac.update(b".");
+    mac.update(timestamp.to_string().as_bytes());
+    mac.update(b".");
+    mac.update(body);
+    format!("v1,{}", base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes()))
+}
+
+/// Why a Standard Webhooks message was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StandardError {
+    /// The timestamp header is not a number.
+    BadTimestamp,
+    /// The timestamp is further than the tolerance from `now`.
+    OutsideTolerance,
+    /// No `v1` signature matched any secret.
+    NoMatch,
+}
+
+/// Verifies a `webhook-signature` header against each of `secrets` (several during a rotation), in
+/// constant time per candidate; unknown schemes (`v1a,…`) are ignored.
+pub fn verify_standard(
+    secrets: &[&str],
+    id: &str,
+    timestamp: &str,
+    body: &[u8],
+    header: &str,
+    now: i64,
+    tolerance_secs: i64,
+) -> Result<(), StandardError> {
+    let ts: i64 = timestamp.trim().parse().map_err(|_| StandardError::BadTimestamp)?;
+    if (now - ts).abs() > tolerance_secs {
+        return Err(StandardError::OutsideTolerance);
+    }
+    let given: Vec<&str> = header.split_whitespace().filter(|s| s.starts_with("v1,")).collect();
+    for secret in secrets {
+        let expected = standard_signature(secret, id, ts, body);
+        if given.iter().any(|g| bool::from(g.as_bytes().ct_eq(expected.as_bytes()))) {
+            return Ok(());
+        }
+    }
+    Err(StandardError::NoMatch)
+}
+
+/// Checks the legacy `Signature` header (hex HMAC-SHA256 of the body) in constant time, any hex case.
+pub fn verify_events_signature(secret: &str, body: &[u8], provided: &str) -> bool {
+    let expected = events_signature(secret, body);
+    expected.as_bytes().ct_eq(provided.trim().to_ascii_lowercase().as_bytes()).into()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -160,6 +230,20 @@ mod tests {
         let php = api_sign("s", &p, Canonicalization::Php);
         let js = api_sign("s", &p, Canonicalization::Js);
         assert!(verify_api_sign("s", &p, &php) && verify_api_sign("s", &p, &js));
+    }
+
+    #[test]
+    fn standard_webhooks_round_trip() {
+        let body = br#"{"event":"balance_change","data":{"balance_value":"1.00"}}"#;
+        let sig = standard_signature("new", "evt_1", 1_000, body);
+        assert!(sig.starts_with("v1,"));
+        let header = format!("v1,bogus {sig} v1a,ignored");
+        assert_eq!(verify_standard(&["old", "new"], "evt_1", "1000", body, &header, 1_100, 300), Ok(()));
+        assert_eq!(verify_standard(&["old"], "evt_1", "1000", body, &header, 1_100, 300), Err(StandardError::NoMatch));
+        assert_eq!(verify_standard(&["new"], "evt_1", "1000", body, &header, 1_400, 300), Err(StandardError::OutsideTolerance));
+        assert_eq!(verify_standard(&["new"], "evt_1", "x", body, &header, 1_000, 300), Err(StandardError::BadTimestamp));
+        assert_eq!(verify_standard(&["new"], "evt_2", "1000", body, &header, 1_000, 300), Err(StandardError::NoMatch));
+        assert!(verify_events_signature("123", br#"{"a":1}"#, &events_signature("123", br#"{"a":1}"#).to_uppercase()));
     }
 
     #[test]

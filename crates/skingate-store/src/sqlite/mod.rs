@@ -14,13 +14,16 @@ use async_trait::async_trait;
 use skingate_core::currency::Currency;
 use skingate_core::ledger::AccountKind;
 use skingate_core::project::{Project, ProjectId, ProjectSettings};
-use skingate_core::Money;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::{Row, SqlitePool};
+use sqlx::SqlitePool;
 
-use crate::{HistoryEntry, HistoryQuery, ProjectBalance, Result, Store, StoreError, WriteTx};
+use crate::{
+    Attempt, Delivery, DeliveryState, HistoryEntry, HistoryQuery, NextStep, ProjectBalance, Result, Store, StoreError,
+    StoredEvent, WriteTx,
+};
 
 mod cache;
+mod events;
 mod rows;
 mod tx;
 
@@ -66,16 +69,7 @@ impl SqliteStore {
     /// The balance figures straight from the database.
     async fn read_balance(&self, id: ProjectId) -> Result<ProjectBalance> {
         let row = sqlx::query(rows::BALANCE_SELECT).bind(id.0).fetch_optional(&self.reader).await?;
-        let Some(r) = row else { return Err(StoreError::NotFound) };
-        let (cp, dp, dpend, cpend): (i64, i64, i64, i64) =
-            (r.try_get(0)?, r.try_get(1)?, r.try_get(2)?, r.try_get(3)?);
-        Ok(ProjectBalance {
-            available: Money::from_minor(cp - dp - dpend),
-            held: Money::from_minor(cpend),
-            in_flight: Money::from_minor(dpend),
-            deals_sum: Money::from_minor(r.try_get(4)?),
-            withdraw_sum: Money::from_minor(r.try_get(5)?),
-        })
+        rows::balance(&row.ok_or(StoreError::NotFound)?)
     }
 
     /// Closes both pools, letting in-flight work finish.
@@ -120,7 +114,15 @@ impl Store for SqliteStore {
         .await?;
         tx::ensure_account(&mut tx, ProjectId(id), AccountKind::ProjectBalance).await?;
         tx.commit().await?;
-        Ok(Project { id: ProjectId(id), client_secret: secret.to_owned(), settings: settings.clone(), created_at: now })
+        Ok(Project {
+            id: ProjectId(id),
+            client_secret: secret.to_owned(),
+            settings: settings.clone(),
+            created_at: now,
+            previous_secret: None,
+            previous_secret_until: None,
+            events_disabled_at: None,
+        })
     }
 
     async fn project(&self, id: ProjectId) -> Result<Option<Project>> {
@@ -138,7 +140,7 @@ impl Store for SqliteStore {
         let done = sqlx::query(
             "UPDATE projects SET client_secret = ?, name = ?, active = ?, result_url = ?, success_url = ?,
                 fail_url = ?, events_url = ?, ip_allowlist = ?, rate_limit_per_min = ?, hold_policy = ?,
-                updated_at = ? WHERE id = ?",
+                previous_secret = ?, previous_secret_until = ?, events_disabled_at = ?, updated_at = ? WHERE id = ?",
         )
         .bind(&p.client_secret)
         .bind(&s.name)
@@ -150,6 +152,9 @@ impl Store for SqliteStore {
         .bind(rows::allowlist_text(&s.ip_allowlist))
         .bind(i64::from(s.rate_limit_per_min))
         .bind(s.hold_policy.as_str())
+        .bind(&p.previous_secret)
+        .bind(p.previous_secret_until)
+        .bind(p.events_disabled_at)
         .bind(now)
         .bind(p.id.0)
         .execute(&self.writer)
@@ -220,6 +225,93 @@ impl Store for SqliteStore {
     async fn begin(&self) -> Result<Box<dyn WriteTx>> {
         let tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
         Ok(Box::new(SqliteTx::new(tx, self.balances.clone())))
+    }
+
+    async fn project_events_after(&self, project: ProjectId, after_seq: i64, limit: u32) -> Result<Vec<StoredEvent>> {
+        events::project_events_after(&self.reader, project, after_seq, limit).await
+    }
+
+    async fn project_event(&self, project: ProjectId, id: i64) -> Result<Option<StoredEvent>> {
+        events::project_event(&self.reader, project, id).await
+    }
+
+    async fn events_after(&self, after_id: i64, limit: u32) -> Result<Vec<StoredEvent>> {
+        events::events_after(&self.reader, after_id, limit).await
+    }
+
+    async fn last_event_id(&self) -> Result<i64> {
+        Ok(sqlx::query_scalar("SELECT COALESCE(MAX(id), 0) FROM events").fetch_one(&self.reader).await?)
+    }
+
+    async fn claim_due_deliveries(&self, now: i64, lease_secs: i64, limit: u32) -> Result<Vec<Delivery>> {
+        events::claim_due(&self.writer, now, lease_secs, limit).await
+    }
+
+    async fn record_attempt(&self, delivery: &Delivery, attempt: &Attempt, next: NextStep) -> Result<Option<i64>> {
+        events::record_attempt(&self.writer, delivery, attempt, next).await
+    }
+
+    async fn deliveries(
+        &self,
+        project: ProjectId,
+        state: Option<DeliveryState>,
+        before_id: i64,
+        limit: u32,
+    ) -> Result<Vec<Delivery>> {
+        events::deliveries(&self.reader, project, state, before_id, limit).await
+    }
+
+    async fn delivery(&self, project: ProjectId, id: i64) -> Result<Option<Delivery>> {
+        events::delivery(&self.reader, project, id).await
+    }
+
+    async fn delivery_attempts(&self, delivery_id: i64) -> Result<Vec<Attempt>> {
+        events::attempts(&self.reader, delivery_id).await
+    }
+
+    async fn resend_delivery(&self, project: ProjectId, id: i64, now: i64) -> Result<bool> {
+        let done = sqlx::query(
+            "UPDATE deliveries SET state = 'pending', next_attempt_at = ?, locked_until = NULL, finished_at = NULL
+             WHERE id = ? AND project_id = ?",
+        )
+        .bind(now)
+        .bind(id)
+        .bind(project.0)
+        .execute(&self.writer)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn recover_deliveries(&self, project: ProjectId, since: i64, now: i64) -> Result<u64> {
+        let done = sqlx::query(
+            "UPDATE deliveries SET state = 'pending', next_attempt_at = ?, locked_until = NULL, finished_at = NULL
+             WHERE project_id = ? AND state = 'failed' AND created_at >= ?",
+        )
+        .bind(now)
+        .bind(project.0)
+        .bind(since)
+        .execute(&self.writer)
+        .await?;
+        Ok(done.rows_affected())
+    }
+
+    async fn disable_events_endpoint(&self, project: ProjectId, now: i64) -> Result<()> {
+        let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
+        sqlx::query("UPDATE projects SET events_disabled_at = ? WHERE id = ? AND events_disabled_at IS NULL")
+            .bind(now)
+            .bind(project.0)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query(
+            "UPDATE deliveries SET state = 'failed', next_attempt_at = NULL, locked_until = NULL, finished_at = ?
+             WHERE project_id = ? AND kind = 'events_webhook' AND state = 'pending'",
+        )
+        .bind(now)
+        .bind(project.0)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(())
     }
 }
 

@@ -7,14 +7,16 @@ use skingate_core::Money;
 use sqlx::Row;
 use sqlx::sqlite::SqliteRow;
 
-use crate::{HistoryEntry, Result, StoreError};
+use crate::{HistoryEntry, ProjectBalance, Result, StoreError};
 
 
 pub(crate) const PROJECT_SELECT: &str = "SELECT id, client_secret, name, active, result_url, success_url, fail_url,
-    events_url, ip_allowlist, rate_limit_per_min, hold_policy, created_at FROM projects WHERE id = ?";
+    events_url, ip_allowlist, rate_limit_per_min, hold_policy, created_at, previous_secret, previous_secret_until,
+    events_disabled_at FROM projects WHERE id = ?";
 
 pub(crate) const PROJECT_SELECT_ALL: &str = "SELECT id, client_secret, name, active, result_url, success_url,
-    fail_url, events_url, ip_allowlist, rate_limit_per_min, hold_policy, created_at FROM projects ORDER BY id";
+    fail_url, events_url, ip_allowlist, rate_limit_per_min, hold_policy, created_at, previous_secret,
+    previous_secret_until, events_disabled_at FROM projects ORDER BY id";
 
 pub(crate) const BALANCE_SELECT: &str = "SELECT a.credits_posted, a.debits_posted, a.debits_pending, a.credits_pending,
     COALESCE((SELECT SUM(t.total) FROM transfer_totals t WHERE t.account_id = a.id AND t.side = 'credit'
@@ -61,6 +63,9 @@ pub(crate) fn project(r: &SqliteRow) -> Result<Project> {
         client_secret: r.try_get("client_secret")?,
         settings,
         created_at: r.try_get("created_at")?,
+        previous_secret: r.try_get("previous_secret")?,
+        previous_secret_until: r.try_get("previous_secret_until")?,
+        events_disabled_at: r.try_get("events_disabled_at")?,
     })
 }
 
@@ -86,5 +91,16 @@ pub(crate) fn history_entry(r: &SqliteRow) -> Result<HistoryEntry> {
         available_after: money(6)?,
         held_after: money(7)?,
         in_flight_after: money(8)?,
+    })
+}
+
+pub(crate) fn balance(r: &SqliteRow) -> Result<ProjectBalance> {
+    let (cp, dp, dpend, cpend): (i64, i64, i64, i64) = (r.try_get(0)?, r.try_get(1)?, r.try_get(2)?, r.try_get(3)?);
+    Ok(ProjectBalance {
+        available: Money::from_minor(cp - dp - dpend),
+        held: Money::from_minor(cpend),
+        in_flight: Money::from_minor(dpend),
+        deals_sum: Money::from_minor(r.try_get(4)?),
+        withdraw_sum: Money::from_minor(r.try_get(5)?),
     })
 }

@@ -10,7 +10,7 @@ use skingate_core::Money;
 use sqlx::{Row, Sqlite, Transaction};
 
 use super::cache::SharedCache;
-use crate::{Claim, IdempotencyKey, Result, StoreError, WriteTx};
+use crate::{Claim, IdempotencyKey, PayloadFn, ProjectBalance, Result, StoreError, StoredEvent, WriteTx};
 
 /// The currency every ledger account is kept in today.
 const LEDGER_CURRENCY: &str = skingate_core::money::LEDGER_CURRENCY;
@@ -267,6 +267,51 @@ impl WriteTx for SqliteTx {
         self.insert_entry(&spec.id, &entries[1], credit_owner, now).await?;
         self.add_totals(spec).await?;
         Ok(Applied::New(entries))
+    }
+
+    async fn insert_event(
+        &mut self,
+        project: ProjectId,
+        event_type: &str,
+        payload: PayloadFn<'_>,
+        webhook_url: Option<&str>,
+        now: i64,
+    ) -> Result<StoredEvent> {
+        // One writer at a time, so MAX + 1 cannot race; the UNIQUE (project_id, seq) index would catch it.
+        let seq: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(seq), 0) + 1 FROM events WHERE project_id = ?")
+            .bind(project.0)
+            .fetch_one(&mut *self.tx)
+            .await?;
+        let id: i64 = sqlx::query_scalar(
+            "INSERT INTO events (project_id, seq, event_type, payload, created_at) VALUES (?, ?, ?, '', ?) RETURNING id",
+        )
+        .bind(project.0)
+        .bind(seq)
+        .bind(event_type)
+        .bind(now)
+        .fetch_one(&mut *self.tx)
+        .await?;
+        let body = payload(id, seq);
+        sqlx::query("UPDATE events SET payload = ? WHERE id = ?").bind(&body).bind(id).execute(&mut *self.tx).await?;
+        if let Some(url) = webhook_url {
+            sqlx::query(
+                "INSERT INTO deliveries (event_id, project_id, kind, url, state, next_attempt_at, created_at)
+                 VALUES (?, ?, 'events_webhook', ?, 'pending', ?, ?)",
+            )
+            .bind(id)
+            .bind(project.0)
+            .bind(url)
+            .bind(now)
+            .bind(now)
+            .execute(&mut *self.tx)
+            .await?;
+        }
+        Ok(StoredEvent { id, project, seq, event_type: event_type.to_owned(), payload: body, created_at: now })
+    }
+
+    async fn project_balance(&mut self, project: ProjectId) -> Result<ProjectBalance> {
+        let row = sqlx::query(super::rows::BALANCE_SELECT).bind(project.0).fetch_optional(&mut *self.tx).await?;
+        super::rows::balance(&row.ok_or(StoreError::NotFound)?)
     }
 
     async fn commit(self: Box<Self>) -> Result<()> {

@@ -1,0 +1,84 @@
+//! Operator adjustments: manual credits and debits of a project balance.
+//!
+//! The first source of events. An adjustment is a ledger transfer between the project and the
+//! installation's operator-adjustments account, plus a `balance_change` event, in one transaction. A debit
+//! that would overdraw the balance is refused by the ledger and changes nothing.
+
+use skingate_core::Money;
+use skingate_core::ledger::{AccountKind, Applied, LedgerError, Phase, TransferCode, TransferId, TransferSpec};
+use skingate_core::project::Project;
+use skingate_store::{Store, StoreError};
+
+/// What an adjustment did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Adjusted {
+    /// The ledger transfer id (the reference shown in `balance_history`).
+    pub transfer_id: String,
+    /// The spendable balance afterwards.
+    pub balance: Money,
+    /// False when the same transfer id had been applied before (a retried command): nothing moved.
+    pub applied: bool,
+}
+
+/// Why an adjustment was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum AdjustError {
+    /// The debit is larger than the spendable balance.
+    #[error("insufficient funds")]
+    InsufficientFunds,
+    /// Amounts are positive.
+    #[error("amount must be positive")]
+    NonPositive,
+    /// The transfer id was used for a different adjustment.
+    #[error("transfer id already used for a different adjustment")]
+    IdReused,
+    /// Storage failed.
+    #[error(transparent)]
+    Store(StoreError),
+}
+
+impl From<StoreError> for AdjustError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::Ledger(LedgerError::InsufficientFunds) => AdjustError::InsufficientFunds,
+            StoreError::Ledger(LedgerError::NonPositiveAmount) => AdjustError::NonPositive,
+            StoreError::Ledger(LedgerError::ExistsWithDifferentFields(_)) => AdjustError::IdReused,
+            other => AdjustError::Store(other),
+        }
+    }
+}
+
+/// Credits (`credit = true`) or debits `amount` with `reason`, under `transfer_id` (a retry with the same
+/// id does nothing the second time). Emits `balance_change` when money moved.
+pub async fn adjust(
+    store: &dyn Store,
+    project: &Project,
+    credit: bool,
+    amount: Money,
+    reason: &str,
+    transfer_id: &str,
+    now: i64,
+) -> Result<Adjusted, AdjustError> {
+    let mut tx = store.begin().await?;
+    let operator = tx.system_account(AccountKind::OperatorAdjustments).await?;
+    let merchant = tx.project_account(project.id).await?;
+    let (debit, credit_acc) = if credit { (operator, merchant) } else { (merchant, operator) };
+    let spec = TransferSpec {
+        id: TransferId(transfer_id.to_owned()),
+        debit,
+        credit: credit_acc,
+        amount,
+        phase: Phase::Posted,
+        code: TransferCode::Adjustment,
+        allow_overdraft: false,
+        reference: reason.to_owned(),
+    };
+    let applied = matches!(tx.transfer(&spec, now).await?, Applied::New(_));
+    let balance = if applied {
+        crate::events::emit_balance_change(tx.as_mut(), project, now).await?
+    } else {
+        tx.project_balance(project.id).await?.available
+    };
+    tx.commit().await?;
+    Ok(Adjusted { transfer_id: transfer_id.to_owned(), balance, applied })
+}

@@ -1,0 +1,302 @@
+//! The WebSocket hub: `/ws/?shopid=ID&signature=md5(ID+secret)[&last_event_id=evt_N]`.
+//!
+//! # Protocol (compatible with the vendor's)
+//! - The first frame is `{"event":"auth_success"}` or `{"event":"auth_failed"}` (then the socket closes
+//!   with code 4001). Every frame is JSON: legacy clients `JSON.parse` each one.
+//! - Events arrive as `{"event":…,"data":…,"id":"evt_N","seq":N,"created":T}`, the outbox bytes unchanged.
+//! - The client's text `ping` keeps the connection; it gets no answer (a non-JSON `pong` would break
+//!   legacy parsers). The server sends WebSocket pings every `ws_ping_interval_secs` and drops a peer
+//!   silent for `ws_idle_timeout_secs`.
+//! - Resume: with `last_event_id`, the client first receives every later event of its project from the
+//!   outbox, in order, then live events, with no gap and no duplicate. An unknown id gets
+//!   `{"event":"resume_failed","data":{"reason":"unknown_event_id"}}` and live events only.
+//! - A client that cannot keep up (its queue of `ws_queue_len` events is full) is closed with code 4008:
+//!   reconnect and resume from the last id seen. Frames over 64 KiB close the socket with 1009.
+//!
+//! # Fan-out
+//! Only committed events are ever sent: a single tailer reads the outbox in id order (woken by this
+//! process's commits, polling for other processes') and hands each event to its project's subscribers.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
+
+use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
+use axum::extract::{Query, State};
+use axum::response::Response;
+use futures::{SinkExt, StreamExt};
+use skingate_core::project::{Project, ProjectId};
+use skingate_store::StoredEvent;
+use skingate_types::sign::verify_static_sign;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use crate::events::parse_public_id;
+use crate::state::AppState;
+
+/// Largest frame or message a client may send.
+pub const MAX_INBOUND_BYTES: usize = 64 * 1024;
+/// Close code: authentication failed (do not retry with the same credentials).
+pub const CLOSE_AUTH_FAILED: u16 = 4001;
+/// Close code: too slow to keep up; reconnect and resume.
+pub const CLOSE_SLOW_CONSUMER: u16 = 4008;
+/// Close code: the server is going away (shutdown); reconnect and resume.
+pub const CLOSE_GOING_AWAY: u16 = 1001;
+
+type Frame = (i64, Utf8Bytes);
+
+struct Subscriber {
+    id: u64,
+    tx: mpsc::Sender<Frame>,
+    slow: Arc<AtomicBool>,
+}
+
+/// Live subscribers by project.
+#[derive(Default)]
+pub struct Hub {
+    subscribers: RwLock<HashMap<ProjectId, Vec<Subscriber>>>,
+    next_id: AtomicU64,
+    connections: AtomicU64,
+}
+
+impl std::fmt::Debug for Hub {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Hub({} connections)", self.connections.load(Ordering::Relaxed))
+    }
+}
+
+/// A subscription; unsubscribes when dropped.
+struct Subscription<'a> {
+    hub: &'a Hub,
+    project: ProjectId,
+    id: u64,
+    rx: mpsc::Receiver<Frame>,
+    slow: Arc<AtomicBool>,
+}
+
+impl Drop for Subscription<'_> {
+    fn drop(&mut self) {
+        let mut subs = self.hub.subscribers.write().expect("hub lock");
+        if let Some(list) = subs.get_mut(&self.project) {
+            list.retain(|s| s.id != self.id);
+            if list.is_empty() {
+                subs.remove(&self.project);
+            }
+        }
+        self.hub.connections.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+impl Hub {
+    /// Authenticated connections on this node.
+    pub fn connections(&self) -> u64 {
+        self.connections.load(Ordering::Relaxed)
+    }
+
+    fn subscribe(&self, project: ProjectId, queue: usize) -> Subscription<'_> {
+        let (tx, rx) = mpsc::channel(queue);
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let slow = Arc::new(AtomicBool::new(false));
+        let sub = Subscriber { id, tx, slow: slow.clone() };
+        self.subscribers.write().expect("hub lock").entry(project).or_default().push(sub);
+        self.connections.fetch_add(1, Ordering::Relaxed);
+        Subscription { hub: self, project, id, rx, slow }
+    }
+
+    /// Hands a committed event to every subscriber of its project; full queues mark their client slow.
+    pub fn publish(&self, event: &StoredEvent) {
+        let frame: Frame = (event.seq, Utf8Bytes::from(event.payload.as_str()));
+        let mut overflowed = Vec::new();
+        if let Some(list) = self.subscribers.read().expect("hub lock").get(&event.project) {
+            for s in list {
+                if s.tx.try_send(frame.clone()).is_err() {
+                    overflowed.push(s.id);
+                }
+            }
+        }
+        if overflowed.is_empty() {
+            return;
+        }
+        // Dropping the sender ends the client's stream once it has drained; the flag picks the close code.
+        let mut subs = self.subscribers.write().expect("hub lock");
+        if let Some(list) = subs.get_mut(&event.project) {
+            list.retain(|s| {
+                let keep = !overflowed.contains(&s.id);
+                if !keep {
+                    s.slow.store(true, Ordering::Relaxed);
+                }
+                keep
+            });
+        }
+    }
+}
+
+/// Reads committed events in id order and publishes them, until `shutdown`.
+pub async fn run_tailer(state: AppState, shutdown: CancellationToken) {
+    let poll = Duration::from_millis(state.config.events_poll_interval_ms);
+    let mut last = match state.store.last_event_id().await {
+        Ok(id) => id,
+        Err(e) => {
+            tracing::error!(error = %e, "hub cannot read the outbox; WebSocket events are off");
+            return;
+        }
+    };
+    loop {
+        loop {
+            match state.store.events_after(last, 1000).await {
+                Ok(events) if events.is_empty() => break,
+                Ok(events) => {
+                    for e in &events {
+                        state.hub.publish(e);
+                        last = e.id;
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "reading the outbox failed");
+                    break;
+                }
+            }
+        }
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            () = state.hub_wake.notified() => {}
+            () = tokio::time::sleep(poll) => {}
+        }
+    }
+}
+
+/// The upgrade handler for `/ws` and `/ws/`.
+pub async fn handler(
+    ws: WebSocketUpgrade,
+    State(state): State<AppState>,
+    Query(params): Query<HashMap<String, String>>,
+) -> Response {
+    ws.read_buffer_size(4 * 1024)
+        .write_buffer_size(4 * 1024)
+        .max_write_buffer_size(4 * 1024 * 1024)
+        .max_message_size(MAX_INBOUND_BYTES)
+        .max_frame_size(MAX_INBOUND_BYTES)
+        .on_upgrade(move |socket| connection(state, socket, params))
+}
+
+async fn authenticate(state: &AppState, params: &HashMap<String, String>) -> Option<Arc<Project>> {
+    let id: ProjectId = params.get("shopid")?.parse().ok()?;
+    let project = state.project(id).await.ok()??;
+    let ok = verify_static_sign(&project.client_id(), &project.client_secret, params.get("signature")?);
+    (ok && project.settings.active).then_some(project)
+}
+
+fn text(s: &'static str) -> Message {
+    Message::Text(Utf8Bytes::from_static(s))
+}
+
+fn close(code: u16, reason: &'static str) -> Message {
+    Message::Close(Some(CloseFrame { code, reason: Utf8Bytes::from_static(reason) }))
+}
+
+async fn connection(state: AppState, mut socket: WebSocket, params: HashMap<String, String>) {
+    let Some(project) = authenticate(&state, &params).await else {
+        let _ = socket.send(text(r#"{"event":"auth_failed"}"#)).await;
+        let _ = socket.send(close(CLOSE_AUTH_FAILED, "auth failed")).await;
+        return;
+    };
+    let mut sub = state.hub.subscribe(project.id, state.config.ws_queue_len);
+    if socket.send(text(r#"{"event":"auth_success"}"#)).await.is_err() {
+        return;
+    }
+    let mut last_sent = 0;
+    if let Some(resume) = params.get("last_event_id") {
+        match replay(&state, &mut socket, project.id, resume).await {
+            Ok(Some(seq)) => last_sent = seq,
+            Ok(None) => {
+                let msg = r#"{"event":"resume_failed","data":{"reason":"unknown_event_id"}}"#;
+                if socket.send(text(msg)).await.is_err() {
+                    return;
+                }
+                last_sent = i64::MAX; // nothing from before is owed; live events only
+            }
+            Err(()) => return,
+        }
+        if last_sent == i64::MAX {
+            last_sent = 0;
+            // Skip whatever was queued before the failed resume: only events after this point follow.
+            while let Ok((seq, _)) = sub.rx.try_recv() {
+                last_sent = last_sent.max(seq);
+            }
+        }
+    }
+    serve(&state, socket, &mut sub, last_sent).await;
+}
+
+/// Sends every event after the named one; returns the last sequence number sent, `Ok(None)` for an unknown id.
+async fn replay(state: &AppState, socket: &mut WebSocket, project: ProjectId, resume: &str) -> Result<Option<i64>, ()> {
+    let Some(id) = parse_public_id(resume) else { return Ok(None) };
+    let mut seq = match state.store.project_event(project, id).await {
+        Ok(Some(e)) => e.seq,
+        Ok(None) if id == 0 => 0,
+        Ok(None) => return Ok(None),
+        Err(_) => return Err(()),
+    };
+    loop {
+        let events = state.store.project_events_after(project, seq, 500).await.map_err(|_| ())?;
+        let Some(last) = events.last() else { return Ok(Some(seq)) };
+        seq = last.seq;
+        for e in events {
+            socket.send(Message::Text(Utf8Bytes::from(e.payload))).await.map_err(|_| ())?;
+        }
+    }
+}
+
+async fn serve(state: &AppState, socket: WebSocket, sub: &mut Subscription<'_>, mut last_sent: i64) {
+    let (mut sink, mut stream) = socket.split();
+    let ping_every = Duration::from_secs(state.config.ws_ping_interval_secs);
+    let idle_limit = Duration::from_secs(state.config.ws_idle_timeout_secs);
+    let write_timeout = Duration::from_secs(5);
+    let mut ping = tokio::time::interval_at(tokio::time::Instant::now() + ping_every, ping_every);
+    let mut last_heard = Instant::now();
+    loop {
+        let outgoing = tokio::select! {
+            frame = sub.rx.recv() => match frame {
+                Some((seq, _)) if seq <= last_sent => continue,
+                Some((seq, payload)) => {
+                    last_sent = seq;
+                    Message::Text(payload)
+                }
+                None if sub.slow.load(Ordering::Relaxed) => {
+                    let _ = sink.send(close(CLOSE_SLOW_CONSUMER, "slow consumer: reconnect with last_event_id")).await;
+                    return;
+                }
+                None => {
+                    let _ = sink.send(close(CLOSE_GOING_AWAY, "server shutting down")).await;
+                    return;
+                }
+            },
+            incoming = stream.next() => match incoming {
+                Some(Ok(Message::Close(_))) | None => return,
+                Some(Ok(_)) => {
+                    // `ping` texts, pongs and anything else: the peer is alive. Protocol pings are answered
+                    // by the WebSocket layer itself.
+                    last_heard = Instant::now();
+                    continue;
+                }
+                Some(Err(e)) => {
+                    tracing::debug!(error = %e, "websocket read error");
+                    let _ = sink.send(close(1009, "message too big or malformed")).await;
+                    return;
+                }
+            },
+            _ = ping.tick() => {
+                if last_heard.elapsed() > idle_limit {
+                    let _ = sink.send(close(CLOSE_GOING_AWAY, "idle")).await;
+                    return;
+                }
+                Message::Ping(Default::default())
+            }
+        };
+        match tokio::time::timeout(write_timeout, sink.send(outgoing)).await {
+            Ok(Ok(())) => {}
+            _ => return,
+        }
+    }
+}

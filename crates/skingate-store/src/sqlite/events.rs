@@ -1,0 +1,238 @@
+//! Outbox and delivery queries.
+//!
+//! Deliveries are a job table: a worker leases due rows with one `UPDATE … RETURNING` (SQLite has a single
+//! writer, so no two workers can lease the same row), delivers them, and records the attempt. A lease that
+//! expires (the worker died mid-delivery) makes the row due again: delivery is at least once.
+
+use skingate_core::project::ProjectId;
+use sqlx::sqlite::SqliteRow;
+use sqlx::{Row, SqlitePool};
+
+use crate::{Attempt, Delivery, DeliveryState, NextStep, Result, StoreError, StoredEvent};
+
+/// How much of an answer body is kept per attempt.
+pub const RESPONSE_HEAD_BYTES: usize = 4096;
+
+
+fn event(r: &SqliteRow, offset: usize) -> Result<StoredEvent> {
+    Ok(StoredEvent {
+        id: r.try_get(offset)?,
+        project: ProjectId(r.try_get(offset + 1)?),
+        seq: r.try_get(offset + 2)?,
+        event_type: r.try_get(offset + 3)?,
+        payload: r.try_get(offset + 4)?,
+        created_at: r.try_get(offset + 5)?,
+    })
+}
+
+pub(crate) async fn project_events_after(
+    pool: &SqlitePool,
+    project: ProjectId,
+    after_seq: i64,
+    limit: u32,
+) -> Result<Vec<StoredEvent>> {
+    let rows = sqlx::query(
+        "SELECT id, project_id, seq, event_type, payload, created_at FROM events
+         WHERE project_id = ? AND seq > ? ORDER BY seq LIMIT ?",
+    )
+    .bind(project.0)
+    .bind(after_seq)
+    .bind(i64::from(limit))
+    .fetch_all(pool)
+    .await?;
+    rows.iter().map(|r| event(r, 0)).collect()
+}
+
+pub(crate) async fn project_event(pool: &SqlitePool, project: ProjectId, id: i64) -> Result<Option<StoredEvent>> {
+    let row = sqlx::query(
+        "SELECT id, project_id, seq, event_type, payload, created_at FROM events WHERE id = ? AND project_id = ?",
+    )
+    .bind(id)
+    .bind(project.0)
+    .fetch_optional(pool)
+    .await?;
+    row.map(|r| event(&r, 0)).transpose()
+}
+
+pub(crate) async fn events_after(pool: &SqlitePool, after_id: i64, limit: u32) -> Result<Vec<StoredEvent>> {
+    let rows = sqlx::query(
+        "SELECT id, project_id, seq, event_type, payload, created_at FROM events WHERE id > ? ORDER BY id LIMIT ?",
+    )
+    .bind(after_id)
+    .bind(i64::from(limit))
+    .fetch_all(pool)
+    .await?;
+    rows.iter().map(|r| event(r, 0)).collect()
+}
+
+/// The columns [`delivery_row`] decodes; a macro so `concat!` can build `'static` SQL from it.
+macro_rules! delivery_select {
+    () => {
+        "SELECT d.id, d.kind, d.url, d.state, d.attempts, d.next_attempt_at,
+    d.last_http_status, d.created_at, e.id, e.project_id, e.seq, e.event_type, e.payload, e.created_at
+    FROM deliveries d JOIN events e ON e.id = d.event_id"
+    };
+}
+
+fn delivery_row(r: &SqliteRow) -> Result<Delivery> {
+    let state: String = r.try_get(3)?;
+    let attempts: i64 = r.try_get(4)?;
+    let status: Option<i64> = r.try_get(6)?;
+    Ok(Delivery {
+        id: r.try_get(0)?,
+        kind: r.try_get(1)?,
+        url: r.try_get(2)?,
+        state: DeliveryState::parse(&state).ok_or_else(|| StoreError::Corrupt(format!("delivery state {state}")))?,
+        attempts: u32::try_from(attempts).unwrap_or(u32::MAX),
+        next_attempt_at: r.try_get(5)?,
+        last_http_status: status.and_then(|s| u16::try_from(s).ok()),
+        created_at: r.try_get(7)?,
+        event: event(r, 8)?,
+    })
+}
+
+pub(crate) async fn claim_due(pool: &SqlitePool, now: i64, lease_secs: i64, limit: u32) -> Result<Vec<Delivery>> {
+    let ids: Vec<i64> = sqlx::query_scalar(
+        "UPDATE deliveries SET locked_until = ?
+         WHERE id IN (SELECT id FROM deliveries WHERE state = 'pending' AND next_attempt_at <= ?
+                      AND (locked_until IS NULL OR locked_until <= ?) ORDER BY next_attempt_at, id LIMIT ?)
+         RETURNING id",
+    )
+    .bind(now + lease_secs)
+    .bind(now)
+    .bind(now)
+    .bind(i64::from(limit))
+    .fetch_all(pool)
+    .await?;
+    let mut out = Vec::with_capacity(ids.len());
+    for id in ids {
+        let row = sqlx::query(concat!(delivery_select!(), " WHERE d.id = ?")).bind(id).fetch_one(pool).await?;
+        out.push(delivery_row(&row)?);
+    }
+    out.sort_by_key(|d| d.event.id);
+    Ok(out)
+}
+
+pub(crate) async fn record_attempt(
+    pool: &SqlitePool,
+    d: &Delivery,
+    a: &Attempt,
+    next: NextStep,
+) -> Result<Option<i64>> {
+    let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
+    let mut head = a.response_head.clone();
+    if head.len() > RESPONSE_HEAD_BYTES {
+        let mut cut = RESPONSE_HEAD_BYTES;
+        while !head.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        head.truncate(cut);
+    }
+    sqlx::query(
+        "INSERT INTO delivery_attempts (delivery_id, project_id, attempt_no, started_at, duration_ms, http_status,
+            error, response_head) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+    )
+    .bind(d.id)
+    .bind(d.event.project.0)
+    .bind(i64::from(a.attempt_no))
+    .bind(a.started_at)
+    .bind(i64::try_from(a.duration_ms).unwrap_or(i64::MAX))
+    .bind(a.http_status.map(i64::from))
+    .bind(&a.error)
+    .bind(&head)
+    .execute(&mut *tx)
+    .await?;
+    let finished = a.started_at + i64::try_from(a.duration_ms / 1000).unwrap_or(0);
+    let (state, next_at, finished_at) = match next {
+        NextStep::Delivered => ("delivered", None, Some(finished)),
+        NextStep::RetryAt(at) => ("pending", Some(at), None),
+        NextStep::Fail => ("failed", None, Some(finished)),
+    };
+    sqlx::query(
+        "UPDATE deliveries SET state = ?, attempts = ?, next_attempt_at = ?, locked_until = NULL,
+            last_http_status = ?, finished_at = ? WHERE id = ?",
+    )
+    .bind(state)
+    .bind(i64::from(a.attempt_no))
+    .bind(next_at)
+    .bind(a.http_status.map(i64::from))
+    .bind(finished_at)
+    .bind(d.id)
+    .execute(&mut *tx)
+    .await?;
+    let failing_since: Option<i64> = if next == NextStep::Delivered {
+        sqlx::query("UPDATE projects SET events_failing_since = NULL WHERE id = ?")
+            .bind(d.event.project.0)
+            .execute(&mut *tx)
+            .await?;
+        None
+    } else {
+        sqlx::query_scalar(
+            "UPDATE projects SET events_failing_since = COALESCE(events_failing_since, ?) WHERE id = ?
+             RETURNING events_failing_since",
+        )
+        .bind(a.started_at)
+        .bind(d.event.project.0)
+        .fetch_optional(&mut *tx)
+        .await?
+        .flatten()
+    };
+    tx.commit().await?;
+    Ok(failing_since)
+}
+
+pub(crate) async fn deliveries(
+    pool: &SqlitePool,
+    project: ProjectId,
+    state: Option<DeliveryState>,
+    before_id: i64,
+    limit: u32,
+) -> Result<Vec<Delivery>> {
+    let before = if before_id <= 0 { i64::MAX } else { before_id };
+    let rows = sqlx::query(concat!(
+        delivery_select!(),
+        " WHERE d.project_id = ? AND d.id < ? AND (? IS NULL OR d.state = ?) ORDER BY d.id DESC LIMIT ?"
+    ))
+    .bind(project.0)
+    .bind(before)
+    .bind(state.map(DeliveryState::as_str))
+    .bind(state.map(DeliveryState::as_str))
+    .bind(i64::from(limit))
+    .fetch_all(pool)
+    .await?;
+    rows.iter().map(delivery_row).collect()
+}
+
+pub(crate) async fn delivery(pool: &SqlitePool, project: ProjectId, id: i64) -> Result<Option<Delivery>> {
+    let row = sqlx::query(concat!(delivery_select!(), " WHERE d.id = ? AND d.project_id = ?"))
+        .bind(id)
+        .bind(project.0)
+        .fetch_optional(pool)
+        .await?;
+    row.map(|r| delivery_row(&r)).transpose()
+}
+
+pub(crate) async fn attempts(pool: &SqlitePool, delivery_id: i64) -> Result<Vec<Attempt>> {
+    let rows = sqlx::query(
+        "SELECT attempt_no, started_at, duration_ms, http_status, error, response_head FROM delivery_attempts
+         WHERE delivery_id = ? ORDER BY attempt_no, id",
+    )
+    .bind(delivery_id)
+    .fetch_all(pool)
+    .await?;
+    rows.iter()
+        .map(|r| {
+            let no: i64 = r.try_get(0)?;
+            let ms: i64 = r.try_get(2)?;
+            let status: Option<i64> = r.try_get(3)?;
+            Ok(Attempt {
+                attempt_no: u32::try_from(no).unwrap_or(0),
+                started_at: r.try_get(1)?,
+                duration_ms: u64::try_from(ms).unwrap_or(0),
+                http_status: status.and_then(|s| u16::try_from(s).ok()),
+                error: r.try_get(4)?,
+                response_head: r.try_get(5)?,
+            })
+        })
+        .collect()
+}
