@@ -49,6 +49,38 @@ pub enum ProjectCmd {
         #[arg(long)]
         json: bool,
     },
+    /// Credit the project's balance (an operator adjustment; emits balance_change).
+    Credit {
+        /// Project id.
+        id: ProjectId,
+        /// Amount in USD, e.g. 10.50.
+        amount: String,
+        /// Why: shown to the merchant in balance_history.
+        #[arg(long)]
+        reason: String,
+        /// Transfer id, to make a retried command harmless (default: a new random one).
+        #[arg(long)]
+        transfer_id: Option<String>,
+        /// Print one JSON line.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Debit the project's balance; refused if it would go negative.
+    Debit {
+        /// Project id.
+        id: ProjectId,
+        /// Amount in USD.
+        amount: String,
+        /// Why: shown to the merchant in balance_history.
+        #[arg(long)]
+        reason: String,
+        /// Transfer id, to make a retried command harmless.
+        #[arg(long)]
+        transfer_id: Option<String>,
+        /// Print one JSON line.
+        #[arg(long)]
+        json: bool,
+    },
     /// Change a project's settings.
     Set {
         /// Project id.
@@ -130,6 +162,7 @@ pub async fn run(config: &Config, cmd: ProjectCmd) -> anyhow::Result<()> {
         ProjectCmd::Create { name, settings, json } => {
             let mut s = ProjectSettings::named(&name);
             settings.apply(&mut s)?;
+            check_webhook_url(config, &s)?;
             let p = store.create_project(&s, &new_secret(), now()).await?;
             print(&p, true, json, config);
         }
@@ -139,9 +172,15 @@ pub async fn run(config: &Config, cmd: ProjectCmd) -> anyhow::Result<()> {
             }
         }
         ProjectCmd::Show { id, json } => print(&load(store.as_ref(), id).await?, true, json, config),
+        ProjectCmd::Credit { id, amount, reason, transfer_id, json } => {
+            adjust(store.as_ref(), id, true, &amount, &reason, transfer_id, json).await?;
+        }
+        ProjectCmd::Debit { id, amount, reason, transfer_id, json } => {
+            adjust(store.as_ref(), id, false, &amount, &reason, transfer_id, json).await?;
+        }
         ProjectCmd::RotateSecret { id, json } => {
             let mut p = load(store.as_ref(), id).await?;
-            p.client_secret = new_secret();
+            p.rotate_secret(new_secret(), now(), config.secret_rotation_grace_secs);
             store.update_project(&p, now()).await?;
             print(&p, true, json, config);
         }
@@ -150,10 +189,57 @@ pub async fn run(config: &Config, cmd: ProjectCmd) -> anyhow::Result<()> {
             if let Some(name) = name {
                 p.settings.name = name;
             }
+            let old_url = p.settings.events_url.clone();
             settings.apply(&mut p.settings)?;
+            check_webhook_url(config, &p.settings)?;
+            if p.settings.events_url != old_url {
+                // A new endpoint gets a fresh start.
+                p.events_disabled_at = None;
+            }
             store.update_project(&p, now()).await?;
             print(&p, true, json, config);
         }
+    }
+    Ok(())
+}
+
+/// Refuses webhook URLs the dispatcher would refuse (private addresses unless allowed).
+fn check_webhook_url(config: &Config, s: &ProjectSettings) -> anyhow::Result<()> {
+    let policy = skingate_server::webhook::AddressPolicy {
+        allow_private: config.webhook_allow_private,
+        allowed: config.webhook_allowed_networks.clone(),
+    };
+    for url in [&s.events_url, &s.result_url].into_iter().flatten() {
+        policy.check_url(url).map_err(|e| anyhow::anyhow!("{url}: {e} (set webhook_allow_private for local development)"))?;
+    }
+    Ok(())
+}
+
+async fn adjust(
+    store: &dyn skingate_store::Store,
+    id: ProjectId,
+    credit: bool,
+    amount: &str,
+    reason: &str,
+    transfer_id: Option<String>,
+    json: bool,
+) -> anyhow::Result<()> {
+    let project = load(store, id).await?;
+    let decimal = amount.parse().map_err(|e| anyhow::anyhow!("amount: {e}"))?;
+    let money = skingate_core::Money::from_wire(&decimal).map_err(|e| anyhow::anyhow!("amount: {e}"))?;
+    let transfer_id = transfer_id.unwrap_or_else(|| format!("adj:{}", new_secret()));
+    let done = skingate_server::adjustments::adjust(store, &project, credit, money, reason, &transfer_id, now())
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let out = json!({"project": id.0, "transfer_id": done.transfer_id, "applied": done.applied,
+        "balance": done.balance.to_wire().to_string()});
+    if json {
+        println!("{out}");
+    } else if done.applied {
+        println!("{} {} USD: balance now {} USD (transfer {})", if credit { "credited" } else { "debited" }, amount,
+            done.balance.to_wire(), done.transfer_id);
+    } else {
+        println!("transfer {} was already applied; balance {} USD", done.transfer_id, done.balance.to_wire());
     }
     Ok(())
 }
@@ -177,6 +263,7 @@ fn to_json(p: &Project, secret: bool, config: &Config) -> Value {
         "rate_limit_per_min": s.rate_limit_per_min,
         "hold_policy": s.hold_policy.as_str(),
         "created_at": p.created_at,
+        "events_disabled_at": p.events_disabled_at,
         "api_url": format!("{}/api.php", config.base_url()),
     });
     if secret {

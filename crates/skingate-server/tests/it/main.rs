@@ -6,4 +6,5 @@
 mod api_methods;
 mod auth;
 mod bad_input;
+mod events;
 mod utils;

@@ -6,7 +6,7 @@ use serde_json::{Map, Value, json};
 use skingate_core::ledger::{AccountKind, Phase, TransferCode, TransferId, TransferSpec};
 use skingate_core::project::{Project, ProjectSettings};
 use skingate_core::Money;
-use skingate_server::clock::SystemClock;
+use skingate_server::clock::{Clock, SystemClock};
 use skingate_server::{Config, Running};
 use skingate_types::sign::{Canonicalization, api_sign};
 
@@ -15,11 +15,18 @@ pub struct TestApp {
     pub running: Running,
     pub project: Project,
     pub http: reqwest::Client,
+    config: Config,
+    clock: Arc<dyn Clock>,
     _dir: tempfile::TempDir,
 }
 
 /// Starts a gateway with test defaults, changed by `tweak`.
 pub async fn spawn_with(tweak: impl FnOnce(Config) -> Config) -> TestApp {
+    spawn_with_clock(tweak, Arc::new(SystemClock)).await
+}
+
+/// Starts a gateway whose clock the test controls.
+pub async fn spawn_with_clock(tweak: impl FnOnce(Config) -> Config, clock: Arc<dyn Clock>) -> TestApp {
     let dir = tempfile::tempdir().unwrap();
     let config = Config::defaults()
         .with("listen", "127.0.0.1:0")
@@ -30,10 +37,11 @@ pub async fn spawn_with(tweak: impl FnOnce(Config) -> Config) -> TestApp {
         .unwrap()
         .with("project_cache_ttl_ms", 0)
         .unwrap();
-    let running = skingate_server::start(tweak(config), Arc::new(SystemClock)).await.unwrap();
+    let config = tweak(config);
+    let running = skingate_server::start(config.clone(), clock.clone()).await.unwrap();
     let project =
         running.state.store.create_project(&ProjectSettings::named("Test shop"), "test-secret", 0).await.unwrap();
-    TestApp { running, project, http: reqwest::Client::new(), _dir: dir }
+    TestApp { running, project, http: reqwest::Client::new(), config, clock, _dir: dir }
 }
 
 /// Starts a gateway with test defaults.
@@ -42,6 +50,40 @@ pub async fn spawn() -> TestApp {
 }
 
 impl TestApp {
+    /// Stops the server, runs `between` with the database URL while nothing serves, and starts a new
+    /// server on the same database (and a new port).
+    pub async fn restart_after(self, between: impl AsyncFnOnce(String)) -> TestApp {
+        let TestApp { running, project, http, config, clock, _dir } = self;
+        running.stop().await.unwrap();
+        between(config.database_url.clone()).await;
+        let running = skingate_server::start(config.clone(), clock.clone()).await.unwrap();
+        TestApp { running, project, http, config, clock, _dir }
+    }
+
+    /// Sets the test project's events webhook URL.
+    pub async fn set_events_url(&mut self, url: &str) {
+        self.update(|s| s.events_url = Some(url.to_owned())).await;
+    }
+
+    /// Credits (or debits) through the operator-adjustment path, which emits `balance_change`.
+    pub async fn adjust(&self, credit: bool, minor: i64, id: &str) -> skingate_server::adjustments::Adjusted {
+        let state = &self.running.state;
+        let p = state.store.project(self.project.id).await.unwrap().unwrap();
+        let done = skingate_server::adjustments::adjust(
+            state.store.as_ref(), &p, credit, Money::from_minor(minor), "test", id, state.now(),
+        )
+        .await
+        .unwrap();
+        state.events_committed();
+        done
+    }
+
+    /// A WebSocket URL for the test project (signature = md5(id + secret)).
+    pub fn ws_url(&self, extra: &str) -> String {
+        let sig = skingate_types::sign::static_sign(&self.client_id(), &self.project.client_secret);
+        format!("ws://{}/ws/?shopid={}&signature={sig}{extra}", self.running.addr, self.client_id())
+    }
+
     pub fn api_url(&self) -> String {
         format!("{}/api.php", self.running.base_url())
     }
@@ -101,4 +143,103 @@ pub fn assert_error(body: &Value, code: i64, message: &str) {
     assert_eq!(body["status"], "error", "{body}");
     assert_eq!(body["error_code"], code, "{body}");
     assert_eq!(body["error_message"], message, "{body}");
+}
+
+/// A merchant endpoint on port 0 that records every request and answers with scripted statuses.
+pub struct Receiver {
+    pub url: String,
+    requests: tokio::sync::Mutex<tokio::sync::mpsc::UnboundedReceiver<(axum::http::HeaderMap, bytes::Bytes)>>,
+    statuses: Arc<std::sync::Mutex<std::collections::VecDeque<u16>>>,
+}
+
+/// One request the receiver got.
+pub struct Received {
+    pub headers: axum::http::HeaderMap,
+    pub body: bytes::Bytes,
+}
+
+impl Received {
+    pub fn header(&self, name: &str) -> &str {
+        self.headers.get(name).map(|v| v.to_str().unwrap()).unwrap_or_else(|| panic!("header {name} missing"))
+    }
+
+    pub fn json(&self) -> Value {
+        serde_json::from_slice(&self.body).unwrap()
+    }
+}
+
+impl Receiver {
+    /// Starts the receiver; it answers 200 unless told otherwise.
+    pub async fn start() -> Receiver {
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        let statuses = Arc::new(std::sync::Mutex::new(std::collections::VecDeque::new()));
+        let script = statuses.clone();
+        let app = axum::Router::new().fallback(move |headers: axum::http::HeaderMap, body: bytes::Bytes| {
+            let tx = tx.clone();
+            let script = script.clone();
+            async move {
+                let _ = tx.send((headers, body));
+                let status = script.lock().unwrap().pop_front().unwrap_or(200);
+                (axum::http::StatusCode::from_u16(status).unwrap(), "receiver says hi")
+            }
+        });
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/hook", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        Receiver { url, requests: tokio::sync::Mutex::new(rx), statuses }
+    }
+
+    /// The next answers, in order (then 200).
+    pub fn answer_with(&self, statuses: &[u16]) {
+        self.statuses.lock().unwrap().extend(statuses);
+    }
+
+    /// The next request, waiting at most 10 s.
+    pub async fn next(&self) -> Received {
+        let got = tokio::time::timeout(std::time::Duration::from_secs(10), self.requests.lock().await.recv()).await;
+        let (headers, body) = got.expect("a webhook within 10 s").expect("receiver running");
+        Received { headers, body }
+    }
+
+    /// Whether a request is already waiting.
+    pub async fn try_next(&self) -> Option<Received> {
+        self.requests.lock().await.try_recv().ok().map(|(headers, body)| Received { headers, body })
+    }
+}
+
+/// A raw WebSocket client.
+pub type Ws = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+/// Connects and returns the socket and its first frame.
+pub async fn ws_connect(url: &str) -> (Ws, Value) {
+    let (mut ws, _) = tokio_tungstenite::connect_async(url).await.unwrap();
+    let first = ws_next(&mut ws).await;
+    (ws, first)
+}
+
+/// The next text frame as JSON (10 s at most); panics on close.
+pub async fn ws_next(ws: &mut Ws) -> Value {
+    use futures::StreamExt;
+    loop {
+        let msg = tokio::time::timeout(std::time::Duration::from_secs(10), ws.next()).await.expect("a frame within 10 s");
+        match msg.expect("socket open").unwrap() {
+            tokio_tungstenite::tungstenite::Message::Text(t) => return serde_json::from_str(&t).unwrap(),
+            tokio_tungstenite::tungstenite::Message::Close(c) => panic!("closed: {c:?}"),
+            _ => continue,
+        }
+    }
+}
+
+/// Waits for the close frame and returns its code.
+pub async fn ws_close_code(ws: &mut Ws) -> u16 {
+    use futures::StreamExt;
+    loop {
+        let msg = tokio::time::timeout(std::time::Duration::from_secs(10), ws.next()).await.expect("close within 10 s");
+        match msg {
+            Some(Ok(tokio_tungstenite::tungstenite::Message::Close(Some(frame)))) => return frame.code.into(),
+            Some(Ok(tokio_tungstenite::tungstenite::Message::Close(None))) | None => return 1005,
+            Some(Ok(_)) => continue,
+            Some(Err(_)) => return 1006,
+        }
+    }
 }

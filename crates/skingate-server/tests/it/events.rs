@@ -1,0 +1,238 @@
+//! Real-time events end to end: outbox → WebSocket clients and the signed events webhook.
+
+use std::sync::Arc;
+
+use futures::SinkExt;
+use serde_json::json;
+use skingate_server::clock::ManualClock;
+use skingate_store::{DeliveryState, SqliteStore, Store};
+use skingate_types::sign;
+use tokio_tungstenite::tungstenite::Message;
+
+use crate::utils::{Receiver, spawn_with, spawn_with_clock, ws_close_code, ws_connect, ws_next};
+
+fn allow_loopback(c: skingate_server::Config) -> skingate_server::Config {
+    c.with("webhook_allow_private", true).unwrap()
+}
+
+/// The receiver-side check the vendor's PHP example does: `hash_hmac('sha256', $body, $secret)`.
+fn php_hash_hmac_sha256(body: &[u8], secret: &str) -> String {
+    use hmac::{Hmac, KeyInit, Mac};
+    let mut mac = Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes()).unwrap();
+    mac.update(body);
+    hex::encode(mac.finalize().into_bytes())
+}
+
+#[tokio::test]
+async fn adjustment_reaches_every_websocket_and_the_signed_webhook() {
+    let mut app = spawn_with(allow_loopback).await;
+    let receiver = Receiver::start().await;
+    app.set_events_url(&receiver.url).await;
+    let (mut a, first_a) = ws_connect(&app.ws_url("")).await;
+    let (mut b, first_b) = ws_connect(&app.ws_url("")).await;
+    assert_eq!(first_a, json!({"event": "auth_success"}));
+    assert_eq!(first_b, json!({"event": "auth_success"}));
+
+    app.adjust(true, 10_000, "adj-1").await;
+
+    for ws in [&mut a, &mut b] {
+        let ev = ws_next(ws).await;
+        assert_eq!(ev["event"], "balance_change");
+        assert_eq!(ev["data"], json!({"balance_value": "10.00"}));
+        assert_eq!(ev["seq"], 1);
+        assert!(ev["id"].as_str().unwrap().starts_with("evt_"));
+    }
+    let hook = receiver.next().await;
+    let body = hook.json();
+    assert_eq!(body["event"], "balance_change");
+    assert_eq!(body["data"]["balance_value"], "10.00");
+    let secret = &app.project.client_secret;
+    // The vendor's PHP verification, byte for byte.
+    assert_eq!(hook.header("signature"), php_hash_hmac_sha256(&hook.body, secret));
+    assert_eq!(hook.header("x-sign"), sign::static_sign(&app.client_id(), secret));
+    // Standard Webhooks.
+    assert_eq!(hook.header("webhook-id"), body["id"].as_str().unwrap());
+    let ts = hook.header("webhook-timestamp");
+    let now = app.running.state.now();
+    let verified = sign::verify_standard(&[secret], hook.header("webhook-id"), ts, &hook.body,
+        hook.header("webhook-signature"), now, 300);
+    assert_eq!(verified, Ok(()));
+    assert_eq!(hook.header("content-type"), "application/json");
+
+    // A debit too large is refused and emits nothing.
+    let state = &app.running.state;
+    let p = state.store.project(app.project.id).await.unwrap().unwrap();
+    let refused = skingate_server::adjustments::adjust(
+        state.store.as_ref(), &p, false, skingate_core::Money::from_minor(10_001), "too much", "adj-2", now,
+    )
+    .await;
+    assert!(matches!(refused, Err(skingate_server::adjustments::AdjustError::InsufficientFunds)));
+    app.adjust(false, 2_500, "adj-3").await;
+    assert_eq!(ws_next(&mut a).await["data"]["balance_value"], "7.50");
+    assert_eq!(receiver.next().await.json()["seq"], 2);
+}
+
+#[tokio::test]
+async fn failing_receiver_gets_the_event_on_schedule() {
+    let clock = ManualClock::new(1_000_000);
+    let mut app = spawn_with_clock(|c| allow_loopback(c).with("webhook_jitter_percent", 0).unwrap(), Arc::new(clock.clone())).await;
+    let receiver = Receiver::start().await;
+    receiver.answer_with(&[500, 503, 500]);
+    app.set_events_url(&receiver.url).await;
+    app.adjust(true, 1_000, "adj").await;
+
+    let state = app.running.state.clone();
+    let started = |r: &crate::utils::Received| r.header("webhook-timestamp").parse::<i64>().unwrap();
+    let first = receiver.next().await;
+    assert_eq!(started(&first), 1_000_000);
+    // Expected schedule: +5 s, +5 min, +30 min after the previous attempt.
+    for (delay, at) in [(5, 1_000_005), (300, 1_000_305), (1_800, 1_002_105)] {
+        clock.advance(delay - 1);
+        state.events_committed();
+        assert!(tokio::time::timeout(std::time::Duration::from_millis(300), receiver.next()).await.is_err(), "too early");
+        clock.advance(1);
+        state.events_committed();
+        let got = receiver.next().await;
+        assert_eq!(started(&got), at);
+        assert_eq!(got.header("webhook-id"), first.header("webhook-id"), "same id on every retry");
+    }
+    // The 4th attempt got a 200: delivered, and the log shows every attempt.
+    let deliveries = wait_for_state(&state, app.project.id, DeliveryState::Delivered).await;
+    let attempts = state.store.delivery_attempts(deliveries.id).await.unwrap();
+    let statuses: Vec<_> = attempts.iter().map(|a| a.http_status).collect();
+    assert_eq!(statuses, [Some(500), Some(503), Some(500), Some(200)]);
+    assert_eq!(attempts[0].response_head, "receiver says hi");
+}
+
+async fn wait_for_state(
+    state: &skingate_server::AppState,
+    project: skingate_core::project::ProjectId,
+    want: DeliveryState,
+) -> skingate_store::Delivery {
+    for _ in 0..200 {
+        let list = state.store.deliveries(project, None, 0, 10).await.unwrap();
+        if let Some(d) = list.into_iter().find(|d| d.state == want) {
+            return d;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    panic!("no delivery reached {want:?}");
+}
+
+#[tokio::test]
+async fn gone_disables_the_endpoint_and_tells_the_merchant() {
+    let mut app = spawn_with(allow_loopback).await;
+    let receiver = Receiver::start().await;
+    receiver.answer_with(&[410]);
+    app.set_events_url(&receiver.url).await;
+    let (mut ws, _) = ws_connect(&app.ws_url("")).await;
+    app.adjust(true, 1_000, "adj").await;
+    assert_eq!(ws_next(&mut ws).await["event"], "balance_change");
+    let notice = ws_next(&mut ws).await;
+    assert_eq!(notice["event"], "webhook_endpoint_disabled");
+    assert_eq!(notice["data"]["reason"], "gone");
+    receiver.next().await;
+    let p = app.running.state.store.project(app.project.id).await.unwrap().unwrap();
+    assert!(p.events_disabled_at.is_some());
+    // Later events are not delivered to a disabled endpoint.
+    app.adjust(true, 1_000, "adj2").await;
+    assert_eq!(ws_next(&mut ws).await["event"], "balance_change");
+    assert!(receiver.try_next().await.is_none());
+}
+
+#[tokio::test]
+async fn private_addresses_are_refused_without_the_switch() {
+    let mut app = spawn_with(|c| c).await;
+    let receiver = Receiver::start().await;
+    app.set_events_url(&receiver.url).await;
+    app.adjust(true, 1_000, "adj").await;
+    let state = app.running.state.clone();
+    let d = loop {
+        let list = state.store.deliveries(app.project.id, None, 0, 1).await.unwrap();
+        if list.first().is_some_and(|d| d.attempts > 0) {
+            break list.into_iter().next().unwrap();
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    };
+    let attempts = state.store.delivery_attempts(d.id).await.unwrap();
+    assert!(attempts[0].error.as_deref().unwrap().contains("not allowed"), "{attempts:?}");
+    assert!(receiver.try_next().await.is_none());
+}
+
+#[tokio::test]
+async fn restart_between_commit_and_delivery_loses_nothing() {
+    let mut app = spawn_with(allow_loopback).await;
+    let receiver = Receiver::start().await;
+    app.set_events_url(&receiver.url).await;
+    let (mut ws, _) = ws_connect(&app.ws_url("")).await;
+    app.adjust(true, 1_000, "before").await;
+    let seen = ws_next(&mut ws).await;
+    receiver.next().await;
+    drop(ws);
+    let project = app.project.id;
+    // While no server runs, another process commits an event (the CLI, or a server that died after commit).
+    let app = app
+        .restart_after(async move |url: String| {
+            let other = SqliteStore::open(&url, 1).await.unwrap();
+            let p = other.project(project).await.unwrap().unwrap();
+            let money = skingate_core::Money::from_minor(500);
+            skingate_server::adjustments::adjust(&other, &p, true, money, "offline", "during", 1).await.unwrap();
+            other.close().await;
+        })
+        .await;
+    let hook = receiver.next().await;
+    assert_eq!(hook.json()["data"]["balance_value"], "1.50");
+    let resume = format!("&last_event_id={}", seen["id"].as_str().unwrap());
+    let (mut ws, _) = ws_connect(&app.ws_url(&resume)).await;
+    let missed = ws_next(&mut ws).await;
+    assert_eq!((missed["seq"].as_i64(), missed["data"]["balance_value"].as_str()), (Some(2), Some("1.50")));
+}
+
+#[tokio::test]
+async fn resume_after_a_dropped_connection_has_no_gap_and_no_duplicate() {
+    let app = spawn_with(|c| c).await;
+    let (mut ws, _) = ws_connect(&app.ws_url("")).await;
+    app.adjust(true, 1_000, "e1").await;
+    let first = ws_next(&mut ws).await;
+    drop(ws);
+    for i in 2..=4 {
+        app.adjust(true, 1_000, &format!("e{i}")).await;
+    }
+    let resume = format!("&last_event_id={}", first["id"].as_str().unwrap());
+    let (mut ws, hello) = ws_connect(&app.ws_url(&resume)).await;
+    assert_eq!(hello["event"], "auth_success");
+    let seqs: Vec<i64> = [ws_next(&mut ws).await, ws_next(&mut ws).await, ws_next(&mut ws).await]
+        .iter()
+        .map(|e| e["seq"].as_i64().unwrap())
+        .collect();
+    assert_eq!(seqs, [2, 3, 4]);
+    app.adjust(true, 1_000, "e5").await;
+    assert_eq!(ws_next(&mut ws).await["seq"], 5);
+    app.adjust(true, 1_000, "e6").await;
+    assert_eq!(ws_next(&mut ws).await["seq"], 6, "no duplicate of 5");
+    // An unknown id is reported, then live events flow.
+    let (mut ws2, _) = ws_connect(&app.ws_url("&last_event_id=evt_999999")).await;
+    assert_eq!(ws_next(&mut ws2).await["event"], "resume_failed");
+    app.adjust(true, 1_000, "e7").await;
+    assert_eq!(ws_next(&mut ws2).await["seq"], 7);
+}
+
+#[tokio::test]
+async fn bad_auth_pings_and_oversized_frames() {
+    let app = spawn_with(|c| c).await;
+    let base = format!("ws://{}/ws/?shopid={}", app.running.addr, app.client_id());
+    for url in [format!("{base}&signature=00"), format!("ws://{}/ws?shopid=999&signature=00", app.running.addr), base.clone()] {
+        let (mut ws, first) = ws_connect(&url).await;
+        assert_eq!(first, json!({"event": "auth_failed"}));
+        assert_eq!(ws_close_code(&mut ws).await, 4001);
+    }
+    // Upper-case signature, path without the trailing slash: accepted.
+    let sig = sign::static_sign(&app.client_id(), &app.project.client_secret).to_uppercase();
+    let (mut ws, first) = ws_connect(&format!("ws://{}/ws?shopid={}&signature={sig}", app.running.addr, app.client_id())).await;
+    assert_eq!(first["event"], "auth_success");
+    ws.send(Message::text("ping")).await.unwrap();
+    app.adjust(true, 1_000, "x").await;
+    assert_eq!(ws_next(&mut ws).await["event"], "balance_change", "ping gets no reply; events keep flowing");
+    ws.send(Message::text("x".repeat(70 * 1024))).await.unwrap();
+    assert_eq!(ws_close_code(&mut ws).await, 1009);
+}
