@@ -5,7 +5,10 @@ use std::time::Duration;
 use reqwest::header::{CONTENT_TYPE, HeaderMap};
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value, json};
-use skingate_types::api::{self, BalanceHistoryItem, BalanceResponse, CurrenciesResponse, Page, StatusResponse};
+use skingate_types::api::{
+    self, AttemptsResponse, BalanceHistoryItem, BalanceResponse, CurrenciesResponse, DeliveryItem, Page,
+    RescheduledResponse, StatusResponse,
+};
 use skingate_types::envelope::STATUS_ERROR;
 use skingate_types::sign::{Canonicalization, SIGN_PARAM, api_sign};
 use skingate_types::ErrorBody;
@@ -189,6 +192,41 @@ impl Client {
             params.insert("start_from".into(), json!(cursor));
         }
         self.typed(api::method::BALANCE_HISTORY, params).await
+    }
+}
+
+impl Client {
+    /// `webhook_deliveries`: events-webhook deliveries, newest first; `state` filters, `start_from` pages.
+    pub async fn webhook_deliveries(&self, state: Option<&str>, start_from: Option<i64>) -> Result<Page<DeliveryItem>, Error> {
+        let mut params = Map::new();
+        if let Some(state) = state {
+            params.insert("state".into(), json!(state));
+        }
+        if let Some(cursor) = start_from {
+            params.insert("start_from".into(), json!(cursor));
+        }
+        self.typed(api::method::WEBHOOK_DELIVERIES, params).await
+    }
+
+    /// `webhook_attempts`: every attempt of one delivery.
+    pub async fn webhook_attempts(&self, delivery_id: &str) -> Result<AttemptsResponse, Error> {
+        let mut params = Map::new();
+        params.insert("delivery_id".into(), json!(delivery_id));
+        self.typed(api::method::WEBHOOK_ATTEMPTS, params).await
+    }
+
+    /// `webhook_resend`: deliver one event again now.
+    pub async fn webhook_resend(&self, delivery_id: &str) -> Result<RescheduledResponse, Error> {
+        let mut params = Map::new();
+        params.insert("delivery_id".into(), json!(delivery_id));
+        self.typed(api::method::WEBHOOK_RESEND, params).await
+    }
+
+    /// `webhook_recover`: deliver again every failed delivery created since `since` (Unix seconds).
+    pub async fn webhook_recover(&self, since: i64) -> Result<RescheduledResponse, Error> {
+        let mut params = Map::new();
+        params.insert("since".into(), json!(since));
+        self.typed(api::method::WEBHOOK_RECOVER, params).await
     }
 }
 

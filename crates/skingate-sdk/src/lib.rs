@@ -5,7 +5,9 @@
 //!   for anything else;
 //! - [`form`]: PHP-style form encoding (`items[0][id]=1`, `custom_ids[]=a`) for gateways or proxies that
 //!   only read `$_POST`;
-//! - [`Error`]: what can go wrong, with the gateway's own error envelope kept intact.
+//! - [`Error`]: what can go wrong, with the gateway's own error envelope kept intact;
+//! - [`webhooks`]: verifying deliveries the gateway sends you (every signature scheme);
+//! - [`ws`]: a WebSocket event stream that reconnects with backoff and resumes from its last event.
 //!
 //! Parsing is lenient on purpose: ids and money may come as numbers or strings and unknown fields are
 //! ignored, because the vendor's documentation and its live service disagree on types (the response
@@ -23,6 +25,8 @@
 mod client;
 mod error;
 pub mod form;
+pub mod webhooks;
+pub mod ws;
 
 pub use client::{Auth, Client, Encoding, RawResponse};
 pub use error::Error;

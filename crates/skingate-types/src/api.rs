@@ -20,6 +20,14 @@ pub mod method {
     pub const CURRENCIES: &str = "currencies";
     /// Ledger history of the project balance (skingate's name for the vendor's unnamed page).
     pub const BALANCE_HISTORY: &str = "balance_history";
+    /// skingate: the project's events-webhook deliveries.
+    pub const WEBHOOK_DELIVERIES: &str = "webhook_deliveries";
+    /// skingate: the attempts of one delivery.
+    pub const WEBHOOK_ATTEMPTS: &str = "webhook_attempts";
+    /// skingate: deliver one event again now.
+    pub const WEBHOOK_RESEND: &str = "webhook_resend";
+    /// skingate: deliver again every failed delivery since a time.
+    pub const WEBHOOK_RECOVER: &str = "webhook_recover";
 }
 
 /// `status`: whether the gateway accepts business right now.
@@ -131,3 +139,71 @@ pub struct Page<T> {
 
 /// Most items one page carries, as the vendor caps its lists.
 pub const PAGE_LIMIT: usize = 1000;
+
+/// One events-webhook delivery in `webhook_deliveries`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeliveryItem {
+    /// Delivery id (`delivery_id` of the other webhook methods).
+    #[serde(deserialize_with = "crate::lenient::string")]
+    pub delivery_id: String,
+    /// The event's id (`evt_N`), the `webhook-id` header of every attempt.
+    pub event_id: String,
+    /// The event's name.
+    pub event: String,
+    /// Where it is sent.
+    pub url: String,
+    /// `pending`, `delivered` or `failed` (open set).
+    pub state: String,
+    /// Attempts made.
+    #[serde(deserialize_with = "crate::lenient::i64")]
+    pub attempts: i64,
+    /// When the next attempt is due (pending only), Unix seconds.
+    #[serde(default, deserialize_with = "crate::lenient::opt_i64")]
+    pub next_attempt_at: Option<i64>,
+    /// HTTP status of the last attempt, if it got one.
+    #[serde(default, deserialize_with = "crate::lenient::opt_i64")]
+    pub last_http_status: Option<i64>,
+    /// Creation time (= the event's), Unix seconds.
+    #[serde(deserialize_with = "crate::lenient::i64")]
+    pub date: i64,
+}
+
+/// One attempt in `webhook_attempts`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AttemptItem {
+    /// 1 for the first attempt.
+    #[serde(deserialize_with = "crate::lenient::i64")]
+    pub attempt: i64,
+    /// When it started, Unix seconds.
+    #[serde(deserialize_with = "crate::lenient::i64")]
+    pub date: i64,
+    /// How long it took.
+    #[serde(deserialize_with = "crate::lenient::i64")]
+    pub duration_ms: i64,
+    /// The answer's status, if any.
+    #[serde(default, deserialize_with = "crate::lenient::opt_i64")]
+    pub http_status: Option<i64>,
+    /// Why there was no usable answer.
+    #[serde(default)]
+    pub error: Option<String>,
+    /// The first KBs of the answer.
+    #[serde(default)]
+    pub response_head: String,
+}
+
+/// `webhook_attempts`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AttemptsResponse {
+    /// The delivery.
+    pub delivery: DeliveryItem,
+    /// Its attempts, oldest first.
+    pub items: Vec<AttemptItem>,
+}
+
+/// `webhook_resend` and `webhook_recover`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RescheduledResponse {
+    /// How many deliveries were scheduled again.
+    #[serde(deserialize_with = "crate::lenient::i64")]
+    pub rescheduled: i64,
+}

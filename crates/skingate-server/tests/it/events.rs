@@ -85,8 +85,10 @@ async fn failing_receiver_gets_the_event_on_schedule() {
     let started = |r: &crate::utils::Received| r.header("webhook-timestamp").parse::<i64>().unwrap();
     let first = receiver.next().await;
     assert_eq!(started(&first), 1_000_000);
-    // Expected schedule: +5 s, +5 min, +30 min after the previous attempt.
-    for (delay, at) in [(5, 1_000_005), (300, 1_000_305), (1_800, 1_002_105)] {
+    // Expected schedule: +5 s, +5 min, +30 min after the previous attempt. Time only moves once the
+    // previous attempt is recorded (as it would in real time: its lease outlasts the HTTP timeout).
+    for (n, (delay, at)) in [(5, 1_000_005), (300, 1_000_305), (1_800, 1_002_105)].into_iter().enumerate() {
+        wait_for_attempts_pending(&app, n as u32 + 1).await;
         clock.advance(delay - 1);
         state.events_committed();
         assert!(tokio::time::timeout(std::time::Duration::from_millis(300), receiver.next()).await.is_err(), "too early");
@@ -235,4 +237,134 @@ async fn bad_auth_pings_and_oversized_frames() {
     assert_eq!(ws_next(&mut ws).await["event"], "balance_change", "ping gets no reply; events keep flowing");
     ws.send(Message::text("x".repeat(70 * 1024))).await.unwrap();
     assert_eq!(ws_close_code(&mut ws).await, 1009);
+}
+
+#[tokio::test]
+async fn sdk_stream_resumes_after_a_drop_and_sdk_verifier_accepts_deliveries() {
+    let mut app = spawn_with(allow_loopback).await;
+    let receiver = Receiver::start().await;
+    app.set_events_url(&receiver.url).await;
+    let base = format!("ws://{}", app.running.addr);
+    let mut stream = skingate_sdk::ws::EventStream::new(&base, &app.client_id(), &app.project.client_secret);
+    // Connect first so the live event is not missed.
+    let next = tokio::spawn(async move {
+        let e = stream.next().await.unwrap();
+        (stream, e)
+    });
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    app.adjust(true, 1_000, "s1").await;
+    let (mut stream, first) = next.await.unwrap();
+    assert_eq!((first.event.as_str(), first.seq), ("balance_change", Some(1)));
+    stream.disconnect();
+    app.adjust(true, 1_000, "s2").await;
+    app.adjust(true, 1_000, "s3").await;
+    let seqs = [stream.next().await.unwrap().seq, stream.next().await.unwrap().seq];
+    assert_eq!(seqs, [Some(2), Some(3)]);
+
+    let verifier = skingate_sdk::webhooks::Verifier::new(&app.client_id(), &app.project.client_secret);
+    let hook = receiver.next().await;
+    let now = app.running.state.now();
+    assert_eq!(verifier.verify(&hook.headers, &hook.body, now), Ok(skingate_sdk::webhooks::Scheme::StandardWebhooks));
+    assert_eq!(hook.body.as_ref(), first.raw.as_bytes(), "webhook body and WebSocket frame are the same bytes");
+    let mut tampered = hook.body.to_vec();
+    tampered[5] ^= 1;
+    assert!(verifier.verify(&hook.headers, &tampered, now).is_err());
+    let wrong = skingate_sdk::Client::new(&app.running.base_url(), &app.client_id(), "nope");
+    let bad = skingate_sdk::ws::EventStream::new(&base, &app.client_id(), "nope").next().await;
+    assert!(matches!(bad, Err(skingate_sdk::ws::StreamError::AuthFailed)));
+    assert_eq!(wrong.status().await.unwrap_err().api_code(), Some(-3));
+}
+
+#[tokio::test]
+async fn rotation_signs_with_both_secrets_during_the_grace_period() {
+    let mut app = spawn_with(allow_loopback).await;
+    let receiver = Receiver::start().await;
+    app.set_events_url(&receiver.url).await;
+    let old = app.project.client_secret.clone();
+    app.project.rotate_secret("brand-new-secret".into(), app.running.state.now(), 3_600);
+    app.update(|_| {}).await;
+    app.adjust(true, 1_000, "r1").await;
+    let hook = receiver.next().await;
+    assert_eq!(hook.header("webhook-signature").split(' ').count(), 2);
+    let now = app.running.state.now();
+    let with_old = skingate_sdk::webhooks::Verifier::new(&app.client_id(), &old);
+    assert_eq!(with_old.verify(&hook.headers, &hook.body, now), Ok(skingate_sdk::webhooks::Scheme::StandardWebhooks));
+    assert_eq!(hook.header("signature"), php_hash_hmac_sha256(&hook.body, "brand-new-secret"));
+}
+
+#[tokio::test]
+async fn delivery_log_resend_and_recover_through_the_api() {
+    let mut app = spawn_with(|c| allow_loopback(c).with("webhook_retry_delays_secs", Vec::<u64>::new()).unwrap()).await;
+    let receiver = Receiver::start().await;
+    receiver.answer_with(&[500, 500]);
+    app.set_events_url(&receiver.url).await;
+    let since = app.running.state.now();
+    app.adjust(true, 1_000, "d1").await;
+    receiver.next().await;
+    wait_for_state(&app.running.state, app.project.id, DeliveryState::Failed).await;
+    let sdk = app.sdk();
+    let page = sdk.webhook_deliveries(Some("failed"), None).await.unwrap();
+    assert_eq!(page.total_count, 1);
+    let d = &page.items[0];
+    assert_eq!((d.state.as_str(), d.attempts, d.last_http_status, d.event.as_str()), ("failed", 1, Some(500), "balance_change"));
+    let attempts = sdk.webhook_attempts(&d.delivery_id).await.unwrap();
+    assert_eq!(attempts.items[0].http_status, Some(500));
+    assert_eq!(attempts.items[0].response_head, "receiver says hi");
+    // Resend: the next answer is another 500, so it fails again; recover then succeeds.
+    assert_eq!(sdk.webhook_resend(&d.delivery_id).await.unwrap().rescheduled, 1);
+    receiver.next().await;
+    wait_for_attempts(&app, 2).await;
+    assert_eq!(sdk.webhook_recover(since).await.unwrap().rescheduled, 1);
+    let third = receiver.next().await;
+    assert_eq!(third.header("webhook-id"), d.event_id);
+    wait_for_state(&app.running.state, app.project.id, DeliveryState::Delivered).await;
+    assert_eq!(sdk.webhook_deliveries(Some("failed"), None).await.unwrap().total_count, 0);
+    // Errors.
+    assert_eq!(sdk.webhook_attempts("999").await.unwrap_err().api_message(), Some("delivery_not_found"));
+    assert_eq!(sdk.webhook_resend("x").await.unwrap_err().api_message(), Some("missing_delivery_id"));
+    assert_eq!(sdk.webhook_deliveries(Some("weird"), None).await.unwrap_err().api_code(), Some(1));
+}
+
+async fn wait_for_attempts_pending(app: &crate::utils::TestApp, n: u32) {
+    for _ in 0..500 {
+        let list = app.running.state.store.deliveries(app.project.id, None, 0, 1).await.unwrap();
+        if list.first().is_some_and(|d| d.attempts >= n) {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+    panic!("attempt {n} never recorded");
+}
+
+async fn wait_for_attempts(app: &crate::utils::TestApp, n: u32) {
+    for _ in 0..200 {
+        let list = app.running.state.store.deliveries(app.project.id, None, 0, 1).await.unwrap();
+        if list.first().is_some_and(|d| d.attempts >= n && d.state != DeliveryState::Pending) {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    panic!("delivery never reached {n} attempts");
+}
+
+#[tokio::test]
+async fn slow_websocket_consumers_are_disconnected_with_4008() {
+    let app = spawn_with(|c| c.with("ws_queue_len", 2).unwrap()).await;
+    let (mut ws, _) = ws_connect(&app.ws_url("")).await;
+    // Fifty events in one transaction reach the hub in one batch: more than the client's queue.
+    let state = &app.running.state;
+    let p = state.store.project(app.project.id).await.unwrap().unwrap();
+    let mut tx = state.store.begin().await.unwrap();
+    for i in 0..50 {
+        let data = json!({"n": i});
+        skingate_server::events::emit(tx.as_mut(), &p, skingate_core::events::EventType::StatusChange, data, 1).await.unwrap();
+    }
+    tx.commit().await.unwrap();
+    state.events_committed();
+    assert_eq!(ws_close_code(&mut ws).await, 4008);
+    // Reconnecting with resume gets everything.
+    let (mut ws, _) = ws_connect(&app.ws_url("&last_event_id=0")).await;
+    for seq in 1..=50 {
+        assert_eq!(ws_next(&mut ws).await["seq"], seq);
+    }
 }

@@ -19,6 +19,10 @@ pub mod balance;
 pub mod balance_history;
 pub mod currencies;
 pub mod status;
+pub mod webhook_attempts;
+pub mod webhook_deliveries;
+pub mod webhook_recover;
+pub mod webhook_resend;
 
 /// Everything a method may use while applying.
 #[derive(Debug)]
@@ -68,6 +72,14 @@ pub enum Method {
     Currencies(currencies::Currencies),
     /// `balance_history` (alias `money_history`)
     BalanceHistory(balance_history::BalanceHistory),
+    /// `webhook_deliveries`
+    WebhookDeliveries(webhook_deliveries::WebhookDeliveries),
+    /// `webhook_attempts`
+    WebhookAttempts(webhook_attempts::WebhookAttempts),
+    /// `webhook_resend`
+    WebhookResend(webhook_resend::WebhookResend),
+    /// `webhook_recover`
+    WebhookRecover(webhook_recover::WebhookRecover),
 }
 
 impl Method {
@@ -80,6 +92,12 @@ impl Method {
             method::BALANCE_HISTORY | balance_history::ALIAS => {
                 Ok(Method::BalanceHistory(balance_history::BalanceHistory::parse(params)?))
             }
+            method::WEBHOOK_DELIVERIES => {
+                Ok(Method::WebhookDeliveries(webhook_deliveries::WebhookDeliveries::parse(params)?))
+            }
+            method::WEBHOOK_ATTEMPTS => Ok(Method::WebhookAttempts(webhook_attempts::WebhookAttempts::parse(params)?)),
+            method::WEBHOOK_RESEND => Ok(Method::WebhookResend(webhook_resend::WebhookResend::parse(params)?)),
+            method::WEBHOOK_RECOVER => Ok(Method::WebhookRecover(webhook_recover::WebhookRecover::parse(params)?)),
             _ => Err(GlobalError::InvalidMethod.into()),
         }
     }
@@ -91,6 +109,10 @@ impl Method {
             Method::Balance(m) => m.apply(ctx).await,
             Method::Currencies(m) => m.apply(ctx).await,
             Method::BalanceHistory(m) => m.apply(ctx).await,
+            Method::WebhookDeliveries(m) => m.apply(ctx).await,
+            Method::WebhookAttempts(m) => m.apply(ctx).await,
+            Method::WebhookResend(m) => m.apply(ctx).await,
+            Method::WebhookRecover(m) => m.apply(ctx).await,
         }
     }
 }
