@@ -1,8 +1,9 @@
 //! `skingate`: runs the gateway and manages it.
 //!
 //! # Layout
-//! One module per command group: [`serve`] (the server), [`project`] (merchant projects), [`currency`]
-//! (the rates table), [`maintenance`] (the run-time switch). Every command reads the same configuration
+//! One module per command group: [`serve`] (the server), [`project`] (merchant projects and operator
+//! adjustments), [`currency`] (the rates table), [`maintenance`] (the run-time switch), [`dev`] (`listen`,
+//! `trigger`, `sign`, `verify` for merchants' developers). Every command reads the same configuration
 //! as the server (`--config`, `skingate.toml`, `SKINGATE_*`), so it works on the server's database,
 //! also while the server runs.
 
@@ -12,6 +13,7 @@ use clap::{Parser, Subcommand};
 use skingate_server::Config;
 
 mod currency;
+mod dev;
 mod maintenance;
 mod project;
 mod serve;
@@ -45,8 +47,17 @@ enum Command {
         #[arg(value_parser = ["on", "off", "status"])]
         mode: String,
     },
-    /// Print the effective configuration (defaults, file and environment merged) as TOML-like JSON.
+    /// Print the effective configuration (defaults, file and environment merged) as JSON.
     Config,
+    /// Forward a project's events from the gateway's WebSocket to a local URL, signed like webhooks.
+    Listen(dev::Listen),
+    /// Write a sample event to a project's outbox (delivered like a real one).
+    Trigger(dev::Trigger),
+    /// Compute signatures (API `sign`, webhook headers) for debugging.
+    #[command(subcommand)]
+    Sign(dev::SignCmd),
+    /// Verify a received webhook's signatures.
+    Verify(dev::WebhookArgs),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -64,6 +75,10 @@ fn main() -> anyhow::Result<()> {
             Command::Project(cmd) => project::run(&config, cmd).await,
             Command::Currency(cmd) => currency::run(&config, cmd).await,
             Command::Maintenance { mode } => maintenance::run(&config, &mode).await,
+            Command::Listen(args) => dev::listen(&config, args).await,
+            Command::Trigger(args) => dev::trigger(&config, args).await,
+            Command::Sign(cmd) => dev::sign(cmd),
+            Command::Verify(args) => dev::verify(args),
             Command::Config => {
                 println!("{}", serde_json::to_string_pretty(&config)?);
                 Ok(())

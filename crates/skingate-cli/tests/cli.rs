@@ -159,6 +159,15 @@ fn bad_settings_are_refused() {
         assert!(!out.status.success(), "{args:?} should fail");
     }
     assert_eq!(run(&db, &["project", "list"]), "");
+    // Webhook URLs to private addresses: refused unless development mode allows them.
+    let created: Value = serde_json::from_str(run(&db, &["project", "create", "--name", "S", "--json"]).trim()).unwrap();
+    let id = created["client_id"].as_str().unwrap();
+    let set = ["project", "set", id, "--events-url", "http://127.0.0.1:9/hook"];
+    let refused = skingate(&db).args(set).output().unwrap();
+    assert!(!refused.status.success());
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("not allowed"));
+    let allowed = skingate(&db).args(set).env("SKINGATE_WEBHOOK_ALLOW_PRIVATE", "1").output().unwrap();
+    assert!(allowed.status.success(), "{}", String::from_utf8_lossy(&allowed.stderr));
 }
 
 #[test]
@@ -172,4 +181,128 @@ fn currencies_and_maintenance_switch() {
     assert!(run(&db, &["maintenance", "on"]).contains("maintenance: on"));
     assert!(run(&db, &["maintenance", "status"]).contains("maintenance: on"));
     assert!(run(&db, &["maintenance", "off"]).contains("maintenance: off"));
+}
+
+#[test]
+fn sign_and_verify_tools() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("gate.db");
+    let out = run(&db, &["sign", "api", "--secret", "123", "method=orderstatus", "order_id=1", "shopid=123"]);
+    assert!(out.contains("string to sign: method:orderstatus;order_id:1;shopid:123;"), "{out}");
+    assert!(out.contains("sign: abee99d476c736102c3d6062807761b6e4d31dd8"), "{out}");
+    let body = dir.path().join("body.json");
+    std::fs::write(&body, r#"{"event":"balance_change","data":{"balance_value":"11.945"}}"#).unwrap();
+    let body_arg = body.to_str().unwrap();
+    let signed = run(&db, &["sign", "webhook", "--client-id", "1", "--secret", "123", "--body", body_arg, "--id", "evt_9"]);
+    assert!(signed.contains("Signature: 5e19c9dc867d542ac1f17426ec56d0ecb94f968230853e993ad5dba7536bfd3f"), "{signed}");
+    let mut args = vec!["verify", "--client-id", "1", "--secret", "123", "--body", body_arg];
+    let headers: Vec<String> = signed.lines().filter(|l| l.starts_with("webhook-")).map(|l| l.to_owned()).collect();
+    for h in &headers {
+        args.push("-H");
+        args.push(h);
+    }
+    assert!(run(&db, &args).contains("StandardWebhooks"));
+    std::fs::write(&body, "{}").unwrap();
+    assert!(!skingate(&db).args(&args).output().unwrap().status.success(), "tampered body must fail");
+}
+
+/// Accepts `n` HTTP requests on a loopback port and returns them (headers and body as text).
+fn capture_requests(n: usize) -> (String, std::thread::JoinHandle<Vec<String>>) {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/hook", listener.local_addr().unwrap());
+    let handle = std::thread::spawn(move || {
+        let mut got = Vec::new();
+        for stream in listener.incoming().take(n) {
+            let mut stream = stream.unwrap();
+            stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+            let mut buf = Vec::new();
+            let mut chunk = [0u8; 4096];
+            loop {
+                let read = stream.read(&mut chunk).unwrap();
+                buf.extend_from_slice(&chunk[..read]);
+                let text = String::from_utf8_lossy(&buf).to_string();
+                if let Some((head, body)) = text.split_once("\r\n\r\n") {
+                    let len: usize = head
+                        .lines()
+                        .find_map(|l| l.to_ascii_lowercase().strip_prefix("content-length:").map(|v| v.trim().parse().unwrap()))
+                        .unwrap_or(0);
+                    if body.len() >= len {
+                        break;
+                    }
+                }
+                if read == 0 {
+                    break;
+                }
+            }
+            stream.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\nconnection: close\r\n\r\n").unwrap();
+            got.push(String::from_utf8_lossy(&buf).into_owned());
+        }
+        got
+    });
+    (url, handle)
+}
+
+#[test]
+fn credit_debit_trigger_and_listen() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("gate.db");
+    let server = serve(&db);
+    let created: Value = serde_json::from_str(run(&db, &["project", "create", "--name", "Dev", "--json"]).trim()).unwrap();
+    let (id, secret) = (created["client_id"].as_str().unwrap().to_owned(), created["client_secret"].as_str().unwrap().to_owned());
+    let (forward_to, captured) = capture_requests(3);
+    let listen = skingate(&db)
+        .args(["listen", "--forward-to", &forward_to, "--client-id", &id, "--secret", &secret, "--gateway", &server.base])
+        .args(["--since", "evt_0", "--max-events", "3"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+
+    let credit: Value =
+        serde_json::from_str(run(&db, &["project", "credit", &id, "10.50", "--reason", "welcome bonus", "--json"]).trim()).unwrap();
+    assert_eq!(credit["balance"], "10.50");
+    let refused = skingate(&db).args(["project", "debit", &id, "11", "--reason", "too much"]).output().unwrap();
+    assert!(!refused.status.success());
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("insufficient funds"));
+    // The same transfer id twice moves money once.
+    for _ in 0..2 {
+        run(&db, &["project", "debit", &id, "0.50", "--reason", "fee", "--transfer-id", "fee-1"]);
+    }
+    assert_eq!(balance(&server.base, &id, &secret)["balance"], "10.00");
+    run(&db, &["trigger", "status_change", "--project", &id]);
+
+    let out = listen.wait_with_output().unwrap();
+    assert!(out.status.success());
+    let lines = String::from_utf8(out.stdout).unwrap();
+    assert_eq!(lines.lines().count(), 3, "{lines}");
+    assert!(lines.lines().all(|l| l.ends_with("-> 200")), "{lines}");
+    let requests = captured.join().unwrap();
+    let first = &requests[0];
+    let body = first.split("\r\n\r\n").nth(1).unwrap();
+    assert!(body.contains(r#""balance_value":"10.50""#), "{body}");
+    let signature = skingate_types::sign::events_signature(&secret, body.as_bytes());
+    assert!(first.to_ascii_lowercase().contains(&format!("signature: {signature}")), "{first}");
+    assert!(requests[2].contains("\"status_change\""));
+    // The history shows both adjustments with their reasons.
+    let history = balance_history(&server.base, &id, &secret);
+    let reasons: Vec<&str> = history["items"].as_array().unwrap().iter().map(|i| i["reference"].as_str().unwrap()).collect();
+    assert_eq!(reasons, ["welcome bonus", "fee"]);
+    server.terminate();
+}
+
+fn balance_history(base: &str, id: &str, secret: &str) -> Value {
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    rt.block_on(async {
+        reqwest::Client::new()
+            .post(format!("{base}/api.php"))
+            .header("X-CLIENT-ID", id)
+            .header("X-CLIENT-SECRET", secret)
+            .form(&[("method", "balance_history"), ("starting", "0"), ("ending", "99999999999")])
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    })
 }
