@@ -25,9 +25,25 @@ use tokio::net::TcpStream;
 
 mod target;
 
-/// Command-line options.
+mod webhooks;
+mod ws;
+
+/// The benchmarks; each measures its figure beside its baseline in one run.
 #[derive(Debug, Parser)]
-#[command(about = "Load-test skingate's API against the no-op route, in one run")]
+#[command(about = "Benchmarks of skingate, each against its loopback baseline in the same run")]
+enum Cli {
+    /// Signed `balance` (and friends) against the no-op route.
+    Api(Opts),
+    /// Signed, durably recorded webhook deliveries against raw POSTs of the same HTTP client.
+    Webhooks(webhooks::Opts),
+    /// Idle authenticated WebSocket connections held by one node, and memory per connection.
+    WsIdle(ws::IdleOpts),
+    /// Commit-to-client latency with many connections and a steady event rate.
+    WsLatency(ws::LatencyOpts),
+}
+
+/// Options of the `api` benchmark.
+#[derive(Debug, clap::Args)]
 struct Opts {
     /// Concurrent keep-alive clients; a comma-separated list runs each in turn.
     #[arg(long, value_delimiter = ',', default_value = "1,16,64")]
@@ -208,14 +224,22 @@ async fn run(host: String, client_id: String, secret: String, opts: Opts) -> any
 }
 
 fn main() -> anyhow::Result<()> {
-    let opts = Opts::parse();
+    match Cli::parse() {
+        Cli::Api(opts) => api(opts),
+        Cli::Webhooks(opts) => webhooks::run(opts),
+        Cli::WsIdle(opts) => ws::idle(opts),
+        Cli::WsLatency(opts) => ws::latency(opts),
+    }
+}
+
+fn api(opts: Opts) -> anyhow::Result<()> {
     let (host, client_id, secret, server) = match &opts.url {
         Some(url) => {
             let host = url.trim_start_matches("http://").trim_end_matches('/').to_owned();
             (host, opts.client_id.clone().unwrap_or_default(), opts.secret.clone().unwrap_or_default(), None)
         }
         None => {
-            let server = target::InProcess::start()?;
+            let server = target::InProcess::start(|c| c)?;
             (server.addr.to_string(), server.client_id.clone(), server.secret.clone(), Some(server))
         }
     };

@@ -20,6 +20,10 @@ pub struct InProcess {
     pub client_id: String,
     /// The bench project's secret.
     pub secret: String,
+    /// The gateway's state (use it through [`InProcess::handle`]: its pools live on that runtime).
+    pub state: skingate_server::AppState,
+    /// The server runtime, to run store operations where the store lives.
+    pub handle: tokio::runtime::Handle,
     stop: oneshot::Sender<()>,
     thread: JoinHandle<()>,
     _dir: tempfile::TempDir,
@@ -27,17 +31,19 @@ pub struct InProcess {
 
 impl InProcess {
     /// Starts the gateway on 127.0.0.1:0 with a fresh database.
-    pub fn start() -> anyhow::Result<Self> {
+    pub fn start(tweak: impl FnOnce(Config) -> Config + Send + 'static) -> anyhow::Result<Self> {
         let dir = tempfile::tempdir()?;
         let config = Config::defaults()
             .with("listen", "127.0.0.1:0")
             .and_then(|c| c.with("database_url", format!("sqlite://{}", dir.path().join("bench.db").display())))
             .and_then(|c| c.with("demo_project", false))
             .map_err(|e| anyhow::anyhow!("config: {e}"))?;
+        let config = tweak(config);
         let (ready_tx, ready_rx) = mpsc::channel();
         let (stop, stop_rx) = oneshot::channel::<()>();
         let thread = std::thread::spawn(move || {
             let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("server runtime");
+            let handle = rt.handle().clone();
             rt.block_on(async move {
                 let started = async {
                     let running = skingate_server::start(config, Arc::new(SystemClock)).await?;
@@ -48,7 +54,8 @@ impl InProcess {
                 };
                 match started.await {
                     Ok((running, project)) => {
-                        let _ = ready_tx.send(Ok((running.addr, project.client_id(), project.client_secret.clone())));
+                        let ready = (running.addr, project.client_id(), project.client_secret.clone(), running.state.clone(), handle);
+                        let _ = ready_tx.send(Ok(ready));
                         let _ = stop_rx.await;
                         let _ = running.stop().await;
                     }
@@ -58,8 +65,8 @@ impl InProcess {
                 }
             });
         });
-        let (addr, client_id, secret) = ready_rx.recv().context("server thread died")??;
-        Ok(Self { addr, client_id, secret, stop, thread, _dir: dir })
+        let (addr, client_id, secret, state, handle) = ready_rx.recv().context("server thread died")??;
+        Ok(Self { addr, client_id, secret, state, handle, stop, thread, _dir: dir })
     }
 
     /// Stops the gateway and waits for its thread.

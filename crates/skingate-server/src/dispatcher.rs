@@ -11,12 +11,14 @@
 //! `webhook_endpoint_disabled` event on its WebSocket channel, and the disabled state shows in the CLI.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use serde_json::json;
 use skingate_core::events::{AttemptOutcome, EventType, RetryPolicy};
 use skingate_store::{Attempt, Delivery, NextStep};
-use tokio::sync::Semaphore;
+use skingate_core::project::Project;
+use tokio::sync::{Notify, Semaphore, mpsc};
 use tokio_util::sync::CancellationToken;
 
 use crate::events::{emit, public_id};
@@ -26,57 +28,108 @@ use crate::webhook::WebhookClient;
 /// Extra lease time beyond the HTTP timeout, so a slow attempt is never delivered twice concurrently.
 const LEASE_MARGIN_SECS: i64 = 30;
 
+/// Most attempt results written in one transaction.
+const RECORD_BATCH: usize = 1024;
+
+/// How many deliveries are leased per concurrent slot: enough that sending never waits for the recorder's
+/// disk flush.
+const LEASE_AHEAD: usize = 16;
+
+/// How long the recorder waits for more results before writing a batch.
+const GATHER: Duration = Duration::from_millis(2);
+
+/// A finished attempt on its way to the database.
+struct Done {
+    delivery: Delivery,
+    attempt: Attempt,
+    next: NextStep,
+    outcome: AttemptOutcome,
+    project: Option<Arc<Project>>,
+}
+
 /// Runs until `shutdown`; in-flight attempts finish or their leases expire.
+///
+/// Three stages: this loop leases due rows (up to `LEASE_AHEAD` times `webhook_concurrency` ahead), one task per
+/// delivery sends it (at most `webhook_concurrency` at once), and a recorder writes finished attempts in
+/// batches (group commit: one disk flush per batch instead of one per delivery).
 pub async fn run(state: AppState, client: WebhookClient, shutdown: CancellationToken) {
     let concurrency = state.config.webhook_concurrency;
     let permits = Arc::new(Semaphore::new(concurrency));
     let policy = Arc::new(state.config.retry_policy());
     let poll = Duration::from_millis(state.config.webhook_poll_interval_ms);
     let lease = i64::try_from(state.config.webhook_timeout_ms / 1000).unwrap_or(60) + LEASE_MARGIN_SECS;
+    let max_ahead = concurrency * LEASE_AHEAD;
+    let in_flight = Arc::new(AtomicUsize::new(0));
+    let progress = Arc::new(Notify::new());
+    let (done_tx, done_rx) = mpsc::unbounded_channel();
+    tokio::spawn(recorder(state.clone(), policy.clone(), done_rx, in_flight.clone(), progress.clone()));
     loop {
-        let batch = u32::try_from(permits.available_permits().max(1)).unwrap_or(1);
-        let due = match state.store.claim_due_deliveries(state.now(), lease, batch).await {
-            Ok(due) => due,
-            Err(e) => {
+        let busy = in_flight.load(Ordering::Acquire);
+        // Lease in batches: a claim is a write transaction, so claiming one row at a time would cost a disk
+        // flush per delivery. Wait for room for half a batch unless nothing is in flight.
+        let room = if busy > 0 && busy > max_ahead / 2 { 0 } else { max_ahead - busy.min(max_ahead) };
+        let due = if room == 0 {
+            Vec::new()
+        } else {
+            let limit = u32::try_from(room).unwrap_or(u32::MAX);
+            state.store.claim_due_deliveries(state.now(), lease, limit).await.unwrap_or_else(|e| {
                 tracing::warn!(error = %e, "claiming deliveries failed");
                 Vec::new()
-            }
+            })
         };
         let idle = due.is_empty();
+        in_flight.fetch_add(due.len(), Ordering::AcqRel);
         for delivery in due {
-            let Ok(permit) = permits.clone().acquire_owned().await else { return };
-            let (state, client, policy) = (state.clone(), client.clone(), policy.clone());
+            let (state, client, policy, permits, done_tx) =
+                (state.clone(), client.clone(), policy.clone(), permits.clone(), done_tx.clone());
             tokio::spawn(async move {
-                deliver(&state, &client, &policy, delivery).await;
+                let Ok(permit) = permits.acquire_owned().await else { return };
+                let done = deliver(&state, &client, &policy, delivery).await;
                 drop(permit);
+                let _ = done_tx.send(done);
             });
         }
-        if idle || permits.available_permits() == 0 {
+        if idle {
             tokio::select! {
                 () = shutdown.cancelled() => return,
                 () = state.dispatch_wake.notified() => {}
+                () = progress.notified(), if room == 0 => {}
                 () = tokio::time::sleep(poll) => {}
-                // A finished attempt frees a permit: look for more work.
-                Ok(p) = permits.clone().acquire_owned(), if !idle => drop(p),
             }
+        } else if shutdown.is_cancelled() {
+            return;
         }
     }
 }
 
-/// One attempt of one delivery, logged and rescheduled.
-async fn deliver(state: &AppState, client: &WebhookClient, policy: &RetryPolicy, d: Delivery) {
+/// One attempt of one delivery.
+async fn deliver(state: &AppState, client: &WebhookClient, policy: &RetryPolicy, d: Delivery) -> Done {
     let now = state.now();
     let attempt_no = d.attempts + 1;
+    let give_up = |d: Delivery, why: &str, project| Done {
+        attempt: failed_attempt(attempt_no, now, why),
+        delivery: d,
+        next: NextStep::Fail,
+        outcome: AttemptOutcome::Failed { retry_after_secs: None },
+        project,
+    };
     let project = match state.project(d.event.project).await {
         Ok(Some(p)) => p,
-        Ok(None) => return record(state, &d, failed_attempt(attempt_no, now, "project deleted"), NextStep::Fail).await,
+        Ok(None) => return give_up(d, "project deleted", None),
         Err(e) => {
-            tracing::warn!(error = %e, delivery = d.id, "loading project for delivery failed; lease will expire");
-            return;
+            tracing::warn!(error = %e, delivery = d.id, "loading project for delivery failed; retrying");
+            let retry = Done {
+                attempt: failed_attempt(attempt_no, now, "gateway storage unavailable"),
+                delivery: d,
+                next: NextStep::RetryAt(now + 5),
+                outcome: AttemptOutcome::Failed { retry_after_secs: None },
+                project: None,
+            };
+            return retry;
         }
     };
     if project.events_disabled_at.is_some() {
-        return record(state, &d, failed_attempt(attempt_no, now, "endpoint disabled"), NextStep::Fail).await;
+        return give_up(d, "endpoint disabled", Some(project));
     }
     let result = client.send(&d.url, &project, &public_id(d.event.id), &d.event.payload, now).await;
     let outcome = AttemptOutcome::from_status(result.status, result.timed_out, result.retry_after_secs);
@@ -97,17 +150,48 @@ async fn deliver(state: &AppState, client: &WebhookClient, policy: &RetryPolicy,
         response_head: result.head,
     };
     tracing::debug!(delivery = d.id, attempt = attempt_no, status = ?attempt.http_status, ?next, "webhook attempt");
-    let failing_since = match state.store.record_attempt(&d, &attempt, next).await {
-        Ok(since) => since,
-        Err(e) => return tracing::error!(error = %e, delivery = d.id, "recording a webhook attempt failed"),
-    };
-    let disable_reason = match (outcome, failing_since) {
-        (AttemptOutcome::Gone, _) => Some("gone"),
-        (_, Some(since)) if policy.should_disable(since, now) => Some("failing"),
-        _ => None,
-    };
-    if let Some(reason) = disable_reason {
-        disable_endpoint(state, &project, &d.url, reason, failing_since.unwrap_or(now)).await;
+    Done { delivery: d, attempt, next, outcome, project: Some(project) }
+}
+
+/// Writes finished attempts in batches and disables endpoints that asked for it or failed too long.
+async fn recorder(
+    state: AppState,
+    policy: Arc<RetryPolicy>,
+    mut rx: mpsc::UnboundedReceiver<Done>,
+    in_flight: Arc<AtomicUsize>,
+    progress: Arc<Notify>,
+) {
+    while let Some(first) = rx.recv().await {
+        let mut batch = vec![first];
+        // Group commit: gather what finishes within a couple of milliseconds into one transaction.
+        let gather_until = tokio::time::Instant::now() + GATHER;
+        while batch.len() < RECORD_BATCH {
+            match tokio::time::timeout_at(gather_until, rx.recv()).await {
+                Ok(Some(done)) => batch.push(done),
+                Ok(None) | Err(_) => break,
+            }
+        }
+        let rows: Vec<_> = batch.iter().map(|d| (d.delivery.clone(), d.attempt.clone(), d.next)).collect();
+        match state.store.record_attempts(&rows).await {
+            Ok(streaks) => {
+                for (done, failing_since) in batch.iter().zip(streaks) {
+                    let now = done.attempt.started_at;
+                    let reason = match (done.outcome, failing_since) {
+                        (AttemptOutcome::Gone, _) => Some("gone"),
+                        (_, Some(since)) if policy.should_disable(since, now) => Some("failing"),
+                        _ => None,
+                    };
+                    if let (Some(reason), Some(project)) = (reason, &done.project) {
+                        let since = failing_since.unwrap_or(now);
+                        disable_endpoint(&state, project, &done.delivery.url, reason, since).await;
+                    }
+                }
+            }
+            // The leases expire and the deliveries are attempted again: at least once, never lost.
+            Err(e) => tracing::error!(error = %e, count = batch.len(), "recording webhook attempts failed"),
+        }
+        in_flight.fetch_sub(batch.len(), Ordering::AcqRel);
+        progress.notify_one();
     }
 }
 
@@ -122,14 +206,8 @@ fn failed_attempt(attempt_no: u32, now: i64, why: &str) -> Attempt {
     }
 }
 
-async fn record(state: &AppState, d: &Delivery, attempt: Attempt, next: NextStep) {
-    if let Err(e) = state.store.record_attempt(d, &attempt, next).await {
-        tracing::error!(error = %e, delivery = d.id, "recording a webhook attempt failed");
-    }
-}
-
 /// Disables the endpoint and tells the merchant over its WebSocket channel.
-async fn disable_endpoint(state: &AppState, project: &skingate_core::project::Project, url: &str, reason: &str, since: i64) {
+async fn disable_endpoint(state: &AppState, project: &Project, url: &str, reason: &str, since: i64) {
     let now = state.now();
     tracing::warn!(project = %project.id, url, reason, "disabling events webhook endpoint");
     let notice = async {

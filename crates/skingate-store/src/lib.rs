@@ -268,7 +268,13 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     async fn claim_due_deliveries(&self, now: i64, lease_secs: i64, limit: u32) -> Result<Vec<Delivery>>;
     /// Logs an attempt and moves the delivery on; also tracks the endpoint's failing streak and returns
     /// the time the current streak started (`None` after a success).
-    async fn record_attempt(&self, delivery: &Delivery, attempt: &Attempt, next: NextStep) -> Result<Option<i64>>;
+    async fn record_attempt(&self, delivery: &Delivery, attempt: &Attempt, next: NextStep) -> Result<Option<i64>> {
+        let batch = [(delivery.clone(), attempt.clone(), next)];
+        Ok(self.record_attempts(&batch).await?.pop().flatten())
+    }
+    /// [`Store::record_attempt`] for many deliveries in one transaction (group commit: one disk flush for
+    /// the whole batch). Results are in the batch's order.
+    async fn record_attempts(&self, batch: &[(Delivery, Attempt, NextStep)]) -> Result<Vec<Option<i64>>>;
     /// A project's deliveries, newest first, after the cursor `before_id` (0 = from the newest).
     async fn deliveries(&self, project: ProjectId, state: Option<DeliveryState>, before_id: i64, limit: u32)
     -> Result<Vec<Delivery>>;

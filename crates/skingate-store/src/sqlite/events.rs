@@ -104,30 +104,113 @@ pub(crate) async fn claim_due(pool: &SqlitePool, now: i64, lease_secs: i64, limi
     .bind(i64::from(limit))
     .fetch_all(pool)
     .await?;
-    let mut out = Vec::with_capacity(ids.len());
-    for id in ids {
-        let row = sqlx::query(concat!(delivery_select!(), " WHERE d.id = ?")).bind(id).fetch_one(pool).await?;
-        out.push(delivery_row(&row)?);
+    if ids.is_empty() {
+        return Ok(Vec::new());
     }
-    out.sort_by_key(|d| d.event.id);
+    let list = serde_json::to_string(&ids).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+    let rows = sqlx::query(concat!(delivery_select!(), " WHERE d.id IN (SELECT value FROM json_each(?)) ORDER BY e.id"))
+        .bind(list)
+        .fetch_all(pool)
+        .await?;
+    rows.iter().map(delivery_row).collect()
+}
+
+pub(crate) async fn record_attempts(
+    pool: &SqlitePool,
+    batch: &[(Delivery, Attempt, NextStep)],
+) -> Result<Vec<Option<i64>>> {
+    let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
+    // The common case, a first-time 2xx, is written with a few set-based statements for the whole batch;
+    // anything else (retries, failures) row by row.
+    let (fast, slow): (Vec<_>, Vec<_>) = batch.iter().enumerate().partition(|(_, (_, _, next))| *next == NextStep::Delivered);
+    let mut out = vec![None; batch.len()];
+    for chunk in fast.chunks(200) {
+        record_delivered(&mut tx, chunk.iter().map(|(_, row)| *row)).await?;
+    }
+    for (i, (d, a, next)) in slow {
+        out[i] = record_one(&mut tx, d, a, *next).await?;
+    }
+    tx.commit().await?;
     Ok(out)
 }
 
-pub(crate) async fn record_attempt(
-    pool: &SqlitePool,
+fn truncated_head(head: &str) -> &str {
+    if head.len() <= RESPONSE_HEAD_BYTES {
+        return head;
+    }
+    let mut cut = RESPONSE_HEAD_BYTES;
+    while !head.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    &head[..cut]
+}
+
+/// Delivered attempts: one multi-row insert, one update per distinct status, one project reset.
+async fn record_delivered<'a>(
+    tx: &mut sqlx::Transaction<'static, sqlx::Sqlite>,
+    rows: impl Iterator<Item = &'a (Delivery, Attempt, NextStep)> + Clone,
+) -> Result<()> {
+    let n = rows.clone().count();
+    if n == 0 {
+        return Ok(());
+    }
+    let mut sql = String::from(
+        "INSERT INTO delivery_attempts (delivery_id, project_id, attempt_no, started_at, duration_ms, http_status,
+            error, response_head) VALUES ",
+    );
+    sql.push_str(&vec!["(?, ?, ?, ?, ?, ?, ?, ?)"; n].join(", "));
+    let mut insert = sqlx::query(sqlx::AssertSqlSafe(sql));
+    for (d, a, _) in rows.clone() {
+        insert = insert
+            .bind(d.id)
+            .bind(d.event.project.0)
+            .bind(i64::from(a.attempt_no))
+            .bind(a.started_at)
+            .bind(i64::try_from(a.duration_ms).unwrap_or(i64::MAX))
+            .bind(a.http_status.map(i64::from))
+            .bind(a.error.clone())
+            .bind(truncated_head(&a.response_head).to_owned());
+    }
+    insert.execute(&mut **tx).await?;
+    let mut by_status: std::collections::BTreeMap<(Option<u16>, u32, i64), Vec<i64>> = Default::default();
+    let mut projects = std::collections::BTreeSet::new();
+    for (d, a, _) in rows {
+        let finished = a.started_at + i64::try_from(a.duration_ms / 1000).unwrap_or(0);
+        by_status.entry((a.http_status, a.attempt_no, finished)).or_default().push(d.id);
+        projects.insert(d.event.project.0);
+    }
+    for ((status, attempt_no, finished), ids) in by_status {
+        let ids = serde_json::to_string(&ids).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        sqlx::query(
+            "UPDATE deliveries SET state = 'delivered', attempts = ?, next_attempt_at = NULL, locked_until = NULL,
+                last_http_status = ?, finished_at = ? WHERE id IN (SELECT value FROM json_each(?))",
+        )
+        .bind(i64::from(attempt_no))
+        .bind(status.map(i64::from))
+        .bind(finished)
+        .bind(ids)
+        .execute(&mut **tx)
+        .await?;
+    }
+    let projects: Vec<i64> = projects.into_iter().collect();
+    let projects = serde_json::to_string(&projects).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+    sqlx::query(
+        "UPDATE projects SET events_failing_since = NULL
+         WHERE id IN (SELECT value FROM json_each(?)) AND events_failing_since IS NOT NULL",
+    )
+    .bind(projects)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+async fn record_one(
+    tx: &mut sqlx::Transaction<'static, sqlx::Sqlite>,
     d: &Delivery,
     a: &Attempt,
     next: NextStep,
 ) -> Result<Option<i64>> {
-    let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
-    let mut head = a.response_head.clone();
-    if head.len() > RESPONSE_HEAD_BYTES {
-        let mut cut = RESPONSE_HEAD_BYTES;
-        while !head.is_char_boundary(cut) {
-            cut -= 1;
-        }
-        head.truncate(cut);
-    }
+    let head = truncated_head(&a.response_head);
     sqlx::query(
         "INSERT INTO delivery_attempts (delivery_id, project_id, attempt_no, started_at, duration_ms, http_status,
             error, response_head) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
@@ -139,8 +222,8 @@ pub(crate) async fn record_attempt(
     .bind(i64::try_from(a.duration_ms).unwrap_or(i64::MAX))
     .bind(a.http_status.map(i64::from))
     .bind(&a.error)
-    .bind(&head)
-    .execute(&mut *tx)
+    .bind(head)
+    .execute(&mut **tx)
     .await?;
     let finished = a.started_at + i64::try_from(a.duration_ms / 1000).unwrap_or(0);
     let (state, next_at, finished_at) = match next {
@@ -158,27 +241,24 @@ pub(crate) async fn record_attempt(
     .bind(a.http_status.map(i64::from))
     .bind(finished_at)
     .bind(d.id)
-    .execute(&mut *tx)
+    .execute(&mut **tx)
     .await?;
-    let failing_since: Option<i64> = if next == NextStep::Delivered {
-        sqlx::query("UPDATE projects SET events_failing_since = NULL WHERE id = ?")
+    if next == NextStep::Delivered {
+        sqlx::query("UPDATE projects SET events_failing_since = NULL WHERE id = ? AND events_failing_since IS NOT NULL")
             .bind(d.event.project.0)
-            .execute(&mut *tx)
+            .execute(&mut **tx)
             .await?;
-        None
-    } else {
-        sqlx::query_scalar(
-            "UPDATE projects SET events_failing_since = COALESCE(events_failing_since, ?) WHERE id = ?
-             RETURNING events_failing_since",
-        )
-        .bind(a.started_at)
-        .bind(d.event.project.0)
-        .fetch_optional(&mut *tx)
-        .await?
-        .flatten()
-    };
-    tx.commit().await?;
-    Ok(failing_since)
+        return Ok(None);
+    }
+    Ok(sqlx::query_scalar(
+        "UPDATE projects SET events_failing_since = COALESCE(events_failing_since, ?) WHERE id = ?
+         RETURNING events_failing_since",
+    )
+    .bind(a.started_at)
+    .bind(d.event.project.0)
+    .fetch_optional(&mut **tx)
+    .await?
+    .flatten())
 }
 
 pub(crate) async fn deliveries(

@@ -247,8 +247,8 @@ impl Store for SqliteStore {
         events::claim_due(&self.writer, now, lease_secs, limit).await
     }
 
-    async fn record_attempt(&self, delivery: &Delivery, attempt: &Attempt, next: NextStep) -> Result<Option<i64>> {
-        events::record_attempt(&self.writer, delivery, attempt, next).await
+    async fn record_attempts(&self, batch: &[(Delivery, Attempt, NextStep)]) -> Result<Vec<Option<i64>>> {
+        events::record_attempts(&self.writer, batch).await
     }
 
     async fn deliveries(
