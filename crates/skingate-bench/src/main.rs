@@ -91,7 +91,12 @@ fn scenarios(client_id: &str, secret: &str) -> Vec<Scenario> {
         Scenario { name: "noop", path: "/noop", headers: vec![], body: signed.clone() },
         Scenario { name: "balance (signed)", path: "/api.php", headers: vec![], body: signed },
         // Authentication and dispatch without a database read: shows what the read itself costs.
-        Scenario { name: "status (signed)", path: "/api.php", headers: vec![], body: signed_body("status", client_id, secret) },
+        Scenario {
+            name: "status (signed)",
+            path: "/api.php",
+            headers: vec![],
+            body: signed_body("status", client_id, secret),
+        },
         Scenario {
             name: "balance (headers)",
             path: "/api.php",
@@ -195,7 +200,10 @@ fn summarise(mut samples: Vec<Sample>) -> Summary {
 async fn run(host: String, client_id: String, secret: String, opts: Opts) -> anyhow::Result<()> {
     let scenarios: Vec<Arc<Scenario>> = scenarios(&client_id, &secret).into_iter().map(Arc::new).collect();
     let mut report = Vec::new();
-    println!("{:>7}  {:<18} {:>10} {:>9} {:>9} {:>8} {:>7}", "clients", "scenario", "req/s", "p50 ms", "p99 ms", "vs noop", "errors");
+    println!(
+        "{:>7}  {:<18} {:>10} {:>9} {:>9} {:>8} {:>7}",
+        "clients", "scenario", "req/s", "p50 ms", "p99 ms", "vs noop", "errors"
+    );
     for &clients in &opts.clients {
         let mut samples: Vec<Vec<Sample>> = vec![Vec::new(); scenarios.len()];
         for _ in 0..opts.rounds {
@@ -209,7 +217,12 @@ async fn run(host: String, client_id: String, secret: String, opts: Opts) -> any
             let ratio = sum.rate / noop;
             println!(
                 "{clients:>7}  {:<18} {:>10.0} {:>9.3} {:>9.3} {:>7.0}% {:>7}",
-                s.name, sum.rate, sum.p50_ms, sum.p99_ms, ratio * 100.0, sum.errors
+                s.name,
+                sum.rate,
+                sum.p50_ms,
+                sum.p99_ms,
+                ratio * 100.0,
+                sum.errors
             );
             report.push(json!({"clients": clients, "scenario": s.name, "rps": sum.rate.round(),
                 "p50_ms": sum.p50_ms, "p99_ms": sum.p99_ms, "ratio_vs_noop": (ratio * 1000.0).round() / 1000.0,

@@ -54,7 +54,13 @@ impl InProcess {
                 };
                 match started.await {
                     Ok((running, project)) => {
-                        let ready = (running.addr, project.client_id(), project.client_secret.clone(), running.state.clone(), handle);
+                        let ready = (
+                            running.addr,
+                            project.client_id(),
+                            project.client_secret.clone(),
+                            running.state.clone(),
+                            handle,
+                        );
                         let _ = ready_tx.send(Ok(ready));
                         let _ = stop_rx.await;
                         let _ = running.stop().await;

@@ -75,7 +75,8 @@ pub fn run(opts: Opts) -> anyhow::Result<()> {
         state.forget_project(id);
         anyhow::Ok(p)
     })?;
-    let body = json!({"event":"balance_change","data":{"balance_value":"10.00"},"id":"evt_1","seq":1,"created":0}).to_string();
+    let body =
+        json!({"event":"balance_change","data":{"balance_value":"10.00"},"id":"evt_1","seq":1,"created":0}).to_string();
     let client_rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     let (mut raw_rates, mut gw_rates) = (Vec::new(), Vec::new());
     for round in 0..opts.rounds {
@@ -116,9 +117,12 @@ pub fn run(opts: Opts) -> anyhow::Result<()> {
     println!("{:<34} {:>12}", "scenario", "per second");
     println!("{:<34} {:>12.0}", "raw POST (same client, baseline)", raw);
     println!("{:<34} {:>12.0}   {:.0}% of baseline", "signed + recorded deliveries", gw, gw / raw * 100.0);
-    println!("{}", json!({"bench": "webhooks", "events": opts.events, "concurrency": concurrency,
+    println!(
+        "{}",
+        json!({"bench": "webhooks", "events": opts.events, "concurrency": concurrency,
         "raw_posts_per_s": raw.round(), "deliveries_per_s": gw.round(), "ratio": (gw / raw * 1000.0).round() / 1000.0,
-        "raw_rounds": raw_rates, "gateway_rounds": gw_rates}));
+        "raw_rounds": raw_rates, "gateway_rounds": gw_rates})
+    );
     Ok(())
 }
 
@@ -136,7 +140,8 @@ async fn raw_posts(receiver: &Receiver, body: &str, n: u64, concurrency: usize) 
             let (client, next, url, body) = (client.clone(), next.clone(), receiver.url.clone(), body.to_owned());
             tokio::spawn(async move {
                 while next.fetch_add(1, Ordering::Relaxed) < n {
-                    let resp = client.post(&url).header("content-type", "application/json").body(body.clone()).send().await?;
+                    let resp =
+                        client.post(&url).header("content-type", "application/json").body(body.clone()).send().await?;
                     anyhow::ensure!(resp.status().is_success(), "receiver answered {}", resp.status());
                 }
                 anyhow::Ok(())

@@ -113,8 +113,11 @@ pub fn idle(opts: IdleOpts) -> anyhow::Result<()> {
             println!("connections held: {}  (opened in {:.1} s)", sockets.len(), opened.as_secs_f64());
             println!("gateway RSS: {:.1} MiB before, {:.1} MiB after", before as f64 / 1024.0, after as f64 / 1024.0);
             println!("memory per connection: {:.1} KiB", per / 1024.0);
-            println!("{}", json!({"bench": "ws-idle", "connections": sockets.len(), "rss_before_kib": before,
-                "rss_after_kib": after, "bytes_per_connection": per.round(), "open_secs": opened.as_secs_f64()}));
+            println!(
+                "{}",
+                json!({"bench": "ws-idle", "connections": sockets.len(), "rss_before_kib": before,
+                "rss_after_kib": after, "bytes_per_connection": per.round(), "open_secs": opened.as_secs_f64()})
+            );
             drop(sockets);
             anyhow::Ok(())
         })
@@ -135,7 +138,8 @@ fn read_banner(child: &mut std::process::Child) -> anyhow::Result<(SocketAddr, S
             addr = Some(rest.split_whitespace().next().unwrap_or("").parse()?);
         }
         if line.starts_with("Demo project:") {
-            let field = |k: &str| line.split(k).nth(1).and_then(|s| s.split_whitespace().next()).unwrap_or("").to_owned();
+            let field =
+                |k: &str| line.split(k).nth(1).and_then(|s| s.split_whitespace().next()).unwrap_or("").to_owned();
             creds = Some((field("client_id="), field("client_secret=")));
         }
     }
@@ -193,7 +197,8 @@ pub fn latency(opts: LatencyOpts) -> anyhow::Result<()> {
         let mut readers = Vec::new();
         let mut pings = Vec::new();
         for (i, p) in list.iter().enumerate() {
-            let url = format!("ws://{addr}/ws/?shopid={}&signature={}", p.id, static_sign(&p.client_id(), &p.client_secret));
+            let url =
+                format!("ws://{addr}/ws/?shopid={}&signature={}", p.id, static_sign(&p.client_id(), &p.client_secret));
             for k in 0..opts.per_project {
                 let source = IpAddr::V4(Ipv4Addr::new(127, 0, 0, 1 + ((i * opts.per_project + k) % 8) as u8));
                 let mut ws = open(source, addr, &url).await?;
@@ -265,13 +270,26 @@ pub fn latency(opts: LatencyOpts) -> anyhow::Result<()> {
     lat.sort_unstable();
     let mut pings = pings;
     pings.sort_unstable();
-    let pct = |v: &[u32], p: f64| if v.is_empty() { 0.0 } else { f64::from(v[((v.len() - 1) as f64 * p) as usize]) / 1000.0 };
-    println!("connections: {}  events committed: {sent}  frames received: {} of {expected}", projects * opts.per_project, lat.len());
-    println!("commit -> client   p50 {:.3} ms  p99 {:.3} ms  max {:.3} ms", pct(&lat, 0.5), pct(&lat, 0.99), pct(&lat, 1.0));
+    let pct =
+        |v: &[u32], p: f64| if v.is_empty() { 0.0 } else { f64::from(v[((v.len() - 1) as f64 * p) as usize]) / 1000.0 };
+    println!(
+        "connections: {}  events committed: {sent}  frames received: {} of {expected}",
+        projects * opts.per_project,
+        lat.len()
+    );
+    println!(
+        "commit -> client   p50 {:.3} ms  p99 {:.3} ms  max {:.3} ms",
+        pct(&lat, 0.5),
+        pct(&lat, 0.99),
+        pct(&lat, 1.0)
+    );
     println!("ws ping round trip p50 {:.3} ms  p99 {:.3} ms (baseline)", pct(&pings, 0.5), pct(&pings, 0.99));
-    println!("{}", json!({"bench": "ws-latency", "connections": projects * opts.per_project, "events": sent,
+    println!(
+        "{}",
+        json!({"bench": "ws-latency", "connections": projects * opts.per_project, "events": sent,
         "frames": lat.len(), "expected_frames": expected, "p50_ms": pct(&lat, 0.5), "p99_ms": pct(&lat, 0.99),
-        "ping_p50_ms": pct(&pings, 0.5), "ping_p99_ms": pct(&pings, 0.99)}));
+        "ping_p50_ms": pct(&pings, 0.5), "ping_p99_ms": pct(&pings, 0.99)})
+    );
     for r in readers {
         r.abort();
     }

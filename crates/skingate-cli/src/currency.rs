@@ -3,8 +3,8 @@
 use clap::Subcommand;
 use skingate_core::currency::Currency;
 use skingate_server::Config;
-use skingate_store::Store;
 use skingate_server::app::open_store;
+use skingate_store::Store;
 
 use crate::now;
 

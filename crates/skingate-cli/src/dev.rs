@@ -94,9 +94,9 @@ pub struct Trigger {
 pub async fn trigger(config: &Config, args: Trigger) -> anyhow::Result<()> {
     let store = open_store(config, now()).await?;
     let project = store.project(args.project).await?.ok_or_else(|| anyhow::anyhow!("no project {}", args.project))?;
-    let kind = EventType::parse(&args.event)
-        .filter(|e| e.to_webhook())
-        .ok_or_else(|| anyhow::anyhow!("unknown event {}; use balance_change, buy_item or status_change", args.event))?;
+    let kind = EventType::parse(&args.event).filter(|e| e.to_webhook()).ok_or_else(|| {
+        anyhow::anyhow!("unknown event {}; use balance_change, buy_item or status_change", args.event)
+    })?;
     let mut tx = store.begin().await?;
     let data = match kind {
         EventType::BalanceChange => json!({"balance_value": tx.project_balance(project.id).await?.available.to_wire()}),

@@ -1,9 +1,9 @@
 //! `skingate maintenance on|off|status`: the run-time switch behind `-9 under_maintenance`.
 
 use skingate_server::Config;
-use skingate_store::Store;
 use skingate_server::app::open_store;
 use skingate_server::state::MAINTENANCE_KEY;
+use skingate_store::Store;
 
 use crate::now;
 

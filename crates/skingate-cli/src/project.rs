@@ -7,8 +7,8 @@ use clap::{Args, Subcommand};
 use serde_json::{Value, json};
 use skingate_core::project::{HoldPolicy, Project, ProjectId, ProjectSettings, parse_ip_net};
 use skingate_server::Config;
-use skingate_store::Store;
 use skingate_server::app::{new_secret, open_store};
+use skingate_store::Store;
 
 use crate::now;
 
@@ -210,7 +210,9 @@ fn check_webhook_url(config: &Config, s: &ProjectSettings) -> anyhow::Result<()>
         allowed: config.webhook_allowed_networks.clone(),
     };
     for url in [&s.events_url, &s.result_url].into_iter().flatten() {
-        policy.check_url(url).map_err(|e| anyhow::anyhow!("{url}: {e} (set webhook_allow_private for local development)"))?;
+        policy
+            .check_url(url)
+            .map_err(|e| anyhow::anyhow!("{url}: {e} (set webhook_allow_private for local development)"))?;
     }
     Ok(())
 }
@@ -236,8 +238,13 @@ async fn adjust(
     if json {
         println!("{out}");
     } else if done.applied {
-        println!("{} {} USD: balance now {} USD (transfer {})", if credit { "credited" } else { "debited" }, amount,
-            done.balance.to_wire(), done.transfer_id);
+        println!(
+            "{} {} USD: balance now {} USD (transfer {})",
+            if credit { "credited" } else { "debited" },
+            amount,
+            done.balance.to_wire(),
+            done.transfer_id
+        );
     } else {
         println!("transfer {} was already applied; balance {} USD", done.transfer_id, done.balance.to_wire());
     }

@@ -20,7 +20,11 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     println!("Health check:  {base}/healthz");
     if let Some(demo) = &running.demo {
         println!("Demo project:  client_id={}  client_secret={}", demo.client_id(), demo.client_secret);
-        println!("Try it:        curl -s -X POST {base}/api.php -H 'X-CLIENT-ID: {}' -H 'X-CLIENT-SECRET: {}' -d method=balance", demo.client_id(), demo.client_secret);
+        println!(
+            "Try it:        curl -s -X POST {base}/api.php -H 'X-CLIENT-ID: {}' -H 'X-CLIENT-SECRET: {}' -d method=balance",
+            demo.client_id(),
+            demo.client_secret
+        );
     }
     tokio::select! {
         () = terminate() => tracing::info!("shutting down"),

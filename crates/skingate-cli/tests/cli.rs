@@ -105,7 +105,8 @@ fn serve_manage_projects_while_running_and_restart() {
     assert_eq!(balance(&server.base, &demo_id, &demo_secret)["status"], "success");
 
     // A project created by the CLI while the server runs is usable at once.
-    let created: Value = serde_json::from_str(run(&db, &["project", "create", "--name", "Shop A", "--json"]).trim()).unwrap();
+    let created: Value =
+        serde_json::from_str(run(&db, &["project", "create", "--name", "Shop A", "--json"]).trim()).unwrap();
     let (id, secret) = (created["client_id"].as_str().unwrap(), created["client_secret"].as_str().unwrap());
     assert_eq!(secret.len(), 32);
     assert_eq!(balance(&server.base, id, secret)["status"], "success");
@@ -114,10 +115,25 @@ fn serve_manage_projects_while_running_and_restart() {
     run(&db, &["project", "set", id, "--active", "false"]);
     assert_eq!(balance(&server.base, id, secret)["error_code"], -4);
     let set: Value = serde_json::from_str(
-        run(&db, &[
-            "project", "set", id, "--active", "true", "--rate-limit", "100", "--result-url", "https://shop.example/cb",
-            "--ip-allowlist", "127.0.0.1,10.0.0.0/8", "--hold-policy", "credit_early", "--json",
-        ])
+        run(
+            &db,
+            &[
+                "project",
+                "set",
+                id,
+                "--active",
+                "true",
+                "--rate-limit",
+                "100",
+                "--result-url",
+                "https://shop.example/cb",
+                "--ip-allowlist",
+                "127.0.0.1,10.0.0.0/8",
+                "--hold-policy",
+                "credit_early",
+                "--json",
+            ],
+        )
         .trim(),
     )
     .unwrap();
@@ -160,7 +176,8 @@ fn bad_settings_are_refused() {
     }
     assert_eq!(run(&db, &["project", "list"]), "");
     // Webhook URLs to private addresses: refused unless development mode allows them.
-    let created: Value = serde_json::from_str(run(&db, &["project", "create", "--name", "S", "--json"]).trim()).unwrap();
+    let created: Value =
+        serde_json::from_str(run(&db, &["project", "create", "--name", "S", "--json"]).trim()).unwrap();
     let id = created["client_id"].as_str().unwrap();
     let set = ["project", "set", id, "--events-url", "http://127.0.0.1:9/hook"];
     let refused = skingate(&db).args(set).output().unwrap();
@@ -193,7 +210,8 @@ fn sign_and_verify_tools() {
     let body = dir.path().join("body.json");
     std::fs::write(&body, r#"{"event":"balance_change","data":{"balance_value":"11.945"}}"#).unwrap();
     let body_arg = body.to_str().unwrap();
-    let signed = run(&db, &["sign", "webhook", "--client-id", "1", "--secret", "123", "--body", body_arg, "--id", "evt_9"]);
+    let signed =
+        run(&db, &["sign", "webhook", "--client-id", "1", "--secret", "123", "--body", body_arg, "--id", "evt_9"]);
     assert!(signed.contains("Signature: 5e19c9dc867d542ac1f17426ec56d0ecb94f968230853e993ad5dba7536bfd3f"), "{signed}");
     let mut args = vec!["verify", "--client-id", "1", "--secret", "123", "--body", body_arg];
     let headers: Vec<String> = signed.lines().filter(|l| l.starts_with("webhook-")).map(|l| l.to_owned()).collect();
@@ -225,7 +243,9 @@ fn capture_requests(n: usize) -> (String, std::thread::JoinHandle<Vec<String>>) 
                 if let Some((head, body)) = text.split_once("\r\n\r\n") {
                     let len: usize = head
                         .lines()
-                        .find_map(|l| l.to_ascii_lowercase().strip_prefix("content-length:").map(|v| v.trim().parse().unwrap()))
+                        .find_map(|l| {
+                            l.to_ascii_lowercase().strip_prefix("content-length:").map(|v| v.trim().parse().unwrap())
+                        })
                         .unwrap_or(0);
                     if body.len() >= len {
                         break;
@@ -248,18 +268,32 @@ fn credit_debit_trigger_and_listen() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("gate.db");
     let server = serve(&db);
-    let created: Value = serde_json::from_str(run(&db, &["project", "create", "--name", "Dev", "--json"]).trim()).unwrap();
-    let (id, secret) = (created["client_id"].as_str().unwrap().to_owned(), created["client_secret"].as_str().unwrap().to_owned());
+    let created: Value =
+        serde_json::from_str(run(&db, &["project", "create", "--name", "Dev", "--json"]).trim()).unwrap();
+    let (id, secret) =
+        (created["client_id"].as_str().unwrap().to_owned(), created["client_secret"].as_str().unwrap().to_owned());
     let (forward_to, captured) = capture_requests(3);
     let listen = skingate(&db)
-        .args(["listen", "--forward-to", &forward_to, "--client-id", &id, "--secret", &secret, "--gateway", &server.base])
+        .args([
+            "listen",
+            "--forward-to",
+            &forward_to,
+            "--client-id",
+            &id,
+            "--secret",
+            &secret,
+            "--gateway",
+            &server.base,
+        ])
         .args(["--since", "evt_0", "--max-events", "3"])
         .stdout(Stdio::piped())
         .spawn()
         .unwrap();
 
-    let credit: Value =
-        serde_json::from_str(run(&db, &["project", "credit", &id, "10.50", "--reason", "welcome bonus", "--json"]).trim()).unwrap();
+    let credit: Value = serde_json::from_str(
+        run(&db, &["project", "credit", &id, "10.50", "--reason", "welcome bonus", "--json"]).trim(),
+    )
+    .unwrap();
     assert_eq!(credit["balance"], "10.50");
     let refused = skingate(&db).args(["project", "debit", &id, "11", "--reason", "too much"]).output().unwrap();
     assert!(!refused.status.success());
@@ -285,7 +319,8 @@ fn credit_debit_trigger_and_listen() {
     assert!(requests[2].contains("\"status_change\""));
     // The history shows both adjustments with their reasons.
     let history = balance_history(&server.base, &id, &secret);
-    let reasons: Vec<&str> = history["items"].as_array().unwrap().iter().map(|i| i["reference"].as_str().unwrap()).collect();
+    let reasons: Vec<&str> =
+        history["items"].as_array().unwrap().iter().map(|i| i["reference"].as_str().unwrap()).collect();
     assert_eq!(reasons, ["welcome bonus", "fee"]);
     server.terminate();
 }

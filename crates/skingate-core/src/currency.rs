@@ -80,7 +80,8 @@ impl Currency {
         let exact = i128::from(usd.minor()) * i128::from(self.rate_micro); // scale LEDGER_SCALE + RATE_SCALE
         let drop = LEDGER_SCALE + RATE_SCALE - self.scale.min(LEDGER_SCALE + RATE_SCALE);
         // Same shape as the ledger's own wire amounts: trailing zeros beyond two decimals are dropped.
-        Decimal::new(div_round(exact, 10i128.pow(drop)), self.scale).trimmed(crate::money::WIRE_MIN_SCALE.min(self.scale))
+        Decimal::new(div_round(exact, 10i128.pow(drop)), self.scale)
+            .trimmed(crate::money::WIRE_MIN_SCALE.min(self.scale))
     }
 
     /// An amount of this currency in USD, rounded half away from zero to the ledger scale.
@@ -102,8 +103,7 @@ pub struct Rates {
 impl Rates {
     /// Builds the table; USD is added at rate 1 if missing, because every conversion starts from it.
     pub fn new(currencies: impl IntoIterator<Item = Currency>) -> Self {
-        let mut by_code: BTreeMap<String, Currency> =
-            currencies.into_iter().map(|c| (c.code.clone(), c)).collect();
+        let mut by_code: BTreeMap<String, Currency> = currencies.into_iter().map(|c| (c.code.clone(), c)).collect();
         by_code.entry(LEDGER_CURRENCY.to_owned()).or_insert_with(usd);
         Self { by_code }
     }

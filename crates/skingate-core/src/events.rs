@@ -143,7 +143,9 @@ mod tests {
     fn schedule_spans_about_three_days() {
         let p = RetryPolicy::default();
         assert_eq!(p.max_attempts(), 10);
-        let total: u64 = (1..p.max_attempts()).map(|n| p.next_delay(n, AttemptOutcome::Failed { retry_after_secs: None }, 0.5).unwrap()).sum();
+        let total: u64 = (1..p.max_attempts())
+            .map(|n| p.next_delay(n, AttemptOutcome::Failed { retry_after_secs: None }, 0.5).unwrap())
+            .sum();
         assert_eq!(total, 236_105);
         assert!((2 * 86_400..4 * 86_400).contains(&total));
         assert_eq!(p.next_delay(p.max_attempts(), AttemptOutcome::Failed { retry_after_secs: None }, 0.5), None);
@@ -170,7 +172,10 @@ mod tests {
         assert_eq!(AttemptOutcome::from_status(Some(204), false, None), AttemptOutcome::Delivered);
         assert_eq!(AttemptOutcome::from_status(Some(410), false, None), AttemptOutcome::Gone);
         assert_eq!(AttemptOutcome::from_status(None, true, None), AttemptOutcome::Throttled { retry_after_secs: None });
-        assert_eq!(AttemptOutcome::from_status(Some(301), false, None), AttemptOutcome::Failed { retry_after_secs: None });
+        assert_eq!(
+            AttemptOutcome::from_status(Some(301), false, None),
+            AttemptOutcome::Failed { retry_after_secs: None }
+        );
         let p = RetryPolicy::default();
         assert!(!p.should_disable(0, 5 * 86_400 - 1));
         assert!(p.should_disable(0, 5 * 86_400));

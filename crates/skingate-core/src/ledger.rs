@@ -184,17 +184,9 @@ impl TransferCode {
 
     /// Inverse of [`TransferCode::as_str`].
     pub fn parse(s: &str) -> Option<Self> {
-        [
-            Self::Deposit,
-            Self::DepositHold,
-            Self::Purchase,
-            Self::Refund,
-            Self::Adjustment,
-            Self::Clawback,
-            Self::Fee,
-        ]
-        .into_iter()
-        .find(|k| k.as_str() == s)
+        [Self::Deposit, Self::DepositHold, Self::Purchase, Self::Refund, Self::Adjustment, Self::Clawback, Self::Fee]
+            .into_iter()
+            .find(|k| k.as_str() == s)
     }
 }
 
@@ -431,7 +423,8 @@ fn check_pending(spec: &TransferSpec, pending: Option<&Transfer>) -> Result<(), 
     let Some(pending_id) = spec.phase.pending_id() else {
         return Ok(());
     };
-    let p = pending.filter(|p| &p.spec.id == pending_id).ok_or_else(|| LedgerError::PendingNotFound(pending_id.clone()))?;
+    let p =
+        pending.filter(|p| &p.spec.id == pending_id).ok_or_else(|| LedgerError::PendingNotFound(pending_id.clone()))?;
     if p.spec.phase != Phase::Pending {
         return Err(LedgerError::NotPending(pending_id.clone()));
     }

@@ -180,9 +180,7 @@ impl ProjectSettings {
 /// Parses an allow-list entry: a CIDR network or a single address.
 pub fn parse_ip_net(s: &str) -> Result<IpNet, ProjectError> {
     let s = s.trim();
-    s.parse::<IpNet>()
-        .or_else(|_| s.parse::<IpAddr>().map(IpNet::from))
-        .map_err(|_| ProjectError::BadIp(s.to_owned()))
+    s.parse::<IpNet>().or_else(|_| s.parse::<IpAddr>().map(IpNet::from)).map_err(|_| ProjectError::BadIp(s.to_owned()))
 }
 
 fn validate_url(url: &str) -> Result<(), ProjectError> {

@@ -5,13 +5,13 @@ use std::time::Duration;
 use reqwest::header::{CONTENT_TYPE, HeaderMap};
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value, json};
+use skingate_types::ErrorBody;
 use skingate_types::api::{
     self, AttemptsResponse, BalanceHistoryItem, BalanceResponse, CurrenciesResponse, DeliveryItem, Page,
     RescheduledResponse, StatusResponse,
 };
 use skingate_types::envelope::STATUS_ERROR;
 use skingate_types::sign::{Canonicalization, SIGN_PARAM, api_sign};
-use skingate_types::ErrorBody;
 
 use crate::{Error, form};
 
@@ -197,7 +197,11 @@ impl Client {
 
 impl Client {
     /// `webhook_deliveries`: events-webhook deliveries, newest first; `state` filters, `start_from` pages.
-    pub async fn webhook_deliveries(&self, state: Option<&str>, start_from: Option<i64>) -> Result<Page<DeliveryItem>, Error> {
+    pub async fn webhook_deliveries(
+        &self,
+        state: Option<&str>,
+        start_from: Option<i64>,
+    ) -> Result<Page<DeliveryItem>, Error> {
         let mut params = Map::new();
         if let Some(state) = state {
             params.insert("state".into(), json!(state));
@@ -289,14 +293,15 @@ mod tests {
             sock.write_all(resp.as_bytes()).await.unwrap();
             String::from_utf8_lossy(&buf[..len]).into_owned()
         });
-        let client = Client::new(&format!("http://{addr}"), "7", "s")
-            .with_auth(Auth::Headers)
-            .with_encoding(Encoding::Form);
+        let client =
+            Client::new(&format!("http://{addr}"), "7", "s").with_auth(Auth::Headers).with_encoding(Encoding::Form);
         let raw = client.call_raw("balance", Map::new(), Some("key-1")).await.unwrap();
         assert_eq!(raw.body["available"], true);
         let request = server.await.unwrap().to_ascii_lowercase();
         assert!(request.starts_with("post /api.php http/1.1"), "{request}");
-        for needle in ["x-client-id: 7", "x-client-secret: s", "idempotency-key: key-1", "application/x-www-form-urlencoded"] {
+        for needle in
+            ["x-client-id: 7", "x-client-secret: s", "idempotency-key: key-1", "application/x-www-form-urlencoded"]
+        {
             assert!(request.contains(needle), "{needle} in {request}");
         }
     }

@@ -80,7 +80,8 @@ impl Verifier {
     /// Verifies an events-webhook delivery: headers and the exact body bytes, at Unix time `now`.
     pub fn verify(&self, headers: &HeaderMap, body: &[u8], now: i64) -> Result<Scheme, VerifyError> {
         let get = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
-        if let (Some(id), Some(ts), Some(sig)) = (get(standard::ID), get(standard::TIMESTAMP), get(standard::SIGNATURE)) {
+        if let (Some(id), Some(ts), Some(sig)) = (get(standard::ID), get(standard::TIMESTAMP), get(standard::SIGNATURE))
+        {
             let secrets: Vec<&str> = self.secrets.iter().map(String::as_str).collect();
             return match sign::verify_standard(&secrets, id, ts, body, sig, now, self.tolerance_secs) {
                 Ok(()) => Ok(Scheme::StandardWebhooks),
@@ -135,11 +136,16 @@ mod tests {
         let body = br#"{"event":"balance_change","data":{"balance_value":"11.945"}}"#;
         let v = Verifier::new("1", "123");
         // The spec's vector for the legacy header.
-        let legacy = headers(&[("signature", "5e19c9dc867d542ac1f17426ec56d0ecb94f968230853e993ad5dba7536bfd3f".into())]);
+        let legacy =
+            headers(&[("signature", "5e19c9dc867d542ac1f17426ec56d0ecb94f968230853e993ad5dba7536bfd3f".into())]);
         assert_eq!(v.verify(&legacy, body, 0), Ok(Scheme::HmacSha256));
         assert_eq!(v.verify(&legacy, b"{}", 0), Err(VerifyError::Mismatch));
         let std_sig = sign::standard_signature("123", "evt_1", 1_000, body);
-        let h = headers(&[("webhook-id", "evt_1".into()), ("webhook-timestamp", "1000".into()), ("webhook-signature", std_sig)]);
+        let h = headers(&[
+            ("webhook-id", "evt_1".into()),
+            ("webhook-timestamp", "1000".into()),
+            ("webhook-signature", std_sig),
+        ]);
         assert_eq!(v.verify(&h, body, 1_100), Ok(Scheme::StandardWebhooks));
         assert_eq!(v.verify(&h, body, 2_000), Err(VerifyError::Timestamp));
         assert_eq!(Verifier::new("1", "new").verify(&h, body, 1_000), Err(VerifyError::Mismatch));
@@ -152,8 +158,10 @@ mod tests {
 
     #[test]
     fn result_callback_sign() {
-        let vectors: Value = serde_json::from_str(include_str!("../../skingate-types/tests/skinsback-vectors.json")).unwrap();
-        let case = vectors["api_sign"]["cases"].as_array().unwrap().iter().find(|c| c["name"] == "deposit-callback").unwrap();
+        let vectors: Value =
+            serde_json::from_str(include_str!("../../skingate-types/tests/skinsback-vectors.json")).unwrap();
+        let case =
+            vectors["api_sign"]["cases"].as_array().unwrap().iter().find(|c| c["name"] == "deposit-callback").unwrap();
         let mut params = case["params"].as_object().unwrap().clone();
         params.insert("sign".into(), case["sign"].clone());
         assert_eq!(Verifier::new("1", "123").verify_callback(&params), Ok(()));

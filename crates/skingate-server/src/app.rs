@@ -58,7 +58,8 @@ pub async fn open_store(config: &Config, now: i64) -> anyhow::Result<Arc<SqliteS
     }
     for c in &config.currencies {
         let rate = c.rate.parse().map_err(|e| anyhow::anyhow!("currency {}: {e}", c.code))?;
-        let currency = Currency::new(&c.code, &c.name, c.scale, &rate).with_context(|| format!("currency {}", c.code))?;
+        let currency =
+            Currency::new(&c.code, &c.name, c.scale, &rate).with_context(|| format!("currency {}", c.code))?;
         store.upsert_currency(&currency, now).await?;
     }
     Ok(Arc::new(store))

@@ -16,8 +16,8 @@ use std::time::Duration;
 
 use serde_json::json;
 use skingate_core::events::{AttemptOutcome, EventType, RetryPolicy};
-use skingate_store::{Attempt, Delivery, NextStep};
 use skingate_core::project::Project;
+use skingate_store::{Attempt, Delivery, NextStep};
 use tokio::sync::{Notify, Semaphore, mpsc};
 use tokio_util::sync::CancellationToken;
 

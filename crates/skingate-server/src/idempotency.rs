@@ -64,9 +64,9 @@ fn canonical_value(v: &Value) -> Option<Value> {
         Value::Number(n) => Some(Value::String(n.to_string())),
         Value::Bool(b) => Some(Value::String(b.to_string())),
         Value::Array(items) => Some(Value::Array(items.iter().filter_map(canonical_value).collect())),
-        Value::Object(map) => Some(Value::Object(
-            map.iter().filter_map(|(k, v)| canonical_value(v).map(|v| (k.clone(), v))).collect(),
-        )),
+        Value::Object(map) => {
+            Some(Value::Object(map.iter().filter_map(|(k, v)| canonical_value(v).map(|v| (k.clone(), v))).collect()))
+        }
     }
 }
 
@@ -94,9 +94,9 @@ mod tests {
     use std::sync::atomic::{AtomicUsize, Ordering};
 
     use serde_json::json;
+    use skingate_core::Money;
     use skingate_core::ledger::{AccountKind, Phase, TransferCode, TransferId, TransferSpec};
     use skingate_core::project::{ProjectId, ProjectSettings};
-    use skingate_core::Money;
     use skingate_store::{SqliteStore, Store};
 
     use super::*;

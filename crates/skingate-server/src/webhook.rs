@@ -100,7 +100,8 @@ impl Resolve for GuardedResolver {
         let policy = self.0.clone();
         Box::pin(async move {
             let host = format!("{}:0", name.as_str());
-            let addrs: Vec<SocketAddr> = tokio::net::lookup_host(host).await?.filter(|a| policy.permits(a.ip())).collect();
+            let addrs: Vec<SocketAddr> =
+                tokio::net::lookup_host(host).await?.filter(|a| policy.permits(a.ip())).collect();
             if addrs.is_empty() {
                 return Err(format!("{} resolves to no allowed address", name.as_str()).into());
             }
@@ -230,9 +231,17 @@ mod tests {
     #[test]
     fn private_addresses_are_refused_by_default() {
         let strict = AddressPolicy::default();
-        for bad in ["http://127.0.0.1/x", "http://10.1.2.3/", "http://[::1]/", "http://169.254.169.254/latest",
-            "http://192.168.0.1", "http://100.64.0.1", "http://localhost:8080/", "ftp://example.com/", "http://[fd00::1]/"]
-        {
+        for bad in [
+            "http://127.0.0.1/x",
+            "http://10.1.2.3/",
+            "http://[::1]/",
+            "http://169.254.169.254/latest",
+            "http://192.168.0.1",
+            "http://100.64.0.1",
+            "http://localhost:8080/",
+            "ftp://example.com/",
+            "http://[fd00::1]/",
+        ] {
             assert!(strict.check_url(bad).is_err(), "{bad}");
         }
         assert!(strict.check_url("https://shop.example.com/hook").is_ok());

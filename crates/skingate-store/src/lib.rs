@@ -13,10 +13,10 @@
 //! path is [`WriteTx::transfer`], which runs the domain ledger's checks.
 
 use async_trait::async_trait;
+use skingate_core::Money;
 use skingate_core::currency::Currency;
 use skingate_core::ledger::{AccountId, AccountKind, Applied, LedgerError, TransferSpec};
 use skingate_core::project::{Project, ProjectId, ProjectSettings};
-use skingate_core::Money;
 
 pub mod sqlite;
 
@@ -276,8 +276,13 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     /// the whole batch). Results are in the batch's order.
     async fn record_attempts(&self, batch: &[(Delivery, Attempt, NextStep)]) -> Result<Vec<Option<i64>>>;
     /// A project's deliveries, newest first, after the cursor `before_id` (0 = from the newest).
-    async fn deliveries(&self, project: ProjectId, state: Option<DeliveryState>, before_id: i64, limit: u32)
-    -> Result<Vec<Delivery>>;
+    async fn deliveries(
+        &self,
+        project: ProjectId,
+        state: Option<DeliveryState>,
+        before_id: i64,
+        limit: u32,
+    ) -> Result<Vec<Delivery>>;
     /// One delivery of a project.
     async fn delivery(&self, project: ProjectId, id: i64) -> Result<Option<Delivery>>;
     /// The attempts of a delivery, oldest first.

@@ -240,8 +240,14 @@ mod tests {
         let header = format!("v1,bogus {sig} v1a,ignored");
         assert_eq!(verify_standard(&["old", "new"], "evt_1", "1000", body, &header, 1_100, 300), Ok(()));
         assert_eq!(verify_standard(&["old"], "evt_1", "1000", body, &header, 1_100, 300), Err(StandardError::NoMatch));
-        assert_eq!(verify_standard(&["new"], "evt_1", "1000", body, &header, 1_400, 300), Err(StandardError::OutsideTolerance));
-        assert_eq!(verify_standard(&["new"], "evt_1", "x", body, &header, 1_000, 300), Err(StandardError::BadTimestamp));
+        assert_eq!(
+            verify_standard(&["new"], "evt_1", "1000", body, &header, 1_400, 300),
+            Err(StandardError::OutsideTolerance)
+        );
+        assert_eq!(
+            verify_standard(&["new"], "evt_1", "x", body, &header, 1_000, 300),
+            Err(StandardError::BadTimestamp)
+        );
         assert_eq!(verify_standard(&["new"], "evt_2", "1000", body, &header, 1_000, 300), Err(StandardError::NoMatch));
         assert!(verify_events_signature("123", br#"{"a":1}"#, &events_signature("123", br#"{"a":1}"#).to_uppercase()));
     }

@@ -123,19 +123,22 @@ fn pending_resolution_rules() {
         l.execute(&spec("x1", PROJECT, SALES, 99, Phase::Post(pid()))),
         Err(LedgerError::PendingMismatch(pid()))
     );
-    assert_eq!(
-        l.execute(&spec("x2", OTHER, SALES, 100, Phase::Void(pid()))),
-        Err(LedgerError::PendingMismatch(pid()))
-    );
+    assert_eq!(l.execute(&spec("x2", OTHER, SALES, 100, Phase::Void(pid()))), Err(LedgerError::PendingMismatch(pid())));
     l.execute(&spec("x3", PROJECT, SALES, 100, Phase::Void(pid()))).unwrap();
     assert_eq!(
         l.execute(&spec("x4", PROJECT, SALES, 100, Phase::Post(pid()))),
         Err(LedgerError::PendingAlreadyResolved(pid()))
     );
     let c1 = TransferId("c1".into());
-    assert_eq!(l.execute(&spec("x5", ADJUST, PROJECT, 1_000, Phase::Post(c1.clone()))), Err(LedgerError::NotPending(c1)));
+    assert_eq!(
+        l.execute(&spec("x5", ADJUST, PROJECT, 1_000, Phase::Post(c1.clone()))),
+        Err(LedgerError::NotPending(c1))
+    );
     let nope = TransferId("nope".into());
-    assert_eq!(l.execute(&spec("x6", ADJUST, PROJECT, 1, Phase::Void(nope.clone()))), Err(LedgerError::PendingNotFound(nope)));
+    assert_eq!(
+        l.execute(&spec("x6", ADJUST, PROJECT, 1, Phase::Void(nope.clone()))),
+        Err(LedgerError::PendingNotFound(nope))
+    );
 }
 
 #[test]

@@ -20,7 +20,8 @@ async fn get_is_refused() {
     let app = spawn().await;
     let body: Value = app.http.get(app.api_url()).send().await.unwrap().json().await.unwrap();
     assert_error(&body, -1, "please_use_post_method");
-    let body: Value = app.http.put(format!("{}/api/v1", app.running.base_url())).send().await.unwrap().json().await.unwrap();
+    let body: Value =
+        app.http.put(format!("{}/api/v1", app.running.base_url())).send().await.unwrap().json().await.unwrap();
     assert_error(&body, -1, "please_use_post_method");
 }
 
@@ -31,7 +32,11 @@ async fn malformed_bodies_and_content_types() {
     assert_error(&raw(&app, Some("application/json"), b"[1,2,3]".to_vec()).await, -10, "invalid_request_body");
     assert_error(&raw(&app, Some("application/json"), b"\"text\"".to_vec()).await, -10, "invalid_request_body");
     assert_error(&raw(&app, Some("text/xml"), b"<a/>".to_vec()).await, -12, "unsupported_content_type");
-    assert_error(&raw(&app, Some("multipart/form-data; boundary=x"), b"--x--".to_vec()).await, -12, "unsupported_content_type");
+    assert_error(
+        &raw(&app, Some("multipart/form-data; boundary=x"), b"--x--".to_vec()).await,
+        -12,
+        "unsupported_content_type",
+    );
     // Invalid UTF-8 in a JSON body.
     assert_error(&raw(&app, Some("application/json"), vec![b'{', 0xff, b'}']).await, -10, "invalid_request_body");
     // An empty body names no shop.

@@ -54,8 +54,15 @@ async fn adjustment_reaches_every_websocket_and_the_signed_webhook() {
     assert_eq!(hook.header("webhook-id"), body["id"].as_str().unwrap());
     let ts = hook.header("webhook-timestamp");
     let now = app.running.state.now();
-    let verified = sign::verify_standard(&[secret], hook.header("webhook-id"), ts, &hook.body,
-        hook.header("webhook-signature"), now, 300);
+    let verified = sign::verify_standard(
+        &[secret],
+        hook.header("webhook-id"),
+        ts,
+        &hook.body,
+        hook.header("webhook-signature"),
+        now,
+        300,
+    );
     assert_eq!(verified, Ok(()));
     assert_eq!(hook.header("content-type"), "application/json");
 
@@ -63,7 +70,13 @@ async fn adjustment_reaches_every_websocket_and_the_signed_webhook() {
     let state = &app.running.state;
     let p = state.store.project(app.project.id).await.unwrap().unwrap();
     let refused = skingate_server::adjustments::adjust(
-        state.store.as_ref(), &p, false, skingate_core::Money::from_minor(10_001), "too much", "adj-2", now,
+        state.store.as_ref(),
+        &p,
+        false,
+        skingate_core::Money::from_minor(10_001),
+        "too much",
+        "adj-2",
+        now,
     )
     .await;
     assert!(matches!(refused, Err(skingate_server::adjustments::AdjustError::InsufficientFunds)));
@@ -75,7 +88,9 @@ async fn adjustment_reaches_every_websocket_and_the_signed_webhook() {
 #[tokio::test]
 async fn failing_receiver_gets_the_event_on_schedule() {
     let clock = ManualClock::new(1_000_000);
-    let mut app = spawn_with_clock(|c| allow_loopback(c).with("webhook_jitter_percent", 0).unwrap(), Arc::new(clock.clone())).await;
+    let mut app =
+        spawn_with_clock(|c| allow_loopback(c).with("webhook_jitter_percent", 0).unwrap(), Arc::new(clock.clone()))
+            .await;
     let receiver = Receiver::start().await;
     receiver.answer_with(&[500, 503, 500]);
     app.set_events_url(&receiver.url).await;
@@ -91,7 +106,10 @@ async fn failing_receiver_gets_the_event_on_schedule() {
         wait_for_attempts_pending(&app, n as u32 + 1).await;
         clock.advance(delay - 1);
         state.events_committed();
-        assert!(tokio::time::timeout(std::time::Duration::from_millis(300), receiver.next()).await.is_err(), "too early");
+        assert!(
+            tokio::time::timeout(std::time::Duration::from_millis(300), receiver.next()).await.is_err(),
+            "too early"
+        );
         clock.advance(1);
         state.events_committed();
         let got = receiver.next().await;
@@ -223,14 +241,17 @@ async fn resume_after_a_dropped_connection_has_no_gap_and_no_duplicate() {
 async fn bad_auth_pings_and_oversized_frames() {
     let app = spawn_with(|c| c).await;
     let base = format!("ws://{}/ws/?shopid={}", app.running.addr, app.client_id());
-    for url in [format!("{base}&signature=00"), format!("ws://{}/ws?shopid=999&signature=00", app.running.addr), base.clone()] {
+    for url in
+        [format!("{base}&signature=00"), format!("ws://{}/ws?shopid=999&signature=00", app.running.addr), base.clone()]
+    {
         let (mut ws, first) = ws_connect(&url).await;
         assert_eq!(first, json!({"event": "auth_failed"}));
         assert_eq!(ws_close_code(&mut ws).await, 4001);
     }
     // Upper-case signature, path without the trailing slash: accepted.
     let sig = sign::static_sign(&app.client_id(), &app.project.client_secret).to_uppercase();
-    let (mut ws, first) = ws_connect(&format!("ws://{}/ws?shopid={}&signature={sig}", app.running.addr, app.client_id())).await;
+    let (mut ws, first) =
+        ws_connect(&format!("ws://{}/ws?shopid={}&signature={sig}", app.running.addr, app.client_id())).await;
     assert_eq!(first["event"], "auth_success");
     ws.send(Message::text("ping")).await.unwrap();
     app.adjust(true, 1_000, "x").await;
@@ -306,7 +327,10 @@ async fn delivery_log_resend_and_recover_through_the_api() {
     let page = sdk.webhook_deliveries(Some("failed"), None).await.unwrap();
     assert_eq!(page.total_count, 1);
     let d = &page.items[0];
-    assert_eq!((d.state.as_str(), d.attempts, d.last_http_status, d.event.as_str()), ("failed", 1, Some(500), "balance_change"));
+    assert_eq!(
+        (d.state.as_str(), d.attempts, d.last_http_status, d.event.as_str()),
+        ("failed", 1, Some(500), "balance_change")
+    );
     let attempts = sdk.webhook_attempts(&d.delivery_id).await.unwrap();
     assert_eq!(attempts.items[0].http_status, Some(500));
     assert_eq!(attempts.items[0].response_head, "receiver says hi");
@@ -357,7 +381,9 @@ async fn slow_websocket_consumers_are_disconnected_with_4008() {
     let mut tx = state.store.begin().await.unwrap();
     for i in 0..50 {
         let data = json!({"n": i});
-        skingate_server::events::emit(tx.as_mut(), &p, skingate_core::events::EventType::StatusChange, data, 1).await.unwrap();
+        skingate_server::events::emit(tx.as_mut(), &p, skingate_core::events::EventType::StatusChange, data, 1)
+            .await
+            .unwrap();
     }
     tx.commit().await.unwrap();
     state.events_committed();

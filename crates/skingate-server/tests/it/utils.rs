@@ -3,9 +3,9 @@
 use std::sync::Arc;
 
 use serde_json::{Map, Value, json};
+use skingate_core::Money;
 use skingate_core::ledger::{AccountKind, Phase, TransferCode, TransferId, TransferSpec};
 use skingate_core::project::{Project, ProjectSettings};
-use skingate_core::Money;
 use skingate_server::clock::{Clock, SystemClock};
 use skingate_server::{Config, Running};
 use skingate_types::sign::{Canonicalization, api_sign};
@@ -70,7 +70,13 @@ impl TestApp {
         let state = &self.running.state;
         let p = state.store.project(self.project.id).await.unwrap().unwrap();
         let done = skingate_server::adjustments::adjust(
-            state.store.as_ref(), &p, credit, Money::from_minor(minor), "test", id, state.now(),
+            state.store.as_ref(),
+            &p,
+            credit,
+            Money::from_minor(minor),
+            "test",
+            id,
+            state.now(),
         )
         .await
         .unwrap();
@@ -221,7 +227,8 @@ pub async fn ws_connect(url: &str) -> (Ws, Value) {
 pub async fn ws_next(ws: &mut Ws) -> Value {
     use futures::StreamExt;
     loop {
-        let msg = tokio::time::timeout(std::time::Duration::from_secs(10), ws.next()).await.expect("a frame within 10 s");
+        let msg =
+            tokio::time::timeout(std::time::Duration::from_secs(10), ws.next()).await.expect("a frame within 10 s");
         match msg.expect("socket open").unwrap() {
             tokio_tungstenite::tungstenite::Message::Text(t) => return serde_json::from_str(&t).unwrap(),
             tokio_tungstenite::tungstenite::Message::Close(c) => panic!("closed: {c:?}"),

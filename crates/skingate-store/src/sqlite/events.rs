@@ -13,7 +13,6 @@ use crate::{Attempt, Delivery, DeliveryState, NextStep, Result, StoreError, Stor
 /// How much of an answer body is kept per attempt.
 pub const RESPONSE_HEAD_BYTES: usize = 4096;
 
-
 fn event(r: &SqliteRow, offset: usize) -> Result<StoredEvent> {
     Ok(StoredEvent {
         id: r.try_get(offset)?,
@@ -108,10 +107,11 @@ pub(crate) async fn claim_due(pool: &SqlitePool, now: i64, lease_secs: i64, limi
         return Ok(Vec::new());
     }
     let list = serde_json::to_string(&ids).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-    let rows = sqlx::query(concat!(delivery_select!(), " WHERE d.id IN (SELECT value FROM json_each(?)) ORDER BY e.id"))
-        .bind(list)
-        .fetch_all(pool)
-        .await?;
+    let rows =
+        sqlx::query(concat!(delivery_select!(), " WHERE d.id IN (SELECT value FROM json_each(?)) ORDER BY e.id"))
+            .bind(list)
+            .fetch_all(pool)
+            .await?;
     rows.iter().map(delivery_row).collect()
 }
 
@@ -122,7 +122,8 @@ pub(crate) async fn record_attempts(
     let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
     // The common case, a first-time 2xx, is written with a few set-based statements for the whole batch;
     // anything else (retries, failures) row by row.
-    let (fast, slow): (Vec<_>, Vec<_>) = batch.iter().enumerate().partition(|(_, (_, _, next))| *next == NextStep::Delivered);
+    let (fast, slow): (Vec<_>, Vec<_>) =
+        batch.iter().enumerate().partition(|(_, (_, _, next))| *next == NextStep::Delivered);
     let mut out = vec![None; batch.len()];
     for chunk in fast.chunks(200) {
         record_delivered(&mut tx, chunk.iter().map(|(_, row)| *row)).await?;
@@ -244,10 +245,12 @@ async fn record_one(
     .execute(&mut **tx)
     .await?;
     if next == NextStep::Delivered {
-        sqlx::query("UPDATE projects SET events_failing_since = NULL WHERE id = ? AND events_failing_since IS NOT NULL")
-            .bind(d.event.project.0)
-            .execute(&mut **tx)
-            .await?;
+        sqlx::query(
+            "UPDATE projects SET events_failing_since = NULL WHERE id = ? AND events_failing_since IS NOT NULL",
+        )
+        .bind(d.event.project.0)
+        .execute(&mut **tx)
+        .await?;
         return Ok(None);
     }
     Ok(sqlx::query_scalar(

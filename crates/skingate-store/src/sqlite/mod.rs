@@ -14,8 +14,8 @@ use async_trait::async_trait;
 use skingate_core::currency::Currency;
 use skingate_core::ledger::AccountKind;
 use skingate_core::project::{Project, ProjectId, ProjectSettings};
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::SqlitePool;
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 
 use crate::{
     Attempt, Delivery, DeliveryState, HistoryEntry, HistoryQuery, NextStep, ProjectBalance, Result, Store, StoreError,
@@ -214,11 +214,13 @@ impl Store for SqliteStore {
     }
 
     async fn set_meta(&self, key: &str, value: &str) -> Result<()> {
-        sqlx::query("INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value")
-            .bind(key)
-            .bind(value)
-            .execute(&self.writer)
-            .await?;
+        sqlx::query(
+            "INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+        )
+        .bind(key)
+        .bind(value)
+        .execute(&self.writer)
+        .await?;
         Ok(())
     }
 

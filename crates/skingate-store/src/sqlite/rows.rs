@@ -1,14 +1,13 @@
 //! SQL text and row decoding shared by the store's methods.
 
 use ipnet::IpNet;
+use skingate_core::Money;
 use skingate_core::currency::Currency;
 use skingate_core::project::{Project, ProjectId, ProjectSettings, parse_ip_net};
-use skingate_core::Money;
 use sqlx::Row;
 use sqlx::sqlite::SqliteRow;
 
 use crate::{HistoryEntry, ProjectBalance, Result, StoreError};
-
 
 pub(crate) const PROJECT_SELECT: &str = "SELECT id, client_secret, name, active, result_url, success_url, fail_url,
     events_url, ip_allowlist, rate_limit_per_min, hold_policy, created_at, previous_secret, previous_secret_until,

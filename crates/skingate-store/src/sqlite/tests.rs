@@ -1,8 +1,8 @@
 use std::sync::Arc;
 
+use skingate_core::Money;
 use skingate_core::ledger::{AccountKind, Applied, LedgerError, Phase, TransferCode, TransferId, TransferSpec};
 use skingate_core::project::ProjectSettings;
-use skingate_core::Money;
 
 use super::*;
 use crate::{Claim, IdempotencyKey};

@@ -1,12 +1,12 @@
 //! One write transaction on the single writer connection.
 
 use async_trait::async_trait;
+use skingate_core::Money;
 use skingate_core::ledger::{
     self, Account, AccountId, AccountKind, Applied, Balances, Entry, Phase, Transfer, TransferCode, TransferId,
     TransferSpec,
 };
 use skingate_core::project::ProjectId;
-use skingate_core::Money;
 use sqlx::{Row, Sqlite, Transaction};
 
 use super::cache::SharedCache;
@@ -204,12 +204,14 @@ impl WriteTx for SqliteTx {
         if inserted == 1 {
             return Ok(Claim::New);
         }
-        let row = sqlx::query("SELECT request_hash, response FROM idempotency_keys WHERE project_id = ? AND scope = ? AND key = ?")
-            .bind(key.project.0)
-            .bind(&key.scope)
-            .bind(&key.key)
-            .fetch_one(&mut *self.tx)
-            .await?;
+        let row = sqlx::query(
+            "SELECT request_hash, response FROM idempotency_keys WHERE project_id = ? AND scope = ? AND key = ?",
+        )
+        .bind(key.project.0)
+        .bind(&key.scope)
+        .bind(&key.key)
+        .fetch_one(&mut *self.tx)
+        .await?;
         let (hash, response): (String, Option<String>) = (row.try_get(0)?, row.try_get(1)?);
         match response {
             Some(body) if hash == request_hash => Ok(Claim::Replay(body)),

@@ -24,10 +24,8 @@ impl Currencies {
     /// Lists the cached rates table.
     pub async fn apply(self, ctx: &Ctx<'_>) -> Result<Reply, ApiError> {
         let rates = ctx.state.rates();
-        let items = rates
-            .iter()
-            .map(|c| CurrencyItem { code: c.code.clone(), name: c.name.clone(), rate: c.rate() })
-            .collect();
+        let items =
+            rates.iter().map(|c| CurrencyItem { code: c.code.clone(), name: c.name.clone(), rate: c.rate() }).collect();
         Reply::success(&CurrenciesResponse { items })
     }
 }
