@@ -50,37 +50,9 @@ pub enum ProjectCmd {
         json: bool,
     },
     /// Credit the project's balance (an operator adjustment; emits balance_change).
-    Credit {
-        /// Project id.
-        id: ProjectId,
-        /// Amount in USD, e.g. 10.50.
-        amount: String,
-        /// Why: shown to the merchant in balance_history.
-        #[arg(long)]
-        reason: String,
-        /// Transfer id, to make a retried command harmless (default: a new random one).
-        #[arg(long)]
-        transfer_id: Option<String>,
-        /// Print one JSON line.
-        #[arg(long)]
-        json: bool,
-    },
+    Credit(AdjustArgs),
     /// Debit the project's balance; refused if it would go negative.
-    Debit {
-        /// Project id.
-        id: ProjectId,
-        /// Amount in USD.
-        amount: String,
-        /// Why: shown to the merchant in balance_history.
-        #[arg(long)]
-        reason: String,
-        /// Transfer id, to make a retried command harmless.
-        #[arg(long)]
-        transfer_id: Option<String>,
-        /// Print one JSON line.
-        #[arg(long)]
-        json: bool,
-    },
+    Debit(AdjustArgs),
     /// Change a project's settings.
     Set {
         /// Project id.
@@ -95,6 +67,24 @@ pub enum ProjectCmd {
         #[arg(long)]
         json: bool,
     },
+}
+
+/// What `credit` and `debit` take.
+#[derive(Debug, Args)]
+pub struct AdjustArgs {
+    /// Project id.
+    id: ProjectId,
+    /// Amount in USD, e.g. 10.50.
+    amount: String,
+    /// Why: shown to the merchant in balance_history.
+    #[arg(long)]
+    reason: String,
+    /// Transfer id, to make a retried command harmless (default: a new random one).
+    #[arg(long)]
+    transfer_id: Option<String>,
+    /// Print one JSON line.
+    #[arg(long)]
+    json: bool,
 }
 
 /// Settings flags shared by `create` and `set`. An empty URL clears it.
@@ -172,12 +162,8 @@ pub async fn run(config: &Config, cmd: ProjectCmd) -> anyhow::Result<()> {
             }
         }
         ProjectCmd::Show { id, json } => print(&load(store.as_ref(), id).await?, true, json, config),
-        ProjectCmd::Credit { id, amount, reason, transfer_id, json } => {
-            adjust(store.as_ref(), id, true, &amount, &reason, transfer_id, json).await?;
-        }
-        ProjectCmd::Debit { id, amount, reason, transfer_id, json } => {
-            adjust(store.as_ref(), id, false, &amount, &reason, transfer_id, json).await?;
-        }
+        ProjectCmd::Credit(args) => adjust(store.as_ref(), true, args).await?,
+        ProjectCmd::Debit(args) => adjust(store.as_ref(), false, args).await?,
         ProjectCmd::RotateSecret { id, json } => {
             let mut p = load(store.as_ref(), id).await?;
             p.rotate_secret(new_secret(), now(), config.secret_rotation_grace_secs);
@@ -217,20 +203,13 @@ fn check_webhook_url(config: &Config, s: &ProjectSettings) -> anyhow::Result<()>
     Ok(())
 }
 
-async fn adjust(
-    store: &dyn skingate_store::Store,
-    id: ProjectId,
-    credit: bool,
-    amount: &str,
-    reason: &str,
-    transfer_id: Option<String>,
-    json: bool,
-) -> anyhow::Result<()> {
+async fn adjust(store: &dyn skingate_store::Store, credit: bool, args: AdjustArgs) -> anyhow::Result<()> {
+    let AdjustArgs { id, amount, reason, transfer_id, json } = args;
     let project = load(store, id).await?;
     let decimal = amount.parse().map_err(|e| anyhow::anyhow!("amount: {e}"))?;
     let money = skingate_core::Money::from_wire(&decimal).map_err(|e| anyhow::anyhow!("amount: {e}"))?;
     let transfer_id = transfer_id.unwrap_or_else(|| format!("adj:{}", new_secret()));
-    let done = skingate_server::adjustments::adjust(store, &project, credit, money, reason, &transfer_id, now())
+    let done = skingate_server::adjustments::adjust(store, &project, credit, money, &reason, &transfer_id, now())
         .await
         .map_err(|e| anyhow::anyhow!("{e}"))?;
     let out = json!({"project": id.0, "transfer_id": done.transfer_id, "applied": done.applied,

@@ -79,14 +79,15 @@ impl Server {
     }
 }
 
-fn balance(base: &str, id: &str, secret: &str) -> Value {
+/// Calls the API in header mode with a form body.
+fn api(base: &str, id: &str, secret: &str, form: &[(&str, &str)]) -> Value {
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     rt.block_on(async {
         reqwest::Client::new()
             .post(format!("{base}/api.php"))
             .header("X-CLIENT-ID", id)
             .header("X-CLIENT-SECRET", secret)
-            .form(&[("method", "balance")])
+            .form(form)
             .send()
             .await
             .unwrap()
@@ -94,6 +95,10 @@ fn balance(base: &str, id: &str, secret: &str) -> Value {
             .await
             .unwrap()
     })
+}
+
+fn balance(base: &str, id: &str, secret: &str) -> Value {
+    api(base, id, secret, &[("method", "balance")])
 }
 
 #[test]
@@ -326,18 +331,5 @@ fn credit_debit_trigger_and_listen() {
 }
 
 fn balance_history(base: &str, id: &str, secret: &str) -> Value {
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-    rt.block_on(async {
-        reqwest::Client::new()
-            .post(format!("{base}/api.php"))
-            .header("X-CLIENT-ID", id)
-            .header("X-CLIENT-SECRET", secret)
-            .form(&[("method", "balance_history"), ("starting", "0"), ("ending", "99999999999")])
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap()
-    })
+    api(base, id, secret, &[("method", "balance_history"), ("starting", "0"), ("ending", "99999999999")])
 }

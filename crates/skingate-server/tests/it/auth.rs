@@ -18,7 +18,7 @@ async fn signature_mode_json_and_form() {
     let sign = map["sign"].as_str().unwrap().to_uppercase();
     map.insert("sign".into(), json!(sign));
     map.insert("shopid".into(), json!(app.project.id.0));
-    let resp: Value = app.http.post(app.api_url()).json(&map).send().await.unwrap().json().await.unwrap();
+    let resp = app.post_raw(&map).await;
     assert_eq!(resp["status"], "success", "{resp}");
 }
 
@@ -32,7 +32,7 @@ async fn php_and_js_renderings_of_booleans_both_verify() {
             .unwrap();
         let sign = api_sign(&app.project.client_secret, &map, canon);
         map.insert("sign".into(), json!(sign));
-        let resp: Value = app.http.post(app.api_url()).json(&map).send().await.unwrap().json().await.unwrap();
+        let resp = app.post_raw(&map).await;
         assert_eq!(resp["status"], "success", "{canon:?}: {resp}");
     }
 }
@@ -42,12 +42,12 @@ async fn wrong_or_missing_credentials() {
     let app = spawn().await;
     let mut bad = app.signed(json!({"method": "balance"}));
     bad.insert("sign".into(), json!("0000000000000000000000000000000000000000"));
-    let resp: Value = app.http.post(app.api_url()).json(&bad).send().await.unwrap().json().await.unwrap();
+    let resp = app.post_raw(&bad).await;
     assert_error(&resp, -3, "invalid_signature");
     // The signature covers every scalar: changing one after signing breaks it.
     let mut tampered = app.signed(json!({"method": "balance", "note": "a"}));
     tampered.insert("note".into(), json!("b"));
-    let resp: Value = app.http.post(app.api_url()).json(&tampered).send().await.unwrap().json().await.unwrap();
+    let resp = app.post_raw(&tampered).await;
     assert_error(&resp, -3, "invalid_signature");
     for body in [
         json!({"method": "balance"}),
@@ -55,7 +55,7 @@ async fn wrong_or_missing_credentials() {
         json!({"method": "balance", "shopid": "abc", "sign": "ab"}),
         json!({"method": "balance", "shopid": ["1"], "sign": "ab"}),
     ] {
-        let resp: Value = app.http.post(app.api_url()).json(&body).send().await.unwrap().json().await.unwrap();
+        let resp = app.post_raw(&body).await;
         assert_error(&resp, -2, "invalid_shopid");
     }
     let resp: Value = app

@@ -118,6 +118,11 @@ impl TestApp {
         map
     }
 
+    /// POSTs `body` as JSON exactly as given (no signing) and returns the parsed answer.
+    pub async fn post_raw(&self, body: &impl serde::Serialize) -> Value {
+        self.http.post(self.api_url()).json(body).send().await.unwrap().json().await.unwrap()
+    }
+
     /// POSTs a signed JSON body and returns the parsed answer.
     pub async fn post_json(&self, params: Value) -> Value {
         let body = self.signed(params);

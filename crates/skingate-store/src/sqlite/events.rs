@@ -146,22 +146,19 @@ fn truncated_head(head: &str) -> &str {
     &head[..cut]
 }
 
-/// Delivered attempts: one multi-row insert, one update per distinct status, one project reset.
-async fn record_delivered<'a>(
+/// Logs attempts with one multi-row insert.
+async fn insert_attempts<'a>(
     tx: &mut sqlx::Transaction<'static, sqlx::Sqlite>,
-    rows: impl Iterator<Item = &'a (Delivery, Attempt, NextStep)> + Clone,
+    rows: impl Iterator<Item = (&'a Delivery, &'a Attempt)>,
+    n: usize,
 ) -> Result<()> {
-    let n = rows.clone().count();
-    if n == 0 {
-        return Ok(());
-    }
     let mut sql = String::from(
         "INSERT INTO delivery_attempts (delivery_id, project_id, attempt_no, started_at, duration_ms, http_status,
             error, response_head) VALUES ",
     );
     sql.push_str(&vec!["(?, ?, ?, ?, ?, ?, ?, ?)"; n].join(", "));
     let mut insert = sqlx::query(sqlx::AssertSqlSafe(sql));
-    for (d, a, _) in rows.clone() {
+    for (d, a) in rows {
         insert = insert
             .bind(d.id)
             .bind(d.event.project.0)
@@ -173,6 +170,19 @@ async fn record_delivered<'a>(
             .bind(truncated_head(&a.response_head).to_owned());
     }
     insert.execute(&mut **tx).await?;
+    Ok(())
+}
+
+/// Delivered attempts: one multi-row insert, one update per distinct status, one project reset.
+async fn record_delivered<'a>(
+    tx: &mut sqlx::Transaction<'static, sqlx::Sqlite>,
+    rows: impl Iterator<Item = &'a (Delivery, Attempt, NextStep)> + Clone,
+) -> Result<()> {
+    let n = rows.clone().count();
+    if n == 0 {
+        return Ok(());
+    }
+    insert_attempts(tx, rows.clone().map(|(d, a, _)| (d, a)), n).await?;
     let mut by_status: std::collections::BTreeMap<(Option<u16>, u32, i64), Vec<i64>> = Default::default();
     let mut projects = std::collections::BTreeSet::new();
     for (d, a, _) in rows {
@@ -211,21 +221,7 @@ async fn record_one(
     a: &Attempt,
     next: NextStep,
 ) -> Result<Option<i64>> {
-    let head = truncated_head(&a.response_head);
-    sqlx::query(
-        "INSERT INTO delivery_attempts (delivery_id, project_id, attempt_no, started_at, duration_ms, http_status,
-            error, response_head) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-    )
-    .bind(d.id)
-    .bind(d.event.project.0)
-    .bind(i64::from(a.attempt_no))
-    .bind(a.started_at)
-    .bind(i64::try_from(a.duration_ms).unwrap_or(i64::MAX))
-    .bind(a.http_status.map(i64::from))
-    .bind(&a.error)
-    .bind(head)
-    .execute(&mut **tx)
-    .await?;
+    insert_attempts(tx, std::iter::once((d, a)), 1).await?;
     let finished = a.started_at + i64::try_from(a.duration_ms / 1000).unwrap_or(0);
     let (state, next_at, finished_at) = match next {
         NextStep::Delivered => ("delivered", None, Some(finished)),
