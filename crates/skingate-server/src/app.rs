@@ -31,6 +31,7 @@ pub fn router(state: AppState) -> Router {
         .route("/ws/", get(crate::hub::handler))
         .route("/noop", any(noop))
         .route("/healthz", get(healthz))
+        .fallback(fallback)
         .with_state(state)
 }
 
@@ -38,6 +39,20 @@ pub fn router(state: AppState) -> Router {
 async fn noop(body: axum::body::Bytes) -> ([(axum::http::HeaderName, &'static str); 1], &'static str) {
     drop(body);
     ([(axum::http::header::CONTENT_TYPE, "application/json")], r#"{"status":"success"}"#)
+}
+
+/// Legacy clients open their WebSocket on `/` or other paths (spec §11.9): any WebSocket upgrade goes to the
+/// hub; everything else is 404.
+async fn fallback(
+    ws: Result<axum::extract::ws::WebSocketUpgrade, axum::extract::ws::rejection::WebSocketUpgradeRejection>,
+    state: axum::extract::State<AppState>,
+    query: axum::extract::Query<std::collections::HashMap<String, String>>,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    match ws {
+        Ok(ws) => crate::hub::handler(ws, state, query).await,
+        Err(_) => axum::http::StatusCode::NOT_FOUND.into_response(),
+    }
 }
 
 /// Liveness: answers while the process serves HTTP.
