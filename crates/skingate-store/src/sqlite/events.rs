@@ -90,29 +90,66 @@ fn delivery_row(r: &SqliteRow) -> Result<Delivery> {
     })
 }
 
+/// A delivery as one JSON array, in [`delivery_select!`]'s column order.
+type DeliveryTuple =
+    (i64, String, String, String, i64, Option<i64>, Option<i64>, i64, i64, i64, i64, String, String, i64);
+
+/// Leases due rows. Every statement returns a single row (ids and deliveries aggregated as JSON by SQLite):
+/// the driver hands rows over one at a time through a channel, so hundreds of rows would cost hundreds of
+/// thread wake-ups, more than the query itself.
 pub(crate) async fn claim_due(pool: &SqlitePool, now: i64, lease_secs: i64, limit: u32) -> Result<Vec<Delivery>> {
-    let ids: Vec<i64> = sqlx::query_scalar(
-        "UPDATE deliveries SET locked_until = ?
-         WHERE id IN (SELECT id FROM deliveries WHERE state = 'pending' AND next_attempt_at <= ?
-                      AND (locked_until IS NULL OR locked_until <= ?) ORDER BY next_attempt_at, id LIMIT ?)
-         RETURNING id",
+    let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
+    let ids: String = sqlx::query_scalar(
+        "SELECT json_group_array(id) FROM (SELECT id FROM deliveries WHERE state = 'pending' AND next_attempt_at <= ?
+             AND (locked_until IS NULL OR locked_until <= ?) ORDER BY next_attempt_at, id LIMIT ?)",
     )
-    .bind(now + lease_secs)
     .bind(now)
     .bind(now)
     .bind(i64::from(limit))
-    .fetch_all(pool)
+    .fetch_one(&mut *tx)
     .await?;
-    if ids.is_empty() {
+    if ids == "[]" {
         return Ok(Vec::new());
     }
-    let list = serde_json::to_string(&ids).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-    let rows =
-        sqlx::query(concat!(delivery_select!(), " WHERE d.id IN (SELECT value FROM json_each(?)) ORDER BY e.id"))
-            .bind(list)
-            .fetch_all(pool)
-            .await?;
-    rows.iter().map(delivery_row).collect()
+    sqlx::query("UPDATE deliveries SET locked_until = ? WHERE id IN (SELECT value FROM json_each(?))")
+        .bind(now + lease_secs)
+        .bind(&ids)
+        .execute(&mut *tx)
+        .await?;
+    let json: String = sqlx::query_scalar(
+        "SELECT json_group_array(json(item)) FROM (
+             SELECT json_array(d.id, d.kind, d.url, d.state, d.attempts, d.next_attempt_at, d.last_http_status,
+                 d.created_at, e.id, e.project_id, e.seq, e.event_type, e.payload, e.created_at) AS item
+             FROM deliveries d JOIN events e ON e.id = d.event_id
+             WHERE d.id IN (SELECT value FROM json_each(?)) ORDER BY e.id)",
+    )
+    .bind(&ids)
+    .fetch_one(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    let rows: Vec<DeliveryTuple> = serde_json::from_str(&json).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+    rows.into_iter()
+        .map(|(id, kind, url, state, attempts, next, status, created, eid, project, seq, etype, payload, ecreated)| {
+            Ok(Delivery {
+                id,
+                kind,
+                url,
+                state: DeliveryState::parse(&state).ok_or_else(|| StoreError::Corrupt(format!("state {state}")))?,
+                attempts: u32::try_from(attempts).unwrap_or(u32::MAX),
+                next_attempt_at: next,
+                last_http_status: status.and_then(|s| u16::try_from(s).ok()),
+                created_at: created,
+                event: StoredEvent {
+                    id: eid,
+                    project: ProjectId(project),
+                    seq,
+                    event_type: etype,
+                    payload,
+                    created_at: ecreated,
+                },
+            })
+        })
+        .collect()
 }
 
 pub(crate) async fn record_attempts(
