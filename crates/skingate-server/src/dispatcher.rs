@@ -171,7 +171,7 @@ async fn recorder(
                 Ok(None) | Err(_) => break,
             }
         }
-        let rows: Vec<_> = batch.iter().map(|d| (d.delivery.clone(), d.attempt.clone(), d.next)).collect();
+        let rows: Vec<_> = batch.iter().map(|d| (&d.delivery, &d.attempt, d.next)).collect();
         match state.store.record_attempts(&rows).await {
             Ok(streaks) => {
                 for (done, failing_since) in batch.iter().zip(streaks) {

@@ -43,6 +43,11 @@ impl AddressPolicy {
 
     /// Checks a URL before it is stored: scheme, and its host when it is an IP literal.
     pub fn check_url(&self, url: &str) -> Result<(), String> {
+        self.parse_url(url).map(drop)
+    }
+
+    /// Parses a URL and applies [`AddressPolicy::check_url`]'s rules, returning it ready to send to.
+    pub fn parse_url(&self, url: &str) -> Result<reqwest::Url, String> {
         let parsed = reqwest::Url::parse(url).map_err(|e| format!("invalid URL: {e}"))?;
         if !matches!(parsed.scheme(), "http" | "https") {
             return Err("webhook URLs must be http or https".into());
@@ -54,7 +59,7 @@ impl AddressPolicy {
                 Err(format!("host {d} is not allowed"))
             }
             None => Err("URL has no host".into()),
-            _ => Ok(()),
+            _ => Ok(parsed),
         }
     }
 }
@@ -165,9 +170,10 @@ impl WebhookClient {
             timed_out,
             duration: started.elapsed(),
         };
-        if let Err(e) = self.policy.check_url(url) {
-            return failed(e, false);
-        }
+        let url = match self.policy.parse_url(url) {
+            Ok(url) => url,
+            Err(e) => return failed(e, false),
+        };
         let secrets = project.signing_secrets(now);
         let standard_sigs: Vec<String> =
             secrets.iter().map(|s| sign::standard_signature(s, event_id, now, body.as_bytes())).collect();

@@ -219,6 +219,9 @@ pub struct Attempt {
     pub response_head: String,
 }
 
+/// One attempt to record: the delivery, what happened, and what comes next.
+pub type AttemptRow<'a> = (&'a Delivery, &'a Attempt, NextStep);
+
 /// What to do with a delivery after an attempt.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum NextStep {
@@ -269,12 +272,11 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     /// Logs an attempt and moves the delivery on; also tracks the endpoint's failing streak and returns
     /// the time the current streak started (`None` after a success).
     async fn record_attempt(&self, delivery: &Delivery, attempt: &Attempt, next: NextStep) -> Result<Option<i64>> {
-        let batch = [(delivery.clone(), attempt.clone(), next)];
-        Ok(self.record_attempts(&batch).await?.pop().flatten())
+        Ok(self.record_attempts(&[(delivery, attempt, next)]).await?.pop().flatten())
     }
     /// [`Store::record_attempt`] for many deliveries in one transaction (group commit: one disk flush for
     /// the whole batch). Results are in the batch's order.
-    async fn record_attempts(&self, batch: &[(Delivery, Attempt, NextStep)]) -> Result<Vec<Option<i64>>>;
+    async fn record_attempts(&self, batch: &[AttemptRow<'_>]) -> Result<Vec<Option<i64>>>;
     /// A project's deliveries, newest first, after the cursor `before_id` (0 = from the newest).
     async fn deliveries(
         &self,

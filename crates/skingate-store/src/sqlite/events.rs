@@ -8,7 +8,7 @@ use skingate_core::project::ProjectId;
 use sqlx::sqlite::SqliteRow;
 use sqlx::{Row, SqlitePool};
 
-use crate::{Attempt, Delivery, DeliveryState, NextStep, Result, StoreError, StoredEvent};
+use crate::{Attempt, AttemptRow, Delivery, DeliveryState, NextStep, Result, StoreError, StoredEvent};
 
 /// How much of an answer body is kept per attempt.
 pub const RESPONSE_HEAD_BYTES: usize = 4096;
@@ -152,10 +152,7 @@ pub(crate) async fn claim_due(pool: &SqlitePool, now: i64, lease_secs: i64, limi
         .collect()
 }
 
-pub(crate) async fn record_attempts(
-    pool: &SqlitePool,
-    batch: &[(Delivery, Attempt, NextStep)],
-) -> Result<Vec<Option<i64>>> {
+pub(crate) async fn record_attempts(pool: &SqlitePool, batch: &[AttemptRow<'_>]) -> Result<Vec<Option<i64>>> {
     let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
     // The common case, a first-time 2xx, is written with a few set-based statements for the whole batch;
     // anything else (retries, failures) row by row.
@@ -213,13 +210,13 @@ async fn insert_attempts<'a>(
 /// Delivered attempts: one multi-row insert, one update per distinct status, one project reset.
 async fn record_delivered<'a>(
     tx: &mut sqlx::Transaction<'static, sqlx::Sqlite>,
-    rows: impl Iterator<Item = &'a (Delivery, Attempt, NextStep)> + Clone,
+    rows: impl Iterator<Item = &'a AttemptRow<'a>> + Clone,
 ) -> Result<()> {
     let n = rows.clone().count();
     if n == 0 {
         return Ok(());
     }
-    insert_attempts(tx, rows.clone().map(|(d, a, _)| (d, a)), n).await?;
+    insert_attempts(tx, rows.clone().map(|(d, a, _)| (*d, *a)), n).await?;
     let mut by_status: std::collections::BTreeMap<(Option<u16>, u32, i64), Vec<i64>> = Default::default();
     let mut projects = std::collections::BTreeSet::new();
     for (d, a, _) in rows {

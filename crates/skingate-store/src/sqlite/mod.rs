@@ -18,8 +18,8 @@ use sqlx::SqlitePool;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 
 use crate::{
-    Attempt, Delivery, DeliveryState, HistoryEntry, HistoryQuery, NextStep, ProjectBalance, Result, Store, StoreError,
-    StoredEvent, WriteTx,
+    Attempt, AttemptRow, Delivery, DeliveryState, HistoryEntry, HistoryQuery, ProjectBalance, Result, Store,
+    StoreError, StoredEvent, WriteTx,
 };
 
 mod cache;
@@ -249,7 +249,7 @@ impl Store for SqliteStore {
         events::claim_due(&self.writer, now, lease_secs, limit).await
     }
 
-    async fn record_attempts(&self, batch: &[(Delivery, Attempt, NextStep)]) -> Result<Vec<Option<i64>>> {
+    async fn record_attempts(&self, batch: &[AttemptRow<'_>]) -> Result<Vec<Option<i64>>> {
         events::record_attempts(&self.writer, batch).await
     }
 
