@@ -363,11 +363,13 @@ pub fn apply(
     credit: &mut Account,
     pending: Option<&Transfer>,
 ) -> Result<[Entry; 2], LedgerError> {
-    if !spec.amount.is_positive() {
-        return Err(LedgerError::NonPositiveAmount);
-    }
+    // Same order of checks as `Ledger::execute` and storage, which refuse one-account transfers before
+    // loading anything: every path gives the same error for the same spec.
     if spec.debit == spec.credit {
         return Err(LedgerError::SameAccount);
+    }
+    if !spec.amount.is_positive() {
+        return Err(LedgerError::NonPositiveAmount);
     }
     for (want, got) in [(spec.debit, debit.id), (spec.credit, credit.id)] {
         if want != got {
