@@ -12,14 +12,19 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stdout()))
         .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")))
         .init();
-    let base = config.base_url();
+    let public = (!config.public_url.is_empty()).then(|| config.base_url());
     let mut running = skingate_server::start(config, Arc::new(SystemClock)).await?;
     let local = running.base_url();
+    // With `listen` on port 0 only the running server knows its port.
+    let base = public.unwrap_or_else(|| local.clone());
     tracing::info!(addr = %running.addr, "skingate listening on {local}");
     println!("API endpoint:  {base}/api.php   (alias {base}/api/v1)");
     println!("Health check:  {base}/healthz");
     if let Some(demo) = &running.demo {
         println!("Demo project:  client_id={}  client_secret={}", demo.client_id(), demo.client_secret);
+        let ws = base.replacen("https://", "wss://", 1).replacen("http://", "ws://", 1);
+        let sig = skingate_types::sign::static_sign(&demo.client_id(), &demo.client_secret);
+        println!("Events:        {ws}/ws/?shopid={}&signature={sig}", demo.client_id());
         println!(
             "Try it:        curl -s -X POST {base}/api.php -H 'X-CLIENT-ID: {}' -H 'X-CLIENT-SECRET: {}' -d method=balance",
             demo.client_id(),
