@@ -58,16 +58,7 @@ async fn wrong_or_missing_credentials() {
         let resp = app.post_raw(&body).await;
         assert_error(&resp, -2, "invalid_shopid");
     }
-    let resp: Value = app
-        .http
-        .post(app.api_url())
-        .json(&json!({"method": "balance", "shopid": app.client_id()}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let resp = app.post_raw(&json!({"method": "balance", "shopid": app.client_id()})).await;
     assert_error(&resp, -3, "invalid_signature");
 }
 
@@ -107,16 +98,7 @@ async fn inactive_project() {
     app.update(|s| s.active = false).await;
     assert_error(&app.post_json(json!({"method": "balance"})).await, -4, "shop_not_active");
     // A wrong signature on an inactive project still says only that the signature is wrong.
-    let resp: Value = app
-        .http
-        .post(app.api_url())
-        .json(&json!({"method": "balance", "shopid": app.client_id(), "sign": "00"}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let resp = app.post_raw(&json!({"method": "balance", "shopid": app.client_id(), "sign": "00"})).await;
     assert_error(&resp, -3, "invalid_signature");
 }
 
