@@ -90,11 +90,10 @@ impl EventStream {
     /// The next event, reconnecting as often as needed. Errors only when the credentials are refused.
     pub async fn next(&mut self) -> Result<Event, StreamError> {
         loop {
-            if self.socket.is_none() {
+            let Some(socket) = self.socket.as_mut() else {
                 self.connect().await?;
                 continue;
-            }
-            let socket = self.socket.as_mut().expect("connected");
+            };
             let frame = tokio::select! {
                 frame = socket.next() => frame,
                 () = tokio::time::sleep(PING_EVERY) => {
