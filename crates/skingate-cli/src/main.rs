@@ -3,7 +3,7 @@
 //! # Layout
 //! One module per command group: [`serve`] (the server), [`project`] (merchant projects and operator
 //! adjustments), [`currency`] (the rates table), [`maintenance`] (the run-time switch), [`dev`] (`listen`,
-//! `trigger`, `sign`, `verify` for merchants' developers). Every command reads the same configuration
+//! `trigger`, `sign`, `verify` for merchants' developers), [`sim`] (the simulated Steam world). Every command reads the same configuration
 //! as the server (`--config`, `skingate.toml`, `SKINGATE_*`), so it works on the server's database,
 //! also while the server runs.
 
@@ -17,6 +17,7 @@ mod dev;
 mod maintenance;
 mod project;
 mod serve;
+mod sim;
 
 /// skingate: a self-hostable, SkinsBack-compatible skins payment gateway.
 #[derive(Debug, Parser)]
@@ -58,6 +59,9 @@ enum Command {
     Sign(dev::SignCmd),
     /// Verify a received webhook's signatures.
     Verify(dev::WebhookArgs),
+    /// Look at the simulated Steam world.
+    #[command(subcommand)]
+    Sim(sim::SimCmd),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -79,6 +83,7 @@ fn main() -> anyhow::Result<()> {
             Command::Trigger(args) => dev::trigger(&config, args).await,
             Command::Sign(cmd) => dev::sign(cmd),
             Command::Verify(args) => dev::verify(args),
+            Command::Sim(cmd) => sim::run(&config, cmd),
             Command::Config => {
                 println!("{}", serde_json::to_string_pretty(&config)?);
                 Ok(())

@@ -12,6 +12,9 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stdout()))
         .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")))
         .init();
+    // Handlers go in before anything is printed: a supervisor may send SIGTERM as soon as it reads the
+    // "listening" line.
+    let shutdown = shutdown_signal()?;
     let public = (!config.public_url.is_empty()).then(|| config.base_url());
     let mut running = skingate_server::start(config, Arc::new(SystemClock)).await?;
     let local = running.base_url();
@@ -32,7 +35,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         );
     }
     tokio::select! {
-        () = terminate() => tracing::info!("shutting down"),
+        () = shutdown => tracing::info!("shutting down"),
         res = running.wait() => return res,
     }
     running.stop().await?;
@@ -40,23 +43,24 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn terminate() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
+/// Resolves on SIGTERM or SIGINT (Ctrl-C); the handlers are registered when this is called.
+fn shutdown_signal() -> std::io::Result<impl std::future::Future<Output = ()>> {
     #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut term = signal(SignalKind::terminate())?;
+        let mut int = signal(SignalKind::interrupt())?;
+        Ok(async move {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = int.recv() => {}
             }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
+        })
+    }
     #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        () = ctrl_c => {},
-        () = term => {},
+    {
+        Ok(async {
+            let _ = tokio::signal::ctrl_c().await;
+        })
     }
 }

@@ -333,3 +333,26 @@ fn credit_debit_trigger_and_listen() {
 fn balance_history(base: &str, id: &str, secret: &str) -> Value {
     api(base, id, secret, &[("method", "balance_history"), ("starting", "0"), ("ending", "99999999999")])
 }
+
+#[test]
+fn simulated_steam_users() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("gate.db");
+    let out: Value = serde_json::from_str(run(&db, &["sim", "user", "76561198000000000", "--json"]).trim()).unwrap();
+    assert_eq!(out["account_id"], 39_734_272);
+    let token = out["trade_token"].as_str().unwrap();
+    assert_eq!(token.len(), 8);
+    assert!(out["trade_url"].as_str().unwrap().ends_with(&format!("partner=39734272&token={token}")));
+    assert!(!out["inventories"]["cs2"].as_array().unwrap().is_empty());
+    // Same seed, same world; another seed, another token.
+    let again: Value = serde_json::from_str(run(&db, &["sim", "user", "76561198000000000", "--json"]).trim()).unwrap();
+    assert_eq!(again, out);
+    let other = skingate(&db)
+        .args(["sim", "user", "76561198000000000", "--json"])
+        .env("SKINGATE_SIM_SEED", "2")
+        .output()
+        .unwrap();
+    let other: Value = serde_json::from_slice(&other.stdout).unwrap();
+    assert_ne!(other["trade_token"], out["trade_token"]);
+    assert!(!skingate(&db).args(["sim", "user", "123"]).output().unwrap().status.success());
+}

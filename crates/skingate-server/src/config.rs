@@ -85,6 +85,8 @@ pub struct Config {
     pub ws_idle_timeout_secs: u64,
     /// Hub poll period for other processes' events.
     pub events_poll_interval_ms: u64,
+    /// Seed of the simulated Steam world.
+    pub sim_seed: u64,
 }
 
 impl Config {

@@ -1,0 +1,20 @@
+//! Steam as skingate sees it, and the parts of the Steam simulator that need no clock.
+//!
+//! # Layout
+//! - [`ids`]: SteamID64 ↔ account id, trade URLs and their 8-character tokens;
+//! - [`enums`]: Steam's offer and trade states as **open** enums (Steam adds values without notice:
+//!   `TradeProtectionRollback = 12` broke libraries in 2025);
+//! - [`catalogue`]: the items the simulator hands out, with reference prices (CS2 from a shipped price list,
+//!   Dota 2 and Rust hand-made);
+//! - [`users`]: every valid individual SteamID64 is a simulated user whose trade token and inventory follow
+//!   from a seed and the id alone, so a demo or a test needs no setup.
+//!
+//! Still to come (the deposits issue): the `Steam` trait the gateway calls, and the simulator's bots,
+//! trade offers, escrow, Trade Protection and reversals on the shared clock.
+
+pub mod catalogue;
+pub mod enums;
+pub mod ids;
+pub mod users;
+
+pub use ids::{SteamId, TradeUrl};
