@@ -32,6 +32,7 @@ pub fn router(state: AppState) -> Router {
         .route("/noop", any(noop))
         .route("/healthz", get(healthz))
         .fallback(fallback)
+        .layer(tower_http::catch_panic::CatchPanicLayer::custom(panic_response))
         .with_state(state)
 }
 
@@ -39,6 +40,18 @@ pub fn router(state: AppState) -> Router {
 async fn noop(body: axum::body::Bytes) -> ([(axum::http::HeaderName, &'static str); 1], &'static str) {
     drop(body);
     ([(axum::http::header::CONTENT_TYPE, "application/json")], r#"{"status":"success"}"#)
+}
+
+/// A bug must not take the connection down with it: a panicking handler answers the opaque `-100
+/// internal_error` envelope (and is logged), like any other internal failure.
+fn panic_response(panic: Box<dyn std::any::Any + Send + 'static>) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let what = panic
+        .downcast_ref::<String>()
+        .map(String::as_str)
+        .or_else(|| panic.downcast_ref::<&str>().copied())
+        .unwrap_or("non-string panic");
+    crate::error::ApiError::internal(anyhow::anyhow!("handler panicked: {what}")).into_response()
 }
 
 /// Legacy clients open their WebSocket on `/` or other paths (spec §11.9): any WebSocket upgrade goes to the
@@ -174,5 +187,18 @@ async fn refresh_loop(state: AppState, shutdown: CancellationToken) {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn panics_become_the_opaque_internal_error() {
+        let resp = panic_response(Box::new("boom at /secret/path"));
+        assert_eq!(resp.status(), 200);
+        let body = axum::body::to_bytes(resp.into_body(), 1024).await.unwrap();
+        assert_eq!(&body[..], br#"{"status":"error","error_code":-100,"error_message":"internal_error"}"#);
     }
 }
