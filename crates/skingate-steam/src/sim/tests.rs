@@ -1,0 +1,172 @@
+use std::sync::atomic::{AtomicI64, Ordering};
+
+use super::*;
+
+struct Fixture {
+    clock: Arc<AtomicI64>,
+    steam: Simulator,
+}
+
+fn fixture() -> Fixture {
+    let clock = Arc::new(AtomicI64::new(1_000_000));
+    let c = clock.clone();
+    Fixture { clock, steam: Simulator::new(3, Arc::new(move || c.load(Ordering::SeqCst))) }
+}
+
+impl Fixture {
+    fn advance(&self, secs: i64) {
+        self.clock.fetch_add(secs, Ordering::SeqCst);
+    }
+
+    fn user(&self, n: u64) -> SteamId {
+        SteamId::from_account_id(n).unwrap()
+    }
+
+    fn url(&self, user: SteamId) -> TradeUrl {
+        TradeUrl::new(user, &self.steam.trade_token(user)).unwrap()
+    }
+
+    async fn tradable(&self, user: SteamId, n: usize) -> Vec<u64> {
+        let inv = self.steam.inventory(user, Game::Cs2).await.unwrap();
+        inv.iter().filter(|a| a.tradable).take(n).map(|a| a.asset_id).collect()
+    }
+
+    async fn send(&self, user: SteamId, items: Vec<u64>) -> Result<OfferId, SteamError> {
+        self.steam.send_offer(NewOffer { partner: self.url(user), game: Game::Cs2, items_to_receive: items }).await
+    }
+
+    /// Observes until two observations in a row agree (a gateway never trusts one).
+    async fn settled(&self, id: OfferId) -> Offer {
+        let mut last = self.steam.offer(id).await.unwrap();
+        loop {
+            let next = self.steam.offer(id).await.unwrap();
+            if next.state == last.state {
+                return next;
+            }
+            last = next;
+        }
+    }
+}
+
+#[tokio::test]
+async fn default_payer_accepts_and_items_move() {
+    let f = fixture();
+    let user = f.user(11);
+    let items = f.tradable(user, 2).await;
+    let before = f.steam.inventory(user, Game::Cs2).await.unwrap().len();
+    let id = f.send(user, items.clone()).await.unwrap();
+    assert_eq!(f.steam.offer(id).await.unwrap().state, OfferState::Active);
+    // Items in an open offer cannot be offered again.
+    assert_eq!(f.send(user, items[..1].to_vec()).await, Err(SteamError::InvalidItems));
+    f.advance(10);
+    let offer = f.settled(id).await;
+    assert_eq!((offer.state, offer.trade_status), (OfferState::Accepted, Some(TradeStatus::Complete)));
+    assert_eq!(f.steam.inventory(user, Game::Cs2).await.unwrap().len(), before - 2);
+}
+
+#[tokio::test]
+async fn tokens_items_and_bans_are_checked() {
+    let f = fixture();
+    let user = f.user(12);
+    let items = f.tradable(user, 1).await;
+    let wrong = TradeUrl::new(user, "AAAAAAAA").unwrap();
+    let offer = NewOffer { partner: wrong, game: Game::Cs2, items_to_receive: items.clone() };
+    assert_eq!(f.steam.send_offer(offer).await, Err(SteamError::InvalidToken));
+    let old = f.url(user);
+    f.steam.regenerate_token(user);
+    let stale = NewOffer { partner: old, game: Game::Cs2, items_to_receive: items.clone() };
+    assert_eq!(f.steam.send_offer(stale).await, Err(SteamError::InvalidToken));
+    assert_eq!(f.send(user, vec![1]).await, Err(SteamError::InvalidItems), "not owned");
+    assert_eq!(f.send(user, vec![]).await, Err(SteamError::InvalidItems), "nothing asked");
+    assert_eq!(f.send(user, vec![items[0], items[0]]).await, Err(SteamError::InvalidItems), "twice");
+    let untradable = f.steam.inventory(user, Game::Cs2).await.unwrap().into_iter().find(|a| !a.tradable);
+    if let Some(a) = untradable {
+        assert_eq!(f.send(user, vec![a.asset_id]).await, Err(SteamError::InvalidItems));
+    }
+    assert!(f.send(user, items).await.is_ok(), "the new token works");
+    let banned = f.user(13);
+    f.steam.set_profile(banned, Profile::TradeBanned);
+    assert_eq!(f.steam.escrow_days(&f.url(banned)).await, Err(SteamError::TradeBanned));
+    let items = f.tradable(banned, 1).await;
+    assert_eq!(f.send(banned, items).await, Err(SteamError::TradeBanned));
+}
+
+#[tokio::test]
+async fn declines_expiry_and_cancel_return_the_items() {
+    let f = fixture();
+    let (a, b, c) = (f.user(21), f.user(22), f.user(23));
+    f.steam.set_profile(a, Profile::Decline);
+    f.steam.set_profile(b, Profile::NeverAnswer);
+    f.steam.set_profile(c, Profile::NeverAnswer);
+    let (ia, ib, ic) = (f.tradable(a, 1).await, f.tradable(b, 1).await, f.tradable(c, 1).await);
+    let (oa, ob, oc) =
+        (f.send(a, ia.clone()).await.unwrap(), f.send(b, ib).await.unwrap(), f.send(c, ic.clone()).await.unwrap());
+    f.advance(3);
+    assert_eq!(f.settled(oa).await.state, OfferState::Declined);
+    assert!(f.send(a, ia).await.is_ok(), "declined items can be offered again");
+    f.steam.cancel_offer(oc).await.unwrap();
+    assert_eq!(f.settled(oc).await.state, OfferState::Canceled);
+    assert!(f.send(c, ic).await.is_ok());
+    f.advance(OFFER_EXPIRY_SECS);
+    assert_eq!(f.settled(ob).await.state, OfferState::Expired);
+    assert_eq!(f.steam.cancel_offer(ob).await, Err(SteamError::NotFound), "only active offers cancel");
+}
+
+#[tokio::test]
+async fn trade_protection_reversal_and_escrow() {
+    let f = fixture();
+    let (r, e) = (f.user(31), f.user(32));
+    f.steam.set_profile(r, Profile::ReverseAfter { accept_after: 5, reverse_after: 2 * 86_400 });
+    f.steam.set_profile(e, Profile::Escrow(3));
+    assert_eq!(f.steam.escrow_days(&f.url(e)).await, Ok(3));
+    let items = f.tradable(r, 1).await;
+    let or = f.send(r, items.clone()).await.unwrap();
+    let oe = f.send(e, f.tradable(e, 1).await).await.unwrap();
+    f.advance(5);
+    let accepted = f.settled(or).await;
+    assert_eq!((accepted.state, accepted.trade_status), (OfferState::Accepted, Some(TradeStatus::Complete)));
+    assert_eq!(f.settled(oe).await.state, OfferState::InEscrow);
+    assert!(!f.steam.inventory(r, Game::Cs2).await.unwrap().iter().any(|a| a.asset_id == items[0]));
+    f.advance(2 * 86_400);
+    let reversed = f.settled(or).await;
+    assert_eq!(reversed.trade_status, Some(TradeStatus::TradeProtectionRollback));
+    assert!(f.steam.inventory(r, Game::Cs2).await.unwrap().iter().any(|a| a.asset_id == items[0]), "items back");
+    f.advance(86_400);
+    let escrowed = f.settled(oe).await;
+    assert_eq!(escrowed.state, OfferState::Accepted);
+    assert!(escrowed.escrow_ends_at.is_some());
+}
+
+#[tokio::test]
+async fn operator_surface_and_flapping() {
+    let f = fixture();
+    let u = f.user(41);
+    f.steam.set_profile(u, Profile::Manual);
+    let ids: Vec<OfferId> = {
+        let items = f.tradable(u, 5).await;
+        let mut ids = Vec::new();
+        for item in items {
+            ids.push(f.send(u, vec![item]).await.unwrap());
+        }
+        ids
+    };
+    f.advance(OFFER_EXPIRY_SECS - 1);
+    assert_eq!(f.steam.offer(ids[0]).await.unwrap().state, OfferState::Active, "manual payers wait");
+    f.steam.decline(ids[0]).unwrap();
+    assert_eq!(f.settled(ids[0]).await.state, OfferState::Declined);
+    // One of five consecutive offers flaps once after acceptance: 3, then 2, then 3 for good.
+    let mut flapped = 0;
+    for id in &ids[1..] {
+        f.steam.accept(*id).unwrap();
+        let first = f.steam.offer(*id).await.unwrap().state;
+        if first == OfferState::Active {
+            flapped += 1;
+        }
+        assert_eq!(f.steam.offer(*id).await.unwrap().state, OfferState::Accepted);
+    }
+    assert_eq!(flapped, 1);
+    f.steam.reverse(ids[1]).unwrap();
+    assert_eq!(f.settled(ids[1]).await.trade_status, Some(TradeStatus::TradeProtectionRollback));
+    assert_eq!(f.steam.reverse(ids[1]), Err(SteamError::NotFound), "once");
+    assert_eq!(f.steam.accept(999), Err(SteamError::NotFound));
+}
