@@ -269,13 +269,9 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     async fn last_event_id(&self) -> Result<i64>;
     /// Leases up to `limit` due pending deliveries until `now + lease_secs` and returns them.
     async fn claim_due_deliveries(&self, now: i64, lease_secs: i64, limit: u32) -> Result<Vec<Delivery>>;
-    /// Logs an attempt and moves the delivery on; also tracks the endpoint's failing streak and returns
-    /// the time the current streak started (`None` after a success).
-    async fn record_attempt(&self, delivery: &Delivery, attempt: &Attempt, next: NextStep) -> Result<Option<i64>> {
-        Ok(self.record_attempts(&[(delivery, attempt, next)]).await?.pop().flatten())
-    }
-    /// [`Store::record_attempt`] for many deliveries in one transaction (group commit: one disk flush for
-    /// the whole batch). Results are in the batch's order.
+    /// Logs attempts and moves their deliveries on, in one transaction (group commit: one disk flush for
+    /// the whole batch). Also tracks each endpoint's failing streak: the result, in the batch's order, is
+    /// when the current streak started (`None` after a success).
     async fn record_attempts(&self, batch: &[AttemptRow<'_>]) -> Result<Vec<Option<i64>>>;
     /// A project's deliveries, newest first, after the cursor `before_id` (0 = from the newest).
     async fn deliveries(

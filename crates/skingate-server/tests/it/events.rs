@@ -67,18 +67,7 @@ async fn adjustment_reaches_every_websocket_and_the_signed_webhook() {
     assert_eq!(hook.header("content-type"), "application/json");
 
     // A debit too large is refused and emits nothing.
-    let state = &app.running.state;
-    let p = state.store.project(app.project.id).await.unwrap().unwrap();
-    let refused = skingate_server::adjustments::adjust(
-        state.store.as_ref(),
-        &p,
-        false,
-        skingate_core::Money::from_minor(10_001),
-        "too much",
-        "adj-2",
-        now,
-    )
-    .await;
+    let refused = app.try_adjust(false, 10_001, "adj-2").await;
     assert!(matches!(refused, Err(skingate_server::adjustments::AdjustError::InsufficientFunds)));
     app.adjust(false, 2_500, "adj-3").await;
     assert_eq!(ws_next(&mut a).await["data"]["balance_value"], "7.50");

@@ -66,7 +66,12 @@ impl TestApp {
     }
 
     /// Credits (or debits) through the operator-adjustment path, which emits `balance_change`.
-    pub async fn adjust(&self, credit: bool, minor: i64, id: &str) -> skingate_server::adjustments::Adjusted {
+    pub async fn try_adjust(
+        &self,
+        credit: bool,
+        minor: i64,
+        id: &str,
+    ) -> Result<skingate_server::adjustments::Adjusted, skingate_server::adjustments::AdjustError> {
         let state = &self.running.state;
         let p = state.store.project(self.project.id).await.unwrap().unwrap();
         let done = skingate_server::adjustments::adjust(
@@ -78,10 +83,14 @@ impl TestApp {
             id,
             state.now(),
         )
-        .await
-        .unwrap();
+        .await?;
         state.events_committed();
-        done
+        Ok(done)
+    }
+
+    /// [`TestApp::try_adjust`] that must succeed.
+    pub async fn adjust(&self, credit: bool, minor: i64, id: &str) -> skingate_server::adjustments::Adjusted {
+        self.try_adjust(credit, minor, id).await.unwrap()
     }
 
     /// A WebSocket URL for the test project (signature = md5(id + secret)).

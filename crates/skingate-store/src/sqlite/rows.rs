@@ -9,13 +9,18 @@ use sqlx::sqlite::SqliteRow;
 
 use crate::{HistoryEntry, ProjectBalance, Result, StoreError};
 
-pub(crate) const PROJECT_SELECT: &str = "SELECT id, client_secret, name, active, result_url, success_url, fail_url,
-    events_url, ip_allowlist, rate_limit_per_min, hold_policy, created_at, previous_secret, previous_secret_until,
-    events_disabled_at FROM projects WHERE id = ?";
+/// The columns [`project`] decodes; a macro so `concat!` can build `'static` SQL from it.
+macro_rules! project_select {
+    () => {
+        "SELECT id, client_secret, name, active, result_url, success_url, fail_url, events_url, ip_allowlist,
+            rate_limit_per_min, hold_policy, created_at, previous_secret, previous_secret_until, events_disabled_at
+         FROM projects"
+    };
+}
 
-pub(crate) const PROJECT_SELECT_ALL: &str = "SELECT id, client_secret, name, active, result_url, success_url,
-    fail_url, events_url, ip_allowlist, rate_limit_per_min, hold_policy, created_at, previous_secret,
-    previous_secret_until, events_disabled_at FROM projects ORDER BY id";
+pub(crate) const PROJECT_SELECT: &str = concat!(project_select!(), " WHERE id = ?");
+
+pub(crate) const PROJECT_SELECT_ALL: &str = concat!(project_select!(), " ORDER BY id");
 
 pub(crate) const BALANCE_SELECT: &str = "SELECT a.credits_posted, a.debits_posted, a.debits_pending, a.credits_pending,
     COALESCE((SELECT SUM(t.total) FROM transfer_totals t WHERE t.account_id = a.id AND t.side = 'credit'
