@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 
 use skingate_core::currency::Rates;
 use skingate_core::project::{Project, ProjectId};
+use skingate_steam::sim::{Simulator, Steam};
 use skingate_store::{Store, StoreError};
 
 use crate::clock::Clock;
@@ -34,6 +35,11 @@ pub struct Inner {
     pub store: Arc<dyn Store>,
     /// Time.
     pub clock: Arc<dyn Clock>,
+    /// Steam, as the gateway's bots see it: the trait every flow calls.
+    pub steam: Arc<dyn Steam>,
+    /// The embedded simulator behind [`Inner::steam`], for the operator surface and test mode (`None` when a
+    /// real Steam client is plugged in).
+    pub sim: Option<Arc<Simulator>>,
     /// Per-project request limits.
     pub limits: RateLimits,
     /// WebSocket subscribers of this node.
@@ -57,10 +63,14 @@ impl std::ops::Deref for AppState {
 impl AppState {
     /// Builds the state and loads the rates table and the maintenance switch once.
     pub async fn new(config: Config, store: Arc<dyn Store>, clock: Arc<dyn Clock>) -> Result<Self, StoreError> {
+        let now = clock.clone();
+        let sim = Arc::new(Simulator::new(config.sim_seed, Arc::new(move || now.now())));
         let state = AppState(Arc::new(Inner {
             config,
             store,
             clock,
+            steam: sim.clone(),
+            sim: Some(sim),
             limits: RateLimits::default(),
             hub: crate::hub::Hub::default(),
             dispatch_wake: tokio::sync::Notify::new(),

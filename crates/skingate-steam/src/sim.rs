@@ -43,9 +43,31 @@ pub enum SteamError {
     /// No such offer.
     #[error("offer not found")]
     NotFound,
+    /// Steam failed to create the offer (overloaded, bot session lost); trying again later may work.
+    #[error("Steam could not create the offer")]
+    Unavailable,
 }
 
-/// An offer to send: the bot asks the partner for these items (a deposit).
+/// Which side of a trade acted (who reversed it under Trade Protection).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Party {
+    /// The user the gateway traded with.
+    Partner,
+    /// The gateway's own bot (for purchases: the supplier side).
+    Bot,
+}
+
+/// One of the gateway's trading accounts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Bot {
+    /// Its SteamID64.
+    pub steam_id: SteamId,
+    /// Its profile name, shown to payers.
+    pub name: String,
+}
+
+/// An offer to send from one of the gateway's bots: it asks the partner for `items_to_receive` (a deposit)
+/// and/or gives `items_to_give` (a market purchase).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NewOffer {
     /// The partner's trade URL.
@@ -54,6 +76,8 @@ pub struct NewOffer {
     pub game: Game,
     /// Asset ids the partner gives.
     pub items_to_receive: Vec<u64>,
+    /// Items the bot gives (its own stock: the gateway, not Steam, keeps the bots' inventories).
+    pub items_to_give: Vec<Asset>,
 }
 
 /// An offer as observed now.
@@ -67,12 +91,20 @@ pub struct Offer {
     pub state: OfferState,
     /// The items asked for.
     pub items: Vec<Asset>,
+    /// The items given.
+    pub items_to_give: Vec<Asset>,
+    /// The bot that sent it.
+    pub bot: Bot,
     /// When it was sent.
     pub created_at: i64,
     /// When escrow ends, for offers in escrow.
     pub escrow_ends_at: Option<i64>,
+    /// When an unanswered offer expires.
+    pub expires_at: i64,
     /// After acceptance: the trade's status (`TradeProtectionRollback` once reversed).
     pub trade_status: Option<TradeStatus>,
+    /// Who reversed the trade, once it is reversed.
+    pub reversed_by: Option<Party>,
 }
 
 /// How a simulated user behaves with offers sent to them.
@@ -97,6 +129,10 @@ pub enum Profile {
     Escrow(u32),
     /// Answers nothing by itself: an operator accepts, declines or reverses.
     Manual,
+    /// Steam fails to create any offer to this user (`trade_create_error`).
+    SendFails,
+    /// Counters the offer a few seconds after it arrives (treated as declined).
+    Counter,
 }
 
 /// The default: a payer who accepts 10 seconds after the offer arrives.
@@ -122,11 +158,13 @@ struct SimOffer {
     id: OfferId,
     partner: SteamId,
     items: Vec<Asset>,
+    items_to_give: Vec<Asset>,
+    bot: usize,
     created_at: i64,
     profile: Profile,
     /// Set by the operator surface or cancellation; overrides the profile.
     decided: Option<(OfferState, i64)>,
-    reversed_at: Option<i64>,
+    reversed: Option<(Party, i64)>,
     flap_left: bool,
 }
 
@@ -140,11 +178,19 @@ struct World {
     next_id: OfferId,
 }
 
+/// Called with an offer's id whenever an operator action changes it, so watchers need not wait for a poll.
+pub type ChangeListener = Arc<dyn Fn(OfferId) + Send + Sync>;
+
+/// The names of the simulated bots.
+const BOT_NAMES: [&str; 4] = ["Dragonfly", "Kestrel", "Marten", "Osprey"];
+
 /// The simulated Steam.
 pub struct Simulator {
     sim: Simulation,
     now: NowFn,
     world: Mutex<World>,
+    bots: Vec<Bot>,
+    listener: Mutex<Option<ChangeListener>>,
 }
 
 impl std::fmt::Debug for Simulator {
@@ -157,7 +203,42 @@ impl Simulator {
     /// A simulator for the world of `seed`, on the given clock.
     pub fn new(seed: u64, now: NowFn) -> Self {
         let world = World { next_id: 7_000_000_000, ..World::default() };
-        Self { sim: Simulation::new(seed), now, world: Mutex::new(world) }
+        let bots = BOT_NAMES
+            .iter()
+            .enumerate()
+            .map(|(i, name)| Bot {
+                steam_id: SteamId::from_account_id(1_430_000_000 + i as u64).expect("valid account id"),
+                name: (*name).to_owned(),
+            })
+            .collect();
+        Self { sim: Simulation::new(seed), now, world: Mutex::new(world), bots, listener: Mutex::new(None) }
+    }
+
+    /// The gateway's bots.
+    pub fn bots(&self) -> &[Bot] {
+        &self.bots
+    }
+
+    /// The deterministic world (tokens, starting inventories) behind this simulator.
+    pub fn simulation(&self) -> &Simulation {
+        &self.sim
+    }
+
+    /// Registers the function told about operator-driven changes (one listener; a new one replaces it).
+    pub fn set_listener(&self, listener: ChangeListener) {
+        *self.listener.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(listener);
+    }
+
+    fn changed(&self, id: OfferId) {
+        let listener = self.listener.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone();
+        if let Some(l) = listener {
+            l(id);
+        }
+    }
+
+    /// How a user behaves with offers sent from now on.
+    pub fn profile(&self, user: SteamId) -> Profile {
+        self.world().profiles.get(&user).copied().unwrap_or(DEFAULT_PROFILE)
     }
 
     fn world(&self) -> std::sync::MutexGuard<'_, World> {
@@ -194,35 +275,48 @@ impl Simulator {
 
     /// Operator: the payer reverses an accepted trade under Trade Protection.
     pub fn reverse(&self, id: OfferId) -> Result<(), SteamError> {
+        self.reverse_by(id, Party::Partner)
+    }
+
+    /// Operator: one side reverses an accepted trade within the protection period (for a purchase, the
+    /// supplier side is [`Party::Bot`]).
+    pub fn reverse_by(&self, id: OfferId, party: Party) -> Result<(), SteamError> {
         let now = (self.now)();
-        let mut world = self.world();
-        let offer = world.offers.get(&id).cloned().ok_or(SteamError::NotFound)?;
-        let (state, _) = observe(&offer, now);
-        if state != OfferState::Accepted || offer.reversed_at.is_some() {
-            return Err(SteamError::NotFound);
+        {
+            let mut world = self.world();
+            let offer = world.offers.get(&id).cloned().ok_or(SteamError::NotFound)?;
+            let (state, accepted_at) = observe(&offer, now);
+            let within = accepted_at.is_some_and(|at| now < at + TRADE_PROTECTION_SECS);
+            if state != OfferState::Accepted || offer.reversed.is_some() || !within {
+                return Err(SteamError::NotFound);
+            }
+            world.offers.get_mut(&id).expect("exists").reversed = Some((party, now));
+            for item in &offer.items {
+                world.gone.remove(&(offer.partner, item.asset_id));
+            }
         }
-        world.offers.get_mut(&id).expect("exists").reversed_at = Some(now);
-        for item in &offer.items {
-            world.gone.remove(&(offer.partner, item.asset_id));
-        }
+        self.changed(id);
         Ok(())
     }
 
     fn decide(&self, id: OfferId, state: OfferState) -> Result<(), SteamError> {
         let now = (self.now)();
-        let mut world = self.world();
-        let offer = world.offers.get_mut(&id).ok_or(SteamError::NotFound)?;
-        if observe(offer, now).0 != OfferState::Active {
-            return Err(SteamError::NotFound);
-        }
-        offer.decided = Some((state, now));
-        let release = state != OfferState::Accepted;
-        let (partner, items) = (offer.partner, offer.items.clone());
-        if release {
-            for item in items {
-                world.gone.remove(&(partner, item.asset_id));
+        {
+            let mut world = self.world();
+            let offer = world.offers.get_mut(&id).ok_or(SteamError::NotFound)?;
+            if observe(offer, now).0 != OfferState::Active {
+                return Err(SteamError::NotFound);
+            }
+            offer.decided = Some((state, now));
+            let release = state != OfferState::Accepted;
+            let (partner, items) = (offer.partner, offer.items.clone());
+            if release {
+                for item in items {
+                    world.gone.remove(&(partner, item.asset_id));
+                }
             }
         }
+        self.changed(id);
         Ok(())
     }
 }
@@ -236,10 +330,11 @@ fn observe(o: &SimOffer, now: i64) -> (OfferState, Option<i64>) {
     let accept_at = match o.profile {
         Profile::AcceptAfter(s) | Profile::ReverseAfter { accept_after: s, .. } => Some(o.created_at + s),
         Profile::Escrow(days) => Some(o.created_at + 5 + i64::from(days) * 86_400),
-        Profile::Decline => {
-            return if now >= o.created_at + 3 { (OfferState::Declined, None) } else { (OfferState::Active, None) };
+        Profile::Decline | Profile::Counter => {
+            let end = if o.profile == Profile::Decline { OfferState::Declined } else { OfferState::Countered };
+            return if now >= o.created_at + 3 { (end, None) } else { (OfferState::Active, None) };
         }
-        Profile::NeverAnswer | Profile::Manual | Profile::TradeBanned => None,
+        Profile::NeverAnswer | Profile::Manual | Profile::TradeBanned | Profile::SendFails => None,
     };
     match accept_at {
         Some(at) if now >= at => (OfferState::Accepted, Some(at)),
@@ -275,8 +370,10 @@ impl Steam for Simulator {
         let inventory = self.inventory(user, offer.game).await?;
         let mut world = self.world();
         let profile = world.profiles.get(&user).copied().unwrap_or(DEFAULT_PROFILE);
-        if profile == Profile::TradeBanned {
-            return Err(SteamError::TradeBanned);
+        match profile {
+            Profile::TradeBanned => return Err(SteamError::TradeBanned),
+            Profile::SendFails => return Err(SteamError::Unavailable),
+            _ => {}
         }
         let mut items = Vec::new();
         for id in &offer.items_to_receive {
@@ -286,7 +383,7 @@ impl Steam for Simulator {
             }
             items.push(asset.clone());
         }
-        if items.is_empty() {
+        if items.is_empty() && offer.items_to_give.is_empty() {
             return Err(SteamError::InvalidItems);
         }
         for item in &items {
@@ -296,16 +393,19 @@ impl Steam for Simulator {
         let id = world.next_id;
         // Every fifth offer flaps once after acceptance, deterministically.
         let flap_left = id.is_multiple_of(5);
+        let bot = usize::try_from(id % self.bots.len() as u64).unwrap_or(0);
         world.offers.insert(
             id,
             SimOffer {
                 id,
                 partner: user,
                 items,
+                items_to_give: offer.items_to_give,
+                bot,
                 created_at: now,
                 profile,
                 decided: None,
-                reversed_at: None,
+                reversed: None,
                 flap_left,
             },
         );
@@ -318,33 +418,35 @@ impl Steam for Simulator {
         let o = world.offers.get_mut(&id).ok_or(SteamError::NotFound)?;
         let (mut state, accepted_at) = observe(o, now);
         if let (Profile::ReverseAfter { reverse_after, .. }, Some(at)) = (o.profile, accepted_at)
-            && o.reversed_at.is_none()
+            && o.reversed.is_none()
             && now >= at + reverse_after
             && reverse_after < TRADE_PROTECTION_SECS
         {
-            o.reversed_at = Some(at + reverse_after);
+            o.reversed = Some((Party::Partner, at + reverse_after));
         }
         if state == OfferState::Accepted && o.flap_left {
             o.flap_left = false;
             state = OfferState::Active;
         }
-        let trade_status = accepted_at.map(|_| {
-            if o.reversed_at.is_some() { TradeStatus::TradeProtectionRollback } else { TradeStatus::Complete }
-        });
+        let trade_status = accepted_at
+            .map(|_| if o.reversed.is_some() { TradeStatus::TradeProtectionRollback } else { TradeStatus::Complete });
         let snapshot = Offer {
             id: o.id,
             partner: o.partner,
             state,
             items: o.items.clone(),
+            items_to_give: o.items_to_give.clone(),
+            bot: self.bots[o.bot].clone(),
             created_at: o.created_at,
+            expires_at: o.created_at + OFFER_EXPIRY_SECS,
             escrow_ends_at: match o.profile {
                 Profile::Escrow(days) => Some(o.created_at + 5 + i64::from(days) * 86_400),
                 _ => None,
             },
             trade_status,
+            reversed_by: o.reversed.map(|(party, _)| party),
         };
-        let (partner, items, reversed, failed) =
-            (o.partner, o.items.clone(), o.reversed_at.is_some(), state.is_failed());
+        let (partner, items, reversed, failed) = (o.partner, o.items.clone(), o.reversed.is_some(), state.is_failed());
         if reversed || failed {
             for item in items {
                 world.gone.remove(&(partner, item.asset_id));

@@ -3,6 +3,7 @@
 //! # Layout
 //! - this file: the [`Store`] (reads and short writes) and [`WriteTx`] (one business transaction) traits,
 //!   the rows they return, and [`StoreError`];
+//! - [`deposits`] and [`market`]: the repository traits of those flows, supertraits of the two above;
 //! - [`sqlite`]: the embedded implementation (WAL, one writer connection, `BEGIN IMMEDIATE`), migrations in
 //!   `migrations/sqlite/`. PostgreSQL will be a sibling module with its own `migrations/postgres/`.
 //!
@@ -18,7 +19,12 @@ use skingate_core::currency::Currency;
 use skingate_core::ledger::{AccountId, AccountKind, Applied, LedgerError, TransferSpec};
 use skingate_core::project::{Project, ProjectId, ProjectSettings};
 
+pub mod deposits;
+pub mod market;
 pub mod sqlite;
+
+pub use deposits::{DepositStore, DepositTx};
+pub use market::{MarketStore, MarketTx};
 
 pub use sqlite::SqliteStore;
 
@@ -235,7 +241,7 @@ pub enum NextStep {
 
 /// Reads and short writes. Cheap to clone behind an `Arc`; safe to share between tasks.
 #[async_trait]
-pub trait Store: Send + Sync + std::fmt::Debug + 'static {
+pub trait Store: DepositStore + MarketStore + Send + Sync + std::fmt::Debug + 'static {
     /// Creates a project with its ledger account.
     async fn create_project(&self, settings: &ProjectSettings, secret: &str, now: i64) -> Result<Project>;
     /// One project, if it exists.
@@ -295,7 +301,7 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
 
 /// One business transaction. Everything done through it commits together; drop it to roll back.
 #[async_trait]
-pub trait WriteTx: Send {
+pub trait WriteTx: DepositTx + MarketTx + Send {
     /// Records the key with the request's hash, or reports what an earlier use of it stored.
     async fn claim_idempotency_key(&mut self, key: &IdempotencyKey, request_hash: &str, now: i64) -> Result<Claim>;
     /// Stores the response to replay for a key claimed in this transaction.

@@ -32,7 +32,14 @@ impl Fixture {
     }
 
     async fn send(&self, user: SteamId, items: Vec<u64>) -> Result<OfferId, SteamError> {
-        self.steam.send_offer(NewOffer { partner: self.url(user), game: Game::Cs2, items_to_receive: items }).await
+        self.steam
+            .send_offer(NewOffer {
+                partner: self.url(user),
+                game: Game::Cs2,
+                items_to_receive: items,
+                items_to_give: vec![],
+            })
+            .await
     }
 
     /// Observes until two observations in a row agree (a gateway never trusts one).
@@ -70,11 +77,11 @@ async fn tokens_items_and_bans_are_checked() {
     let user = f.user(12);
     let items = f.tradable(user, 1).await;
     let wrong = TradeUrl::new(user, "AAAAAAAA").unwrap();
-    let offer = NewOffer { partner: wrong, game: Game::Cs2, items_to_receive: items.clone() };
+    let offer = NewOffer { partner: wrong, game: Game::Cs2, items_to_receive: items.clone(), items_to_give: vec![] };
     assert_eq!(f.steam.send_offer(offer).await, Err(SteamError::InvalidToken));
     let old = f.url(user);
     f.steam.regenerate_token(user);
-    let stale = NewOffer { partner: old, game: Game::Cs2, items_to_receive: items.clone() };
+    let stale = NewOffer { partner: old, game: Game::Cs2, items_to_receive: items.clone(), items_to_give: vec![] };
     assert_eq!(f.steam.send_offer(stale).await, Err(SteamError::InvalidToken));
     assert_eq!(f.send(user, vec![1]).await, Err(SteamError::InvalidItems), "not owned");
     assert_eq!(f.send(user, vec![]).await, Err(SteamError::InvalidItems), "nothing asked");
@@ -169,4 +176,49 @@ async fn operator_surface_and_flapping() {
     assert_eq!(f.settled(ids[1]).await.trade_status, Some(TradeStatus::TradeProtectionRollback));
     assert_eq!(f.steam.reverse(ids[1]), Err(SteamError::NotFound), "once");
     assert_eq!(f.steam.accept(999), Err(SteamError::NotFound));
+}
+
+#[tokio::test]
+async fn bots_give_items_and_either_side_can_reverse() {
+    let f = fixture();
+    let user = f.user(77);
+    let stock = f.steam.simulation().inventory(f.user(1), Game::Cs2);
+    let give = vec![stock[0].clone()];
+    let offer =
+        NewOffer { partner: f.url(user), game: Game::Cs2, items_to_receive: vec![], items_to_give: give.clone() };
+    let id = f.steam.send_offer(offer).await.unwrap();
+    let sent = f.steam.offer(id).await.unwrap();
+    assert_eq!(sent.items_to_give, give);
+    assert!(f.steam.bots().contains(&sent.bot), "sent by one of the bots");
+    assert_eq!(sent.expires_at, sent.created_at + OFFER_EXPIRY_SECS);
+    f.advance(11);
+    let accepted = f.settled(id).await;
+    assert_eq!(accepted.state, OfferState::Accepted);
+    f.steam.reverse_by(id, Party::Bot).unwrap();
+    let reversed = f.steam.offer(id).await.unwrap();
+    assert_eq!(reversed.trade_status, Some(TradeStatus::TradeProtectionRollback));
+    assert_eq!(reversed.reversed_by, Some(Party::Bot));
+    assert_eq!(f.steam.reverse_by(id, Party::Partner), Err(SteamError::NotFound), "once");
+}
+
+#[tokio::test]
+async fn send_failures_counters_and_change_listener() {
+    let f = fixture();
+    let (failing, countering) = (f.user(78), f.user(79));
+    f.steam.set_profile(failing, Profile::SendFails);
+    let items = f.tradable(failing, 1).await;
+    assert_eq!(f.send(failing, items).await, Err(SteamError::Unavailable));
+    f.steam.set_profile(countering, Profile::Counter);
+    let id = f.send(countering, f.tradable(countering, 1).await).await.unwrap();
+    f.advance(3);
+    assert_eq!(f.settled(id).await.state, OfferState::Countered);
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let s = seen.clone();
+    f.steam.set_listener(Arc::new(move |id| s.lock().unwrap().push(id)));
+    let manual = f.user(80);
+    f.steam.set_profile(manual, Profile::Manual);
+    let id = f.send(manual, f.tradable(manual, 1).await).await.unwrap();
+    f.steam.decline(id).unwrap();
+    assert_eq!(*seen.lock().unwrap(), vec![id]);
+    assert_eq!(f.steam.profile(manual), Profile::Manual);
 }

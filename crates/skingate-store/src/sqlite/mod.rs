@@ -23,7 +23,9 @@ use crate::{
 };
 
 mod cache;
+mod deposits;
 mod events;
+mod market;
 mod rows;
 mod tx;
 

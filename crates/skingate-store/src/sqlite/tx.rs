@@ -20,7 +20,7 @@ const SYSTEM_PROJECT: i64 = 0;
 
 /// A [`WriteTx`] over SQLite; rolls back when dropped uncommitted.
 pub struct SqliteTx {
-    tx: Transaction<'static, Sqlite>,
+    pub(crate) tx: Transaction<'static, Sqlite>,
     balances: SharedCache,
 }
 

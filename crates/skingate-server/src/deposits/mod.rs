@@ -1,0 +1,1 @@
+//! Deposits: the flow from `create` to a credited balance (see `../shared/design/FLOWS.md`).
