@@ -13,9 +13,23 @@ pub const STEAMID64_BASE: u64 = 76_561_197_960_265_728;
 /// Length of a trade-URL token.
 pub const TOKEN_LEN: usize = 8;
 
-/// A valid individual Steam account.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+/// A valid individual Steam account. Serialized as its 64-bit number; deserializing validates it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(try_from = "u64", into = "u64")]
 pub struct SteamId(u64);
+
+impl TryFrom<u64> for SteamId {
+    type Error = IdError;
+    fn try_from(raw: u64) -> Result<Self, IdError> {
+        Self::from_account_id(raw.checked_sub(STEAMID64_BASE).ok_or(IdError::BadSteamId)?)
+    }
+}
+
+impl From<SteamId> for u64 {
+    fn from(id: SteamId) -> u64 {
+        id.0
+    }
+}
 
 /// Why an id, token or trade URL was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -11,6 +11,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
 
 use crate::catalogue::Game;
 use crate::enums::{OfferState, TradeStatus};
@@ -49,7 +50,8 @@ pub enum SteamError {
 }
 
 /// Which side of a trade acted (who reversed it under Trade Protection).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Party {
     /// The user the gateway traded with.
     Partner,
@@ -108,10 +110,14 @@ pub struct Offer {
 }
 
 /// How a simulated user behaves with offers sent to them.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "kind")]
 pub enum Profile {
     /// Accepts this many seconds after the offer is sent.
-    AcceptAfter(i64),
+    AcceptAfter {
+        /// Seconds until acceptance.
+        secs: i64,
+    },
     /// Declines a few seconds after.
     Decline,
     /// Never answers: the offer expires after 14 days.
@@ -126,7 +132,10 @@ pub enum Profile {
     /// Cannot trade at all.
     TradeBanned,
     /// Accepts, but the trade is held in escrow for this many days first.
-    Escrow(u32),
+    Escrow {
+        /// Escrow length.
+        days: u32,
+    },
     /// Answers nothing by itself: an operator accepts, declines or reverses.
     Manual,
     /// Steam fails to create any offer to this user (`trade_create_error`).
@@ -136,7 +145,7 @@ pub enum Profile {
 }
 
 /// The default: a payer who accepts 10 seconds after the offer arrives.
-pub const DEFAULT_PROFILE: Profile = Profile::AcceptAfter(10);
+pub const DEFAULT_PROFILE: Profile = Profile::AcceptAfter { secs: 10 };
 
 /// What the gateway needs from Steam. The simulator implements it; a real Steam client would too.
 #[async_trait]
@@ -153,7 +162,7 @@ pub trait Steam: Send + Sync + std::fmt::Debug {
     async fn cancel_offer(&self, id: OfferId) -> Result<(), SteamError>;
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 struct SimOffer {
     id: OfferId,
     partner: SteamId,
@@ -168,17 +177,45 @@ struct SimOffer {
     flap_left: bool,
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Serialize, Deserialize)]
 struct World {
+    #[serde(with = "as_pairs")]
     offers: HashMap<OfferId, SimOffer>,
+    #[serde(with = "as_pairs")]
     profiles: HashMap<SteamId, Profile>,
+    #[serde(with = "as_pairs")]
     tokens: HashMap<SteamId, String>,
     /// Items that left users' inventories for good (accepted and not reversed), or are held by an offer.
     gone: HashSet<(SteamId, u64)>,
     next_id: OfferId,
+    /// Bumped on every change, so a saver knows when a new snapshot is worth writing.
+    #[serde(skip)]
+    version: u64,
 }
 
-/// Called with an offer's id whenever an operator action changes it, so watchers need not wait for a poll.
+/// JSON object keys must be strings; maps with other keys are stored as lists of pairs.
+mod as_pairs {
+    use std::collections::HashMap;
+    use std::hash::Hash;
+
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    pub fn serialize<S: Serializer, K: Serialize, V: Serialize>(m: &HashMap<K, V>, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(m.iter())
+    }
+
+    pub fn deserialize<'de, D, K, V>(d: D) -> Result<HashMap<K, V>, D::Error>
+    where
+        D: Deserializer<'de>,
+        K: Deserialize<'de> + Eq + Hash,
+        V: Deserialize<'de>,
+    {
+        Ok(Vec::<(K, V)>::deserialize(d)?.into_iter().collect())
+    }
+}
+
+/// Called with an offer's id whenever it is sent or an operator action changes it, so watchers need not
+/// wait for a poll.
 pub type ChangeListener = Arc<dyn Fn(OfferId) + Send + Sync>;
 
 /// The names of the simulated bots.
@@ -190,7 +227,7 @@ pub struct Simulator {
     now: NowFn,
     world: Mutex<World>,
     bots: Vec<Bot>,
-    listener: Mutex<Option<ChangeListener>>,
+    listeners: Mutex<Vec<ChangeListener>>,
 }
 
 impl std::fmt::Debug for Simulator {
@@ -211,7 +248,7 @@ impl Simulator {
                 name: (*name).to_owned(),
             })
             .collect();
-        Self { sim: Simulation::new(seed), now, world: Mutex::new(world), bots, listener: Mutex::new(None) }
+        Self { sim: Simulation::new(seed), now, world: Mutex::new(world), bots, listeners: Mutex::new(Vec::new()) }
     }
 
     /// The gateway's bots.
@@ -224,16 +261,38 @@ impl Simulator {
         &self.sim
     }
 
-    /// Registers the function told about operator-driven changes (one listener; a new one replaces it).
-    pub fn set_listener(&self, listener: ChangeListener) {
-        *self.listener.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(listener);
+    /// Adds a function told about sent offers and operator-driven changes (the deposit and purchase
+    /// watchers each register one).
+    pub fn add_listener(&self, listener: ChangeListener) {
+        self.listeners.lock().unwrap_or_else(std::sync::PoisonError::into_inner).push(listener);
     }
 
     fn changed(&self, id: OfferId) {
-        let listener = self.listener.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone();
-        if let Some(l) = listener {
+        let listeners = self.listeners.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone();
+        for l in listeners {
             l(id);
         }
+    }
+
+    /// The simulator's mutable state as JSON, with its change counter: saved by the gateway so offers,
+    /// profiles and moved items survive a restart (the starting world follows from the seed anyway).
+    pub fn snapshot(&self) -> (u64, String) {
+        let world = self.world();
+        (world.version, serde_json::to_string(&*world).expect("simulator state serializes"))
+    }
+
+    /// Replaces the mutable state with a saved [`Simulator::snapshot`].
+    pub fn restore(&self, json: &str) -> Result<(), serde_json::Error> {
+        let mut restored: World = serde_json::from_str(json)?;
+        let mut world = self.world();
+        restored.version = world.version + 1;
+        *world = restored;
+        Ok(())
+    }
+
+    /// How many changes the state has seen (compare with the one returned by [`Simulator::snapshot`]).
+    pub fn version(&self) -> u64 {
+        self.world().version
     }
 
     /// How a user behaves with offers sent from now on.
@@ -245,9 +304,16 @@ impl Simulator {
         self.world.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
+    /// The state for a change: marks it changed for the saver.
+    fn world_mut(&self) -> std::sync::MutexGuard<'_, World> {
+        let mut world = self.world();
+        world.version += 1;
+        world
+    }
+
     /// Sets how a user behaves with offers sent from now on.
     pub fn set_profile(&self, user: SteamId, profile: Profile) {
-        self.world().profiles.insert(user, profile);
+        self.world_mut().profiles.insert(user, profile);
     }
 
     /// The user's current trade token.
@@ -259,7 +325,7 @@ impl Simulator {
     pub fn regenerate_token(&self, user: SteamId) -> String {
         let token: String = self.sim.trade_token(user).chars().rev().collect();
         let token = if token == self.sim.trade_token(user) { format!("{}x", &token[..7]) } else { token };
-        self.world().tokens.insert(user, token.clone());
+        self.world_mut().tokens.insert(user, token.clone());
         token
     }
 
@@ -283,7 +349,7 @@ impl Simulator {
     pub fn reverse_by(&self, id: OfferId, party: Party) -> Result<(), SteamError> {
         let now = (self.now)();
         {
-            let mut world = self.world();
+            let mut world = self.world_mut();
             let offer = world.offers.get(&id).cloned().ok_or(SteamError::NotFound)?;
             let (state, accepted_at) = observe(&offer, now);
             let within = accepted_at.is_some_and(|at| now < at + TRADE_PROTECTION_SECS);
@@ -302,7 +368,7 @@ impl Simulator {
     fn decide(&self, id: OfferId, state: OfferState) -> Result<(), SteamError> {
         let now = (self.now)();
         {
-            let mut world = self.world();
+            let mut world = self.world_mut();
             let offer = world.offers.get_mut(&id).ok_or(SteamError::NotFound)?;
             if observe(offer, now).0 != OfferState::Active {
                 return Err(SteamError::NotFound);
@@ -328,8 +394,8 @@ fn observe(o: &SimOffer, now: i64) -> (OfferState, Option<i64>) {
     }
     let expired = now >= o.created_at + OFFER_EXPIRY_SECS;
     let accept_at = match o.profile {
-        Profile::AcceptAfter(s) | Profile::ReverseAfter { accept_after: s, .. } => Some(o.created_at + s),
-        Profile::Escrow(days) => Some(o.created_at + 5 + i64::from(days) * 86_400),
+        Profile::AcceptAfter { secs: s } | Profile::ReverseAfter { accept_after: s, .. } => Some(o.created_at + s),
+        Profile::Escrow { days } => Some(o.created_at + 5 + i64::from(days) * 86_400),
         Profile::Decline | Profile::Counter => {
             let end = if o.profile == Profile::Decline { OfferState::Declined } else { OfferState::Countered };
             return if now >= o.created_at + 3 { (end, None) } else { (OfferState::Active, None) };
@@ -338,7 +404,7 @@ fn observe(o: &SimOffer, now: i64) -> (OfferState, Option<i64>) {
     };
     match accept_at {
         Some(at) if now >= at => (OfferState::Accepted, Some(at)),
-        _ if matches!(o.profile, Profile::Escrow(_)) && now >= o.created_at + 5 => (OfferState::InEscrow, None),
+        _ if matches!(o.profile, Profile::Escrow { .. }) && now >= o.created_at + 5 => (OfferState::InEscrow, None),
         _ if expired => (OfferState::Expired, None),
         _ => (OfferState::Active, None),
     }
@@ -355,7 +421,7 @@ impl Steam for Simulator {
 
     async fn escrow_days(&self, partner: &TradeUrl) -> Result<u32, SteamError> {
         match self.world().profiles.get(&partner.steam_id) {
-            Some(Profile::Escrow(days)) => Ok(*days),
+            Some(Profile::Escrow { days }) => Ok(*days),
             Some(Profile::TradeBanned) => Err(SteamError::TradeBanned),
             _ => Ok(0),
         }
@@ -368,7 +434,7 @@ impl Steam for Simulator {
         }
         let now = (self.now)();
         let inventory = self.inventory(user, offer.game).await?;
-        let mut world = self.world();
+        let mut world = self.world_mut();
         let profile = world.profiles.get(&user).copied().unwrap_or(DEFAULT_PROFILE);
         match profile {
             Profile::TradeBanned => return Err(SteamError::TradeBanned),
@@ -409,12 +475,14 @@ impl Steam for Simulator {
                 flap_left,
             },
         );
+        drop(world);
+        self.changed(id);
         Ok(id)
     }
 
     async fn offer(&self, id: OfferId) -> Result<Offer, SteamError> {
         let now = (self.now)();
-        let mut world = self.world();
+        let mut world = self.world_mut();
         let o = world.offers.get_mut(&id).ok_or(SteamError::NotFound)?;
         let (mut state, accepted_at) = observe(o, now);
         if let (Profile::ReverseAfter { reverse_after, .. }, Some(at)) = (o.profile, accepted_at)
@@ -440,7 +508,7 @@ impl Steam for Simulator {
             created_at: o.created_at,
             expires_at: o.created_at + OFFER_EXPIRY_SECS,
             escrow_ends_at: match o.profile {
-                Profile::Escrow(days) => Some(o.created_at + 5 + i64::from(days) * 86_400),
+                Profile::Escrow { days } => Some(o.created_at + 5 + i64::from(days) * 86_400),
                 _ => None,
             },
             trade_status,

@@ -15,7 +15,7 @@ use crate::ids::{SteamId, TradeUrl};
 const TOKEN_ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-";
 
 /// One item in a user's inventory.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct Asset {
     /// Unique within the game and context.
     pub asset_id: u64,

@@ -124,7 +124,7 @@ async fn trade_protection_reversal_and_escrow() {
     let f = fixture();
     let (r, e) = (f.user(31), f.user(32));
     f.steam.set_profile(r, Profile::ReverseAfter { accept_after: 5, reverse_after: 2 * 86_400 });
-    f.steam.set_profile(e, Profile::Escrow(3));
+    f.steam.set_profile(e, Profile::Escrow { days: 3 });
     assert_eq!(f.steam.escrow_days(&f.url(e)).await, Ok(3));
     let items = f.tradable(r, 1).await;
     let or = f.send(r, items.clone()).await.unwrap();
@@ -214,11 +214,32 @@ async fn send_failures_counters_and_change_listener() {
     assert_eq!(f.settled(id).await.state, OfferState::Countered);
     let seen = Arc::new(Mutex::new(Vec::new()));
     let s = seen.clone();
-    f.steam.set_listener(Arc::new(move |id| s.lock().unwrap().push(id)));
+    f.steam.add_listener(Arc::new(move |id| s.lock().unwrap().push(id)));
     let manual = f.user(80);
     f.steam.set_profile(manual, Profile::Manual);
     let id = f.send(manual, f.tradable(manual, 1).await).await.unwrap();
     f.steam.decline(id).unwrap();
-    assert_eq!(*seen.lock().unwrap(), vec![id]);
+    assert_eq!(*seen.lock().unwrap(), vec![id, id], "told when sent and when declined");
     assert_eq!(f.steam.profile(manual), Profile::Manual);
+}
+
+#[tokio::test]
+async fn snapshot_restores_offers_profiles_and_moved_items() {
+    let f = fixture();
+    let user = f.user(81);
+    f.steam.set_profile(user, Profile::Manual);
+    let items = f.tradable(user, 1).await;
+    let id = f.send(user, items.clone()).await.unwrap();
+    let (version, json) = f.steam.snapshot();
+    assert!(version > 0);
+    let c = f.clock.clone();
+    let again = Simulator::new(3, Arc::new(move || c.load(Ordering::SeqCst)));
+    again.restore(&json).unwrap();
+    assert_eq!(again.profile(user), Profile::Manual);
+    assert_eq!(again.offer(id).await.unwrap().state, OfferState::Active);
+    let inv = again.inventory(user, Game::Cs2).await.unwrap();
+    assert!(!inv.iter().any(|a| a.asset_id == items[0]), "the offered item is still out of the inventory");
+    again.accept(id).unwrap();
+    assert_eq!(again.offer(id).await.unwrap().state, OfferState::Accepted);
+    assert!(again.version() > 0);
 }
