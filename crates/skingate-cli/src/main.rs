@@ -59,7 +59,7 @@ enum Command {
     Sign(dev::SignCmd),
     /// Verify a received webhook's signatures.
     Verify(dev::WebhookArgs),
-    /// Look at the simulated Steam world.
+    /// Look at and act in the simulated Steam world (play the payer, let time pass).
     #[command(subcommand)]
     Sim(sim::SimCmd),
 }
@@ -83,7 +83,7 @@ fn main() -> anyhow::Result<()> {
             Command::Trigger(args) => dev::trigger(&config, args).await,
             Command::Sign(cmd) => dev::sign(cmd),
             Command::Verify(args) => dev::verify(args),
-            Command::Sim(cmd) => sim::run(&config, cmd),
+            Command::Sim(cmd) => sim::run(&config, cmd).await,
             Command::Config => {
                 println!("{}", serde_json::to_string_pretty(&config)?);
                 Ok(())

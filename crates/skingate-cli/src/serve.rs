@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use skingate_server::Config;
-use skingate_server::clock::SystemClock;
+use skingate_server::clock::{Clock, OffsetClock, SystemClock};
 use tracing_subscriber::EnvFilter;
 
 /// Runs until a termination signal, then drains in-flight requests and exits.
@@ -16,7 +16,9 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     // "listening" line.
     let shutdown = shutdown_signal()?;
     let public = (!config.public_url.is_empty()).then(|| config.base_url());
-    let mut running = skingate_server::start(config, Arc::new(SystemClock)).await?;
+    // With the simulator's admin routes on (the demo), time can be moved forward; otherwise it is the system's.
+    let clock: Arc<dyn Clock> = if config.sim_admin { Arc::new(OffsetClock::default()) } else { Arc::new(SystemClock) };
+    let mut running = skingate_server::start(config, clock).await?;
     let local = running.base_url();
     // With `listen` on port 0 only the running server knows its port.
     let base = public.unwrap_or_else(|| local.clone());

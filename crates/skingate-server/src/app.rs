@@ -24,7 +24,9 @@ pub const DEMO_PROJECT_KEY: &str = "demo_project_id";
 
 /// Every route the gateway serves.
 pub fn router(state: AppState) -> Router {
+    let admin = if state.config.sim_admin { crate::sim_admin::routes() } else { Router::new() };
     Router::new()
+        .merge(admin)
         .route("/api.php", any(crate::api::endpoint))
         .route("/api/v1", any(crate::api::endpoint))
         .route("/ws", get(crate::hub::handler))
@@ -123,6 +125,7 @@ pub struct Running {
     pub demo: Option<Project>,
     shutdown: CancellationToken,
     server: JoinHandle<std::io::Result<()>>,
+    saver: JoinHandle<u64>,
 }
 
 impl Running {
@@ -135,6 +138,8 @@ impl Running {
     pub async fn stop(self) -> anyhow::Result<()> {
         self.shutdown.cancel();
         self.server.await.context("server task")??;
+        // The simulator's last changes are on disk before a restart reads them.
+        self.saver.await.context("simulator saver task")?;
         Ok(())
     }
 
@@ -151,7 +156,10 @@ pub async fn start(config: Config, clock: Arc<dyn Clock>) -> anyhow::Result<Runn
     let demo = if config.demo_project { Some(ensure_demo_project(store.as_ref(), clock.now()).await?) } else { None };
     let listener = TcpListener::bind(config.listen).await.with_context(|| format!("binding {}", config.listen))?;
     let state = AppState::new(config, store, clock).await?;
+    crate::sim_admin::restore(&state).await?;
     let shutdown = CancellationToken::new();
+    let saved = state.sim.as_ref().map_or(0, |s| s.version());
+    let saver = tokio::spawn(crate::sim_admin::run_saver(state.clone(), shutdown.clone(), saved));
     let addr = listener.local_addr()?;
     let server = tokio::spawn(serve(listener, state.clone(), shutdown.clone().cancelled_owned()));
     tokio::spawn(refresh_loop(state.clone(), shutdown.clone()));
@@ -162,7 +170,7 @@ pub async fn start(config: Config, clock: Arc<dyn Clock>) -> anyhow::Result<Runn
     };
     let client = crate::webhook::WebhookClient::new(policy, Duration::from_millis(state.config.webhook_timeout_ms));
     tokio::spawn(crate::dispatcher::run(state.clone(), client, shutdown.clone()));
-    Ok(Running { addr, state, demo, shutdown, server })
+    Ok(Running { addr, state, demo, shutdown, server, saver })
 }
 
 /// Serves HTTP on `listener` until `shutdown` resolves, then drains in-flight requests.

@@ -11,6 +11,12 @@ use std::time::{SystemTime, UNIX_EPOCH};
 pub trait Clock: Send + Sync + std::fmt::Debug + 'static {
     /// Seconds since the Unix epoch.
     fn now(&self) -> i64;
+
+    /// Moves time forward by `secs`, where this clock allows it (tests, the demo); false otherwise.
+    fn advance(&self, secs: i64) -> bool {
+        let _ = secs;
+        false
+    }
 }
 
 /// The real clock.
@@ -42,5 +48,43 @@ impl ManualClock {
 impl Clock for ManualClock {
     fn now(&self) -> i64 {
         self.0.load(Ordering::SeqCst)
+    }
+
+    fn advance(&self, secs: i64) -> bool {
+        ManualClock::advance(self, secs);
+        true
+    }
+}
+
+/// The system clock plus an offset that only grows: the demo's clock, so an operator can let the 8 days
+/// of a Trade Protection hold pass (`skingate sim advance`) while time otherwise runs normally.
+#[derive(Debug, Clone, Default)]
+pub struct OffsetClock(Arc<AtomicI64>);
+
+impl Clock for OffsetClock {
+    fn now(&self) -> i64 {
+        SystemClock.now() + self.0.load(Ordering::SeqCst)
+    }
+
+    fn advance(&self, secs: i64) -> bool {
+        self.0.fetch_add(secs, Ordering::SeqCst);
+        true
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_adjustable_clocks_advance() {
+        assert!(!SystemClock.advance(5));
+        let manual = ManualClock::new(100);
+        assert!(Clock::advance(&manual, 5));
+        assert_eq!(manual.now(), 105);
+        let offset = OffsetClock::default();
+        let before = offset.now();
+        assert!(offset.advance(86_400));
+        assert!(offset.now() >= before + 86_400);
     }
 }

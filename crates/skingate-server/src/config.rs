@@ -87,6 +87,9 @@ pub struct Config {
     pub events_poll_interval_ms: u64,
     /// Seed of the simulated Steam world.
     pub sim_seed: u64,
+    /// Serve the simulator's operator routes (`/admin/sim/...`, `/admin/clock/advance`); off in production.
+    #[serde(deserialize_with = "skingate_types::lenient::bool")]
+    pub sim_admin: bool,
 }
 
 impl Config {

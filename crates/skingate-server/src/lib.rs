@@ -7,6 +7,7 @@
 //! - [`idempotency`]: the generic "run once, replay the answer" mechanism for writes;
 //! - [`events`] (emit into the outbox), [`dispatcher`] + [`webhook`] (signed, retried webhook deliveries),
 //!   [`hub`] (the WebSocket hub fed from the committed outbox), [`adjustments`] (operator credits/debits);
+//! - [`sim_admin`]: the simulator's operator routes and its saved state;
 //! - [`error`]: the single mapping from internal failures to the public error envelope;
 //! - [`state`], [`config`], [`clock`], [`ratelimit`]: what a request handler reads.
 //!
@@ -26,6 +27,7 @@ pub mod hub;
 pub mod idempotency;
 pub mod market;
 pub mod ratelimit;
+pub mod sim_admin;
 pub mod state;
 pub mod webhook;
 

@@ -48,6 +48,8 @@ pub struct Inner {
     pub dispatch_wake: tokio::sync::Notify,
     /// Wakes the WebSocket hub's outbox reader when this process commits events.
     pub hub_wake: tokio::sync::Notify,
+    /// Wakes every timer-driven task (trade watchers, the dispatcher) when the clock is moved forward.
+    pub time_moved: tokio::sync::Notify,
     projects: RwLock<HashMap<ProjectId, (Instant, Arc<Project>)>>,
     rates: RwLock<Arc<Rates>>,
     maintenance_runtime: AtomicBool,
@@ -75,6 +77,7 @@ impl AppState {
             hub: crate::hub::Hub::default(),
             dispatch_wake: tokio::sync::Notify::new(),
             hub_wake: tokio::sync::Notify::new(),
+            time_moved: tokio::sync::Notify::new(),
             projects: RwLock::default(),
             rates: RwLock::new(Arc::new(Rates::new([]))),
             maintenance_runtime: AtomicBool::new(false),
@@ -121,6 +124,13 @@ impl AppState {
     pub fn events_committed(&self) {
         self.dispatch_wake.notify_one();
         self.hub_wake.notify_one();
+    }
+
+    /// Call after moving the clock: whatever waits for a time (holds ending, offers timing out, retries
+    /// falling due) looks again now.
+    pub fn wake_watchers(&self) {
+        self.time_moved.notify_waiters();
+        self.dispatch_wake.notify_one();
     }
 
     /// Forgets a cached project so the next read sees the database (after this process changed it).

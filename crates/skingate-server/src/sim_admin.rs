@@ -1,0 +1,190 @@
+//! The simulator's operator surface and its persistence.
+//!
+//! # Why
+//! With the embedded simulator standing in for Steam, somebody has to play the payer in a demo: accept or
+//! decline an offer, reverse a trade under Trade Protection, choose how a simulated user behaves, and let
+//! days pass (an 8-day hold). These routes do that over HTTP, and `skingate sim accept|decline|reverse|
+//! profile|advance` calls them. They are on when `sim_admin` is true (the demo default) and must be turned
+//! off in production: they answer 404 then. Every call needs `Authorization: Bearer <token>`, a random token
+//! kept in the database (`meta.sim_admin_token`), which the CLI reads from there.
+//!
+//! # Persistence
+//! The simulator keeps offers, profiles and moved items in memory. [`run_saver`] writes a snapshot to
+//! `meta.sim_state` whenever it changed (checked every `SAVE_EVERY`), and once more at shutdown
+//! ([`save_now`]); [`restore`] loads it at start, so offers in flight survive a restart.
+//!
+//! # Routes
+//! - `GET  /admin/sim/offers/{id}`: the offer as Steam shows it now (JSON);
+//! - `POST /admin/sim/offers/{id}/{accept|decline|reverse|reverse_supplier}`;
+//! - `POST /admin/sim/users/{steam_id}/profile` with a JSON profile, e.g. `{"kind":"decline"}`,
+//!   `{"kind":"accept_after","secs":5}`, `{"kind":"reverse_after","accept_after":5,"reverse_after":60}`;
+//! - `POST /admin/clock/advance` with `{"secs": N}`: moves the gateway's (and simulator's) clock forward
+//!   (only when the server runs on an adjustable clock, as `serve` does while `sim_admin` is on).
+
+use std::time::Duration;
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use serde_json::json;
+use skingate_steam::SteamId;
+use skingate_steam::sim::{Party, Profile, SteamError};
+use tokio_util::sync::CancellationToken;
+
+use crate::state::AppState;
+
+/// `meta` key of the saved simulator state.
+pub const SIM_STATE_KEY: &str = "sim_state";
+/// `meta` key of the admin routes' bearer token.
+pub const ADMIN_TOKEN_KEY: &str = "sim_admin_token";
+/// How often the saver checks for changes.
+const SAVE_EVERY: Duration = Duration::from_millis(500);
+
+/// The admin routes (merged into the main router when `sim_admin` is on).
+pub fn routes() -> axum::Router<AppState> {
+    axum::Router::new()
+        .route("/admin/sim/offers/{id}", get(offer))
+        .route("/admin/sim/offers/{id}/{action}", post(act))
+        .route("/admin/sim/users/{steam_id}/profile", post(set_profile))
+        .route("/admin/clock/advance", post(advance))
+}
+
+/// The admin token, created on first use.
+pub async fn admin_token(store: &dyn skingate_store::Store) -> Result<String, skingate_store::StoreError> {
+    if let Some(t) = store.meta(ADMIN_TOKEN_KEY).await? {
+        return Ok(t);
+    }
+    let token = crate::app::new_secret();
+    store.set_meta(ADMIN_TOKEN_KEY, &token).await?;
+    Ok(token)
+}
+
+/// Loads the saved simulator state, if any. A snapshot that does not parse is logged and ignored: the
+/// world then starts from its seed, as on a first start.
+pub async fn restore(state: &AppState) -> Result<(), skingate_store::StoreError> {
+    let (Some(sim), Some(json)) = (&state.sim, state.store.meta(SIM_STATE_KEY).await?) else { return Ok(()) };
+    if let Err(e) = sim.restore(&json) {
+        tracing::error!(error = %e, "saved simulator state does not parse; starting from the seed");
+    }
+    Ok(())
+}
+
+/// Writes the simulator's state if it changed since `saved`; returns the version now on disk.
+pub async fn save_now(state: &AppState, saved: u64) -> u64 {
+    let Some(sim) = &state.sim else { return saved };
+    if sim.version() == saved {
+        return saved;
+    }
+    let (version, json) = sim.snapshot();
+    match state.store.set_meta(SIM_STATE_KEY, &json).await {
+        Ok(()) => version,
+        Err(e) => {
+            tracing::warn!(error = %e, "saving the simulator state failed; retrying");
+            saved
+        }
+    }
+}
+
+/// Saves the simulator's state when it changes, until `shutdown`, then once more.
+pub async fn run_saver(state: AppState, shutdown: CancellationToken, mut saved: u64) -> u64 {
+    loop {
+        tokio::select! {
+            () = shutdown.cancelled() => return save_now(&state, saved).await,
+            () = tokio::time::sleep(SAVE_EVERY) => saved = save_now(&state, saved).await,
+        }
+    }
+}
+
+async fn authorized(state: &AppState, headers: &HeaderMap) -> Result<(), Response> {
+    let sent = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(|v| v.strip_prefix("Bearer "));
+    let token = admin_token(state.store.as_ref()).await.map_err(|e| internal(&e))?;
+    let ok = sent.is_some_and(|s| subtle::ConstantTimeEq::ct_eq(s.as_bytes(), token.as_bytes()).into());
+    if ok { Ok(()) } else { Err((StatusCode::UNAUTHORIZED, Json(json!({"error": "unauthorized"}))).into_response()) }
+}
+
+fn internal(e: &dyn std::fmt::Display) -> Response {
+    tracing::error!(error = %e, "simulator admin route failed");
+    (StatusCode::INTERNAL_SERVER_ERROR, Json(json!({"error": "internal_error"}))).into_response()
+}
+
+fn steam_error(e: SteamError) -> Response {
+    let code = if e == SteamError::NotFound { StatusCode::NOT_FOUND } else { StatusCode::CONFLICT };
+    (code, Json(json!({"error": e.to_string()}))).into_response()
+}
+
+fn no_sim() -> Response {
+    (StatusCode::NOT_FOUND, Json(json!({"error": "no simulator"}))).into_response()
+}
+
+async fn offer(State(state): State<AppState>, headers: HeaderMap, Path(id): Path<u64>) -> Response {
+    if let Err(r) = authorized(&state, &headers).await {
+        return r;
+    }
+    match state.steam.offer(id).await {
+        Ok(o) => Json(json!({
+            "id": o.id.to_string(), "partner": o.partner.to_string(), "state": i32::from(o.state),
+            "state_name": format!("{:?}", o.state), "bot": {"steam_id": o.bot.steam_id.to_string(), "name": o.bot.name},
+            "items_to_receive": o.items, "items_to_give": o.items_to_give, "created_at": o.created_at,
+            "expires_at": o.expires_at, "escrow_ends_at": o.escrow_ends_at,
+            "trade_status": o.trade_status.map(i32::from), "reversed_by": o.reversed_by,
+        }))
+        .into_response(),
+        Err(e) => steam_error(e),
+    }
+}
+
+async fn act(State(state): State<AppState>, headers: HeaderMap, Path((id, action)): Path<(u64, String)>) -> Response {
+    if let Err(r) = authorized(&state, &headers).await {
+        return r;
+    }
+    let Some(sim) = &state.sim else { return no_sim() };
+    let result = match action.as_str() {
+        "accept" => sim.accept(id),
+        "decline" => sim.decline(id),
+        "reverse" => sim.reverse_by(id, Party::Partner),
+        "reverse_supplier" => sim.reverse_by(id, Party::Bot),
+        _ => return (StatusCode::NOT_FOUND, Json(json!({"error": "unknown action"}))).into_response(),
+    };
+    match result {
+        Ok(()) => Json(json!({"ok": true, "offer": id.to_string(), "action": action})).into_response(),
+        Err(e) => steam_error(e),
+    }
+}
+
+async fn set_profile(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(steam_id): Path<String>,
+    Json(profile): Json<Profile>,
+) -> Response {
+    if let Err(r) = authorized(&state, &headers).await {
+        return r;
+    }
+    let Some(sim) = &state.sim else { return no_sim() };
+    let Ok(user) = steam_id.parse::<SteamId>() else {
+        return (StatusCode::BAD_REQUEST, Json(json!({"error": "not an individual SteamID64"}))).into_response();
+    };
+    sim.set_profile(user, profile);
+    Json(json!({"ok": true, "steam_id": user.to_string(), "profile": profile})).into_response()
+}
+
+#[derive(serde::Deserialize)]
+struct Advance {
+    secs: i64,
+}
+
+async fn advance(State(state): State<AppState>, headers: HeaderMap, Json(body): Json<Advance>) -> Response {
+    if let Err(r) = authorized(&state, &headers).await {
+        return r;
+    }
+    if body.secs <= 0 {
+        return (StatusCode::BAD_REQUEST, Json(json!({"error": "secs must be positive"}))).into_response();
+    }
+    if !state.clock.advance(body.secs) {
+        return (StatusCode::CONFLICT, Json(json!({"error": "this server runs on the system clock"}))).into_response();
+    }
+    state.wake_watchers();
+    Json(json!({"ok": true, "now": state.now()})).into_response()
+}

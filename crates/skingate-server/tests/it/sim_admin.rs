@@ -1,0 +1,99 @@
+//! The simulator's operator routes and its state surviving a restart.
+
+use std::sync::Arc;
+
+use serde_json::{Value, json};
+use skingate_server::clock::ManualClock;
+use skingate_steam::SteamId;
+use skingate_steam::catalogue::Game;
+use skingate_steam::enums::OfferState;
+use skingate_steam::sim::{NewOffer, Profile};
+
+use crate::utils::{TestApp, spawn_with_clock};
+
+async fn token(app: &TestApp) -> String {
+    skingate_server::sim_admin::admin_token(app.running.state.store.as_ref()).await.unwrap()
+}
+
+async fn call(app: &TestApp, path: &str, body: Option<Value>, token: &str) -> (u16, Value) {
+    let url = format!("{}{path}", app.running.base_url());
+    let req = match body {
+        Some(b) => app.http.post(url).json(&b),
+        None => app.http.get(url),
+    };
+    let resp = req.bearer_auth(token).send().await.unwrap();
+    let status = resp.status().as_u16();
+    (status, resp.json().await.unwrap_or(Value::Null))
+}
+
+/// Sends a deposit-style offer from the bot for the user's first tradable CS2 item.
+async fn send_offer(app: &TestApp, user: SteamId) -> u64 {
+    let sim = app.running.state.sim.clone().unwrap();
+    let steam = &app.running.state.steam;
+    let item = steam.inventory(user, Game::Cs2).await.unwrap().into_iter().find(|a| a.tradable).unwrap();
+    let partner = sim.simulation().trade_url(user);
+    let offer = NewOffer { partner, game: Game::Cs2, items_to_receive: vec![item.asset_id], items_to_give: vec![] };
+    steam.send_offer(offer).await.unwrap()
+}
+
+#[tokio::test]
+async fn operator_plays_the_payer_and_moves_time() {
+    let clock = ManualClock::new(1_700_000_000);
+    let app = spawn_with_clock(|c| c, Arc::new(clock.clone())).await;
+    let t = token(&app).await;
+    let user: SteamId = "76561198000000042".parse().unwrap();
+
+    let (status, _) = call(&app, "/admin/sim/offers/1", None, "wrong").await;
+    assert_eq!(status, 401, "a wrong token is refused");
+
+    let (status, body) =
+        call(&app, &format!("/admin/sim/users/{user}/profile"), Some(json!({"kind": "manual"})), &t).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(app.running.state.sim.as_ref().unwrap().profile(user), Profile::Manual);
+    let (status, _) = call(&app, "/admin/sim/users/123/profile", Some(json!({"kind": "manual"})), &t).await;
+    assert_eq!(status, 400, "not a SteamID64");
+
+    let id = send_offer(&app, user).await;
+    let (status, offer) = call(&app, &format!("/admin/sim/offers/{id}"), None, &t).await;
+    assert_eq!((status, offer["state"].as_i64()), (200, Some(2)), "{offer}");
+    let (status, _) = call(&app, &format!("/admin/sim/offers/{id}/accept"), Some(json!({})), &t).await;
+    assert_eq!(status, 200);
+    let (status, _) = call(&app, &format!("/admin/sim/offers/{id}/accept"), Some(json!({})), &t).await;
+    assert_eq!(status, 404, "an accepted offer cannot be accepted again");
+    let (status, _) = call(&app, &format!("/admin/sim/offers/{id}/reverse"), Some(json!({})), &t).await;
+    assert_eq!(status, 200);
+    let (_, offer) = call(&app, &format!("/admin/sim/offers/{id}"), None, &t).await;
+    assert_eq!((offer["trade_status"].as_i64(), offer["reversed_by"].as_str()), (Some(12), Some("partner")));
+    let (status, _) = call(&app, "/admin/sim/offers/99/explode", Some(json!({})), &t).await;
+    assert_eq!(status, 404);
+
+    let before = app.running.state.now();
+    let (status, body) = call(&app, "/admin/clock/advance", Some(json!({"secs": 86_400})), &t).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(app.running.state.now(), before + 86_400);
+    let (status, _) = call(&app, "/admin/clock/advance", Some(json!({"secs": -5})), &t).await;
+    assert_eq!(status, 400);
+}
+
+#[tokio::test]
+async fn admin_routes_are_absent_when_off() {
+    let app = spawn_with_clock(|c| c.with("sim_admin", false).unwrap(), Arc::new(ManualClock::new(0))).await;
+    let t = token(&app).await;
+    let (status, _) = call(&app, "/admin/clock/advance", Some(json!({"secs": 5})), &t).await;
+    assert_eq!(status, 404);
+}
+
+#[tokio::test]
+async fn simulator_state_survives_a_restart() {
+    let clock = ManualClock::new(1_700_000_000);
+    let app = spawn_with_clock(|c| c, Arc::new(clock.clone())).await;
+    let user: SteamId = "76561198000000043".parse().unwrap();
+    app.running.state.sim.as_ref().unwrap().set_profile(user, Profile::Manual);
+    let id = send_offer(&app, user).await;
+    let app = app.restart_after(async |_| {}).await;
+    let sim = app.running.state.sim.clone().unwrap();
+    assert_eq!(sim.profile(user), Profile::Manual);
+    assert_eq!(app.running.state.steam.offer(id).await.unwrap().state, OfferState::Active);
+    sim.accept(id).unwrap();
+    assert_eq!(app.running.state.steam.offer(id).await.unwrap().state, OfferState::Accepted);
+}
