@@ -356,3 +356,24 @@ fn simulated_steam_users() {
     assert_ne!(other["trade_token"], out["trade_token"]);
     assert!(!skingate(&db).args(["sim", "user", "123"]).output().unwrap().status.success());
 }
+
+#[test]
+fn operator_acts_in_the_running_simulator() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("gate.db");
+    let server = serve(&db);
+    let sim =
+        |args: &[&str]| skingate(&db).env("SKINGATE_PUBLIC_URL", &server.base).arg("sim").args(args).output().unwrap();
+    let out = sim(&["profile", "76561198000000000", "decline"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let answer: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(answer["profile"]["kind"], "decline");
+    let out = sim(&["advance", "8d"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let answer: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(answer["now"].as_i64().unwrap() > 8 * 86_400);
+    let missing = sim(&["accept", "12345"]);
+    assert!(!missing.status.success(), "no such offer");
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("404"));
+    server.terminate();
+}
