@@ -151,11 +151,13 @@ pub async fn start(config: Config, clock: Arc<dyn Clock>) -> anyhow::Result<Runn
     let demo = if config.demo_project { Some(ensure_demo_project(store.as_ref(), clock.now()).await?) } else { None };
     let listener = TcpListener::bind(config.listen).await.with_context(|| format!("binding {}", config.listen))?;
     let state = AppState::new(config, store, clock).await?;
+    crate::market::stock::seed_if_empty(&state).await.context("seeding the market stock")?;
     let shutdown = CancellationToken::new();
     let addr = listener.local_addr()?;
     let server = tokio::spawn(serve(listener, state.clone(), shutdown.clone().cancelled_owned()));
     tokio::spawn(refresh_loop(state.clone(), shutdown.clone()));
     tokio::spawn(crate::hub::run_tailer(state.clone(), shutdown.clone()));
+    tokio::spawn(crate::market::watcher::run(state.clone(), shutdown.clone()));
     let policy = crate::webhook::AddressPolicy {
         allow_private: state.config.webhook_allow_private,
         allowed: state.config.webhook_allowed_networks.clone(),

@@ -217,10 +217,10 @@ pub trait MarketStore: Send + Sync {
     /// Purchases the watcher should look at now: unfinished, or accepted and still reversible, due by
     /// `next_check_at`, oldest due first.
     async fn purchases_due(&self, now: i64, limit: u32) -> Result<Vec<Purchase>>;
+    /// Units by id, in any state (missing ones skipped).
+    async fn units_by_ids(&self, ids: &[i64]) -> Result<Vec<Unit>>;
     /// Moves units for sale to `withdrawn`; returns how many moved.
     async fn withdraw_units(&self, ids: &[i64], now: i64) -> Result<u64>;
-    /// Sets when the watcher looks at a purchase next.
-    async fn set_next_check(&self, id: i64, at: i64) -> Result<()>;
 }
 
 /// Market writes inside one business transaction.
@@ -245,4 +245,6 @@ pub trait MarketTx: Send {
     async fn purchase(&mut self, id: i64) -> Result<Option<Purchase>>;
     /// Applies a status change if the purchase is still in `update.from`; false otherwise.
     async fn update_purchase(&mut self, update: &PurchaseUpdate, now: i64) -> Result<bool>;
+    /// Sets when the watcher looks at a purchase next.
+    async fn set_next_check(&mut self, id: i64, at: i64) -> Result<()>;
 }

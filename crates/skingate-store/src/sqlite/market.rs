@@ -199,6 +199,21 @@ impl MarketStore for SqliteStore {
         rows.iter().map(purchase).collect()
     }
 
+    async fn units_by_ids(&self, ids: &[i64]) -> Result<Vec<Unit>> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut q: QueryBuilder<Sqlite> =
+            QueryBuilder::new(format!("SELECT {UNIT_COLUMNS} FROM market_units WHERE id IN ("));
+        let mut sep = q.separated(", ");
+        for id in ids {
+            sep.push_bind(*id);
+        }
+        q.push(") ORDER BY id");
+        let rows = q.build().fetch_all(&self.reader).await?;
+        rows.iter().map(unit).collect()
+    }
+
     async fn withdraw_units(&self, ids: &[i64], now: i64) -> Result<u64> {
         let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
         let mut moved = 0;
@@ -214,15 +229,6 @@ impl MarketStore for SqliteStore {
         }
         tx.commit().await?;
         Ok(moved)
-    }
-
-    async fn set_next_check(&self, id: i64, at: i64) -> Result<()> {
-        sqlx::query("UPDATE purchases SET next_check_at = ? WHERE id = ?")
-            .bind(at)
-            .bind(id)
-            .execute(&self.writer)
-            .await?;
-        Ok(())
     }
 }
 
@@ -360,5 +366,14 @@ impl MarketTx for SqliteTx {
         .execute(&mut *self.tx)
         .await?;
         Ok(done.rows_affected() == 1)
+    }
+
+    async fn set_next_check(&mut self, id: i64, at: i64) -> Result<()> {
+        sqlx::query("UPDATE purchases SET next_check_at = ? WHERE id = ?")
+            .bind(at)
+            .bind(id)
+            .execute(&mut *self.tx)
+            .await?;
+        Ok(())
     }
 }
