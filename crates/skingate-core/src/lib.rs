@@ -6,6 +6,7 @@
 //! - [`ledger`]: the double-entry ledger. Its invariants (balanced transfers, no overdraft of a merchant
 //!   balance, each pending transfer resolved once, duplicate transfer ids harmless) live here and only here;
 //!   storage persists what the ledger decides and never writes balances any other way.
+//! - [`market`]: the purchase state machine, the money each of its transitions moves, and pricing.
 //! - [`events`]: event names and the webhook retry policy.
 //! - [`project`]: what a merchant project is and which of its settings are valid.
 //!
@@ -14,6 +15,7 @@
 pub mod currency;
 pub mod events;
 pub mod ledger;
+pub mod market;
 pub mod money;
 pub mod project;
 

@@ -157,6 +157,7 @@ pub async fn start(config: Config, clock: Arc<dyn Clock>) -> anyhow::Result<Runn
     let listener = TcpListener::bind(config.listen).await.with_context(|| format!("binding {}", config.listen))?;
     let state = AppState::new(config, store, clock).await?;
     crate::sim_admin::restore(&state).await?;
+    crate::market::stock::seed_if_empty(&state).await.context("seeding the market stock")?;
     let shutdown = CancellationToken::new();
     let saved = state.sim.as_ref().map_or(0, |s| s.version());
     let saver = tokio::spawn(crate::sim_admin::run_saver(state.clone(), shutdown.clone(), saved));
@@ -164,6 +165,7 @@ pub async fn start(config: Config, clock: Arc<dyn Clock>) -> anyhow::Result<Runn
     let server = tokio::spawn(serve(listener, state.clone(), shutdown.clone().cancelled_owned()));
     tokio::spawn(refresh_loop(state.clone(), shutdown.clone()));
     tokio::spawn(crate::hub::run_tailer(state.clone(), shutdown.clone()));
+    tokio::spawn(crate::market::watcher::run(state.clone(), shutdown.clone()));
     let policy = crate::webhook::AddressPolicy {
         allow_private: state.config.webhook_allow_private,
         allowed: state.config.webhook_allowed_networks.clone(),

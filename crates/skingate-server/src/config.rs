@@ -90,6 +90,14 @@ pub struct Config {
     /// Serve the simulator's operator routes (`/admin/sim/...`, `/admin/clock/advance`); off in production.
     #[serde(deserialize_with = "skingate_types::lenient::bool")]
     pub sim_admin: bool,
+    /// Units seeded into an empty market stock at start.
+    pub market_seed_units: u32,
+    /// Market markup over the catalogue reference price, in basis points.
+    pub market_markup_bps: u32,
+    /// Purchase watcher poll period.
+    pub market_poll_interval_ms: u64,
+    /// Most buys group-committed in one transaction.
+    pub market_batch_max: usize,
 }
 
 impl Config {
@@ -137,6 +145,9 @@ impl Config {
         }
         if self.webhook_concurrency == 0 || self.ws_queue_len == 0 || self.webhook_jitter_percent > 50 {
             return Err("webhook_concurrency and ws_queue_len must be positive, webhook_jitter_percent <= 50".into());
+        }
+        if self.market_batch_max == 0 || self.market_poll_interval_ms == 0 {
+            return Err("market_batch_max and market_poll_interval_ms must be positive".into());
         }
         if self.ws_idle_timeout_secs <= self.ws_ping_interval_secs {
             return Err("ws_idle_timeout_secs must exceed ws_ping_interval_secs".into());

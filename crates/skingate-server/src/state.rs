@@ -50,6 +50,8 @@ pub struct Inner {
     pub hub_wake: tokio::sync::Notify,
     /// Wakes every timer-driven task (trade watchers, the dispatcher) when the clock is moved forward.
     pub time_moved: tokio::sync::Notify,
+    /// The market: the purchase watcher's wake-up, the buy writer's queue, the on/off switch.
+    pub market: crate::market::Market,
     projects: RwLock<HashMap<ProjectId, (Instant, Arc<Project>)>>,
     rates: RwLock<Arc<Rates>>,
     maintenance_runtime: AtomicBool,
@@ -78,6 +80,7 @@ impl AppState {
             dispatch_wake: tokio::sync::Notify::new(),
             hub_wake: tokio::sync::Notify::new(),
             time_moved: tokio::sync::Notify::new(),
+            market: crate::market::Market::default(),
             projects: RwLock::default(),
             rates: RwLock::new(Arc::new(Rates::new([]))),
             maintenance_runtime: AtomicBool::new(false),

@@ -1,13 +1,250 @@
 //! Market storage: the gateway's stock units, purchases and their lifecycle. [`MarketStore`] holds reads
 //! and short writes, [`MarketTx`] the writes that must commit with ledger transfers and outbox rows. Both
 //! are supertraits of [`crate::Store`] and [`crate::WriteTx`].
+//!
+//! Tables in `migrations/sqlite/0004_market.sql`. A unit's price is not stored: storage keeps the catalogue
+//! reference price and the caller applies the pricing (`skingate_core::market::Pricing`), so the price list
+//! and the buy always agree.
 
 use async_trait::async_trait;
+use skingate_core::Money;
+use skingate_core::market::PurchaseStatus;
+use skingate_core::project::ProjectId;
+
+use crate::Result;
+
+/// Where a stock unit is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum UnitState {
+    /// In a bot's inventory, for sale.
+    Stock,
+    /// Sold; its trade is running (or accepted and still reversible).
+    Reserved,
+    /// Given away for good, or taken back by the supplier.
+    Gone,
+    /// Taken off the market by an operator.
+    Withdrawn,
+}
+
+impl UnitState {
+    /// Stable name used in storage.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Stock => "stock",
+            Self::Reserved => "reserved",
+            Self::Gone => "gone",
+            Self::Withdrawn => "withdrawn",
+        }
+    }
+
+    /// Inverse of [`UnitState::as_str`].
+    pub fn parse(s: &str) -> Option<Self> {
+        [Self::Stock, Self::Reserved, Self::Gone, Self::Withdrawn].into_iter().find(|v| v.as_str() == s)
+    }
+}
+
+/// A unit to put into stock (seeded from the catalogue, added by an operator, or received by a deposit).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewUnit {
+    /// Game code (`cs2`, `dota2`, `rust`).
+    pub game: String,
+    /// `market_hash_name`.
+    pub name: String,
+    /// Steam classid.
+    pub classid: String,
+    /// Asset id in the bot's inventory.
+    pub asset_id: i64,
+    /// SteamID64 of the bot holding it.
+    pub bot: String,
+    /// Catalogue reference price.
+    pub reference: Money,
+}
+
+/// A stock unit as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Unit {
+    /// The public item `id`.
+    pub id: i64,
+    /// Game code.
+    pub game: String,
+    /// `market_hash_name`.
+    pub name: String,
+    /// Steam classid.
+    pub classid: String,
+    /// Asset id in the bot's inventory.
+    pub asset_id: i64,
+    /// SteamID64 of the bot holding it.
+    pub bot: String,
+    /// Catalogue reference price (the selling price is the pricing applied to it).
+    pub reference: Money,
+    /// Where it is.
+    pub state: UnitState,
+}
+
+/// A row of the grouped price list: units for sale of one name at one reference price.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnitGroup {
+    /// `market_hash_name`.
+    pub name: String,
+    /// Steam classid.
+    pub classid: String,
+    /// Reference price.
+    pub reference: Money,
+    /// How many units.
+    pub count: i64,
+}
+
+/// Which unit a buy wants.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum UnitPick {
+    /// This unit id, whatever it costs (the caller checks `max_price`).
+    Id(i64),
+    /// The cheapest unit of this name in this game whose reference price is at most `max_reference`.
+    Cheapest {
+        /// Game code.
+        game: String,
+        /// `market_hash_name`.
+        name: String,
+        /// Upper bound of the reference price, if any.
+        max_reference: Option<Money>,
+    },
+}
+
+/// A purchase to record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewPurchase {
+    /// The buyer.
+    pub project: ProjectId,
+    /// The unit sold (already reserved).
+    pub unit: Unit,
+    /// Amount debited.
+    pub price: Money,
+    /// SteamID64 of the recipient.
+    pub partner: String,
+    /// Trade-URL token of the recipient.
+    pub token: String,
+    /// Merchant's id, if given.
+    pub custom_id: Option<String>,
+}
+
+/// A purchase as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Purchase {
+    /// The public `buy_id`.
+    pub id: i64,
+    /// The buyer.
+    pub project: ProjectId,
+    /// The unit sold.
+    pub unit_id: i64,
+    /// Game code.
+    pub game: String,
+    /// `market_hash_name`.
+    pub name: String,
+    /// Steam classid.
+    pub classid: String,
+    /// Amount debited (`balance_debited_sum`).
+    pub price: Money,
+    /// SteamID64 of the recipient.
+    pub partner: String,
+    /// Trade-URL token of the recipient.
+    pub token: String,
+    /// Merchant's id.
+    pub custom_id: Option<String>,
+    /// `offer_status`.
+    pub status: PurchaseStatus,
+    /// Steam's trade offer id, once sent.
+    pub tradeofferid: Option<String>,
+    /// Why it failed, for failure statuses.
+    pub error_reason: Option<String>,
+    /// When the offer was sent.
+    pub sent_at: Option<i64>,
+    /// When it was accepted.
+    pub accepted_at: Option<i64>,
+    /// Until when an accepted purchase can roll back.
+    pub watch_until: Option<i64>,
+    /// When it was bought.
+    pub created_at: i64,
+}
+
+/// A status change to write, guarded by the status it expects to leave.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PurchaseUpdate {
+    /// The purchase.
+    pub id: i64,
+    /// The status it must be in now; otherwise nothing is written.
+    pub from: PurchaseStatus,
+    /// The new status.
+    pub to: PurchaseStatus,
+    /// Trade offer id, when it becomes known.
+    pub tradeofferid: Option<String>,
+    /// Failure reason.
+    pub error_reason: Option<String>,
+    /// Sent time, when it becomes known.
+    pub sent_at: Option<i64>,
+    /// Accepted time, when it becomes known.
+    pub accepted_at: Option<i64>,
+    /// End of the rollback window, for accepted purchases.
+    pub watch_until: Option<i64>,
+    /// Next look by the watcher.
+    pub next_check_at: i64,
+}
 
 /// Market reads and short writes.
 #[async_trait]
-pub trait MarketStore: Send + Sync {}
+pub trait MarketStore: Send + Sync {
+    /// How many units exist in any state (0 = the stock was never seeded).
+    async fn unit_count(&self) -> Result<i64>;
+    /// Units in `state` (any game when `game` is `None`) with an id above `after_id`, by id.
+    async fn units_page(&self, game: Option<&str>, state: UnitState, after_id: i64, limit: u32) -> Result<Vec<Unit>>;
+    /// Groups of units for sale in a game, by name then reference price, after the key `after`.
+    async fn unit_groups_page(&self, game: &str, after: Option<(&str, Money)>, limit: u32) -> Result<Vec<UnitGroup>>;
+    /// Units for sale with one of these exact names, cheapest first, at most `limit`.
+    async fn search_units(&self, game: &str, names: &[String], limit: u32) -> Result<Vec<Unit>>;
+    /// Purchases of a project by buy id (missing ones skipped).
+    async fn purchases_by_ids(&self, project: ProjectId, ids: &[i64]) -> Result<Vec<Purchase>>;
+    /// Purchases of a project by custom id (missing ones skipped).
+    async fn purchases_by_custom_ids(&self, project: ProjectId, custom_ids: &[String]) -> Result<Vec<Purchase>>;
+    /// A page of a project's purchases made between two times (inclusive), with an id above `after_id`,
+    /// plus whether more follow.
+    async fn purchase_history(
+        &self,
+        project: ProjectId,
+        starting: i64,
+        ending: i64,
+        after_id: i64,
+        limit: u32,
+    ) -> Result<(Vec<Purchase>, bool)>;
+    /// Purchases the watcher should look at now: unfinished, or accepted and still reversible, due by
+    /// `next_check_at`, oldest due first.
+    async fn purchases_due(&self, now: i64, limit: u32) -> Result<Vec<Purchase>>;
+    /// Units by id, in any state (missing ones skipped).
+    async fn units_by_ids(&self, ids: &[i64]) -> Result<Vec<Unit>>;
+    /// Moves units for sale to `withdrawn`; returns how many moved.
+    async fn withdraw_units(&self, ids: &[i64], now: i64) -> Result<u64>;
+}
 
 /// Market writes inside one business transaction.
 #[async_trait]
-pub trait MarketTx: Send {}
+pub trait MarketTx: Send {
+    /// Opens a savepoint: a group-committed batch runs each request inside one so a failure undoes only it.
+    async fn savepoint(&mut self, name: &str) -> Result<()>;
+    /// Undoes everything since the savepoint and closes it.
+    async fn rollback_to_savepoint(&mut self, name: &str) -> Result<()>;
+    /// Keeps everything since the savepoint and closes it.
+    async fn release_savepoint(&mut self, name: &str) -> Result<()>;
+    /// Puts units into stock (for sale at once); returns their ids in order. Deposits call this with the
+    /// items they received.
+    async fn add_units(&mut self, units: &[NewUnit], now: i64) -> Result<Vec<i64>>;
+    /// The unit a buy wants, if it is for sale now.
+    async fn pick_unit(&mut self, pick: &UnitPick) -> Result<Option<Unit>>;
+    /// Moves a unit from one state to another; false (and nothing written) if it is not in `from`.
+    async fn move_unit(&mut self, id: i64, from: UnitState, to: UnitState, now: i64) -> Result<bool>;
+    /// Records a purchase in `creating_trade`, due for the watcher now; returns its buy id.
+    async fn insert_purchase(&mut self, p: &NewPurchase, now: i64) -> Result<i64>;
+    /// A purchase, read inside this transaction.
+    async fn purchase(&mut self, id: i64) -> Result<Option<Purchase>>;
+    /// Applies a status change if the purchase is still in `update.from`; false otherwise.
+    async fn update_purchase(&mut self, update: &PurchaseUpdate, now: i64) -> Result<bool>;
+    /// Sets when the watcher looks at a purchase next.
+    async fn set_next_check(&mut self, id: i64, at: i64) -> Result<()>;
+}

@@ -14,6 +14,7 @@ pub mod api;
 pub mod decimal;
 pub mod envelope;
 pub mod lenient;
+pub mod market;
 pub mod sign;
 
 pub use decimal::Decimal;

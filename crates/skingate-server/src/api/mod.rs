@@ -42,7 +42,7 @@ pub async fn endpoint(
     body: Body,
 ) -> Response {
     match handle(&state, peer, method, &headers, body).await {
-        Ok(reply) => reply.into_response(),
+        Ok(response) => response,
         Err(e) => e.into_response(),
     }
 }
@@ -53,7 +53,7 @@ async fn handle(
     method: HttpMethod,
     headers: &HeaderMap,
     body: Body,
-) -> Result<Reply, ApiError> {
+) -> Result<Response, ApiError> {
     if method != HttpMethod::POST {
         return Err(GlobalError::NotPost.into());
     }
@@ -71,7 +71,7 @@ async fn handle(
     let call = call?;
     let span = tracing::debug_span!("api", method = %name, project = %project.id);
     let _guard = span.enter();
-    call.apply(&ctx).await
+    call.respond(&ctx).await
 }
 
 async fn read_params(state: &AppState, headers: &HeaderMap, body: Body) -> Result<Params, ApiError> {

@@ -1,12 +1,379 @@
 //! SQLite implementation of the market repository (tables in `migrations/sqlite/0004_market.sql`).
 
 use async_trait::async_trait;
+use skingate_core::Money;
+use skingate_core::market::PurchaseStatus;
+use skingate_core::project::ProjectId;
+use sqlx::sqlite::SqliteRow;
+use sqlx::{QueryBuilder, Row, Sqlite};
 
 use super::{SqliteStore, SqliteTx};
-use crate::market::{MarketStore, MarketTx};
+use crate::market::{
+    MarketStore, MarketTx, NewPurchase, NewUnit, Purchase, PurchaseUpdate, Unit, UnitGroup, UnitPick, UnitState,
+};
+use crate::{Result, StoreError};
+
+const UNIT_COLUMNS: &str = "id, game, name, classid, asset_id, bot, reference, state";
+const PURCHASE_COLUMNS: &str = "id, project_id, unit_id, game, name, classid, price, partner, token, custom_id, status,
+    tradeofferid, error_reason, sent_at, accepted_at, watch_until, created_at";
+
+/// Rows per INSERT when adding units (SQLite's bound-parameter limit is far above 7 × this).
+const INSERT_CHUNK: usize = 500;
+
+fn unit(r: &SqliteRow) -> Result<Unit> {
+    let state: String = r.try_get(7)?;
+    Ok(Unit {
+        id: r.try_get(0)?,
+        game: r.try_get(1)?,
+        name: r.try_get(2)?,
+        classid: r.try_get(3)?,
+        asset_id: r.try_get(4)?,
+        bot: r.try_get(5)?,
+        reference: Money::from_minor(r.try_get(6)?),
+        state: UnitState::parse(&state).ok_or_else(|| StoreError::Corrupt(format!("unit state {state}")))?,
+    })
+}
+
+fn purchase(r: &SqliteRow) -> Result<Purchase> {
+    let status: String = r.try_get(10)?;
+    Ok(Purchase {
+        id: r.try_get(0)?,
+        project: ProjectId(r.try_get(1)?),
+        unit_id: r.try_get(2)?,
+        game: r.try_get(3)?,
+        name: r.try_get(4)?,
+        classid: r.try_get(5)?,
+        price: Money::from_minor(r.try_get(6)?),
+        partner: r.try_get(7)?,
+        token: r.try_get(8)?,
+        custom_id: r.try_get(9)?,
+        status: PurchaseStatus::parse(&status)
+            .ok_or_else(|| StoreError::Corrupt(format!("purchase status {status}")))?,
+        tradeofferid: r.try_get(11)?,
+        error_reason: r.try_get(12)?,
+        sent_at: r.try_get(13)?,
+        accepted_at: r.try_get(14)?,
+        watch_until: r.try_get(15)?,
+        created_at: r.try_get(16)?,
+    })
+}
+
+/// A savepoint name is spliced into SQL, so only plain identifiers are accepted.
+fn savepoint_name(name: &str) -> Result<&str> {
+    if !name.is_empty() && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
+        Ok(name)
+    } else {
+        Err(StoreError::Corrupt(format!("bad savepoint name {name:?}")))
+    }
+}
 
 #[async_trait]
-impl MarketStore for SqliteStore {}
+impl MarketStore for SqliteStore {
+    async fn unit_count(&self) -> Result<i64> {
+        Ok(sqlx::query_scalar("SELECT COUNT(*) FROM market_units").fetch_one(&self.reader).await?)
+    }
+
+    async fn units_page(&self, game: Option<&str>, state: UnitState, after_id: i64, limit: u32) -> Result<Vec<Unit>> {
+        let sql = format!(
+            "SELECT {UNIT_COLUMNS} FROM market_units WHERE state = ? AND (? IS NULL OR game = ?) AND id > ?
+             ORDER BY id LIMIT ?"
+        );
+        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(state.as_str())
+            .bind(game)
+            .bind(game)
+            .bind(after_id)
+            .bind(i64::from(limit))
+            .fetch_all(&self.reader)
+            .await?;
+        rows.iter().map(unit).collect()
+    }
+
+    async fn unit_groups_page(&self, game: &str, after: Option<(&str, Money)>, limit: u32) -> Result<Vec<UnitGroup>> {
+        let (name, reference) = after.map_or((None, 0), |(n, r)| (Some(n), r.minor()));
+        let rows = sqlx::query(
+            "SELECT name, MIN(classid), reference, COUNT(*) FROM market_units
+             WHERE state = 'stock' AND game = ? AND (? IS NULL OR (name, reference) > (?, ?))
+             GROUP BY name, reference ORDER BY name, reference LIMIT ?",
+        )
+        .bind(game)
+        .bind(name)
+        .bind(name)
+        .bind(reference)
+        .bind(i64::from(limit))
+        .fetch_all(&self.reader)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(UnitGroup {
+                    name: r.try_get(0)?,
+                    classid: r.try_get(1)?,
+                    reference: Money::from_minor(r.try_get(2)?),
+                    count: r.try_get(3)?,
+                })
+            })
+            .collect()
+    }
+
+    async fn search_units(&self, game: &str, names: &[String], limit: u32) -> Result<Vec<Unit>> {
+        if names.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut q: QueryBuilder<Sqlite> =
+            QueryBuilder::new(format!("SELECT {UNIT_COLUMNS} FROM market_units WHERE state = 'stock' AND game = "));
+        q.push_bind(game).push(" AND name IN (");
+        let mut sep = q.separated(", ");
+        for n in names {
+            sep.push_bind(n);
+        }
+        q.push(") ORDER BY name, reference, id LIMIT ").push_bind(i64::from(limit));
+        let rows = q.build().fetch_all(&self.reader).await?;
+        rows.iter().map(unit).collect()
+    }
+
+    async fn purchases_by_ids(&self, project: ProjectId, ids: &[i64]) -> Result<Vec<Purchase>> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut q: QueryBuilder<Sqlite> =
+            QueryBuilder::new(format!("SELECT {PURCHASE_COLUMNS} FROM purchases WHERE project_id = "));
+        q.push_bind(project.0).push(" AND id IN (");
+        let mut sep = q.separated(", ");
+        for id in ids {
+            sep.push_bind(*id);
+        }
+        q.push(") ORDER BY id");
+        let rows = q.build().fetch_all(&self.reader).await?;
+        rows.iter().map(purchase).collect()
+    }
+
+    async fn purchases_by_custom_ids(&self, project: ProjectId, custom_ids: &[String]) -> Result<Vec<Purchase>> {
+        if custom_ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut q: QueryBuilder<Sqlite> =
+            QueryBuilder::new(format!("SELECT {PURCHASE_COLUMNS} FROM purchases WHERE project_id = "));
+        q.push_bind(project.0).push(" AND custom_id IN (");
+        let mut sep = q.separated(", ");
+        for id in custom_ids {
+            sep.push_bind(id);
+        }
+        q.push(") ORDER BY id");
+        let rows = q.build().fetch_all(&self.reader).await?;
+        rows.iter().map(purchase).collect()
+    }
+
+    async fn purchase_history(
+        &self,
+        project: ProjectId,
+        starting: i64,
+        ending: i64,
+        after_id: i64,
+        limit: u32,
+    ) -> Result<(Vec<Purchase>, bool)> {
+        let sql = format!(
+            "SELECT {PURCHASE_COLUMNS} FROM purchases WHERE project_id = ? AND created_at >= ? AND created_at <= ?
+             AND id > ? ORDER BY id LIMIT ?"
+        );
+        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(project.0)
+            .bind(starting)
+            .bind(ending)
+            .bind(after_id)
+            .bind(i64::from(limit) + 1)
+            .fetch_all(&self.reader)
+            .await?;
+        let has_more = rows.len() > limit as usize;
+        let items = rows.iter().take(limit as usize).map(purchase).collect::<Result<_>>()?;
+        Ok((items, has_more))
+    }
+
+    async fn purchases_due(&self, now: i64, limit: u32) -> Result<Vec<Purchase>> {
+        let sql = format!(
+            "SELECT {PURCHASE_COLUMNS} FROM purchases
+             WHERE status IN ('creating_trade', 'waiting_accept', 'accepted') AND next_check_at <= ?
+             ORDER BY next_check_at, id LIMIT ?"
+        );
+        let rows =
+            sqlx::query(sqlx::AssertSqlSafe(sql)).bind(now).bind(i64::from(limit)).fetch_all(&self.reader).await?;
+        rows.iter().map(purchase).collect()
+    }
+
+    async fn units_by_ids(&self, ids: &[i64]) -> Result<Vec<Unit>> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut q: QueryBuilder<Sqlite> =
+            QueryBuilder::new(format!("SELECT {UNIT_COLUMNS} FROM market_units WHERE id IN ("));
+        let mut sep = q.separated(", ");
+        for id in ids {
+            sep.push_bind(*id);
+        }
+        q.push(") ORDER BY id");
+        let rows = q.build().fetch_all(&self.reader).await?;
+        rows.iter().map(unit).collect()
+    }
+
+    async fn withdraw_units(&self, ids: &[i64], now: i64) -> Result<u64> {
+        let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
+        let mut moved = 0;
+        for id in ids {
+            moved += sqlx::query(
+                "UPDATE market_units SET state = 'withdrawn', updated_at = ? WHERE id = ? AND state = 'stock'",
+            )
+            .bind(now)
+            .bind(id)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        }
+        tx.commit().await?;
+        Ok(moved)
+    }
+}
 
 #[async_trait]
-impl MarketTx for SqliteTx {}
+impl MarketTx for SqliteTx {
+    async fn savepoint(&mut self, name: &str) -> Result<()> {
+        sqlx::query(sqlx::AssertSqlSafe(format!("SAVEPOINT {}", savepoint_name(name)?))).execute(&mut *self.tx).await?;
+        Ok(())
+    }
+
+    async fn rollback_to_savepoint(&mut self, name: &str) -> Result<()> {
+        let name = savepoint_name(name)?;
+        sqlx::query(sqlx::AssertSqlSafe(format!("ROLLBACK TO SAVEPOINT {name}"))).execute(&mut *self.tx).await?;
+        sqlx::query(sqlx::AssertSqlSafe(format!("RELEASE SAVEPOINT {name}"))).execute(&mut *self.tx).await?;
+        Ok(())
+    }
+
+    async fn release_savepoint(&mut self, name: &str) -> Result<()> {
+        sqlx::query(sqlx::AssertSqlSafe(format!("RELEASE SAVEPOINT {}", savepoint_name(name)?)))
+            .execute(&mut *self.tx)
+            .await?;
+        Ok(())
+    }
+
+    async fn add_units(&mut self, units: &[NewUnit], now: i64) -> Result<Vec<i64>> {
+        let mut ids = Vec::with_capacity(units.len());
+        for chunk in units.chunks(INSERT_CHUNK) {
+            let mut q: QueryBuilder<Sqlite> = QueryBuilder::new(
+                "INSERT INTO market_units (game, name, classid, asset_id, bot, reference, state, created_at, updated_at) ",
+            );
+            q.push_values(chunk, |mut b, u| {
+                b.push_bind(&u.game)
+                    .push_bind(&u.name)
+                    .push_bind(&u.classid)
+                    .push_bind(u.asset_id)
+                    .push_bind(&u.bot)
+                    .push_bind(u.reference.minor())
+                    .push_bind(UnitState::Stock.as_str())
+                    .push_bind(now)
+                    .push_bind(now);
+            });
+            q.push(" RETURNING id");
+            let rows = q.build().fetch_all(&mut *self.tx).await?;
+            for r in rows {
+                ids.push(r.try_get(0)?);
+            }
+        }
+        Ok(ids)
+    }
+
+    async fn pick_unit(&mut self, pick: &UnitPick) -> Result<Option<Unit>> {
+        let row = match pick {
+            UnitPick::Id(id) => {
+                sqlx::query(sqlx::AssertSqlSafe(format!(
+                    "SELECT {UNIT_COLUMNS} FROM market_units WHERE id = ? AND state = 'stock'"
+                )))
+                .bind(id)
+                .fetch_optional(&mut *self.tx)
+                .await?
+            }
+            UnitPick::Cheapest { game, name, max_reference } => {
+                sqlx::query(sqlx::AssertSqlSafe(format!(
+                    "SELECT {UNIT_COLUMNS} FROM market_units WHERE state = 'stock' AND game = ? AND name = ?
+                     AND reference <= ? ORDER BY reference, id LIMIT 1"
+                )))
+                .bind(game)
+                .bind(name)
+                .bind(max_reference.map_or(i64::MAX, Money::minor))
+                .fetch_optional(&mut *self.tx)
+                .await?
+            }
+        };
+        row.as_ref().map(unit).transpose()
+    }
+
+    async fn move_unit(&mut self, id: i64, from: UnitState, to: UnitState, now: i64) -> Result<bool> {
+        let done = sqlx::query("UPDATE market_units SET state = ?, updated_at = ? WHERE id = ? AND state = ?")
+            .bind(to.as_str())
+            .bind(now)
+            .bind(id)
+            .bind(from.as_str())
+            .execute(&mut *self.tx)
+            .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn insert_purchase(&mut self, p: &NewPurchase, now: i64) -> Result<i64> {
+        Ok(sqlx::query_scalar(
+            "INSERT INTO purchases (project_id, unit_id, game, name, classid, price, partner, token, custom_id,
+                status, next_check_at, created_at, updated_at)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 'creating_trade', ?, ?, ?) RETURNING id",
+        )
+        .bind(p.project.0)
+        .bind(p.unit.id)
+        .bind(&p.unit.game)
+        .bind(&p.unit.name)
+        .bind(&p.unit.classid)
+        .bind(p.price.minor())
+        .bind(&p.partner)
+        .bind(&p.token)
+        .bind(&p.custom_id)
+        .bind(now)
+        .bind(now)
+        .bind(now)
+        .fetch_one(&mut *self.tx)
+        .await?)
+    }
+
+    async fn purchase(&mut self, id: i64) -> Result<Option<Purchase>> {
+        let row = sqlx::query(sqlx::AssertSqlSafe(format!("SELECT {PURCHASE_COLUMNS} FROM purchases WHERE id = ?")))
+            .bind(id)
+            .fetch_optional(&mut *self.tx)
+            .await?;
+        row.as_ref().map(purchase).transpose()
+    }
+
+    async fn update_purchase(&mut self, u: &PurchaseUpdate, now: i64) -> Result<bool> {
+        let done = sqlx::query(
+            "UPDATE purchases SET status = ?, tradeofferid = COALESCE(?, tradeofferid),
+                error_reason = COALESCE(?, error_reason), sent_at = COALESCE(?, sent_at),
+                accepted_at = COALESCE(?, accepted_at), watch_until = COALESCE(?, watch_until),
+                next_check_at = ?, updated_at = ?
+             WHERE id = ? AND status = ?",
+        )
+        .bind(u.to.as_str())
+        .bind(&u.tradeofferid)
+        .bind(&u.error_reason)
+        .bind(u.sent_at)
+        .bind(u.accepted_at)
+        .bind(u.watch_until)
+        .bind(u.next_check_at)
+        .bind(now)
+        .bind(u.id)
+        .bind(u.from.as_str())
+        .execute(&mut *self.tx)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn set_next_check(&mut self, id: i64, at: i64) -> Result<()> {
+        sqlx::query("UPDATE purchases SET next_check_at = ? WHERE id = ?")
+            .bind(at)
+            .bind(id)
+            .execute(&mut *self.tx)
+            .await?;
+        Ok(())
+    }
+}

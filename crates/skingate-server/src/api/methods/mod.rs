@@ -4,12 +4,13 @@
 //! parameters and nothing else, and `apply(self, &Ctx)`, which does the work and returns a [`Reply`].
 //! Authentication, limits and encodings have already been dealt with by the dispatcher.
 //!
-//! Vendor methods not listed here (deposits, market) answer `-5 invalid_method` until they exist.
+//! Vendor methods not listed here (deposits) answer `-5 invalid_method` until they exist.
 
 use serde::Serialize;
 use skingate_core::project::Project;
 use skingate_types::api::method;
 use skingate_types::envelope::{GlobalError, STATUS_SUCCESS};
+use skingate_types::market::method as market;
 
 use super::params::Params;
 use crate::error::ApiError;
@@ -18,6 +19,12 @@ use crate::state::AppState;
 pub mod balance;
 pub mod balance_history;
 pub mod currencies;
+pub mod market_batch_buy;
+pub mod market_buy;
+pub mod market_getinfo;
+pub mod market_history;
+pub mod market_pricelist;
+pub mod market_search;
 pub mod status;
 pub mod webhook_attempts;
 pub mod webhook_deliveries;
@@ -80,6 +87,18 @@ pub enum Method {
     WebhookResend(webhook_resend::WebhookResend),
     /// `webhook_recover`
     WebhookRecover(webhook_recover::WebhookRecover),
+    /// `market_pricelist`
+    MarketPricelist(market_pricelist::MarketPricelist),
+    /// `market_search`
+    MarketSearch(market_search::MarketSearch),
+    /// `market_buy`
+    MarketBuy(market_buy::MarketBuy),
+    /// `market_batch_buy`
+    MarketBatchBuy(market_batch_buy::MarketBatchBuy),
+    /// `market_getinfo`
+    MarketGetinfo(market_getinfo::MarketGetinfo),
+    /// `market_history`
+    MarketHistory(market_history::MarketHistory),
 }
 
 impl Method {
@@ -98,6 +117,12 @@ impl Method {
             method::WEBHOOK_ATTEMPTS => Ok(Method::WebhookAttempts(webhook_attempts::WebhookAttempts::parse(params)?)),
             method::WEBHOOK_RESEND => Ok(Method::WebhookResend(webhook_resend::WebhookResend::parse(params)?)),
             method::WEBHOOK_RECOVER => Ok(Method::WebhookRecover(webhook_recover::WebhookRecover::parse(params)?)),
+            market::PRICELIST => Ok(Method::MarketPricelist(market_pricelist::MarketPricelist::parse(params)?)),
+            market::SEARCH => Ok(Method::MarketSearch(market_search::MarketSearch::parse(params)?)),
+            market::BUY => Ok(Method::MarketBuy(market_buy::MarketBuy::parse(params)?)),
+            market::BATCH_BUY => Ok(Method::MarketBatchBuy(market_batch_buy::MarketBatchBuy::parse(params)?)),
+            market::GETINFO => Ok(Method::MarketGetinfo(market_getinfo::MarketGetinfo::parse(params)?)),
+            market::HISTORY => Ok(Method::MarketHistory(market_history::MarketHistory::parse(params)?)),
             _ => Err(GlobalError::InvalidMethod.into()),
         }
     }
@@ -113,6 +138,22 @@ impl Method {
             Method::WebhookAttempts(m) => m.apply(ctx).await,
             Method::WebhookResend(m) => m.apply(ctx).await,
             Method::WebhookRecover(m) => m.apply(ctx).await,
+            Method::MarketPricelist(m) => m.apply(ctx).await,
+            Method::MarketSearch(m) => m.apply(ctx).await,
+            Method::MarketBuy(m) => m.apply(ctx).await,
+            Method::MarketBatchBuy(m) => m.apply(ctx).await,
+            Method::MarketGetinfo(m) => m.apply(ctx).await,
+            Method::MarketHistory(m) => m.apply(ctx).await,
+        }
+    }
+
+    /// Runs the call and renders the HTTP response: like [`Method::apply`], except that a method whose answer
+    /// is streamed (`market_pricelist`) builds its own streaming body.
+    pub async fn respond(self, ctx: &Ctx<'_>) -> Result<axum::response::Response, ApiError> {
+        use axum::response::IntoResponse;
+        match self {
+            Method::MarketPricelist(m) => m.respond(ctx).await,
+            other => other.apply(ctx).await.map(IntoResponse::into_response),
         }
     }
 }

@@ -1,0 +1,161 @@
+//! `market_batch_buy`: several buys in one call (spec §5.5), each independent.
+//!
+//! # Format
+//! Request: `partner`, `token`, `items[]` of `{id, max_price?, custom_id?}` (JSON array or PHP-style
+//! `items[0][id]=…`; at most 100 items).
+//! Response: `purchased[]` (records as `market_buy` answers, in request order) and `unavailable[]` of
+//! `{id, custom_id, error_code, reason}` with the `market_buy` code and message (`insufficient_funds`,
+//! `skin_unavailable`, `skins_not_found_at_specified_price`, `custom_id_already_exists`, …). Each item is
+//! bought or refused on its own: one bad item never spoils the others, and each `custom_id` is idempotent as
+//! in `market_buy` (a replayed item is listed in `purchased` with its first answer).
+//! Errors (the whole call): `-6 market_disabled`, `1 missing_name_and_id` (no items),
+//! `3 missing_partner_or_token`, `10 too_many_items`.
+
+use std::sync::Arc;
+
+use serde_json::{Map, Value, json};
+use skingate_types::market::{BatchBuyResponse, Purchase, Unavailable, method};
+
+use super::market_buy::{custom_id, max_price, recipient};
+use super::{Ctx, Reply};
+use crate::api::params::{ParamError, Params};
+use crate::error::ApiError;
+use crate::market::buy::{Bought, BuyRequest, Pick, buy};
+
+const NO_ITEMS: ApiError = ApiError::method(1, "missing_name_and_id");
+const TOO_MANY: ApiError = ApiError::method(10, "too_many_items");
+/// Most items per call.
+pub const MAX_ITEMS: usize = 100;
+
+/// One item: a request to run, or why it cannot run.
+#[derive(Debug)]
+struct Item {
+    id: String,
+    custom_id: Option<String>,
+    request: Result<BuyRequest, ApiError>,
+}
+
+/// A `market_batch_buy` call.
+#[derive(Debug)]
+pub struct MarketBatchBuy {
+    items: Vec<Item>,
+}
+
+impl MarketBatchBuy {
+    /// Reads the recipient and the items; an item's own bad parameters make only that item unavailable.
+    pub fn parse(params: &Params) -> Result<Self, ApiError> {
+        let raw: Vec<Value> = match params.get("items") {
+            Some(Value::Array(items)) => items.clone(),
+            Some(Value::Object(map)) => map.values().cloned().collect(),
+            _ => Vec::new(),
+        };
+        if raw.is_empty() {
+            return Err(NO_ITEMS);
+        }
+        if raw.len() > MAX_ITEMS {
+            return Err(TOO_MANY);
+        }
+        let (partner, token) = recipient(params)?;
+        let items = raw
+            .into_iter()
+            .map(|v| {
+                let item = Params(v.as_object().cloned().unwrap_or_default());
+                let id_text = item.text("id").unwrap_or_default();
+                let custom = custom_id(&item, "custom_id");
+                let request = (|| {
+                    let id = match item.i64("id") {
+                        Ok(id) => id,
+                        Err(ParamError::Missing) => return Err(NO_ITEMS),
+                        Err(ParamError::Invalid) => return Err(crate::market::buy::Refusal::Unavailable.error()),
+                    };
+                    let max_price = max_price(&item, "max_price")?;
+                    let custom_id = custom_id(&item, "custom_id")?;
+                    // The same fingerprint as a market_buy with these parameters: a custom_id replays across both.
+                    let mut same = Map::new();
+                    same.insert("method".into(), json!(method::BUY));
+                    same.insert("partner".into(), params.get("partner").cloned().unwrap_or(Value::Null));
+                    same.insert("token".into(), params.get("token").cloned().unwrap_or(Value::Null));
+                    for (k, v) in &item.0 {
+                        same.insert(k.clone(), v.clone());
+                    }
+                    let fingerprint = crate::idempotency::fingerprint(method::BUY, &Params(same));
+                    Ok(BuyRequest {
+                        pick: Pick::Id(id),
+                        max_price,
+                        partner,
+                        token: token.clone(),
+                        custom_id,
+                        fingerprint,
+                    })
+                })();
+                Item { id: id_text, custom_id: custom.ok().flatten(), request }
+            })
+            .collect();
+        Ok(Self { items })
+    }
+
+    /// Buys every item through the group-committed writer (they usually share one commit).
+    pub async fn apply(self, ctx: &Ctx<'_>) -> Result<Reply, ApiError> {
+        ctx.state.market.ensure_enabled(ctx.state).await?;
+        let project = Arc::new(ctx.project.clone());
+        let outcomes = futures::future::join_all(self.items.iter().map(|item| {
+            let project = project.clone();
+            async move {
+                match &item.request {
+                    Ok(r) => Some(buy(ctx.state, project, r.clone()).await.map_err(ApiError::from)),
+                    Err(_) => None,
+                }
+            }
+        }))
+        .await;
+        let mut response = BatchBuyResponse { purchased: Vec::new(), unavailable: Vec::new() };
+        for (item, outcome) in self.items.into_iter().zip(outcomes) {
+            let refused = match (outcome, item.request) {
+                (Some(Ok(Bought::Fresh(body) | Bought::Replayed(body))), _) => {
+                    response.purchased.push(serde_json::from_slice::<Purchase>(&body).map_err(ApiError::internal)?);
+                    None
+                }
+                (Some(Err(e @ ApiError::Internal { .. })), _) => return Err(e),
+                (Some(Err(e)), _) | (None, Err(e)) => Some(e),
+                (None, Ok(_)) => None,
+            };
+            match refused {
+                None => {}
+                Some(e) => {
+                    let body = e.body();
+                    response.unavailable.push(Unavailable {
+                        id: item.id,
+                        custom_id: item.custom_id,
+                        error_code: body.error_code,
+                        reason: body.error_message.to_string(),
+                    });
+                }
+            }
+        }
+        Reply::success(&response)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(v: Value) -> Result<MarketBatchBuy, ApiError> {
+        MarketBatchBuy::parse(&Params(v.as_object().unwrap().clone()))
+    }
+
+    #[test]
+    fn parameters() {
+        let code = |r: Result<MarketBatchBuy, ApiError>| r.unwrap_err().body().error_code;
+        assert_eq!(code(parse(json!({"partner": 1, "token": "AbCdEfGh"}))), 1);
+        assert_eq!(code(parse(json!({"items": [{"id": 1}]}))), 3);
+        let many: Vec<Value> = (0..101).map(|i| json!({"id": i})).collect();
+        assert_eq!(code(parse(json!({"items": many, "partner": 1, "token": "AbCdEfGh"}))), 10);
+        let ok = parse(json!({"partner": 1, "token": "AbCdEfGh",
+            "items": {"0": {"id": "4", "max_price": "1.5", "custom_id": "a"}, "1": {"max_price": "x"}}}))
+        .unwrap();
+        assert_eq!(ok.items.len(), 2);
+        assert_eq!(ok.items[0].request.as_ref().unwrap().pick, Pick::Id(4));
+        assert_eq!(ok.items[1].request.as_ref().unwrap_err().body().error_code, 1);
+    }
+}

@@ -1,0 +1,156 @@
+//! `market_buy`: buy one unit and have it traded to a user (spec §5.4).
+//!
+//! # Format
+//! Request: `partner` + `token` (from the user's trade URL; `partner` is the account id, a SteamID64 is
+//! accepted too), and either `id` (a unit from the price list or search) or `name` + `game` (the cheapest
+//! unit of that name), optional `max_price` (USD; the buy fails rather than pay more) and `custom_id` (the
+//! merchant's id: repeating the same request replays the first answer, a different request with it is
+//! error 7).
+//! Response: `{item:{id,name,price,classid}, buy_id, offer_status:"creating_trade", steamid, date,
+//! balance_debited_sum, tradeofferid:null, custom_id, error_reason:null}`; the trade then runs in the
+//! background (follow it with `market_getinfo` or the `status_change` events).
+//!
+//! Errors: `-6 market_disabled`, `1 missing_name_and_id`, `2 name_min_length_3`, `3 missing_partner_or_token`,
+//! `4 insufficient_funds`, `5 skin_unavailable`, `6 skins_not_found_at_specified_price`,
+//! `7 custom_id_already_exists`; skingate adds `8 invalid_max_price` and `9 invalid_custom_id` (longer than
+//! 255 bytes). A refused buy changes nothing.
+
+use std::str::FromStr;
+use std::sync::Arc;
+
+use skingate_core::Money;
+use skingate_steam::ids::SteamId;
+use skingate_types::Decimal;
+use skingate_types::market::method;
+
+use super::market_pricelist::game_param;
+use super::{Ctx, Reply};
+use crate::api::params::{ParamError, Params};
+use crate::error::ApiError;
+use crate::idempotency::MAX_KEY_LEN;
+use crate::market::buy::{Bought, BuyRequest, Pick, Refusal, buy};
+
+const MISSING_NAME_AND_ID: ApiError = ApiError::method(1, "missing_name_and_id");
+const NAME_TOO_SHORT: ApiError = ApiError::method(2, "name_min_length_3");
+/// `3 missing_partner_or_token`.
+pub(crate) const MISSING_PARTNER: ApiError = ApiError::method(3, "missing_partner_or_token");
+/// `8 invalid_max_price`.
+pub(crate) const INVALID_MAX_PRICE: ApiError = ApiError::method(8, "invalid_max_price");
+/// `9 invalid_custom_id`.
+pub(crate) const INVALID_CUSTOM_ID: ApiError = ApiError::method(9, "invalid_custom_id");
+
+/// A `market_buy` call.
+#[derive(Debug)]
+pub struct MarketBuy {
+    request: Result<BuyRequest, Refusal>,
+}
+
+/// The recipient from `partner` (account id or SteamID64) and `token`.
+pub(crate) fn recipient(params: &Params) -> Result<(SteamId, String), ApiError> {
+    let partner = params.text("partner").map_err(|_| MISSING_PARTNER)?;
+    let token = params.text("token").map_err(|_| MISSING_PARTNER)?;
+    let raw: u64 = partner.trim().parse().map_err(|_| MISSING_PARTNER)?;
+    let id = if raw <= u64::from(u32::MAX) { SteamId::from_account_id(raw) } else { SteamId::from_str(&partner) };
+    // A token of the wrong shape is accepted: like a stale one, the trade then fails as invalid_trade_token.
+    Ok((id.map_err(|_| MISSING_PARTNER)?, token.trim().to_owned()))
+}
+
+/// `max_price` in USD, exact to the thousandth.
+pub(crate) fn max_price(params: &Params, key: &str) -> Result<Option<Money>, ApiError> {
+    let Ok(text) = params.text(key) else { return Ok(None) };
+    let d = Decimal::from_str(text.trim()).map_err(|_| INVALID_MAX_PRICE)?;
+    let m = Money::from_wire(&d).map_err(|_| INVALID_MAX_PRICE)?;
+    if m.minor() < 0 { Err(INVALID_MAX_PRICE) } else { Ok(Some(m)) }
+}
+
+/// `custom_id`, at most 255 bytes.
+pub(crate) fn custom_id(params: &Params, key: &str) -> Result<Option<String>, ApiError> {
+    match params.text(key) {
+        Ok(k) if k.len() > MAX_KEY_LEN => Err(INVALID_CUSTOM_ID),
+        Ok(k) => Ok(Some(k)),
+        Err(_) => Ok(None),
+    }
+}
+
+impl MarketBuy {
+    /// Reads and checks the parameters (codes 1, 2, 3, 8, 9).
+    pub fn parse(params: &Params) -> Result<Self, ApiError> {
+        let id = params.i64("id");
+        let name = params.text("name");
+        let pick = match (id, name) {
+            (Ok(id), _) => Ok(Pick::Id(id)),
+            (Err(ParamError::Invalid), _) => Err(Refusal::Unavailable),
+            (Err(ParamError::Missing), Ok(name)) => {
+                if name.trim().chars().count() < 3 {
+                    return Err(NAME_TOO_SHORT);
+                }
+                match game_param(params) {
+                    Some(game) => Ok(Pick::Name { game, name: name.trim().to_owned() }),
+                    None => Err(Refusal::Unavailable),
+                }
+            }
+            (Err(ParamError::Missing), Err(_)) => return Err(MISSING_NAME_AND_ID),
+        };
+        let (partner, token) = recipient(params)?;
+        let max_price = max_price(params, "max_price")?;
+        let custom_id = custom_id(params, "custom_id")?;
+        let fingerprint = crate::idempotency::fingerprint(method::BUY, params);
+        let request = pick.map(|pick| BuyRequest { pick, max_price, partner, token, custom_id, fingerprint });
+        Ok(Self { request })
+    }
+
+    /// Buys through the group-committed writer.
+    pub async fn apply(self, ctx: &Ctx<'_>) -> Result<Reply, ApiError> {
+        ctx.state.market.ensure_enabled(ctx.state).await?;
+        let request = self.request.map_err(Refusal::error)?;
+        let (record, replayed) = match buy(ctx.state, Arc::new(ctx.project.clone()), request).await? {
+            Bought::Fresh(body) => (body, false),
+            Bought::Replayed(body) => (body, true),
+        };
+        let record: serde_json::Value = serde_json::from_slice(&record).map_err(ApiError::internal)?;
+        let mut reply = Reply::success(&record)?;
+        reply.replayed = replayed;
+        Ok(reply)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::{Value, json};
+
+    fn parse(v: Value) -> Result<MarketBuy, ApiError> {
+        MarketBuy::parse(&Params(v.as_object().unwrap().clone()))
+    }
+
+    #[test]
+    fn parameters() {
+        let code = |r: Result<MarketBuy, ApiError>| r.unwrap_err().body().error_code;
+        assert_eq!(code(parse(json!({"partner": "1", "token": "AbCdEfGh"}))), 1);
+        assert_eq!(code(parse(json!({"name": "AK", "partner": "1", "token": "AbCdEfGh"}))), 2);
+        assert_eq!(code(parse(json!({"id": 5}))), 3);
+        assert_eq!(code(parse(json!({"id": 5, "partner": "1"}))), 3);
+        assert_eq!(code(parse(json!({"id": 5, "partner": "x", "token": "AbCdEfGh"}))), 3);
+        assert_eq!(code(parse(json!({"id": 5, "partner": "1", "token": "AbCdEfGh", "max_price": "1.2345"}))), 8);
+        assert_eq!(code(parse(json!({"id": 5, "partner": "1", "token": "t", "custom_id": "x".repeat(256)}))), 9);
+        let ok = parse(json!({"id": "5", "partner": 12, "token": "AbCdEfGh", "max_price": 1.5, "custom_id": 7}))
+            .unwrap()
+            .request
+            .unwrap();
+        assert_eq!(ok.pick, Pick::Id(5));
+        assert_eq!(ok.max_price, Some(Money::from_minor(1500)));
+        assert_eq!(ok.partner.account_id(), 12);
+        assert_eq!(ok.custom_id.as_deref(), Some("7"));
+        let by_name = parse(json!({"name": "Tempered AK47", "game": "rust", "partner": "76561197960265740",
+            "token": "AbCdEfGh"}))
+        .unwrap()
+        .request
+        .unwrap();
+        assert_eq!(by_name.partner.account_id(), 12);
+        assert!(matches!(by_name.pick, Pick::Name { .. }));
+        assert_eq!(
+            parse(json!({"id": "x", "partner": 1, "token": "AbCdEfGh"})).unwrap().request,
+            Err(Refusal::Unavailable)
+        );
+    }
+}

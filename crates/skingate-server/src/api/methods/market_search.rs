@@ -1,0 +1,90 @@
+//! `market_search`: units for sale by exact `market_hash_name` (spec §5.3).
+//!
+//! # Format
+//! Request: `game` (as `market_pricelist`), `name` (string) or `names` (array of strings).
+//! Response: `items[]` of `{id, name, price, classid}`, one per unit, cheapest first per name (at most 1000).
+//! Errors: `-6 market_disabled`, `1 name_or_names_required`, `2 name_min_length_3`.
+
+use serde_json::Value;
+use skingate_steam::catalogue::Game;
+use skingate_types::market::SearchResponse;
+
+use super::market_pricelist::game_param;
+use super::{Ctx, Reply};
+use crate::api::params::Params;
+use crate::error::ApiError;
+
+const NAME_REQUIRED: ApiError = ApiError::method(1, "name_or_names_required");
+const NAME_TOO_SHORT: ApiError = ApiError::method(2, "name_min_length_3");
+/// Most units one search returns.
+const LIMIT: u32 = 1000;
+/// Most names one search takes.
+const MAX_NAMES: usize = 100;
+
+/// A `market_search` call.
+#[derive(Debug)]
+pub struct MarketSearch {
+    game: Option<Game>,
+    names: Vec<String>,
+}
+
+/// Strings of a parameter sent as a JSON array, a PHP-style list (`names[]=a`, `names[0]=a`) or one string.
+pub(crate) fn strings(params: &Params, key: &str) -> Option<Vec<String>> {
+    let scalar = |v: &Value| match v {
+        Value::String(s) => Some(s.clone()),
+        Value::Number(n) => Some(n.to_string()),
+        _ => None,
+    };
+    match params.get(key)? {
+        Value::Array(items) => Some(items.iter().filter_map(scalar).collect()),
+        Value::Object(map) => Some(map.values().filter_map(scalar).collect()),
+        v => scalar(v).map(|s| vec![s]),
+    }
+}
+
+impl MarketSearch {
+    /// Reads `game` and `name` / `names`.
+    pub fn parse(params: &Params) -> Result<Self, ApiError> {
+        let mut names = match (params.text("name"), strings(params, "names")) {
+            (Ok(name), _) => vec![name],
+            (Err(_), Some(names)) if !names.is_empty() => names,
+            _ => return Err(NAME_REQUIRED),
+        };
+        if names.iter().any(|n| n.trim().chars().count() < 3) {
+            return Err(NAME_TOO_SHORT);
+        }
+        names.truncate(MAX_NAMES);
+        Ok(Self { game: game_param(params), names: names.into_iter().map(|n| n.trim().to_owned()).collect() })
+    }
+
+    /// Looks the names up.
+    pub async fn apply(self, ctx: &Ctx<'_>) -> Result<Reply, ApiError> {
+        ctx.state.market.ensure_enabled(ctx.state).await?;
+        let Some(game) = self.game else { return Reply::success(&SearchResponse { items: Vec::new() }) };
+        let units = ctx.state.store.search_units(game.code(), &self.names, LIMIT).await?;
+        let pricing = crate::market::pricing(ctx.state);
+        let items = units.iter().map(|u| crate::market::unit_item(u, pricing)).collect::<Result<_, _>>()?;
+        Reply::success(&SearchResponse { items })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn parse(v: Value) -> Result<MarketSearch, ApiError> {
+        MarketSearch::parse(&Params(v.as_object().unwrap().clone()))
+    }
+
+    #[test]
+    fn parameters() {
+        let code = |r: Result<MarketSearch, ApiError>| r.unwrap_err().body().error_code;
+        assert_eq!(code(parse(json!({}))), 1);
+        assert_eq!(code(parse(json!({"names": []}))), 1);
+        assert_eq!(code(parse(json!({"name": "AK"}))), 2);
+        assert_eq!(code(parse(json!({"names": ["AK-47 | Redline (Field-Tested)", "x"]}))), 2);
+        assert_eq!(parse(json!({"names": {"0": "Tempered AK47"}, "game": "rust"})).unwrap().names, ["Tempered AK47"]);
+        assert_eq!(parse(json!({"name": "Big Grin"})).unwrap().game, Some(Game::Cs2));
+    }
+}

@@ -1,0 +1,286 @@
+//! The purchase watcher: moves purchases through `skingate_core::market::transition` as Steam reports.
+//!
+//! Each round (woken by a buy, or every `market_poll_interval_ms`) it reads the purchases due
+//! (`next_check_at` on the shared clock) and, per purchase:
+//! - `creating_trade`: sends the bot → user offer (`items_to_give` = the unit); the answer is the gateway's own
+//!   action, so it is applied at once: `waiting_accept` with the offer id, or `invalid_trade_token`,
+//!   `user_not_tradable`, `trade_create_error` (refund);
+//! - `waiting_accept`: after 10 minutes from sending, cancels the offer (`timeout`, refund) if Steam still lets
+//!   it; otherwise observes it: accepted → `accepted` (money posted), declined/countered/expired → `canceled`
+//!   (refund);
+//! - `accepted`, until Trade Protection ends: observes the trade; a reversal → `rollback_user` (the partner
+//!   reversed: refund, unit back to stock) or `rollback_supplier` (the bot side reversed: refund).
+//!
+//! Steam flaps (an accepted offer is seen once as active), so an observation is acted on only when the next
+//! one agrees ([`Confirmation`]); a purchase with an unconfirmed observation is looked at again on the next
+//! round. All transitions of a round commit in one transaction (each in its own savepoint), each with its
+//! `status_change` event and, when the spendable balance moves, `balance_change`. A transition is applied only
+//! if the purchase is still in the status it was read in, so a transition (and its refund) happens once.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use skingate_core::events::EventType;
+use skingate_core::ledger::AccountKind;
+use skingate_core::market::{
+    Confirmation, MoneyStep, OFFER_TIMEOUT_SECS, PurchaseStatus, TradeEvent, UnitStep, money_transfer, transition,
+};
+use skingate_steam::catalogue::Game;
+use skingate_steam::enums::OfferState;
+use skingate_steam::ids::{SteamId, TradeUrl};
+use skingate_steam::sim::{NewOffer, Party, SteamError, TRADE_PROTECTION_SECS};
+use skingate_steam::users::Asset;
+use skingate_store::StoreError;
+use skingate_store::market::{Purchase, PurchaseUpdate, UnitState};
+use tokio_util::sync::CancellationToken;
+
+use crate::events;
+use crate::state::AppState;
+
+/// Purchases looked at per round.
+const ROUND_LIMIT: u32 = 500;
+/// How often (clock seconds) an open offer is observed when nothing is pending confirmation.
+const WAITING_CHECK_SECS: i64 = 1;
+/// How often (clock seconds) an accepted trade is checked for a rollback.
+const ACCEPTED_CHECK_SECS: i64 = 60;
+/// `next_check_at` of a purchase nothing can happen to any more.
+const NEVER: i64 = i64::MAX;
+
+/// What a round decided for one purchase.
+#[derive(Debug)]
+enum Step {
+    /// Apply this trade event.
+    Apply { purchase: Purchase, event: TradeEvent, offer: Option<u64>, reason: Option<String> },
+    /// Look again at this time.
+    Recheck { id: i64, at: i64 },
+}
+
+/// Runs rounds until `shutdown`.
+pub async fn run(state: AppState, shutdown: CancellationToken) {
+    let mut pending: HashMap<i64, Confirmation<Option<TradeEvent>>> = HashMap::new();
+    let interval = Duration::from_millis(state.config.market_poll_interval_ms);
+    loop {
+        if let Err(e) = round(&state, &mut pending).await {
+            tracing::warn!(error = %e, "market watcher round failed");
+        }
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            () = state.market.wake.notified() => {}
+            () = tokio::time::sleep(interval) => {}
+        }
+    }
+}
+
+/// One round: observe what is due, then apply every decision in one transaction.
+pub async fn round(
+    state: &AppState,
+    pending: &mut HashMap<i64, Confirmation<Option<TradeEvent>>>,
+) -> Result<(), StoreError> {
+    let now = state.now();
+    let due = state.store.purchases_due(now, ROUND_LIMIT).await?;
+    if due.is_empty() {
+        return Ok(());
+    }
+    let mut steps = Vec::with_capacity(due.len());
+    for p in due {
+        steps.push(decide(state, p, now, pending).await);
+    }
+    apply(state, steps, now).await
+}
+
+async fn decide(
+    state: &AppState,
+    p: Purchase,
+    now: i64,
+    pending: &mut HashMap<i64, Confirmation<Option<TradeEvent>>>,
+) -> Step {
+    match p.status {
+        PurchaseStatus::CreatingTrade => send(state, p).await,
+        PurchaseStatus::WaitingAccept => {
+            let Some(offer) = p.tradeofferid.as_deref().and_then(|s| s.parse::<u64>().ok()) else {
+                return Step::Apply { purchase: p, event: TradeEvent::CreateFailed, offer: None, reason: None };
+            };
+            let deadline = p.sent_at.unwrap_or(p.created_at) + OFFER_TIMEOUT_SECS;
+            if now >= deadline && state.steam.cancel_offer(offer).await.is_ok() {
+                pending.remove(&p.id);
+                let reason = Some("not accepted within 10 minutes; the offer was cancelled".to_owned());
+                return Step::Apply { purchase: p, event: TradeEvent::TimedOut, offer: None, reason };
+            }
+            let seen = match state.steam.offer(offer).await {
+                Ok(o) if o.state == OfferState::Accepted => Some(TradeEvent::Accepted),
+                Ok(o) if o.state.is_failed() => Some(TradeEvent::Declined),
+                Ok(_) | Err(_) => None,
+            };
+            let next = (now + WAITING_CHECK_SECS).min(deadline.max(now));
+            confirm(p, seen, next, now, pending)
+        }
+        PurchaseStatus::Accepted => {
+            let until = p.watch_until.unwrap_or(0);
+            let offer = p.tradeofferid.as_deref().and_then(|s| s.parse::<u64>().ok());
+            let (Some(offer), true) = (offer, now < until) else {
+                pending.remove(&p.id);
+                return Step::Recheck { id: p.id, at: NEVER };
+            };
+            let seen = match state.steam.offer(offer).await {
+                Ok(o) if o.trade_status.is_some_and(|t| t.is_rolled_back()) => match o.reversed_by {
+                    Some(Party::Bot) => Some(TradeEvent::ReversedBySupplier),
+                    _ => Some(TradeEvent::ReversedByUser),
+                },
+                Ok(_) | Err(_) => None,
+            };
+            confirm(p, seen, (now + ACCEPTED_CHECK_SECS).min(until), now, pending)
+        }
+        _ => Step::Recheck { id: p.id, at: NEVER },
+    }
+}
+
+/// Acts on an observation only when it repeats; otherwise looks again next round (now) or at `next`.
+fn confirm(
+    p: Purchase,
+    seen: Option<TradeEvent>,
+    next: i64,
+    now: i64,
+    pending: &mut HashMap<i64, Confirmation<Option<TradeEvent>>>,
+) -> Step {
+    match pending.entry(p.id).or_default().observe(seen) {
+        Some(Some(event)) => {
+            pending.remove(&p.id);
+            let reason = match event {
+                TradeEvent::Declined => Some("the user declined the offer".to_owned()),
+                TradeEvent::ReversedByUser => Some("the user reversed the trade (Trade Protection)".to_owned()),
+                TradeEvent::ReversedBySupplier => Some("the supplier reversed the trade (Trade Protection)".to_owned()),
+                _ => None,
+            };
+            Step::Apply { purchase: p, event, offer: None, reason }
+        }
+        _ if seen.is_some() => Step::Recheck { id: p.id, at: now },
+        _ => {
+            if seen.is_none() {
+                pending.remove(&p.id);
+            }
+            Step::Recheck { id: p.id, at: next }
+        }
+    }
+}
+
+/// Sends the purchase's offer; Steam's answer decides the step.
+async fn send(state: &AppState, p: Purchase) -> Step {
+    let game = Game::parse(&p.game).unwrap_or(Game::Cs2);
+    let partner = p.partner.parse::<SteamId>().ok().and_then(|id| TradeUrl::new(id, &p.token).ok());
+    let Some(partner) = partner else {
+        let reason = Some("the trade URL's token is not valid".to_owned());
+        return Step::Apply { purchase: p, event: TradeEvent::InvalidToken, offer: None, reason };
+    };
+    let unit = state.store.units_by_ids(&[p.unit_id]).await.ok().and_then(|mut u| u.pop());
+    let asset = Asset {
+        asset_id: unit.as_ref().map_or(0, |u| u64::try_from(u.asset_id).unwrap_or(0)),
+        game,
+        context_id: game.context_id(),
+        classid: p.classid.parse().unwrap_or(0),
+        instance_id: 0,
+        market_hash_name: p.name.clone(),
+        price_cents: u64::try_from(p.price.minor() / 10).unwrap_or(0),
+        tradable: true,
+    };
+    let offer = NewOffer { partner, game, items_to_receive: Vec::new(), items_to_give: vec![asset] };
+    match state.steam.send_offer(offer).await {
+        Ok(id) => Step::Apply { purchase: p, event: TradeEvent::OfferSent, offer: Some(id), reason: None },
+        Err(e) => {
+            let event = match e {
+                SteamError::InvalidToken => TradeEvent::InvalidToken,
+                SteamError::TradeBanned => TradeEvent::NotTradable,
+                SteamError::InvalidItems | SteamError::NotFound | SteamError::Unavailable => TradeEvent::CreateFailed,
+            };
+            Step::Apply { purchase: p, event, offer: None, reason: Some(e.to_string()) }
+        }
+    }
+}
+
+/// Applies a round's steps in one transaction, each in its own savepoint.
+async fn apply(state: &AppState, steps: Vec<Step>, now: i64) -> Result<(), StoreError> {
+    let mut tx = state.store.begin().await?;
+    let sales = tx.system_account(AccountKind::MarketSales).await?;
+    let mut emitted = false;
+    for step in steps {
+        tx.savepoint("watch").await?;
+        match apply_one(state, tx.as_mut(), step, sales, now).await {
+            Ok(events) => {
+                emitted |= events;
+                tx.release_savepoint("watch").await?;
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "market watcher step failed; it is retried next round");
+                tx.rollback_to_savepoint("watch").await?;
+            }
+        }
+    }
+    tx.commit().await?;
+    if emitted {
+        state.events_committed();
+    }
+    Ok(())
+}
+
+/// Applies one step; true when it wrote events.
+async fn apply_one(
+    state: &AppState,
+    tx: &mut dyn skingate_store::WriteTx,
+    step: Step,
+    sales: skingate_core::ledger::AccountId,
+    now: i64,
+) -> Result<bool, StoreError> {
+    let (mut p, event, offer, reason) = match step {
+        Step::Recheck { id, at } => {
+            tx.set_next_check(id, at).await?;
+            return Ok(false);
+        }
+        Step::Apply { purchase, event, offer, reason } => (purchase, event, offer, reason),
+    };
+    let Some(t) = transition(p.status, event) else { return Ok(false) };
+    let accepted = t.to == PurchaseStatus::Accepted;
+    let update = PurchaseUpdate {
+        id: p.id,
+        from: p.status,
+        to: t.to,
+        tradeofferid: offer.map(|o| o.to_string()),
+        error_reason: reason.clone(),
+        sent_at: offer.map(|_| now),
+        accepted_at: accepted.then_some(now),
+        watch_until: accepted.then_some(now + TRADE_PROTECTION_SECS),
+        next_check_at: match t.to {
+            PurchaseStatus::WaitingAccept => now + WAITING_CHECK_SECS,
+            PurchaseStatus::Accepted => now + ACCEPTED_CHECK_SECS,
+            _ => NEVER,
+        },
+    };
+    if !tx.update_purchase(&update, now).await? {
+        return Ok(false);
+    }
+    if let Some(o) = offer {
+        p.tradeofferid = Some(o.to_string());
+    }
+    if reason.is_some() {
+        p.error_reason = reason;
+    }
+    let project_account = tx.project_account(p.project).await?;
+    if let Some(spec) = money_transfer(t.money, p.id, project_account, sales, p.price) {
+        tx.transfer(&spec, now).await?;
+    }
+    match t.unit {
+        UnitStep::Keep => {}
+        UnitStep::Gone => {
+            tx.move_unit(p.unit_id, UnitState::Reserved, UnitState::Gone, now).await?;
+        }
+        UnitStep::BackToStock => {
+            if !tx.move_unit(p.unit_id, UnitState::Reserved, UnitState::Stock, now).await? {
+                tx.move_unit(p.unit_id, UnitState::Gone, UnitState::Stock, now).await?;
+            }
+        }
+    }
+    let project = state.project(p.project).await?.ok_or(StoreError::NotFound)?;
+    events::emit(tx, &project, EventType::StatusChange, super::status_change_data(&p, t.to), now).await?;
+    if matches!(t.money, MoneyStep::Void | MoneyStep::Refund) {
+        events::emit_balance_change(tx, &project, now).await?;
+    }
+    Ok(true)
+}
