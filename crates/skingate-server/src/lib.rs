@@ -25,6 +25,7 @@ pub mod events;
 pub mod hub;
 pub mod idempotency;
 pub mod market;
+pub mod pay;
 pub mod ratelimit;
 pub mod state;
 pub mod webhook;
