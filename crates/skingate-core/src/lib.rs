@@ -7,11 +7,13 @@
 //!   balance, each pending transfer resolved once, duplicate transfer ids harmless) live here and only here;
 //!   storage persists what the ledger decides and never writes balances any other way.
 //! - [`events`]: event names and the webhook retry policy.
+//! - [`deposit`]: the deposit state machine, its ledger moves, amounts, and when Steam is believed.
 //! - [`project`]: what a merchant project is and which of its settings are valid.
 //!
 //! Nothing in this crate knows about HTTP, SQL or the clock: callers pass time in.
 
 pub mod currency;
+pub mod deposit;
 pub mod events;
 pub mod ledger;
 pub mod money;

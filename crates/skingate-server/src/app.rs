@@ -162,6 +162,7 @@ pub async fn start(config: Config, clock: Arc<dyn Clock>) -> anyhow::Result<Runn
     };
     let client = crate::webhook::WebhookClient::new(policy, Duration::from_millis(state.config.webhook_timeout_ms));
     tokio::spawn(crate::dispatcher::run(state.clone(), client, shutdown.clone()));
+    tokio::spawn(crate::deposits::watcher::run(state.clone(), shutdown.clone()));
     Ok(Running { addr, state, demo, shutdown, server })
 }
 

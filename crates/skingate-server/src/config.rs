@@ -87,6 +87,10 @@ pub struct Config {
     pub events_poll_interval_ms: u64,
     /// Seed of the simulated Steam world.
     pub sim_seed: u64,
+    /// How often the deposit trade watcher observes open offers and held deposits, in ms.
+    pub trade_poll_interval_ms: u64,
+    /// Delay before a changed Steam observation is confirmed by a second one, in ms.
+    pub trade_confirm_delay_ms: u64,
 }
 
 impl Config {

@@ -48,6 +48,8 @@ pub struct Inner {
     pub dispatch_wake: tokio::sync::Notify,
     /// Wakes the WebSocket hub's outbox reader when this process commits events.
     pub hub_wake: tokio::sync::Notify,
+    /// Wakes the deposit trade watcher (a new offer was sent, or Steam told us an offer changed).
+    pub deposits_wake: tokio::sync::Notify,
     projects: RwLock<HashMap<ProjectId, (Instant, Arc<Project>)>>,
     rates: RwLock<Arc<Rates>>,
     maintenance_runtime: AtomicBool,
@@ -75,6 +77,7 @@ impl AppState {
             hub: crate::hub::Hub::default(),
             dispatch_wake: tokio::sync::Notify::new(),
             hub_wake: tokio::sync::Notify::new(),
+            deposits_wake: tokio::sync::Notify::new(),
             projects: RwLock::default(),
             rates: RwLock::new(Arc::new(Rates::new([]))),
             maintenance_runtime: AtomicBool::new(false),
