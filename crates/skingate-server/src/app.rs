@@ -31,6 +31,7 @@ pub fn router(state: AppState) -> Router {
         .route("/ws/", get(crate::hub::handler))
         .route("/noop", any(noop))
         .route("/healthz", get(healthz))
+        .merge(crate::pay::routes())
         .fallback(fallback)
         .layer(tower_http::catch_panic::CatchPanicLayer::custom(panic_response))
         .with_state(state)

@@ -12,5 +12,28 @@
 //! - The unguessable page token in the path is the capability; forms also refuse cross-site posts.
 //! - Handlers only parse, call the deposits domain and render.
 
+pub mod adapter;
+pub mod handlers;
 pub mod http;
 pub mod view;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::routing::{get, post};
+
+use crate::state::AppState;
+
+/// Largest form body the page accepts (a few hundred asset ids fit easily).
+pub const FORM_LIMIT: usize = 16 * 1024;
+
+/// The payment page's routes, merged into the gateway's router.
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/pay/assets/pay.css", get(http::css))
+        .route("/pay/assets/pay.js", get(http::js))
+        .route("/pay/{token}", get(handlers::show))
+        .route("/pay/{token}/account", post(handlers::account))
+        .route("/pay/{token}/items", get(handlers::items).post(handlers::submit))
+        .route("/pay/{token}/status", get(handlers::status))
+        .layer(DefaultBodyLimit::max(FORM_LIMIT))
+}

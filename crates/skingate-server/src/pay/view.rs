@@ -25,6 +25,19 @@ impl Amount {
         Some(Self { minor: value.to_scale_exact(scale)?, scale, code: code.to_ascii_uppercase() })
     }
 
+    /// `value` rounded half away from zero to `scale` decimals (a display figure: the ledger keeps the
+    /// exact amount).
+    pub fn rounded(value: &Decimal, scale: u32, code: &str) -> Self {
+        let minor = if value.scale() <= scale {
+            value.mantissa() * 10i128.pow(scale - value.scale())
+        } else {
+            let den = 10i128.pow(value.scale() - scale);
+            let (q, r) = (value.mantissa() / den, value.mantissa() % den);
+            if 2 * r.abs() >= den { q + value.mantissa().signum() } else { q }
+        };
+        Self { minor, scale, code: code.to_ascii_uppercase() }
+    }
+
     /// Zero in the same currency and scale.
     pub fn zero_like(&self) -> Self {
         Self { minor: 0, ..self.clone() }
@@ -218,8 +231,6 @@ pub fn limits_text(min: Option<&Amount>, max: Option<&Amount>) -> Option<String>
 /// Where the trade stands, as step 3 shows it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Progress {
-    /// The bot is creating the offer (a moment).
-    Sending,
     /// The offer is in the payer's Steam, waiting for acceptance.
     Waiting,
     /// Accepted: the deposit is credited (or held under Trade Protection).
@@ -232,7 +243,6 @@ impl Progress {
     /// The stage name the status JSON reports and the page compares against.
     pub fn code(self) -> &'static str {
         match self {
-            Self::Sending => "sending",
             Self::Waiting => "waiting",
             Self::Succeeded => "success",
             Self::Failed => "fail",

@@ -199,5 +199,10 @@ fn amounts_and_names() {
     assert_eq!(ItemView::split_name("Sticker | Foo (Holo)"), ("Sticker | Foo (Holo)".into(), None));
     assert_eq!(chrome(1).initial(), "S");
     assert_eq!(limits_text(None, None), None);
+    let r = |s: &str| Amount::rounded(&s.parse().unwrap(), 2, "usd").to_string();
+    assert_eq!(
+        (r("0.155"), r("0.154"), r("-0.155"), r("3"), r("1.5")),
+        ("0.16 USD".into(), "0.15 USD".into(), "-0.16 USD".into(), "3.00 USD".into(), "1.50 USD".into())
+    );
     assert_eq!(limits_text(None, Some(&usd(100))).as_deref(), Some("At most 1.00 USD"));
 }
