@@ -18,6 +18,9 @@ pub enum EventType {
     StatusChange,
     /// skingate: the events webhook endpoint was disabled after failing for too long (WebSocket only).
     WebhookEndpointDisabled,
+    /// skingate: a deposit changed status; carries the deposit object. Goes to WebSockets, and to the
+    /// deposit's Result URL as a callback, never to the events webhook.
+    DepositStatus,
 }
 
 impl EventType {
@@ -28,19 +31,20 @@ impl EventType {
             Self::BuyItem => "buy_item",
             Self::StatusChange => "status_change",
             Self::WebhookEndpointDisabled => "webhook_endpoint_disabled",
+            Self::DepositStatus => "deposit_status",
         }
     }
 
     /// Inverse of [`EventType::as_str`].
     pub fn parse(s: &str) -> Option<Self> {
-        [Self::BalanceChange, Self::BuyItem, Self::StatusChange, Self::WebhookEndpointDisabled]
+        [Self::BalanceChange, Self::BuyItem, Self::StatusChange, Self::WebhookEndpointDisabled, Self::DepositStatus]
             .into_iter()
             .find(|e| e.as_str() == s)
     }
 
     /// Whether the event goes to the events webhook too (operational notices go to WebSockets and logs).
     pub fn to_webhook(self) -> bool {
-        !matches!(self, Self::WebhookEndpointDisabled)
+        !matches!(self, Self::WebhookEndpointDisabled | Self::DepositStatus)
     }
 }
 

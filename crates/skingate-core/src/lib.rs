@@ -8,11 +8,13 @@
 //!   storage persists what the ledger decides and never writes balances any other way.
 //! - [`market`]: the purchase state machine, the money each of its transitions moves, and pricing.
 //! - [`events`]: event names and the webhook retry policy.
+//! - [`deposit`]: the deposit state machine, its ledger moves, amounts, and when Steam is believed.
 //! - [`project`]: what a merchant project is and which of its settings are valid.
 //!
 //! Nothing in this crate knows about HTTP, SQL or the clock: callers pass time in.
 
 pub mod currency;
+pub mod deposit;
 pub mod events;
 pub mod ledger;
 pub mod market;

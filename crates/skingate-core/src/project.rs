@@ -62,6 +62,39 @@ impl FromStr for HoldPolicy {
     }
 }
 
+/// How Result-URL callbacks are encoded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CallbackFormat {
+    /// `application/x-www-form-urlencoded` with PHP-style nesting (`skins[0][name]=…`), so a PHP
+    /// `$_POST` handler reads it unchanged.
+    #[default]
+    Form,
+    /// `application/json`, the same object as JSON.
+    Json,
+}
+
+impl CallbackFormat {
+    /// Stable name used in storage and the CLI.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Form => "form",
+            Self::Json => "json",
+        }
+    }
+}
+
+impl FromStr for CallbackFormat {
+    type Err = ProjectError;
+    fn from_str(s: &str) -> Result<Self, ProjectError> {
+        match s {
+            "form" => Ok(Self::Form),
+            "json" => Ok(Self::Json),
+            _ => Err(ProjectError::BadCallbackFormat),
+        }
+    }
+}
+
 /// A merchant project as the gateway sees it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Project {
@@ -134,6 +167,25 @@ pub struct ProjectSettings {
     pub rate_limit_per_min: u32,
     /// Trade Protection policy for deposits.
     pub hold_policy: HoldPolicy,
+    /// Test mode: magic payer values choose deposit outcomes and holds can be fast-forwarded.
+    #[serde(default)]
+    pub test_mode: bool,
+    /// Deposit multiplier in parts per million (`user_amount = amount × multiplier`); 1 000 000 = ×1.
+    #[serde(default = "default_multiplier")]
+    pub multiplier_ppm: i64,
+    /// Deposit fee in parts per million of the items' value (10 000 = 1 %), kept by the gateway.
+    #[serde(default)]
+    pub deposit_fee_ppm: i64,
+    /// Encoding of Result-URL callbacks.
+    #[serde(default)]
+    pub callback_format: CallbackFormat,
+    /// Origins allowed to embed the hosted payment page in an iframe (CSP `frame-ancestors`); empty = none.
+    #[serde(default)]
+    pub frame_ancestors: Vec<String>,
+}
+
+fn default_multiplier() -> i64 {
+    crate::deposit::PPM
 }
 
 impl ProjectSettings {
@@ -149,6 +201,11 @@ impl ProjectSettings {
             ip_allowlist: Vec::new(),
             rate_limit_per_min: DEFAULT_RATE_LIMIT_PER_MIN,
             hold_policy: HoldPolicy::Wait,
+            test_mode: false,
+            multiplier_ppm: crate::deposit::PPM,
+            deposit_fee_ppm: 0,
+            callback_format: CallbackFormat::Form,
+            frame_ancestors: Vec::new(),
         }
     }
 
@@ -163,6 +220,15 @@ impl ProjectSettings {
         }
         if self.rate_limit_per_min == 0 {
             return Err(ProjectError::BadRateLimit);
+        }
+        if !(1..=100 * crate::deposit::PPM).contains(&self.multiplier_ppm) {
+            return Err(ProjectError::BadMultiplier);
+        }
+        if !(0..crate::deposit::PPM).contains(&self.deposit_fee_ppm) {
+            return Err(ProjectError::BadFee);
+        }
+        for origin in &self.frame_ancestors {
+            validate_origin(origin)?;
         }
         Ok(())
     }
@@ -191,6 +257,15 @@ fn validate_url(url: &str) -> Result<(), ProjectError> {
     }
 }
 
+/// An iframe origin: `https://host[:port]` (or `http://`), nothing after the authority.
+fn validate_origin(origin: &str) -> Result<(), ProjectError> {
+    let rest = origin.strip_prefix("https://").or_else(|| origin.strip_prefix("http://"));
+    let ok = rest.is_some_and(|r| {
+        !r.is_empty() && r.len() <= 253 && r.bytes().all(|b| b.is_ascii_alphanumeric() || b"-.:*".contains(&b))
+    });
+    if ok { Ok(()) } else { Err(ProjectError::BadOrigin(origin.to_owned())) }
+}
+
 /// Why a project setting is refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ProjectError {
@@ -209,6 +284,18 @@ pub enum ProjectError {
     /// Hold policy is `wait` or `credit_early`.
     #[error("hold policy must be wait or credit_early")]
     BadHoldPolicy,
+    /// Callback format is `form` or `json`.
+    #[error("callback format must be form or json")]
+    BadCallbackFormat,
+    /// Multipliers are positive and at most 100.
+    #[error("multiplier must be above 0 and at most 100")]
+    BadMultiplier,
+    /// Fees are 0 to below 100 %.
+    #[error("deposit fee must be at least 0% and below 100%")]
+    BadFee,
+    /// Iframe origins are `http(s)://host[:port]`.
+    #[error("not an origin (https://host[:port]): {0}")]
+    BadOrigin(String),
 }
 
 #[cfg(test)]
@@ -227,5 +314,12 @@ mod tests {
         assert!(s.allows_ip("::ffff:127.0.0.1".parse().unwrap()));
         assert!(!s.allows_ip("192.168.1.1".parse().unwrap()));
         assert!(parse_ip_net("nope").is_err());
+        s.frame_ancestors = vec!["https://shop.example".into()];
+        assert_eq!(s.validate(), Ok(()));
+        s.frame_ancestors = vec!["https://shop.example/path".into()];
+        assert!(matches!(s.validate(), Err(ProjectError::BadOrigin(_))));
+        s.frame_ancestors.clear();
+        s.deposit_fee_ppm = crate::deposit::PPM;
+        assert_eq!(s.validate(), Err(ProjectError::BadFee));
     }
 }

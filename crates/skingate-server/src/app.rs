@@ -33,6 +33,7 @@ pub fn router(state: AppState) -> Router {
         .route("/ws/", get(crate::hub::handler))
         .route("/noop", any(noop))
         .route("/healthz", get(healthz))
+        .merge(crate::pay::routes())
         .fallback(fallback)
         .layer(tower_http::catch_panic::CatchPanicLayer::custom(panic_response))
         .with_state(state)
@@ -157,6 +158,7 @@ pub async fn start(config: Config, clock: Arc<dyn Clock>) -> anyhow::Result<Runn
     let listener = TcpListener::bind(config.listen).await.with_context(|| format!("binding {}", config.listen))?;
     let state = AppState::new(config, store, clock).await?;
     crate::sim_admin::restore(&state).await?;
+    state.listen_to_steam();
     crate::market::stock::seed_if_empty(&state).await.context("seeding the market stock")?;
     let shutdown = CancellationToken::new();
     let saved = state.sim.as_ref().map_or(0, |s| s.version());
@@ -172,6 +174,7 @@ pub async fn start(config: Config, clock: Arc<dyn Clock>) -> anyhow::Result<Runn
     };
     let client = crate::webhook::WebhookClient::new(policy, Duration::from_millis(state.config.webhook_timeout_ms));
     tokio::spawn(crate::dispatcher::run(state.clone(), client, shutdown.clone()));
+    tokio::spawn(crate::deposits::watcher::run(state.clone(), shutdown.clone()));
     Ok(Running { addr, state, demo, shutdown, server, saver })
 }
 

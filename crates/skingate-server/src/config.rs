@@ -98,6 +98,10 @@ pub struct Config {
     pub market_poll_interval_ms: u64,
     /// Most buys group-committed in one transaction.
     pub market_batch_max: usize,
+    /// How often the deposit trade watcher observes open offers and held deposits, in ms.
+    pub trade_poll_interval_ms: u64,
+    /// Delay before a changed Steam observation is confirmed by a second one, in ms.
+    pub trade_confirm_delay_ms: u64,
 }
 
 impl Config {

@@ -25,6 +25,9 @@ use crate::events::{emit, public_id};
 use crate::state::AppState;
 use crate::webhook::WebhookClient;
 
+/// Delivery kind of deposit Result-URL callbacks (the other kind is the events webhook).
+pub const RESULT_URL: &str = "result_url";
+
 /// Extra lease time beyond the HTTP timeout, so a slow attempt is never delivered twice concurrently.
 const LEASE_MARGIN_SECS: i64 = 30;
 
@@ -128,10 +131,20 @@ async fn deliver(state: &AppState, client: &WebhookClient, policy: &RetryPolicy,
             return retry;
         }
     };
-    if project.events_disabled_at.is_some() {
-        return give_up(d, "endpoint disabled", Some(project));
-    }
-    let result = client.send(&d.url, &project, &public_id(d.event.id), &d.event.payload, now).await;
+    let result = if d.kind == RESULT_URL {
+        // A deposit callback: the deposit object from the event, signed and encoded per the project.
+        let data = serde_json::from_str::<serde_json::Value>(&d.event.payload)
+            .ok()
+            .and_then(|mut v| v.get_mut("data").map(std::mem::take));
+        let Some(data) = data else { return give_up(d, "corrupt event payload", Some(project)) };
+        let (content_type, body) = crate::deposits::wire::callback_body(&project, &data);
+        client.send_callback(&d.url, &project, &public_id(d.event.id), content_type, body).await
+    } else {
+        if project.events_disabled_at.is_some() {
+            return give_up(d, "endpoint disabled", Some(project));
+        }
+        client.send(&d.url, &project, &public_id(d.event.id), &d.event.payload, now).await
+    };
     let outcome = AttemptOutcome::from_status(result.status, result.timed_out, result.retry_after_secs);
     let next = match outcome {
         AttemptOutcome::Delivered => NextStep::Delivered,
@@ -181,6 +194,8 @@ async fn recorder(
                         (_, Some(since)) if policy.should_disable(since, now) => Some("failing"),
                         _ => None,
                     };
+                    // Only the events endpoint is ever disabled: a failing Result URL keeps being retried.
+                    let reason = reason.filter(|_| done.delivery.kind != RESULT_URL);
                     if let (Some(reason), Some(project)) = (reason, &done.project) {
                         let since = failing_since.unwrap_or(now);
                         disable_endpoint(&state, project, &done.delivery.url, reason, since).await;

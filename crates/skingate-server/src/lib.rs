@@ -26,6 +26,7 @@ pub mod events;
 pub mod hub;
 pub mod idempotency;
 pub mod market;
+pub mod pay;
 pub mod ratelimit;
 pub mod sim_admin;
 pub mod state;

@@ -48,10 +48,10 @@ pub struct Inner {
     pub dispatch_wake: tokio::sync::Notify,
     /// Wakes the WebSocket hub's outbox reader when this process commits events.
     pub hub_wake: tokio::sync::Notify,
-    /// Wakes every timer-driven task (trade watchers, the dispatcher) when the clock is moved forward.
-    pub time_moved: tokio::sync::Notify,
     /// The market: the purchase watcher's wake-up, the buy writer's queue, the on/off switch.
     pub market: crate::market::Market,
+    /// Wakes the deposit trade watcher (a new offer was sent, or Steam told us an offer changed).
+    pub deposits_wake: tokio::sync::Notify,
     projects: RwLock<HashMap<ProjectId, (Instant, Arc<Project>)>>,
     rates: RwLock<Arc<Rates>>,
     maintenance_runtime: AtomicBool,
@@ -79,8 +79,8 @@ impl AppState {
             hub: crate::hub::Hub::default(),
             dispatch_wake: tokio::sync::Notify::new(),
             hub_wake: tokio::sync::Notify::new(),
-            time_moved: tokio::sync::Notify::new(),
             market: crate::market::Market::default(),
+            deposits_wake: tokio::sync::Notify::new(),
             projects: RwLock::default(),
             rates: RwLock::new(Arc::new(Rates::new([]))),
             maintenance_runtime: AtomicBool::new(false),
@@ -132,8 +132,23 @@ impl AppState {
     /// Call after moving the clock: whatever waits for a time (holds ending, offers timing out, retries
     /// falling due) looks again now.
     pub fn wake_watchers(&self) {
-        self.time_moved.notify_waiters();
+        self.deposits_wake.notify_one();
+        self.market.wake.notify_one();
         self.dispatch_wake.notify_one();
+    }
+
+    /// Has the simulator wake the trade watchers whenever an offer is sent or an operator acts on one, so
+    /// an accepted trade is seen at once rather than at the next poll. The listener holds the state weakly:
+    /// it never keeps a stopped gateway alive.
+    pub fn listen_to_steam(&self) {
+        let Some(sim) = &self.sim else { return };
+        let weak = Arc::downgrade(&self.0);
+        sim.add_listener(Arc::new(move |_offer| {
+            if let Some(inner) = weak.upgrade() {
+                inner.deposits_wake.notify_one();
+                inner.market.wake.notify_one();
+            }
+        }));
     }
 
     /// Forgets a cached project so the next read sees the database (after this process changed it).

@@ -132,6 +132,19 @@ pub struct AttemptResult {
     pub duration: Duration,
 }
 
+impl AttemptResult {
+    fn failed(error: String, timed_out: bool, started: Instant) -> Self {
+        Self {
+            status: None,
+            retry_after_secs: None,
+            head: String::new(),
+            error: Some(error),
+            timed_out,
+            duration: started.elapsed(),
+        }
+    }
+}
+
 /// The webhook HTTP client, shared by all deliveries of a node.
 #[derive(Debug, Clone)]
 pub struct WebhookClient {
@@ -187,6 +200,36 @@ impl WebhookClient {
             .header(standard::TIMESTAMP, now.to_string())
             .header(standard::SIGNATURE, standard_sigs.join(" "))
             .body(body.to_owned());
+        Self::finish(req, started).await
+    }
+
+    /// POSTs a deposit's Result-URL callback: `body` is already encoded (`content_type`) and carries its
+    /// `sign`; the header `X-SIGN` = md5(client_id + secret) is added, and `webhook-id` for deduplication.
+    pub async fn send_callback(
+        &self,
+        url: &str,
+        project: &Project,
+        event_id: &str,
+        content_type: &str,
+        body: String,
+    ) -> AttemptResult {
+        let started = Instant::now();
+        let url = match self.policy.parse_url(url) {
+            Ok(url) => url,
+            Err(e) => return AttemptResult::failed(e, false, started),
+        };
+        let req = self
+            .http
+            .post(url)
+            .header("content-type", content_type)
+            .header("X-SIGN", sign::static_sign(&project.client_id(), &project.client_secret))
+            .header(standard::ID, event_id)
+            .body(body);
+        Self::finish(req, started).await
+    }
+
+    async fn finish(req: reqwest::RequestBuilder, started: Instant) -> AttemptResult {
+        let failed = |error: String, timed_out: bool| AttemptResult::failed(error, timed_out, started);
         let resp = match req.send().await {
             Ok(r) => r,
             Err(e) => return failed(error_text(&e), e.is_timeout()),

@@ -1,1 +1,473 @@
-//! Deposits: the flow from `create` to a credited balance (see `../shared/design/FLOWS.md`).
+//! Deposits: the payer gives items through a Steam trade offer sent by one of the gateway's bots, and the
+//! merchant's balance is credited with their value.
+//!
+//! # Layout
+//! - this file: the functions the API methods and the hosted page share: [`create_deposit`],
+//!   [`find_by_page_token`], [`priced_inventory`], [`start_offer`] (and the pieces
+//!   `create_from_user_inventory` composes: [`select_items`], [`send_offer`], [`record_offer`]);
+//! - [`transitions`]: the one function that moves a deposit between states, with its ledger transfer,
+//!   outbox event, Result-URL callback and `balance_change`, in one transaction;
+//! - [`wire`]: the deposit object (spec §3.2) as `orderstatus`, `orders` and the callbacks show it,
+//!   `user_risk`, and the callback body encodings and signature;
+//! - [`watcher`]: the background task that observes open offers and held deposits and drives
+//!   [`transitions`];
+//! - [`test_mode`]: magic trade tokens that choose the simulated payer's behaviour.
+//!
+//! The state machine itself is pure and lives in `skingate_core::deposit`.
+
+use std::sync::Arc;
+
+use skingate_core::Money;
+use skingate_core::currency::Currency;
+use skingate_core::deposit::{self, DepositStatus};
+use skingate_core::project::Project;
+use skingate_steam::catalogue::Game;
+use skingate_steam::ids::validate_token;
+use skingate_steam::sim::{NewOffer, SteamError};
+use skingate_steam::{SteamId, TradeUrl};
+use skingate_store::deposits::{Deposit, DepositItem, NewDeposit, OfferRecord};
+use skingate_store::{StoreError, WriteTx};
+use skingate_types::Decimal;
+
+use crate::state::AppState;
+
+pub mod test_mode;
+pub mod transitions;
+pub mod watcher;
+pub mod wire;
+
+/// Why a deposit step was refused. API methods map these to their own error codes; the hosted page shows
+/// them to the payer. Every variant but [`DepositError::Internal`] means nothing was changed.
+#[derive(Debug, thiserror::Error)]
+pub enum DepositError {
+    /// Not a SteamID64 of an individual account.
+    #[error("invalid steam id")]
+    InvalidSteamId,
+    /// Malformed token, or Steam refused it (changed trade URL).
+    #[error("invalid trade token")]
+    InvalidTradeToken,
+    /// An asset id is not in the payer's inventory, not tradable, priced at zero or repeated.
+    #[error("items not available")]
+    ItemsNotAvailable,
+    /// No items chosen.
+    #[error("no items")]
+    NoItems,
+    /// The items are worth less than the deposit's minimum.
+    #[error("deposit amount less than minimum")]
+    BelowMinimum,
+    /// The items are worth more than the deposit's maximum.
+    #[error("deposit amount more than maximum")]
+    AboveMaximum,
+    /// The payer cannot trade (ban, restriction).
+    #[error("user cannot trade")]
+    UserNotTradable,
+    /// Steam could not create the offer; trying again later may work.
+    #[error("steam could not create the offer")]
+    SteamUnavailable,
+    /// No such deposit.
+    #[error("deposit not found")]
+    NotFound,
+    /// The deposit already has an offer, or is finished.
+    #[error("deposit is not waiting for items")]
+    NotPending,
+    /// A failure inside the gateway.
+    #[error(transparent)]
+    Internal(#[from] anyhow::Error),
+}
+
+impl From<StoreError> for DepositError {
+    fn from(e: StoreError) -> Self {
+        Self::Internal(e.into())
+    }
+}
+
+impl From<SteamError> for DepositError {
+    fn from(e: SteamError) -> Self {
+        match e {
+            SteamError::InvalidToken => Self::InvalidTradeToken,
+            SteamError::TradeBanned => Self::UserNotTradable,
+            SteamError::InvalidItems => Self::ItemsNotAvailable,
+            SteamError::Unavailable | SteamError::NotFound => Self::SteamUnavailable,
+        }
+    }
+}
+
+/// Parses a SteamID64 as the API and the page receive it.
+pub fn parse_steam_id(text: &str) -> Result<SteamId, DepositError> {
+    text.trim().parse().map_err(|_| DepositError::InvalidSteamId)
+}
+
+/// Parses a trade token, or the token out of a full trade URL (which must then name the same account).
+pub fn parse_trade_token(steam_id: SteamId, text: &str) -> Result<TradeUrl, DepositError> {
+    let text = text.trim();
+    if text.contains("tradeoffer") {
+        let url: TradeUrl = text.parse().map_err(|_| DepositError::InvalidTradeToken)?;
+        return if url.steam_id == steam_id { Ok(url) } else { Err(DepositError::InvalidTradeToken) };
+    }
+    validate_token(text).map_err(|_| DepositError::InvalidTradeToken)?;
+    TradeUrl::new(steam_id, text).map_err(|_| DepositError::InvalidTradeToken)
+}
+
+/// How inventory prices are shown: the currency they are converted to and the multiplier for
+/// `multiplied_price_local`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Pricing {
+    /// The currency of `price_local` (a row of the rates table, or the merchant's custom one).
+    pub currency: Currency,
+    /// Multiplier, parts per million.
+    pub multiplier_ppm: i64,
+}
+
+impl Pricing {
+    /// The project's own pricing in `currency` (a code of the rates table); `None` if the code is unknown.
+    pub fn for_project(state: &AppState, project: &Project, currency: &str) -> Option<Pricing> {
+        let currency = state.rates().get(currency)?.clone();
+        Some(Pricing { currency, multiplier_ppm: project.settings.multiplier_ppm })
+    }
+
+    /// `usd` in this pricing's currency.
+    pub fn local(&self, usd: Money) -> Decimal {
+        self.currency.from_usd(usd)
+    }
+
+    /// `usd × multiplier` in this pricing's currency.
+    pub fn multiplied(&self, usd: Money) -> Decimal {
+        self.currency.from_usd(deposit::apply_ppm(usd, self.multiplier_ppm).unwrap_or(usd))
+    }
+}
+
+/// One inventory item with its prices, as `user_inventory` and the hosted page show it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PricedItem {
+    /// Steam asset id (what the payer picks).
+    pub asset_id: String,
+    /// Steam class id.
+    pub classid: String,
+    /// Steam app id of the game.
+    pub app_id: u32,
+    /// Inventory context (16: CS2 Trade Protection, not tradable).
+    pub context_id: u32,
+    /// The market name.
+    pub market_hash_name: String,
+    /// Reference price, USD.
+    pub price: Money,
+    /// Reference price in the pricing's currency.
+    pub price_local: Decimal,
+    /// With the multiplier, in the pricing's currency.
+    pub multiplied_price_local: Decimal,
+    /// Steam lets it be traded now.
+    pub tradable: bool,
+    /// The gateway will not accept it (not tradable, or no price).
+    pub disabled: bool,
+    /// Why it is disabled: `not_tradable`, `trade_protected` or `no_price`.
+    pub disabled_reason: Option<&'static str>,
+}
+
+/// A user's inventory in `game`, priced. Shared by `user_inventory` and the hosted page.
+pub async fn priced_inventory(
+    state: &AppState,
+    project: &Project,
+    steam_id: &str,
+    trade_token: &str,
+    game: Game,
+    pricing: &Pricing,
+) -> Result<Vec<PricedItem>, DepositError> {
+    let user = parse_steam_id(steam_id)?;
+    let url = parse_trade_token(user, trade_token)?;
+    let url = test_mode::resolve_token(state, project, &url);
+    state.steam.escrow_days(&url).await?;
+    let items = state.steam.inventory(user, game).await?;
+    Ok(items
+        .into_iter()
+        .map(|a| {
+            let price = deposit::cents(a.price_cents).unwrap_or(Money::ZERO);
+            let reason = if game.protected_context_id() == Some(a.context_id) {
+                Some("trade_protected")
+            } else if !a.tradable {
+                Some("not_tradable")
+            } else if !price.is_positive() {
+                Some("no_price")
+            } else {
+                None
+            };
+            PricedItem {
+                asset_id: a.asset_id.to_string(),
+                classid: a.classid.to_string(),
+                app_id: game.app_id(),
+                context_id: a.context_id,
+                market_hash_name: a.market_hash_name,
+                price,
+                price_local: pricing.local(price),
+                multiplied_price_local: pricing.multiplied(price),
+                tradable: a.tradable,
+                disabled: reason.is_some(),
+                disabled_reason: reason,
+            }
+        })
+        .collect())
+}
+
+/// What `create` asks for, validated.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CreateRequest {
+    /// The merchant's id.
+    pub order_id: String,
+    /// Prefilled payer.
+    pub steam_id: Option<String>,
+    /// Prefilled token.
+    pub trade_token: Option<String>,
+    /// Game, if the merchant fixes it.
+    pub game: Option<Game>,
+    /// The deposit's currency.
+    pub currency: String,
+    /// Lower limit in USD and as given.
+    pub min: Option<(Money, String)>,
+    /// Upper limit in USD and as given.
+    pub max: Option<(Money, String)>,
+    /// Per-deposit multiplier override, ppm.
+    pub multiplier_ppm: Option<i64>,
+    /// Result URL override.
+    pub result_url: Option<String>,
+    /// Success URL override.
+    pub success_url: Option<String>,
+    /// Fail URL override.
+    pub fail_url: Option<String>,
+}
+
+/// A created deposit.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Created {
+    /// Its `transaction_id`.
+    pub transaction_id: i64,
+    /// The hosted payment page.
+    pub url: String,
+    /// The page's token (the last part of `url`).
+    pub page_token: String,
+}
+
+/// A fresh unguessable page token: 32 alphanumeric characters (~190 bits).
+fn new_page_token() -> String {
+    use rand::distr::{Alphanumeric, SampleString};
+    Alphanumeric.sample_string(&mut rand::rng(), 32)
+}
+
+/// The hosted page's URL for a token.
+pub fn page_url(state: &AppState, token: &str) -> String {
+    format!("{}/pay/{token}", state.config.base_url())
+}
+
+/// Stores a new pending deposit in `tx` (the caller holds the `order_id` idempotency key in the same
+/// transaction and commits). Used by `create` and `create_from_user_inventory`.
+pub async fn create_deposit(
+    state: &AppState,
+    tx: &mut dyn WriteTx,
+    project: &Project,
+    req: &CreateRequest,
+) -> Result<Created, StoreError> {
+    let page_token = new_page_token();
+    let new = NewDeposit {
+        project: project.id,
+        order_id: req.order_id.clone(),
+        page_token: page_token.clone(),
+        steam_id: req.steam_id.clone(),
+        trade_token: req.trade_token.clone(),
+        game: req.game.map(|g| g.code().to_owned()),
+        currency: req.currency.clone(),
+        min_usd: req.min.as_ref().map(|m| m.0),
+        max_usd: req.max.as_ref().map(|m| m.0),
+        min_text: req.min.as_ref().map(|m| m.1.clone()),
+        max_text: req.max.as_ref().map(|m| m.1.clone()),
+        multiplier_ppm: req.multiplier_ppm.unwrap_or(project.settings.multiplier_ppm),
+        fee_ppm: project.settings.deposit_fee_ppm,
+        result_url: req.result_url.clone(),
+        success_url: req.success_url.clone(),
+        fail_url: req.fail_url.clone(),
+        created_at: state.now(),
+    };
+    let id = tx.insert_deposit(&new).await?;
+    Ok(Created { transaction_id: id, url: page_url(state, &page_token), page_token })
+}
+
+/// Everything the hosted page needs about its deposit.
+#[derive(Debug, Clone)]
+pub struct DepositView {
+    /// The deposit (status, order id, prefilled payer, game, currency, limits, offer, items, amounts).
+    pub deposit: Deposit,
+    /// Its project (name, `frame_ancestors`, `test_mode`, multiplier).
+    pub project: Arc<Project>,
+    /// Where to send the payer after success (override or project setting).
+    pub success_url: Option<String>,
+    /// Where to send the payer after failure.
+    pub fail_url: Option<String>,
+    /// The trade offer's Steam URL, once sent.
+    pub offer_url: Option<String>,
+}
+
+/// The deposit behind a hosted page token, with its project; `None` for an unknown token.
+pub async fn find_by_page_token(state: &AppState, token: &str) -> anyhow::Result<Option<DepositView>> {
+    if token.is_empty() || token.len() > 64 {
+        return Ok(None);
+    }
+    let Some(deposit) = state.store.deposit_by_page_token(token).await? else { return Ok(None) };
+    let Some(project) = state.project(deposit.project).await? else { return Ok(None) };
+    let success_url = deposit.success_url.clone().or_else(|| project.settings.success_url.clone());
+    let fail_url = deposit.fail_url.clone().or_else(|| project.settings.fail_url.clone());
+    let offer_url = deposit.offer_id.as_ref().map(|id| format!("https://steamcommunity.com/tradeoffer/{id}/"));
+    Ok(Some(DepositView { deposit, project, success_url, fail_url, offer_url }))
+}
+
+/// Items chosen for an offer, checked against the payer's inventory and the deposit's limits.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Selection {
+    /// The payer's trade URL (test mode's magic token already applied).
+    pub trade_url: TradeUrl,
+    /// The game.
+    pub game: Game,
+    /// The items, priced now.
+    pub items: Vec<DepositItem>,
+    /// Their value now (net of fee), USD; the credited value is recomputed at acceptance.
+    pub value: Money,
+}
+
+/// Checks a choice of items: each asset id in the payer's inventory, tradable, priced, not repeated; the
+/// value (net of the fee) within `[min_usd, max_usd]`. Sends nothing.
+pub async fn select_items(
+    state: &AppState,
+    project: &Project,
+    trade_url: &TradeUrl,
+    game: Game,
+    asset_ids: &[String],
+    limits: (Option<Money>, Option<Money>),
+) -> Result<Selection, DepositError> {
+    if asset_ids.is_empty() {
+        return Err(DepositError::NoItems);
+    }
+    let trade_url = test_mode::resolve_token(state, project, trade_url);
+    let inventory = state.steam.inventory(trade_url.steam_id, game).await?;
+    let mut items: Vec<DepositItem> = Vec::with_capacity(asset_ids.len());
+    for id in asset_ids {
+        let asset = inventory
+            .iter()
+            .find(|a| a.asset_id.to_string() == id.trim() && a.tradable && a.price_cents > 0)
+            .ok_or(DepositError::ItemsNotAvailable)?;
+        if items.iter().any(|i| i.asset_id == id.trim()) {
+            return Err(DepositError::ItemsNotAvailable);
+        }
+        items.push(DepositItem {
+            asset_id: asset.asset_id.to_string(),
+            classid: asset.classid.to_string(),
+            context_id: asset.context_id,
+            market_hash_name: asset.market_hash_name.clone(),
+            price_cents: asset.price_cents,
+        });
+    }
+    let prices: Vec<u64> = items.iter().map(|i| i.price_cents).collect();
+    let value = deposit::compute_amounts(&prices, project.settings.deposit_fee_ppm, deposit::PPM)
+        .map_err(|e| anyhow::anyhow!("pricing a selection: {e}"))?
+        .net;
+    if limits.0.is_some_and(|min| value < min) {
+        return Err(DepositError::BelowMinimum);
+    }
+    if limits.1.is_some_and(|max| value > max) {
+        return Err(DepositError::AboveMaximum);
+    }
+    Ok(Selection { trade_url, game, items, value })
+}
+
+/// A trade offer sent for a deposit.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OfferStarted {
+    /// The deposit.
+    pub transaction_id: i64,
+    /// Steam's offer id.
+    pub offer_id: String,
+    /// The bot's SteamID64.
+    pub bot_steam_id: String,
+    /// The bot's name.
+    pub bot_name: String,
+    /// When it was sent.
+    pub offer_date: i64,
+    /// When it expires if unanswered.
+    pub offer_expires_at: i64,
+    /// The items asked for.
+    pub items: Vec<DepositItem>,
+    /// Their value now (net of fee), USD.
+    pub value: Money,
+}
+
+/// Sends the offer for a selection (test mode sets the simulated payer's behaviour first). Writes nothing.
+pub async fn send_offer(
+    state: &AppState,
+    project: &Project,
+    transaction_id: i64,
+    sel: &Selection,
+    magic_token: &str,
+) -> Result<OfferStarted, DepositError> {
+    test_mode::prepare_payer(state, project, sel.trade_url.steam_id, magic_token);
+    let asset_ids = sel.items.iter().filter_map(|i| i.asset_id.parse().ok()).collect();
+    let offer =
+        NewOffer { partner: sel.trade_url.clone(), game: sel.game, items_to_receive: asset_ids, items_to_give: vec![] };
+    let id = state.steam.send_offer(offer).await?;
+    let seen = state.steam.offer(id).await?;
+    Ok(OfferStarted {
+        transaction_id,
+        offer_id: id.to_string(),
+        bot_steam_id: seen.bot.steam_id.to_string(),
+        bot_name: seen.bot.name,
+        offer_date: seen.created_at,
+        offer_expires_at: seen.expires_at,
+        items: sel.items.clone(),
+        value: sel.value,
+    })
+}
+
+/// Records a sent offer on its pending deposit in `tx`; false if the deposit already had one.
+pub async fn record_offer(
+    tx: &mut dyn WriteTx,
+    sel: &Selection,
+    offer: &OfferStarted,
+    now: i64,
+) -> Result<bool, StoreError> {
+    let record = OfferRecord {
+        steam_id: sel.trade_url.steam_id.to_string(),
+        trade_token: sel.trade_url.token.clone(),
+        game: sel.game.code().to_owned(),
+        offer_id: offer.offer_id.clone(),
+        bot_steam_id: offer.bot_steam_id.clone(),
+        bot_name: offer.bot_name.clone(),
+        offer_date: offer.offer_date,
+        offer_expires_at: offer.offer_expires_at,
+        items: offer.items.clone(),
+    };
+    tx.record_offer(offer.transaction_id, &record, now).await
+}
+
+/// The hosted page's submit: checks the payer's choice against the deposit's limits, has a bot send the
+/// offer and records it. A second submit for the same deposit gets [`DepositError::NotPending`] (and its
+/// offer, if one was sent meanwhile, is cancelled).
+pub async fn start_offer(
+    state: &AppState,
+    project: &Project,
+    deposit_id: i64,
+    trade_url: &TradeUrl,
+    game: Game,
+    asset_ids: &[String],
+) -> Result<OfferStarted, DepositError> {
+    let dep = state.store.deposit(project.id, deposit_id).await?.ok_or(DepositError::NotFound)?;
+    if dep.status != DepositStatus::Pending || dep.offer_id.is_some() {
+        return Err(DepositError::NotPending);
+    }
+    let sel = select_items(state, project, trade_url, game, asset_ids, (dep.min_usd, dep.max_usd)).await?;
+    let offer = send_offer(state, project, dep.id, &sel, &trade_url.token).await?;
+    let mut tx = state.store.begin().await?;
+    if !record_offer(tx.as_mut(), &sel, &offer, state.now()).await? {
+        drop(tx);
+        if let Ok(id) = offer.offer_id.parse() {
+            let _ = state.steam.cancel_offer(id).await;
+        }
+        return Err(DepositError::NotPending);
+    }
+    tx.commit().await?;
+    state.deposits_wake.notify_one();
+    Ok(offer)
+}

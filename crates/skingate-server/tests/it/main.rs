@@ -7,5 +7,6 @@ mod api_methods;
 mod auth;
 mod bad_input;
 mod events;
+mod pay;
 mod sim_admin;
 mod utils;

@@ -10,6 +10,9 @@ use sqlx::{Row, SqlitePool};
 
 use crate::{Attempt, AttemptRow, Delivery, DeliveryState, NextStep, Result, StoreError, StoredEvent};
 
+/// Delivery kind of the events webhook (the other kind, `result_url`, carries deposit callbacks).
+pub const EVENTS_WEBHOOK: &str = "events_webhook";
+
 /// How much of an answer body is kept per attempt.
 pub const RESPONSE_HEAD_BYTES: usize = 4096;
 
@@ -222,7 +225,9 @@ async fn record_delivered<'a>(
     for (d, a, _) in rows {
         let finished = a.started_at + i64::try_from(a.duration_ms / 1000).unwrap_or(0);
         by_status.entry((a.http_status, a.attempt_no, finished)).or_default().push(d.id);
-        projects.insert(d.event.project.0);
+        if d.kind == EVENTS_WEBHOOK {
+            projects.insert(d.event.project.0);
+        }
     }
     for ((status, attempt_no, finished), ids) in by_status {
         let ids = serde_json::to_string(&ids).map_err(|e| StoreError::Corrupt(e.to_string()))?;
@@ -274,6 +279,11 @@ async fn record_one(
     .bind(d.id)
     .execute(&mut **tx)
     .await?;
+    // The failing streak (which disables an endpoint) is the events webhook's alone: a merchant's broken
+    // Result URL must not switch its events off.
+    if d.kind != EVENTS_WEBHOOK {
+        return Ok(None);
+    }
     if next == NextStep::Delivered {
         sqlx::query(
             "UPDATE projects SET events_failing_since = NULL WHERE id = ? AND events_failing_since IS NOT NULL",

@@ -97,8 +97,9 @@ impl Store for SqliteStore {
         let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
         let id: i64 = sqlx::query_scalar(
             "INSERT INTO projects (client_secret, name, active, result_url, success_url, fail_url, events_url,
-                ip_allowlist, rate_limit_per_min, hold_policy, created_at, updated_at)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
+                ip_allowlist, rate_limit_per_min, hold_policy, created_at, updated_at, test_mode, multiplier_ppm,
+                deposit_fee_ppm, callback_format, frame_ancestors)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
         )
         .bind(secret)
         .bind(&settings.name)
@@ -112,6 +113,11 @@ impl Store for SqliteStore {
         .bind(settings.hold_policy.as_str())
         .bind(now)
         .bind(now)
+        .bind(settings.test_mode)
+        .bind(settings.multiplier_ppm)
+        .bind(settings.deposit_fee_ppm)
+        .bind(settings.callback_format.as_str())
+        .bind(settings.frame_ancestors.join(" "))
         .fetch_one(&mut *tx)
         .await?;
         tx::ensure_account(&mut tx, ProjectId(id), AccountKind::ProjectBalance).await?;
@@ -142,7 +148,8 @@ impl Store for SqliteStore {
         let done = sqlx::query(
             "UPDATE projects SET client_secret = ?, name = ?, active = ?, result_url = ?, success_url = ?,
                 fail_url = ?, events_url = ?, ip_allowlist = ?, rate_limit_per_min = ?, hold_policy = ?,
-                previous_secret = ?, previous_secret_until = ?, events_disabled_at = ?, updated_at = ? WHERE id = ?",
+                previous_secret = ?, previous_secret_until = ?, events_disabled_at = ?, updated_at = ?, test_mode = ?,
+                multiplier_ppm = ?, deposit_fee_ppm = ?, callback_format = ?, frame_ancestors = ? WHERE id = ?",
         )
         .bind(&p.client_secret)
         .bind(&s.name)
@@ -158,6 +165,11 @@ impl Store for SqliteStore {
         .bind(p.previous_secret_until)
         .bind(p.events_disabled_at)
         .bind(now)
+        .bind(s.test_mode)
+        .bind(s.multiplier_ppm)
+        .bind(s.deposit_fee_ppm)
+        .bind(s.callback_format.as_str())
+        .bind(s.frame_ancestors.join(" "))
         .bind(p.id.0)
         .execute(&self.writer)
         .await?;

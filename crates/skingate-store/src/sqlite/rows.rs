@@ -13,7 +13,8 @@ use crate::{HistoryEntry, ProjectBalance, Result, StoreError};
 macro_rules! project_select {
     () => {
         "SELECT id, client_secret, name, active, result_url, success_url, fail_url, events_url, ip_allowlist,
-            rate_limit_per_min, hold_policy, created_at, previous_secret, previous_secret_until, events_disabled_at
+            rate_limit_per_min, hold_policy, created_at, previous_secret, previous_secret_until, events_disabled_at,
+            test_mode, multiplier_ppm, deposit_fee_ppm, callback_format, frame_ancestors
          FROM projects"
     };
 }
@@ -51,6 +52,7 @@ fn allowlist(text: &str) -> Result<Vec<IpNet>> {
 pub(crate) fn project(r: &SqliteRow) -> Result<Project> {
     let hold: String = r.try_get("hold_policy")?;
     let rate: i64 = r.try_get("rate_limit_per_min")?;
+    let format: String = r.try_get("callback_format")?;
     let settings = ProjectSettings {
         name: r.try_get("name")?,
         active: r.try_get("active")?,
@@ -61,6 +63,11 @@ pub(crate) fn project(r: &SqliteRow) -> Result<Project> {
         ip_allowlist: allowlist(&r.try_get::<String, _>("ip_allowlist")?)?,
         rate_limit_per_min: u32::try_from(rate).map_err(|e| StoreError::Corrupt(e.to_string()))?,
         hold_policy: hold.parse().map_err(|_| StoreError::Corrupt(format!("hold_policy {hold}")))?,
+        test_mode: r.try_get("test_mode")?,
+        multiplier_ppm: r.try_get("multiplier_ppm")?,
+        deposit_fee_ppm: r.try_get("deposit_fee_ppm")?,
+        callback_format: format.parse().map_err(|_| StoreError::Corrupt(format!("callback_format {format}")))?,
+        frame_ancestors: r.try_get::<String, _>("frame_ancestors")?.split_whitespace().map(str::to_owned).collect(),
     };
     Ok(Project {
         id: ProjectId(r.try_get("id")?),

@@ -1,0 +1,43 @@
+// skingate payment page: optional enhancements. Everything works without this file.
+(function () {
+  "use strict";
+  var form = document.getElementById("items-form");
+  if (form) {
+    var scale = Number(form.dataset.scale), code = form.dataset.code;
+    var min = form.dataset.min === "" ? null : Number(form.dataset.min);
+    var max = form.dataset.max === "" ? null : Number(form.dataset.max);
+    var fmt = function (minor) { return (minor / Math.pow(10, scale)).toFixed(scale) + " " + code; };
+    var update = function () {
+      var boxes = form.querySelectorAll("input[name=asset_id]:checked"), sum = 0;
+      boxes.forEach(function (b) { sum += Number(b.dataset.minor); });
+      document.getElementById("sel-count").textContent = boxes.length;
+      document.getElementById("sel-total").textContent = fmt(sum);
+      var hint = "";
+      if (boxes.length === 0) hint = "Pick at least one item.";
+      else if (min !== null && sum < min) hint = "Add " + fmt(min - sum) + " more to reach the minimum.";
+      else if (max !== null && sum > max) hint = "Remove " + fmt(sum - max) + " to stay within the maximum.";
+      document.getElementById("sel-hint").textContent = boxes.length === 0 ? "" : hint;
+      document.getElementById("send").disabled = hint !== "";
+    };
+    form.addEventListener("change", update);
+    form.addEventListener("submit", function () { document.getElementById("send").disabled = true; });
+    update();
+  }
+  var body = document.body, next = body.dataset.next;
+  if (body.dataset.poll && !next) {
+    var poll = function () {
+      fetch(body.dataset.poll, { credentials: "same-origin", cache: "no-store" })
+        .then(function (r) { return r.json(); })
+        .then(function (s) { if (s.stage !== body.dataset.stage) location.reload(); else setTimeout(poll, 2000); })
+        .catch(function () { setTimeout(poll, 5000); });
+    };
+    setTimeout(poll, 2000);
+  }
+  if (next) {
+    if (window.top !== window.self) {
+      window.parent.postMessage({ source: "skingate", stage: body.dataset.stage, transaction_id: body.dataset.transaction }, "*");
+    } else {
+      setTimeout(function () { location.assign(next); }, 5000);
+    }
+  }
+})();

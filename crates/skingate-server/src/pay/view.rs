@@ -1,0 +1,347 @@
+//! What the payment page shows: view models and the askama templates they fill.
+//!
+//! Handlers build these from the deposit and the priced inventory; nothing here touches storage or Steam,
+//! so every page can be rendered (and tested) from plain values. Templates live in `templates/pay/` and
+//! are HTML-escaped by askama: merchant names, item names and URLs can never inject markup.
+
+use askama::Template;
+use skingate_types::Decimal;
+
+/// An amount as the payer sees it: a decimal in a currency, also kept as an integer at the currency's
+/// display scale so the page can add amounts up without floating point.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Amount {
+    /// Integer units at `scale` decimals (e.g. cents for scale 2).
+    pub minor: i128,
+    /// Decimals shown.
+    pub scale: u32,
+    /// Uppercase currency code, e.g. `USD`.
+    pub code: String,
+}
+
+impl Amount {
+    /// `value` shown with `scale` decimals in currency `code`; `None` if `value` has more decimals.
+    pub fn new(value: &Decimal, scale: u32, code: &str) -> Option<Self> {
+        Some(Self { minor: value.to_scale_exact(scale)?, scale, code: code.to_ascii_uppercase() })
+    }
+
+    /// `value` rounded half away from zero to `scale` decimals (a display figure: the ledger keeps the
+    /// exact amount).
+    pub fn rounded(value: &Decimal, scale: u32, code: &str) -> Self {
+        let minor = if value.scale() <= scale {
+            value.mantissa() * 10i128.pow(scale - value.scale())
+        } else {
+            let den = 10i128.pow(value.scale() - scale);
+            let (q, r) = (value.mantissa() / den, value.mantissa() % den);
+            if 2 * r.abs() >= den { q + value.mantissa().signum() } else { q }
+        };
+        Self { minor, scale, code: code.to_ascii_uppercase() }
+    }
+
+    /// Zero in the same currency and scale.
+    pub fn zero_like(&self) -> Self {
+        Self { minor: 0, ..self.clone() }
+    }
+
+    /// The sum of two amounts of the same currency and scale.
+    pub fn plus(&self, other: &Amount) -> Amount {
+        debug_assert_eq!((self.scale, &self.code), (other.scale, &other.code));
+        Self { minor: self.minor + other.minor, ..self.clone() }
+    }
+
+    /// The number alone, e.g. `1234.50`.
+    pub fn number(&self) -> String {
+        Decimal::new(self.minor, self.scale).to_string()
+    }
+}
+
+impl std::fmt::Display for Amount {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} {}", self.number(), self.code)
+    }
+}
+
+/// What every page shows around its content: who is asking for the deposit and which one it is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Chrome {
+    /// The merchant's (project's) display name.
+    pub merchant: String,
+    /// The merchant's order id.
+    pub order_id: String,
+    /// The gateway's transaction id.
+    pub transaction_id: String,
+    /// The page's base path, `/pay/{page_token}`.
+    pub base: String,
+    /// Which of the three steps is current (1 account, 2 items, 3 trade); 0 hides the step bar.
+    pub step: u8,
+}
+
+impl Chrome {
+    /// The merchant's initial, for the logo badge.
+    pub fn initial(&self) -> String {
+        self.merchant.chars().find(|c| c.is_alphanumeric()).map_or_else(|| "S".into(), |c| c.to_uppercase().collect())
+    }
+
+    /// CSS class of step `n` in the step bar.
+    pub fn step_class(&self, n: u8) -> &'static str {
+        match self.step.cmp(&n) {
+            std::cmp::Ordering::Greater => "done",
+            std::cmp::Ordering::Equal => "current",
+            std::cmp::Ordering::Less => "todo",
+        }
+    }
+}
+
+/// Step 1: the payer confirms the account the merchant named or enters a trade URL.
+#[derive(Debug, Template)]
+#[template(path = "pay/account.html")]
+pub struct AccountPage {
+    /// Page chrome.
+    pub page: Chrome,
+    /// The account the merchant pre-selected, when it gave both SteamID and trade token.
+    pub known: Option<KnownAccount>,
+    /// What to pre-fill in the trade URL field (the payer's last input after an error).
+    pub trade_url: String,
+    /// Why the last submission was refused.
+    pub error: Option<String>,
+    /// The deposit's limits, in words.
+    pub limits: Option<String>,
+}
+
+/// An account the payer can confirm with one click.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KnownAccount {
+    /// SteamID64.
+    pub steam_id: String,
+    /// Its trade URL.
+    pub trade_url: String,
+}
+
+/// One item of the payer's inventory.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ItemView {
+    /// Steam asset id, the value posted back.
+    pub asset_id: String,
+    /// `market_hash_name` without the exterior suffix.
+    pub name: String,
+    /// The exterior (`Field-Tested`…), if any.
+    pub exterior: Option<String>,
+    /// What the merchant credits for it (deposit currency, multiplier applied).
+    pub price: Amount,
+    /// Why it cannot be picked (`None` = selectable).
+    pub disabled: Option<String>,
+    /// Whether it is ticked (re-rendering after a refused submission).
+    pub checked: bool,
+}
+
+impl ItemView {
+    /// Splits `AK-47 | Redline (Field-Tested)` into the name and the exterior.
+    pub fn split_name(market_hash_name: &str) -> (String, Option<String>) {
+        match market_hash_name.rsplit_once(" (") {
+            Some((name, ext)) if ext.ends_with(')') && EXTERIORS.contains(&&ext[..ext.len() - 1]) => {
+                (name.to_owned(), Some(ext[..ext.len() - 1].to_owned()))
+            }
+            _ => (market_hash_name.to_owned(), None),
+        }
+    }
+
+    /// Two letters for the item tile (e.g. `FT`), or the name's initial.
+    pub fn badge(&self) -> String {
+        match &self.exterior {
+            Some(e) => e.split(['-', ' ']).filter_map(|w| w.chars().next()).collect(),
+            None => self.name.chars().find(|c| c.is_alphanumeric()).map(String::from).unwrap_or_default(),
+        }
+    }
+}
+
+/// CS2 exteriors as Steam spells them.
+const EXTERIORS: [&str; 5] = ["Factory New", "Minimal Wear", "Field-Tested", "Well-Worn", "Battle-Scarred"];
+
+/// A game the payer can switch to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GameTab {
+    /// Human label (`Counter-Strike 2`).
+    pub label: &'static str,
+    /// Link to the items page of that game.
+    pub href: String,
+    /// Whether it is the game shown.
+    pub active: bool,
+}
+
+/// Step 2: the payer's inventory, priced, to pick from.
+#[derive(Debug, Template)]
+#[template(path = "pay/items.html")]
+pub struct ItemsPage {
+    /// Page chrome.
+    pub page: Chrome,
+    /// The account the items belong to (SteamID64).
+    pub steam_id: String,
+    /// Its trade token (posted back with the pick).
+    pub trade_token: String,
+    /// The game shown (`cs2`…), posted back.
+    pub game: &'static str,
+    /// Games the payer may switch to (empty when only one is allowed).
+    pub tabs: Vec<GameTab>,
+    /// Items, selectable first, most valuable first.
+    pub items: Vec<ItemView>,
+    /// Zero in the deposit currency, the start of the running total.
+    pub zero: Amount,
+    /// The smallest total accepted (multiplier applied), if limited.
+    pub min: Option<Amount>,
+    /// The largest total accepted (multiplier applied), if limited.
+    pub max: Option<Amount>,
+    /// The multiplier, shown when it is not 1 (e.g. `×1.5`).
+    pub multiplier: Option<String>,
+    /// Why the last submission was refused.
+    pub error: Option<String>,
+}
+
+impl ItemsPage {
+    /// How many items can be picked.
+    pub fn selectable(&self) -> usize {
+        self.items.iter().filter(|i| i.disabled.is_none()).count()
+    }
+
+    /// How many items are ticked now (after a refused submission).
+    pub fn checked_count(&self) -> usize {
+        self.items.iter().filter(|i| i.checked).count()
+    }
+
+    /// The total of the items ticked now (after a refused submission).
+    pub fn checked_total(&self) -> Amount {
+        self.items.iter().filter(|i| i.checked).fold(self.zero.clone(), |sum, i| sum.plus(&i.price))
+    }
+
+    /// The limits in words, or `None` when the deposit has none.
+    pub fn limits_text(&self) -> Option<String> {
+        limits_text(self.min.as_ref(), self.max.as_ref())
+    }
+}
+
+/// `Between 5.00 and 100.00 USD`, `At least 5.00 USD`, `At most 100.00 USD`, or `None`.
+pub fn limits_text(min: Option<&Amount>, max: Option<&Amount>) -> Option<String> {
+    match (min, max) {
+        (Some(lo), Some(hi)) => Some(format!("Between {} and {hi}", lo.number())),
+        (Some(lo), None) => Some(format!("At least {lo}")),
+        (None, Some(hi)) => Some(format!("At most {hi}")),
+        (None, None) => None,
+    }
+}
+
+/// Where the trade stands, as step 3 shows it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Progress {
+    /// The offer is in the payer's Steam, waiting for acceptance.
+    Waiting,
+    /// Accepted: the deposit is credited (or held under Trade Protection).
+    Succeeded,
+    /// Declined, expired, cancelled or refused by Steam.
+    Failed,
+}
+
+impl Progress {
+    /// The stage name the status JSON reports and the page compares against.
+    pub fn code(self) -> &'static str {
+        match self {
+            Self::Waiting => "waiting",
+            Self::Succeeded => "success",
+            Self::Failed => "fail",
+        }
+    }
+
+    /// Whether the page is final.
+    pub fn is_final(self) -> bool {
+        matches!(self, Self::Succeeded | Self::Failed)
+    }
+}
+
+/// The trade offer a bot sent.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OfferView {
+    /// Steam's trade offer id.
+    pub id: String,
+    /// The bot's profile name.
+    pub bot_name: String,
+    /// The bot's SteamID64.
+    pub bot_steam_id: String,
+    /// When the offer expires, `YYYY-MM-DD HH:MM UTC`.
+    pub expires: String,
+    /// How many items it asks for.
+    pub item_count: usize,
+}
+
+impl OfferView {
+    /// The offer on Steam.
+    pub fn steam_url(&self) -> String {
+        format!("https://steamcommunity.com/tradeoffer/{}/", self.id)
+    }
+
+    /// The bot's Steam profile.
+    pub fn bot_url(&self) -> String {
+        format!("https://steamcommunity.com/profiles/{}", self.bot_steam_id)
+    }
+}
+
+/// Step 3: the offer's progress, and the end of the flow.
+#[derive(Debug, Template)]
+#[template(path = "pay/status.html")]
+pub struct StatusPage {
+    /// Page chrome.
+    pub page: Chrome,
+    /// Where the trade stands.
+    pub progress: Progress,
+    /// The offer, once sent.
+    pub offer: Option<OfferView>,
+    /// The deposit's value credited (multiplier applied), once known.
+    pub amount: Option<Amount>,
+    /// Whether the credit is held under Steam Trade Protection for now.
+    pub held: bool,
+    /// Why it failed, in words.
+    pub reason: Option<String>,
+    /// Where the payer goes next (success or fail URL), once final; only http(s) URLs.
+    pub next_url: Option<String>,
+}
+
+impl StatusPage {
+    /// Seconds before the no-JavaScript fallback reloads (or leaves for `next_url`).
+    pub fn refresh_secs(&self) -> u32 {
+        if self.progress.is_final() { 6 } else { 5 }
+    }
+}
+
+/// An error page (unknown link, refused form).
+#[derive(Debug, Template)]
+#[template(path = "pay/error.html")]
+pub struct ErrorPage {
+    /// HTTP status, shown small.
+    pub status: u16,
+    /// Headline.
+    pub title: String,
+    /// What happened and what to do.
+    pub message: String,
+}
+
+/// `YYYY-MM-DD HH:MM UTC` for Unix seconds (proleptic Gregorian, no leap seconds).
+pub fn format_utc(secs: i64) -> String {
+    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+    // Howard Hinnant's civil_from_days.
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!("{year:04}-{month:02}-{day:02} {:02}:{:02} UTC", rem / 3_600, rem % 3_600 / 60)
+}
+
+/// Keeps a merchant URL only if it is an absolute http(s) URL, so no `javascript:` link can be rendered.
+pub fn safe_url(url: &str) -> Option<String> {
+    let parsed = url::Url::parse(url.trim()).ok()?;
+    matches!(parsed.scheme(), "http" | "https").then(|| parsed.to_string())
+}
+
+#[cfg(test)]
+mod tests;

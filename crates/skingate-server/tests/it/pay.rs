@@ -1,0 +1,370 @@
+//! The hosted payment page, walked as a payer's browser would without JavaScript: plain GETs and form
+//! posts, redirects followed by hand, the simulator answering the trade on a ManualClock.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use skingate_core::Money;
+use skingate_server::clock::ManualClock;
+use skingate_server::deposits::{CreateRequest, create_deposit};
+use skingate_steam::catalogue::Game;
+use skingate_steam::sim::Profile;
+use skingate_steam::users::Asset;
+use skingate_steam::{SteamId, TradeUrl};
+
+use crate::utils::{TestApp, spawn_with_clock};
+
+const SUCCESS_URL: &str = "https://shop.example/deposit/ok?order=1";
+const FAIL_URL: &str = "https://shop.example/deposit/fail";
+
+/// A gateway whose deposit watcher polls fast, a project with a name, return URLs and one embedding origin,
+/// and a browser-like client that does not follow redirects.
+struct Pay {
+    app: TestApp,
+    clock: ManualClock,
+    browser: reqwest::Client,
+}
+
+async fn spawn() -> Pay {
+    let clock = ManualClock::new(1_800_000_000);
+    let mut app = spawn_with_clock(
+        |c| c.with("trade_poll_interval_ms", 20).unwrap().with("trade_confirm_delay_ms", 1).unwrap(),
+        Arc::new(clock.clone()),
+    )
+    .await;
+    app.update(|s| {
+        s.name = "Nova Skins".into();
+        s.success_url = Some(SUCCESS_URL.into());
+        s.fail_url = Some(FAIL_URL.into());
+        s.frame_ancestors = vec!["https://shop.example".into()];
+    })
+    .await;
+    let browser = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+    Pay { app, clock, browser }
+}
+
+/// A simulated payer with at least two tradable items and one that cannot be traded, in `game`.
+fn payer(pay: &Pay, game: Game) -> (TradeUrl, Vec<Asset>) {
+    let sim = pay.app.running.state.sim.clone().unwrap();
+    for n in 1_000..2_000 {
+        let user = SteamId::from_account_id(n).unwrap();
+        let inv = sim.simulation().inventory(user, game);
+        let tradable = inv.iter().filter(|a| a.tradable && a.price_cents > 0).count();
+        if tradable >= 2 && inv.iter().any(|a| !a.tradable) {
+            return (sim.simulation().trade_url(user), inv);
+        }
+    }
+    panic!("no suitable simulated payer");
+}
+
+fn tradable(inv: &[Asset]) -> Vec<&Asset> {
+    let mut v: Vec<&Asset> = inv.iter().filter(|a| a.tradable && a.price_cents > 0).collect();
+    v.sort_by_key(|a| a.price_cents);
+    v
+}
+
+/// Limits in USD thousandths (the ledger unit).
+fn usd(cents: u64) -> (Money, String) {
+    (Money::from_minor(cents as i64 * 10), format!("{}.{:02}", cents / 100, cents % 100))
+}
+
+impl Pay {
+    /// Creates a deposit the way the `create` method does; returns (transaction id, page path).
+    async fn create(&self, order: &str, tweak: impl FnOnce(&mut CreateRequest)) -> (i64, String) {
+        let state = &self.app.running.state;
+        let project = state.project(self.app.project.id).await.unwrap().unwrap();
+        let mut req = CreateRequest {
+            order_id: order.into(),
+            steam_id: None,
+            trade_token: None,
+            game: None,
+            currency: "usd".into(),
+            min: None,
+            max: None,
+            multiplier_ppm: None,
+            result_url: None,
+            success_url: None,
+            fail_url: None,
+        };
+        tweak(&mut req);
+        let mut tx = state.store.begin().await.unwrap();
+        let created = create_deposit(state, tx.as_mut(), &project, &req).await.unwrap();
+        tx.commit().await.unwrap();
+        assert!(created.url.ends_with(&format!("/pay/{}", created.page_token)));
+        (created.transaction_id, format!("/pay/{}", created.page_token))
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.app.running.base_url())
+    }
+
+    async fn get(&self, path: &str) -> (u16, reqwest::header::HeaderMap, String) {
+        let resp = self.browser.get(self.url(path)).send().await.unwrap();
+        let (status, headers) = (resp.status().as_u16(), resp.headers().clone());
+        (status, headers, resp.text().await.unwrap())
+    }
+
+    async fn post(&self, path: &str, form: &[(&str, &str)]) -> (u16, Option<String>, String) {
+        let resp = self.browser.post(self.url(path)).form(form).send().await.unwrap();
+        let location = resp.headers().get("location").map(|l| l.to_str().unwrap().to_owned());
+        (resp.status().as_u16(), location, resp.text().await.unwrap())
+    }
+
+    async fn status_json(&self, page: &str) -> serde_json::Value {
+        self.browser.get(self.url(&format!("{page}/status"))).send().await.unwrap().json().await.unwrap()
+    }
+
+    /// Polls the status JSON until its stage is `stage` (the watcher runs on real time, every 20 ms).
+    async fn wait_stage(&self, page: &str, stage: &str) -> serde_json::Value {
+        for _ in 0..250 {
+            let s = self.status_json(page).await;
+            if s["stage"] == stage {
+                return s;
+            }
+            self.app.running.state.deposits_wake.notify_one();
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        panic!("stage {stage} not reached: {}", self.status_json(page).await);
+    }
+
+    async fn deposit(&self, id: i64) -> skingate_store::deposits::Deposit {
+        self.app.running.state.store.deposit(self.app.project.id, id).await.unwrap().unwrap()
+    }
+
+    /// Walks steps 1 and 2 up to the items page; returns its path.
+    async fn to_items(&self, page: &str, url: &TradeUrl) -> String {
+        let (status, location, _) = self.post(&format!("{page}/account"), &[("trade_url", &url.to_string())]).await;
+        assert_eq!(status, 303);
+        location.unwrap()
+    }
+}
+
+fn pick_form<'a>(url: &'a TradeUrl, steam_id: &'a str, game: &'a str, assets: &'a [String]) -> Vec<(&'a str, &'a str)> {
+    let mut form = vec![("steam_id", steam_id), ("trade_token", url.token.as_str()), ("game", game)];
+    form.extend(assets.iter().map(|a| ("asset_id", a.as_str())));
+    form
+}
+
+#[tokio::test]
+async fn a_payer_walks_the_page_to_the_success_url() {
+    let pay = spawn().await;
+    let (url, inv) = payer(&pay, Game::Cs2);
+    let (id, page) = pay.create("order-1", |_| {}).await;
+
+    // Step 1: the page introduces the merchant and asks for a trade URL; headers allow the shop's frame.
+    let (status, headers, html) = pay.get(&page).await;
+    assert_eq!(status, 200);
+    assert!(headers["content-type"].to_str().unwrap().starts_with("text/html"));
+    assert!(html.contains("Deposit skins to Nova Skins") && html.contains("Your Steam trade URL"));
+    assert!(html.contains("Steam Guard codes"));
+    let csp = headers["content-security-policy"].to_str().unwrap();
+    assert!(csp.contains("frame-ancestors 'self' https://shop.example"), "{csp}");
+    assert_eq!(headers["x-content-type-options"], "nosniff");
+    assert_eq!(headers["referrer-policy"], "same-origin");
+    assert_eq!(pay.status_json(&page).await["stage"], "choose");
+
+    // Step 2: the inventory, priced, sorted, with untradable items disabled.
+    let items = pay.to_items(&page, &url).await;
+    assert!(items.starts_with(&format!("{page}/items?steam_id={}&trade_token=", url.steam_id)), "{items}");
+    let (status, _, html) = pay.get(&items).await;
+    assert_eq!(status, 200);
+    let chosen = tradable(&inv);
+    for a in &chosen {
+        let tag = input_tag(&html, &a.asset_id.to_string());
+        assert!(!tag.contains("disabled"), "{tag}");
+    }
+    let locked = inv.iter().find(|a| !a.tradable).unwrap();
+    assert!(input_tag(&html, &locked.asset_id.to_string()).contains("disabled"));
+    let dearest = chosen.last().unwrap();
+    let cheapest = chosen.first().unwrap();
+    assert!(
+        html.find(&dearest.asset_id.to_string()).unwrap() < html.find(&cheapest.asset_id.to_string()).unwrap(),
+        "most valuable first"
+    );
+    assert!(html.contains(&format!("{}.{:02} USD", dearest.price_cents / 100, dearest.price_cents % 100)));
+
+    // Submit two items: the bot sends the offer and the page tracks it.
+    let assets: Vec<String> = chosen[..2].iter().map(|a| a.asset_id.to_string()).collect();
+    let steam_id = url.steam_id.to_string();
+    let (status, location, _) = pay.post(&format!("{page}/items"), &pick_form(&url, &steam_id, "cs2", &assets)).await;
+    assert_eq!((status, location.as_deref()), (303, Some(page.as_str())));
+    let dep = pay.deposit(id).await;
+    let offer_id = dep.offer_id.clone().expect("offer recorded");
+    let bot = dep.bot_name.clone().unwrap();
+    let (status, _, html) = pay.get(&page).await;
+    assert_eq!(status, 200);
+    assert!(html.contains("Accept the trade offer in Steam") && html.contains(&bot) && html.contains(&offer_id));
+    assert!(html.contains(r#"<noscript><meta http-equiv="refresh" content="5"></noscript>"#));
+    assert!(html.contains("Offer expires") && html.contains(" UTC"));
+    let s = pay.status_json(&page).await;
+    assert_eq!((s["stage"].as_str(), s["offer_id"].as_str()), (Some("waiting"), Some(offer_id.as_str())));
+
+    // The payer accepts after 10 s (the simulator's default): CS2 goes to in_hold, the page ends on success.
+    pay.clock.advance(11);
+    let s = pay.wait_stage(&page, "success").await;
+    assert_eq!(s["status"], "in_hold");
+    assert_eq!(s["next_url"], SUCCESS_URL);
+    let (_, _, html) = pay.get(&page).await;
+    assert!(html.contains("Deposit received") && html.contains("Trade Protection"));
+    assert!(html.contains(&format!(r#"href="{}""#, SUCCESS_URL.replace('&', "&#38;"))), "{html}");
+    assert!(html.contains(&format!("content=\"6;url={SUCCESS_URL}\"")));
+
+    // Nothing more can be posted on a finished deposit: a replayed submit just lands on the status page.
+    let (status, location, _) = pay.post(&format!("{page}/items"), &pick_form(&url, &steam_id, "cs2", &assets)).await;
+    assert_eq!((status, location.as_deref()), (303, Some(page.as_str())));
+    assert_eq!(pay.deposit(id).await.offer_id, Some(offer_id));
+}
+
+/// The `<input …>` tag carrying `value="asset"`.
+fn input_tag<'a>(html: &'a str, asset: &str) -> &'a str {
+    let at = html.find(&format!(r#"value="{asset}""#)).unwrap_or_else(|| panic!("asset {asset} not shown"));
+    let start = html[..at].rfind('<').unwrap();
+    &html[start..at + html[at..].find('>').unwrap()]
+}
+
+#[tokio::test]
+async fn a_prefilled_account_and_a_fixed_game_skip_the_choices_and_a_decline_ends_on_the_fail_url() {
+    let pay = spawn().await;
+    let (url, inv) = payer(&pay, Game::Dota2);
+    let steam_id = url.steam_id.to_string();
+    let (id, page) = pay
+        .create("order-2", |r| {
+            r.steam_id = Some(steam_id.clone());
+            r.trade_token = Some(url.token.clone());
+            r.game = Some(Game::Dota2);
+            r.fail_url = Some("https://shop.example/order-2/failed".into());
+        })
+        .await;
+    let (_, _, html) = pay.get(&page).await;
+    assert!(html.contains("Continue with this account") && html.contains(&steam_id));
+    let items = pay.to_items(&page, &url).await;
+    assert!(items.ends_with("game=dota2"));
+    let (_, _, html) = pay.get(&items).await;
+    assert!(!html.contains("Counter-Strike 2"), "no game tabs when the merchant fixed the game");
+    // Asking for another game still shows the fixed one.
+    let (_, _, other) = pay.get(&items.replace("game=dota2", "game=rust")).await;
+    assert!(other.contains(r#"name="game" value="dota2""#));
+
+    pay.app.running.state.sim.clone().unwrap().set_profile(url.steam_id, Profile::Decline);
+    let assets = vec![tradable(&inv)[0].asset_id.to_string()];
+    let (status, _, _) = pay.post(&format!("{page}/items"), &pick_form(&url, &steam_id, "dota2", &assets)).await;
+    assert_eq!(status, 303);
+    pay.clock.advance(4);
+    let s = pay.wait_stage(&page, "fail").await;
+    assert_eq!(
+        (s["status"].as_str(), s["next_url"].as_str()),
+        (Some("fail"), Some("https://shop.example/order-2/failed"))
+    );
+    let (_, _, html) = pay.get(&page).await;
+    assert!(html.contains("Deposit not completed") && html.contains("You declined the trade offer."));
+    assert!(html.contains(r#"data-next="https://shop.example/order-2/failed""#));
+    assert_eq!(pay.deposit(id).await.status.as_str(), "fail");
+}
+
+#[tokio::test]
+async fn refused_inputs_change_nothing() {
+    let pay = spawn().await;
+    let (url, inv) = payer(&pay, Game::Cs2);
+    let steam_id = url.steam_id.to_string();
+    let chosen = tradable(&inv);
+    let value: u64 = chosen.iter().map(|a| a.price_cents).sum();
+    let (id, page) = pay.create("order-3", |r| r.min = Some(usd(chosen[0].price_cents + 1))).await;
+    let submit = format!("{page}/items");
+    let one = vec![chosen[0].asset_id.to_string()];
+
+    // Unknown page token: the 404 page.
+    let (status, headers, html) = pay.get("/pay/nosuchtokennosuchtokennosuchtok").await;
+    assert_eq!(status, 404);
+    assert!(headers["content-type"].to_str().unwrap().starts_with("text/html"));
+    assert!(html.contains("Payment link not found"));
+    let (status, _, _) = pay.post("/pay/nosuchtoken/items", &pick_form(&url, &steam_id, "cs2", &one)).await;
+    assert_eq!(status, 404);
+
+    // Not a trade URL: the account step again, with the error and the input kept (escaped).
+    let (status, _, html) = pay.post(&format!("{page}/account"), &[("trade_url", "<b>not a url</b>")]).await;
+    assert_eq!(status, 422);
+    assert!(html.contains("That is not a Steam trade URL") && html.contains("&#60;b&#62;not a url"));
+
+    // A token Steam refuses (checked when the bot sends the offer): back to the account step.
+    let all: Vec<String> = chosen.iter().map(|a| a.asset_id.to_string()).collect();
+    let stale = TradeUrl::new(url.steam_id, "ZZZZ_ZZZ").unwrap();
+    let (status, _, html) = pay.post(&submit, &pick_form(&stale, &steam_id, "cs2", &all)).await;
+    assert_eq!(status, 422);
+    assert!(html.contains("Steam did not accept this trade URL"), "{html}");
+
+    // Below the minimum; above a maximum; nothing picked; an untradable item; an item not owned.
+    let (status, _, html) = pay.post(&submit, &pick_form(&url, &steam_id, "cs2", &one)).await;
+    assert_eq!(status, 422);
+    assert!(html.contains("worth less than the minimum deposit of"), "{html}");
+    assert!(input_tag(&html, &one[0]).contains("checked"), "the pick is kept");
+    let (status, _, html) = pay.post(&submit, &pick_form(&url, &steam_id, "cs2", &[])).await;
+    assert_eq!(status, 422);
+    assert!(html.contains("Pick at least one item."));
+    let locked = vec![inv.iter().find(|a| !a.tradable).unwrap().asset_id.to_string()];
+    let (status, _, html) = pay.post(&submit, &pick_form(&url, &steam_id, "cs2", &locked)).await;
+    assert_eq!(status, 422);
+    assert!(html.contains("can no longer be traded"));
+    let (status, _, _) = pay.post(&submit, &pick_form(&url, &steam_id, "cs2", &["12345".into()])).await;
+    assert_eq!(status, 422);
+    let (_, capped) = pay.create("order-4", |r| r.max = Some(usd(chosen[0].price_cents))).await;
+    let both: Vec<String> = chosen[..2].iter().map(|a| a.asset_id.to_string()).collect();
+    let (status, _, html) = pay.post(&format!("{capped}/items"), &pick_form(&url, &steam_id, "cs2", &both)).await;
+    assert_eq!(status, 422);
+    assert!(html.contains("worth more than the maximum deposit of"));
+
+    // Malformed or hostile requests: not a form, a bad asset id, a bad account, another site, too large.
+    let resp = pay
+        .browser
+        .post(pay.url(&submit))
+        .body("steam_id=1")
+        .header("content-type", "text/plain")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 400);
+    let (status, _, _) = pay.post(&submit, &pick_form(&url, &steam_id, "cs2", &["12x".into()])).await;
+    assert_eq!(status, 400);
+    let (status, _, _) = pay.post(&submit, &pick_form(&url, "123", "cs2", &one)).await;
+    assert_eq!(status, 400);
+    let form = pick_form(&url, &steam_id, "cs2", &one);
+    let resp =
+        pay.browser.post(pay.url(&submit)).form(&form).header("origin", "https://evil.example").send().await.unwrap();
+    assert_eq!(resp.status(), 403);
+    let resp =
+        pay.browser.post(pay.url(&submit)).form(&form).header("sec-fetch-site", "cross-site").send().await.unwrap();
+    assert_eq!(resp.status(), 403);
+    let huge = "1".repeat(20_000);
+    let (status, _, html) = pay.post(&submit, &[("steam_id", &steam_id), ("asset_id", &huge)]).await;
+    assert_eq!(status, 413);
+    assert!(html.contains("too large"));
+
+    // None of it sent an offer or moved the deposit; the same page still works.
+    let dep = pay.deposit(id).await;
+    assert_eq!((dep.status.as_str(), dep.offer_id.as_deref()), ("pending", None));
+    assert_eq!(pay.status_json(&page).await["stage"], "choose");
+    assert!(value > chosen[0].price_cents);
+    let (status, location, _) = pay.post(&submit, &pick_form(&url, &steam_id, "cs2", &all)).await;
+    assert_eq!((status, location.as_deref()), (303, Some(page.as_str())));
+    assert!(pay.deposit(id).await.offer_id.is_some());
+}
+
+#[tokio::test]
+async fn assets_are_served_and_the_frame_defaults_to_self() {
+    let pay = spawn().await;
+    let (status, headers, css) = pay.get("/pay/assets/pay.css").await;
+    assert_eq!(status, 200);
+    assert!(headers["content-type"].to_str().unwrap().starts_with("text/css"));
+    assert!(css.contains(".item"));
+    let (status, headers, js) = pay.get("/pay/assets/pay.js").await;
+    assert_eq!(status, 200);
+    assert!(headers["content-type"].to_str().unwrap().starts_with("text/javascript"));
+    assert!(js.contains("fetch("));
+
+    let mut pay = pay;
+    pay.app.update(|s| s.frame_ancestors.clear()).await;
+    let (_, page) = pay.create("order-5", |_| {}).await;
+    let (_, headers, _) = pay.get(&page).await;
+    let csp = headers["content-security-policy"].to_str().unwrap();
+    assert!(csp.ends_with("frame-ancestors 'self'"), "{csp}");
+    assert!(csp.contains("default-src 'none'") && csp.contains("form-action 'self'"));
+}
