@@ -186,3 +186,21 @@ async fn balance_cache_sees_own_writes_at_once_and_other_processes_soon() {
         tokio::time::sleep(cache::POLL_INTERVAL / 5).await;
     }
 }
+
+#[tokio::test]
+async fn claims_lease_without_a_flush_and_leave_the_writer_flushing() {
+    let (_dir, s) = store().await;
+    let p = s.create_project(&ProjectSettings::named("Shop"), "s", 0).await.unwrap();
+    let mut tx = s.begin().await.unwrap();
+    let body = |id: i64, seq: i64| format!(r#"{{"id":{id},"seq":{seq}}}"#);
+    tx.insert_event(p.id, "balance_change", &body, Some("https://shop.example/hook"), 10).await.unwrap();
+    tx.commit().await.unwrap();
+    let synchronous =
+        || async { sqlx::query_scalar::<_, i64>("PRAGMA synchronous").fetch_one(&s.writer).await.unwrap() };
+    assert_eq!(synchronous().await, 2, "FULL before");
+    assert_eq!(s.claim_due_deliveries(10, 60, 10).await.unwrap().len(), 1);
+    assert_eq!(synchronous().await, 2, "FULL again after a claim");
+    assert!(s.claim_due_deliveries(10, 60, 10).await.unwrap().is_empty(), "leased: not claimed twice");
+    assert_eq!(synchronous().await, 2, "FULL after an empty claim");
+    assert_eq!(s.claim_due_deliveries(71, 60, 10).await.unwrap().len(), 1, "claimable again once the lease ends");
+}
