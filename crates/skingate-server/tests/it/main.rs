@@ -6,5 +6,6 @@
 mod api_methods;
 mod auth;
 mod bad_input;
+mod deposits;
 mod events;
 mod utils;
