@@ -7,4 +7,5 @@ mod api_methods;
 mod auth;
 mod bad_input;
 mod events;
+mod market;
 mod utils;
