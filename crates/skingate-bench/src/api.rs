@@ -34,25 +34,25 @@ const SUCCESS_PREFIX: &[u8] = br#"{"status":"success""#;
 pub struct Opts {
     /// Concurrent keep-alive clients; a comma-separated list (`1,16,64`) runs each in turn.
     #[arg(long, value_delimiter = ',', default_value = "64")]
-    clients: Vec<usize>,
+    pub(crate) clients: Vec<usize>,
     /// Measured seconds per scenario and round.
     #[arg(long, default_value_t = 5.0)]
-    seconds: f64,
+    pub(crate) seconds: f64,
     /// Unmeasured seconds at the start of each scenario and round.
     #[arg(long, default_value_t = 1.0)]
-    warmup: f64,
+    pub(crate) warmup: f64,
     /// Rounds per scenario; scenarios alternate within a round, the median round is reported.
     #[arg(long, default_value_t = 3)]
-    rounds: usize,
+    pub(crate) rounds: usize,
     /// Drive a running gateway (`http://host:port`) instead of starting one.
     #[arg(long, requires_all = ["client_id", "secret"])]
-    url: Option<String>,
+    pub(crate) url: Option<String>,
     /// Client id of the project to use with `--url` (its rate limit must allow the load).
     #[arg(long)]
-    client_id: Option<String>,
+    pub(crate) client_id: Option<String>,
     /// Client secret of that project.
     #[arg(long)]
-    secret: Option<String>,
+    pub(crate) secret: Option<String>,
 }
 
 impl Opts {
@@ -89,11 +89,11 @@ pub fn run(opts: Opts) -> anyhow::Result<()> {
 
 /// One kind of request the bench sends.
 #[derive(Debug)]
-struct Scenario {
-    name: &'static str,
-    path: &'static str,
-    headers: Vec<(&'static str, String)>,
-    body: Bytes,
+pub(crate) struct Scenario {
+    pub(crate) name: &'static str,
+    pub(crate) path: &'static str,
+    pub(crate) headers: Vec<(&'static str, String)>,
+    pub(crate) body: Bytes,
 }
 
 /// A JSON body `{"method":…,"shopid":…,"sign":…}` signed the way SkinsBack's JS SDK signs.
@@ -235,12 +235,12 @@ async fn round(host: &str, s: &Arc<Scenario>, clients: usize, opts: &Opts) -> an
 }
 
 /// A scenario's figures over its rounds.
-struct Summary {
+pub(crate) struct Summary {
     /// Successful requests/s of the median round.
-    rate: f64,
+    pub(crate) rate: f64,
     p50_ms: f64,
     p99_ms: f64,
-    errors: u64,
+    pub(crate) errors: u64,
     first_error: Option<String>,
 }
 
@@ -262,7 +262,12 @@ fn summarise(mut samples: Vec<Sample>) -> Summary {
 }
 
 /// Every round of every scenario at one client count, interleaved.
-async fn measure(host: &str, scenarios: &[Arc<Scenario>], clients: usize, opts: &Opts) -> anyhow::Result<Vec<Summary>> {
+pub(crate) async fn measure(
+    host: &str,
+    scenarios: &[Arc<Scenario>],
+    clients: usize,
+    opts: &Opts,
+) -> anyhow::Result<Vec<Summary>> {
     let mut samples: Vec<Vec<Sample>> = vec![Vec::new(); scenarios.len()];
     for _ in 0..opts.rounds {
         for (i, s) in scenarios.iter().enumerate() {
@@ -272,7 +277,7 @@ async fn measure(host: &str, scenarios: &[Arc<Scenario>], clients: usize, opts: 
     Ok(samples.into_iter().map(summarise).collect())
 }
 
-fn print_header() {
+pub(crate) fn print_header() {
     println!(
         "{:>7}  {:<18} {:>10} {:>9} {:>9} {:>8} {:>7}",
         "clients", "scenario", "req/s", "p50 ms", "p99 ms", "vs noop", "errors"
@@ -280,7 +285,7 @@ fn print_header() {
 }
 
 /// Prints one table row and returns its JSON record.
-fn report_row(clients: usize, s: &Scenario, sum: &Summary, noop_rate: f64) -> serde_json::Value {
+pub(crate) fn report_row(clients: usize, s: &Scenario, sum: &Summary, noop_rate: f64) -> serde_json::Value {
     let ratio = if noop_rate > 0.0 { sum.rate / noop_rate } else { 0.0 };
     println!(
         "{clients:>7}  {:<18} {:>10.0} {:>9.3} {:>9.3} {:>7.0}% {:>7}",

@@ -10,13 +10,14 @@
 //! By default the gateway runs in this process on its own runtime and thread, on a fresh SQLite file; with
 //! `--url` it drives a gateway that is already running.
 //!
-//! Benchmarks are subcommands (`api`, `webhooks`, `ws-idle`, `ws-latency`); with none named, `api` runs, so
+//! Benchmarks are subcommands (`api`, `market`, `webhooks`, `ws-idle`, `ws-latency`); with none named, `api` runs, so
 //! `skingate-bench --clients 1,16,64 --seconds 5` is the API benchmark. Results are a human table and a
 //! final machine-readable JSON line; see `docs/BENCHMARKS.md` for measured figures.
 
 use clap::{Parser, Subcommand};
 
 mod api;
+mod market;
 mod target;
 mod webhooks;
 mod ws;
@@ -43,6 +44,8 @@ enum Bench {
     Api(api::Opts),
     /// Signed, durably recorded webhook deliveries against raw POSTs of the same HTTP client.
     Webhooks(webhooks::Opts),
+    /// `market_buy` throughput against the no-op route, and the streamed price list's time and memory.
+    Market(market::Opts),
     /// Idle authenticated WebSocket connections held by one node, and memory per connection.
     WsIdle(ws::IdleOpts),
     /// Commit-to-client latency with many connections and a steady event rate.
@@ -65,6 +68,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         None => api::run(cli.api),
         Some(Bench::Api(opts)) => api::run(opts),
         Some(Bench::Webhooks(opts)) => webhooks::run(opts),
+        Some(Bench::Market(opts)) => market::run(opts),
         Some(Bench::WsIdle(opts)) => ws::idle(opts),
         Some(Bench::WsLatency(opts)) => ws::latency(opts),
     }

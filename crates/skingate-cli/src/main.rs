@@ -3,7 +3,7 @@
 //! # Layout
 //! One module per command group: [`serve`] (the server), [`project`] (merchant projects and operator
 //! adjustments), [`currency`] (the rates table), [`maintenance`] (the run-time switch), [`dev`] (`listen`,
-//! `trigger`, `sign`, `verify` for merchants' developers), [`sim`] (the simulated Steam world). Every command reads the same configuration
+//! `trigger`, `sign`, `verify` for merchants' developers), [`sim`] (the simulated Steam world), [`stock`] (the market stock and switch). Every command reads the same configuration
 //! as the server (`--config`, `skingate.toml`, `SKINGATE_*`), so it works on the server's database,
 //! also while the server runs.
 
@@ -18,6 +18,7 @@ mod maintenance;
 mod project;
 mod serve;
 mod sim;
+mod stock;
 
 /// skingate: a self-hostable, SkinsBack-compatible skins payment gateway.
 #[derive(Debug, Parser)]
@@ -59,6 +60,15 @@ enum Command {
     Sign(dev::SignCmd),
     /// Verify a received webhook's signatures.
     Verify(dev::WebhookArgs),
+    /// Manage the market stock (units the bots hold and sell).
+    #[command(subcommand)]
+    Stock(stock::StockCmd),
+    /// Switch the market (skins withdraw) on or off; off answers -6 market_disabled.
+    Market {
+        /// on, off, or status.
+        #[arg(value_parser = ["on", "off", "status"])]
+        mode: String,
+    },
     /// Look at and act in the simulated Steam world (play the payer, let time pass).
     #[command(subcommand)]
     Sim(sim::SimCmd),
@@ -84,6 +94,8 @@ fn main() -> anyhow::Result<()> {
             Command::Sign(cmd) => dev::sign(cmd),
             Command::Verify(args) => dev::verify(args),
             Command::Sim(cmd) => sim::run(&config, cmd).await,
+            Command::Stock(cmd) => stock::run(&config, cmd).await,
+            Command::Market { mode } => stock::switch(&config, &mode).await,
             Command::Config => {
                 println!("{}", serde_json::to_string_pretty(&config)?);
                 Ok(())

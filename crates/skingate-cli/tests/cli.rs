@@ -377,3 +377,22 @@ fn operator_acts_in_the_running_simulator() {
     assert!(String::from_utf8_lossy(&missing.stderr).contains("404"));
     server.terminate();
 }
+
+#[test]
+fn market_stock_and_switch() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("gate.db");
+    let added = run(&db, &["stock", "add", "--game", "rust", "--name", "Tempered AK47", "--count", "3"]);
+    assert!(added.contains("added 3 unit(s)"), "{added}");
+    let listed = run(&db, &["stock", "list", "--game", "rust", "--json"]);
+    let units: Vec<Value> = listed.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(units.len(), 3);
+    assert_eq!(units[0]["price"], "85.00");
+    let id = units[0]["id"].to_string();
+    assert!(run(&db, &["stock", "withdraw", &id, "999999"]).contains("withdrew 1 of 2"));
+    assert_eq!(run(&db, &["stock", "list", "--game", "rust"]).lines().count(), 2);
+    assert!(!skingate(&db).args(["stock", "add", "--name", "No Such Skin"]).output().unwrap().status.success());
+    assert!(run(&db, &["market", "status"]).contains("market: on"));
+    assert!(run(&db, &["market", "off"]).contains("market: off"));
+    assert!(run(&db, &["market", "on"]).contains("market: on"));
+}

@@ -193,7 +193,11 @@ impl Client {
         self.call_raw(method, params, Some(key)).await?.into_result()
     }
 
-    async fn typed<T: DeserializeOwned>(&self, method: &str, params: Map<String, Value>) -> Result<T, Error> {
+    pub(crate) async fn typed<T: DeserializeOwned>(
+        &self,
+        method: &str,
+        params: Map<String, Value>,
+    ) -> Result<T, Error> {
         decode(self.call(method, params).await?)
     }
 

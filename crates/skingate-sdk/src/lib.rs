@@ -11,6 +11,8 @@
 //!   [`Client::call`] / [`Client::call_raw`] for any other method;
 //! - [`deposits`]: the typed deposit methods (`create_deposit`, `order_status`, `orders`, `user_inventory`,
 //!   `create_from_user_inventory`, `offer_approve`, `callback_error_list`);
+//! - the market methods (`market.rs`): `market_pricelist`, `market_search`, `market_buy`, `market_batch_buy`,
+//!   `market_getinfo`, `market_history`, with [`BuyOrder`] and [`BatchItem`];
 //! - [`RawResponse`] (`response.rs`): an answer with its HTTP status and headers (`Retry-After`,
 //!   `Idempotent-Replayed`), and the envelope rule;
 //! - [`Error`] (`error.rs`): the gateway's refusal kept intact, apart from transport and decode failures;
@@ -53,6 +55,7 @@ mod client;
 pub mod deposits;
 mod error;
 pub mod form;
+mod market;
 mod response;
 #[cfg(test)]
 mod test_server;
@@ -61,6 +64,7 @@ pub mod ws;
 
 pub use client::{Auth, Client, DEFAULT_TIMEOUT, Encoding, IDEMPOTENCY_KEY};
 pub use error::Error;
+pub use market::{BatchItem, BuyOrder, BuyTarget};
 pub use response::{IDEMPOTENT_REPLAYED, RETRY_AFTER, RawResponse};
 pub use skingate_types::api;
 pub use skingate_types::{Decimal, ErrorBody, GlobalError};

@@ -72,6 +72,8 @@ async fn unknown_and_missing_methods() {
     assert_error(&app.post_json(json!({})).await, -5, "invalid_method");
     // Names are exact: no case folding, no partial matches.
     assert_error(&app.post_json(json!({"method": "Market_Buy", "id": 1})).await, -5, "invalid_method");
+    // A name close to a real method is still unknown, never guessed.
+    assert_error(&app.post_json(json!({"method": "market_sell", "id": 1})).await, -5, "invalid_method");
 }
 
 #[tokio::test]

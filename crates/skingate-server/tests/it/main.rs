@@ -8,6 +8,7 @@ mod auth;
 mod bad_input;
 mod deposits;
 mod events;
+mod market;
 mod pay;
 mod sim_admin;
 mod utils;

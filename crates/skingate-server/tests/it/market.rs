@@ -1,0 +1,466 @@
+//! The market, black-box: every market method and every purchase outcome through the real server and the
+//! simulator, the refunds, the bad inputs and the races. Time is a ManualClock; the watcher polls every 10 ms.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::{Map, Value, json};
+use skingate_sdk::{BatchItem, BuyOrder, BuyTarget, Client};
+use skingate_server::clock::ManualClock;
+use skingate_steam::catalogue::Game;
+use skingate_steam::ids::SteamId;
+use skingate_steam::sim::{Party, Profile};
+use skingate_store::market::NewUnit;
+use skingate_types::Decimal;
+use skingate_types::market::Purchase;
+
+use crate::utils::{TestApp, spawn_with_clock, ws_connect, ws_next};
+
+const START: i64 = 1_800_000_000;
+
+async fn market_app(seed_units: u32) -> (TestApp, ManualClock) {
+    let clock = ManualClock::new(START);
+    let app = spawn_with_clock(
+        |c| {
+            c.with("market_seed_units", seed_units)
+                .unwrap()
+                .with("market_poll_interval_ms", 10)
+                .unwrap()
+                .with("market_markup_bps", 500)
+                .unwrap()
+        },
+        Arc::new(clock.clone()),
+    )
+    .await;
+    (app, clock)
+}
+
+/// Adds `n` units of a catalogue item to the stock; returns their ids.
+async fn add_units(app: &TestApp, game: Game, name: &str, n: u32) -> Vec<i64> {
+    let sim = app.running.state.sim.as_ref().unwrap();
+    let units: Vec<NewUnit> =
+        skingate_server::market::stock::catalogue_units(game, name, n, sim.bots(), n.into()).unwrap();
+    let mut tx = app.running.state.store.begin().await.unwrap();
+    let ids = tx.add_units(&units, START).await.unwrap();
+    tx.commit().await.unwrap();
+    ids
+}
+
+/// A simulated user: (partner = account id, token).
+fn user(app: &TestApp, account: u64) -> (String, String) {
+    let id = SteamId::from_account_id(account).unwrap();
+    (account.to_string(), app.running.state.sim.as_ref().unwrap().trade_token(id))
+}
+
+fn set_profile(app: &TestApp, account: u64, profile: Profile) {
+    app.running.state.sim.as_ref().unwrap().set_profile(SteamId::from_account_id(account).unwrap(), profile);
+}
+
+fn order(target: BuyTarget, (partner, token): (String, String)) -> BuyOrder {
+    BuyOrder { target, partner, token, max_price: None, custom_id: None }
+}
+
+fn usd(s: &str) -> Decimal {
+    s.parse().unwrap()
+}
+
+/// Polls `market_getinfo` until the purchase reaches `want`, advancing the clock by `step` seconds per look
+/// (the watcher acts on the shared clock and needs two agreeing observations).
+async fn wait_status(app: &TestApp, clock: &ManualClock, buy_id: &str, want: &str, step: i64) -> Purchase {
+    let sdk = app.sdk();
+    let mut last = None;
+    for _ in 0..500 {
+        let p = sdk.market_getinfo(buy_id).await.unwrap();
+        if p.offer_status == want {
+            return p;
+        }
+        last = Some(p.offer_status.clone());
+        clock.advance(step);
+        app.running.state.market.wake.notify_one();
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("purchase {buy_id} never reached {want}; last {last:?}");
+}
+
+async fn available(sdk: &Client) -> Decimal {
+    sdk.balance().await.unwrap().balance
+}
+
+#[tokio::test]
+async fn pricelist_search_and_buy_agree() {
+    let (app, _clock) = market_app(300).await;
+    let sdk = app.sdk();
+    // Grouped, full and extended lists of every game add up to the seeded stock.
+    let mut total = 0;
+    for game in ["cs2", "dota2", "rust"] {
+        let grouped = sdk.market_pricelist(Some(game)).await.unwrap();
+        let full = sdk.market_pricelist_full(Some(game), false).await.unwrap();
+        let counted: i64 = grouped.items.iter().map(|g| g.count).sum();
+        assert_eq!(counted as usize, full.items.len(), "{game}");
+        assert_eq!(grouped.last_update, START);
+        total += full.items.len();
+    }
+    assert_eq!(total, 300);
+    // `csgo` and a missing game are CS2; extended rows carry more fields (also without `full`, §11.5).
+    let cs2 = sdk.market_pricelist_full(Some("cs2"), false).await.unwrap().items;
+    assert_eq!(sdk.market_pricelist_full(Some("csgo"), false).await.unwrap().items, cs2);
+    assert_eq!(sdk.market_pricelist_full(None, false).await.unwrap().items, cs2);
+    let ext = sdk.call("market_pricelist", json!({"game": "cs2", "extended": 1}).as_object().unwrap().clone()).await;
+    let ext = ext.unwrap();
+    assert_eq!(ext["items"].as_array().unwrap().len(), cs2.len());
+    assert_eq!(ext["items"][0]["instanceid"], "0");
+    assert!(ext["items"][0]["bot_steamid"].as_str().unwrap().starts_with("7656119"));
+    let bool_full = sdk.call("market_pricelist", json!({"full": true}).as_object().unwrap().clone()).await.unwrap();
+    assert_eq!(bool_full["items"].as_array().unwrap().len(), cs2.len());
+    assert!(sdk.market_pricelist(Some("tf2")).await.unwrap().items.is_empty());
+
+    // Search shows the same price; buying at exactly that price works and charges it.
+    let unit = &cs2[0];
+    let found = sdk.market_search(Some("cs2"), &[&unit.name]).await.unwrap();
+    let listed = found.items.iter().find(|i| i.id == unit.id).unwrap();
+    assert_eq!(listed.price, unit.price);
+    app.adjust(true, 100_000_000, "topup").await;
+    let before = available(&sdk).await;
+    let mut o = order(BuyTarget::Id(unit.id.parse().unwrap()), user(&app, 1001));
+    o.max_price = Some(unit.price);
+    let bought = sdk.market_buy(&o).await.unwrap();
+    assert_eq!(bought.offer_status, "creating_trade");
+    assert_eq!(bought.item, *unit);
+    assert_eq!(bought.balance_debited_sum, unit.price);
+    assert_eq!(bought.steamid.as_deref(), Some(SteamId::from_account_id(1001).unwrap().to_string().as_str()));
+    assert_eq!(available(&sdk).await.to_string(), minus(&before, &unit.price));
+    let after = sdk.market_pricelist_full(Some("cs2"), false).await.unwrap().items;
+    assert_eq!(after.len(), cs2.len() - 1);
+    assert!(after.iter().all(|i| i.id != unit.id), "a sold unit is no longer listed");
+}
+
+fn minus(a: &Decimal, b: &Decimal) -> String {
+    let scale = 3;
+    let v = a.to_scale_exact(scale).unwrap() - b.to_scale_exact(scale).unwrap();
+    skingate_core::Money::from_minor(v as i64).to_wire().to_string()
+}
+
+#[tokio::test]
+async fn the_price_list_streams_across_pages() {
+    let (app, _clock) = market_app(0).await;
+    add_units(&app, Game::Rust, "Tempered AK47", 2_500).await;
+    add_units(&app, Game::Rust, "Big Grin", 1_700).await;
+    let sdk = app.sdk();
+    let full = sdk.market_pricelist_full(Some("rust"), false).await.unwrap();
+    assert_eq!(full.items.len(), 4_200);
+    let ids: std::collections::HashSet<_> = full.items.iter().map(|i| i.id.clone()).collect();
+    assert_eq!(ids.len(), 4_200, "no unit twice across pages");
+    let grouped = sdk.market_pricelist(Some("rust")).await.unwrap();
+    assert_eq!(grouped.items.len(), 2);
+    assert_eq!(grouped.items.iter().map(|g| g.count).sum::<i64>(), 4_200);
+    // Reference 85.00 with a 5 % markup.
+    let ak = grouped.items.iter().find(|g| g.name == "Tempered AK47").unwrap();
+    assert_eq!((ak.count, ak.price.to_string().as_str()), (2_500, "89.25"));
+}
+
+#[tokio::test]
+async fn accepted_purchase_with_events_history_and_getinfo() {
+    let (app, clock) = market_app(0).await;
+    let ids = add_units(&app, Game::Rust, "Tempered AK47", 2).await;
+    let sdk = app.sdk();
+    let (mut ws, first) = ws_connect(&app.ws_url("")).await;
+    assert_eq!(first["event"], "auth_success");
+    app.adjust(true, 100_000, "topup").await;
+    let balance_event = ws_next(&mut ws).await; // the top-up
+    assert_eq!(balance_event["event"], "balance_change");
+
+    let mut o = order(BuyTarget::Name { game: "rust".into(), name: "Tempered AK47".into() }, user(&app, 2002));
+    o.custom_id = Some("order-1".into());
+    let bought = sdk.market_buy(&o).await.unwrap();
+    assert_eq!(bought.item.id, ids[0].to_string(), "the cheapest (then oldest) unit");
+    assert_eq!(bought.item.price, usd("89.25"));
+    let buy_item = ws_next(&mut ws).await;
+    assert_eq!(buy_item["event"], "buy_item");
+    assert_eq!(buy_item["data"]["buy_id"], bought.buy_id.as_str());
+    assert_eq!(buy_item["data"]["offer_status"], "creating_trade");
+    assert_eq!(buy_item["data"]["custom_id"], "order-1");
+    assert_eq!(buy_item["data"]["balance_debited_sum"], "89.25");
+    assert_eq!(buy_item["data"]["item"]["classid"], bought.item.classid.as_str());
+    let debited = ws_next(&mut ws).await;
+    assert_eq!(
+        (debited["event"].as_str(), debited["data"]["balance_value"].as_str()),
+        (Some("balance_change"), Some("10.75"))
+    );
+    let b = sdk.balance().await.unwrap();
+    assert_eq!((b.balance, b.in_flight), (usd("10.75"), Some(usd("89.25"))));
+
+    // Default profile: accepts 10 s after the offer; two agreeing observations finalise it.
+    let done = wait_status(&app, &clock, &bought.buy_id, "accepted", 2).await;
+    assert!(done.tradeofferid.is_some());
+    assert_eq!(done.custom_id.as_deref(), Some("order-1"));
+    let sent = ws_next(&mut ws).await;
+    assert_eq!(
+        (sent["event"].as_str(), sent["data"]["offer_status"].as_str()),
+        (Some("status_change"), Some("waiting_accept"))
+    );
+    assert_eq!(sent["data"]["tradeofferid"], done.tradeofferid.as_deref().unwrap());
+    assert_eq!(sent["data"]["error_reason"], Value::Null);
+    let accepted = ws_next(&mut ws).await;
+    assert_eq!(accepted["data"]["offer_status"], "accepted");
+    assert_eq!(accepted["data"]["item"]["id"], bought.item.id.as_str());
+    let b = sdk.balance().await.unwrap();
+    assert_eq!((b.balance, b.in_flight, b.withdraw_sum), (usd("10.75"), Some(usd("0.00")), usd("89.25")));
+
+    // The second unit costs more than what is left: insufficient funds, nothing changes.
+    let refused = sdk.market_buy(&order(BuyTarget::Id(ids[1]), user(&app, 2002))).await.unwrap_err();
+    assert_eq!((refused.code(), refused.message()), (Some(4), Some("insufficient_funds")));
+    assert_eq!(available(&sdk).await, usd("10.75"));
+
+    let many = sdk.market_getinfo_many(&[&bought.buy_id, "999999"]).await.unwrap();
+    assert_eq!(many.items, vec![done.clone()]);
+    assert_eq!(sdk.market_getinfo_by_custom_ids(&["order-1"]).await.unwrap().items, vec![done.clone()]);
+    let history = sdk.market_history(START - 10, START + 3600, None).await.unwrap();
+    assert_eq!((history.total_count, history.has_more), (1, false));
+    assert_eq!(history.items[0], done);
+    let next = sdk.market_history(START - 10, START + 3600, history.start_from).await.unwrap();
+    assert!(next.items.is_empty());
+    assert!(sdk.market_history(START + 1, START + 2, None).await.unwrap().items.is_empty());
+}
+
+/// Each failure returns the money exactly once and the unit to stock.
+#[tokio::test]
+async fn every_failure_refunds_once_and_restocks() {
+    let (app, clock) = market_app(0).await;
+    let sdk = app.sdk();
+    app.adjust(true, 1_000_000, "topup").await;
+    let start = available(&sdk).await;
+    let cases: [(u64, Option<Profile>, bool, &str, i64); 5] = [
+        (3001, Some(Profile::Decline), false, "canceled", 2),
+        (3002, Some(Profile::NeverAnswer), false, "timeout", 61),
+        (3003, None, true, "invalid_trade_token", 1),
+        (3004, Some(Profile::TradeBanned), false, "user_not_tradable", 1),
+        (3005, Some(Profile::SendFails), false, "trade_create_error", 1),
+    ];
+    for (account, profile, wrong_token, want, step) in cases {
+        let id = add_units(&app, Game::Dota2, "Treasure Key", 1).await[0];
+        if let Some(p) = profile {
+            set_profile(&app, account, p);
+        }
+        let (partner, token) = user(&app, account);
+        let token = if wrong_token { "WrongTok".to_owned() } else { token };
+        let bought = sdk.market_buy(&order(BuyTarget::Id(id), (partner, token))).await.unwrap();
+        let done = wait_status(&app, &clock, &bought.buy_id, want, step).await;
+        assert!(done.error_reason.is_some(), "{want}: {done:?}");
+        assert_eq!(available(&sdk).await, start, "{want}: refunded");
+        let listed = sdk.market_search(Some("dota2"), &["Treasure Key"]).await.unwrap();
+        assert!(listed.items.iter().any(|i| i.id == id.to_string()), "{want}: unit back in stock");
+        // Withdraw it again so the next case buys a fresh one.
+        app.running.state.store.withdraw_units(&[id], START).await.unwrap();
+    }
+    // Later rounds change nothing: still refunded once.
+    for _ in 0..5 {
+        clock.advance(3600);
+        app.running.state.market.wake.notify_one();
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(available(&sdk).await, start);
+    let b = sdk.balance().await.unwrap();
+    assert_eq!((b.in_flight, b.withdraw_sum), (Some(usd("0.00")), usd("0.00")));
+    let refunds = sdk.balance_history(START - 10, START + 86_400 * 30, None).await.unwrap();
+    let refund_count = refunds.items.iter().filter(|e| e.kind == "refund").count();
+    assert_eq!(refund_count, 5, "one refund per failed purchase");
+}
+
+#[tokio::test]
+async fn rollbacks_after_acceptance_refund_once() {
+    let (app, clock) = market_app(0).await;
+    let sdk = app.sdk();
+    let sim = app.running.state.sim.clone().unwrap();
+    app.adjust(true, 1_000_000, "topup").await;
+    let start = available(&sdk).await;
+
+    // The user reverses under Trade Protection: rollback_user, refund, unit back to stock.
+    let id = add_units(&app, Game::Cs2, "AK-47 | Redline (Field-Tested)", 1).await[0];
+    set_profile(&app, 4001, Profile::ReverseAfter { accept_after: 10, reverse_after: 3_600 });
+    let bought = sdk.market_buy(&order(BuyTarget::Id(id), user(&app, 4001))).await.unwrap();
+    wait_status(&app, &clock, &bought.buy_id, "accepted", 2).await;
+    assert_eq!(available(&sdk).await.to_string(), minus(&start, &bought.item.price));
+    let rolled = wait_status(&app, &clock, &bought.buy_id, "rollback_user", 61).await;
+    assert!(rolled.error_reason.unwrap().contains("user"));
+    assert_eq!(available(&sdk).await, start);
+    let listed = sdk.market_search(None, &["AK-47 | Redline (Field-Tested)"]).await.unwrap();
+    assert_eq!(listed.items.len(), 1, "rollback_user puts the unit back");
+
+    // The supplier side reverses: rollback_supplier, refund, the unit is gone.
+    let id = add_units(&app, Game::Cs2, "AK-47 | Redline (Field-Tested)", 1).await[0];
+    set_profile(&app, 4002, Profile::Manual);
+    let bought = sdk.market_buy(&order(BuyTarget::Id(id), user(&app, 4002))).await.unwrap();
+    let waiting = wait_status(&app, &clock, &bought.buy_id, "waiting_accept", 1).await;
+    let offer: u64 = waiting.tradeofferid.unwrap().parse().unwrap();
+    sim.accept(offer).unwrap();
+    wait_status(&app, &clock, &bought.buy_id, "accepted", 1).await;
+    sim.reverse_by(offer, Party::Bot).unwrap();
+    wait_status(&app, &clock, &bought.buy_id, "rollback_supplier", 61).await;
+    assert_eq!(available(&sdk).await, start);
+    let listed = sdk.market_search(None, &["AK-47 | Redline (Field-Tested)"]).await.unwrap();
+    assert!(listed.items.iter().all(|i| i.id != id.to_string()), "rollback_supplier does not restock");
+    let b = sdk.balance().await.unwrap();
+    assert_eq!((b.in_flight, b.withdraw_sum), (Some(usd("0.00")), usd("0.00")));
+}
+
+async fn raw(sdk: &Client, method: &str, params: Value) -> Result<Value, skingate_sdk::Error> {
+    sdk.call(method, params.as_object().cloned().unwrap_or_default()).await
+}
+
+fn code(r: Result<Value, skingate_sdk::Error>) -> (i64, String) {
+    let e = r.unwrap_err();
+    (e.code().unwrap(), e.message().unwrap().to_owned())
+}
+
+#[tokio::test]
+async fn bad_inputs_and_the_switch() {
+    let (app, _clock) = market_app(0).await;
+    let ids = add_units(&app, Game::Rust, "Big Grin", 2).await;
+    let sdk = app.sdk();
+    let (partner, token) = user(&app, 5001);
+    let who = |extra: Value| {
+        let mut m: Map<String, Value> = json!({"partner": partner, "token": token}).as_object().unwrap().clone();
+        m.extend(extra.as_object().unwrap().clone());
+        Value::Object(m)
+    };
+    let c = |code: i64, msg: &str| (code, msg.to_owned());
+    assert_eq!(code(raw(&sdk, "market_buy", who(json!({}))).await), c(1, "missing_name_and_id"));
+    assert_eq!(code(raw(&sdk, "market_buy", who(json!({"name": "Bi"}))).await), c(2, "name_min_length_3"));
+    assert_eq!(code(raw(&sdk, "market_buy", json!({"id": ids[0]})).await), c(3, "missing_partner_or_token"));
+    assert_eq!(code(raw(&sdk, "market_buy", who(json!({"id": ids[0]}))).await), c(4, "insufficient_funds"));
+    app.adjust(true, 1_000_000, "topup").await;
+    assert_eq!(code(raw(&sdk, "market_buy", who(json!({"id": 999_999}))).await), c(5, "skin_unavailable"));
+    assert_eq!(
+        code(raw(&sdk, "market_buy", who(json!({"name": "No Such Item", "game": "rust"}))).await),
+        c(5, "skin_unavailable")
+    );
+    assert_eq!(
+        code(raw(&sdk, "market_buy", who(json!({"id": ids[0], "max_price": "1.00"}))).await),
+        c(6, "skins_not_found_at_specified_price")
+    );
+    assert_eq!(
+        code(raw(&sdk, "market_buy", who(json!({"name": "Big Grin", "game": "rust", "max_price": 1}))).await),
+        c(6, "skins_not_found_at_specified_price")
+    );
+    assert_eq!(
+        code(raw(&sdk, "market_buy", who(json!({"id": ids[0], "max_price": "x"}))).await),
+        c(8, "invalid_max_price")
+    );
+    // Nothing above changed the balance.
+    assert_eq!(available(&sdk).await, usd("1000.00"));
+    let first = raw(&sdk, "market_buy", who(json!({"id": ids[0], "custom_id": "c-1"}))).await.unwrap();
+    assert_eq!(
+        code(raw(&sdk, "market_buy", who(json!({"id": ids[1], "custom_id": "c-1"}))).await),
+        c(7, "custom_id_already_exists")
+    );
+    let again = raw(&sdk, "market_buy", who(json!({"id": ids[0], "custom_id": "c-1"}))).await.unwrap();
+    assert_eq!(first, again, "same request, same custom_id: the first answer");
+
+    assert_eq!(code(raw(&sdk, "market_search", json!({})).await), c(1, "name_or_names_required"));
+    assert_eq!(code(raw(&sdk, "market_search", json!({"name": "ab"})).await), c(2, "name_min_length_3"));
+    assert_eq!(code(raw(&sdk, "market_getinfo", json!({})).await), c(1, "missing_buy_id"));
+    assert_eq!(code(raw(&sdk, "market_getinfo", json!({"buy_id": 424242})).await), c(2, "offer_not_found"));
+    assert_eq!(code(raw(&sdk, "market_history", json!({"starting": 1})).await), c(1, "missing_starting_or_ending"));
+    assert_eq!(code(raw(&sdk, "market_batch_buy", who(json!({}))).await), c(1, "missing_name_and_id"));
+
+    // The operator switch: every market method answers -6 while the market is off.
+    app.running.state.store.set_meta(skingate_server::market::MARKET_KEY, "off").await.unwrap();
+    for (method, params) in [
+        ("market_pricelist", json!({})),
+        ("market_search", json!({"name": "Big Grin"})),
+        ("market_buy", who(json!({"id": ids[1]}))),
+        ("market_batch_buy", who(json!({"items": [{"id": ids[1]}]}))),
+        ("market_getinfo", json!({"buy_id": 1})),
+        ("market_history", json!({"starting": 1, "ending": 2})),
+    ] {
+        assert_eq!(code(raw(&sdk, method, params).await), c(-6, "market_disabled"), "{method}");
+    }
+    app.running.state.store.set_meta(skingate_server::market::MARKET_KEY, "on").await.unwrap();
+    assert!(raw(&sdk, "market_pricelist", json!({})).await.is_ok());
+}
+
+#[tokio::test]
+async fn batch_buy_items_stand_alone() {
+    let (app, _clock) = market_app(0).await;
+    let cheap = add_units(&app, Game::Rust, "Frontier Hoodie", 2).await; // 0.75 → 0.79 with the markup
+    let dear = add_units(&app, Game::Rust, "Alien Red", 1).await[0]; // 210.00 → 220.50
+    let sdk = app.sdk();
+    app.adjust(true, 100_000, "topup").await; // 100.00
+    let (partner, token) = user(&app, 6001);
+    let items = [
+        BatchItem { id: cheap[0], max_price: None, custom_id: Some("b-1".into()) },
+        BatchItem { id: cheap[0], max_price: None, custom_id: None },
+        BatchItem { id: cheap[1], max_price: Some(usd("0.10")), custom_id: None },
+        BatchItem { id: dear, max_price: None, custom_id: None },
+        BatchItem { id: cheap[1], max_price: None, custom_id: Some("b-1".into()) },
+        BatchItem { id: 777_777, max_price: None, custom_id: None },
+    ];
+    let r = sdk.market_batch_buy(&partner, &token, &items).await.unwrap();
+    assert_eq!(r.purchased.len(), 1, "{r:?}");
+    assert_eq!(r.purchased[0].item.id, cheap[0].to_string());
+    assert_eq!(r.purchased[0].custom_id.as_deref(), Some("b-1"));
+    let reasons: Vec<(String, i64, &str)> =
+        r.unavailable.iter().map(|u| (u.id.clone(), u.error_code, u.reason.as_str())).collect();
+    assert_eq!(
+        reasons,
+        vec![
+            (cheap[0].to_string(), 5, "skin_unavailable"),
+            (cheap[1].to_string(), 6, "skins_not_found_at_specified_price"),
+            (dear.to_string(), 4, "insufficient_funds"),
+            (cheap[1].to_string(), 7, "custom_id_already_exists"),
+            ("777777".to_string(), 5, "skin_unavailable"),
+        ]
+    );
+    assert_eq!(available(&sdk).await, usd("99.21"));
+    // The same batch item again replays its first answer.
+    let again = sdk.market_batch_buy(&partner, &token, &items[..1]).await.unwrap();
+    assert_eq!(again.purchased, r.purchased);
+    assert_eq!(available(&sdk).await, usd("99.21"));
+}
+
+#[tokio::test]
+async fn sixty_four_buyers_of_the_last_unit() {
+    let (app, _clock) = market_app(0).await;
+    let id = add_units(&app, Game::Rust, "Glory AK47", 1).await[0];
+    app.adjust(true, 100_000_000, "topup").await;
+    let sdk = app.sdk();
+    let buyers = (0..64).map(|n| {
+        let sdk = sdk.clone();
+        let o = order(BuyTarget::Id(id), user(&app, 7000 + n));
+        tokio::spawn(async move { sdk.market_buy(&o).await })
+    });
+    let results = futures::future::join_all(buyers).await;
+    let wins = results.iter().filter(|r| r.as_ref().unwrap().is_ok()).count();
+    let lost = results
+        .iter()
+        .filter(|r| r.as_ref().unwrap().as_ref().err().and_then(|e| e.message()) == Some("skin_unavailable"))
+        .count();
+    assert_eq!((wins, lost), (1, 63));
+    let b = sdk.balance().await.unwrap();
+    assert_eq!(b.in_flight, Some(usd("19.95")), "charged once: 19.00 + 5 %");
+}
+
+#[tokio::test]
+async fn sixty_four_identical_requests_with_one_custom_id() {
+    let (app, _clock) = market_app(0).await;
+    add_units(&app, Game::Rust, "Glory AK47", 64).await;
+    app.adjust(true, 100_000_000, "topup").await;
+    let sdk = app.sdk();
+    let (partner, token) = user(&app, 8001);
+    let params = json!({"name": "Glory AK47", "game": "rust", "partner": partner, "token": token, "custom_id": "once"});
+    let calls = (0..64).map(|_| {
+        let sdk = sdk.clone();
+        let params = params.as_object().unwrap().clone();
+        tokio::spawn(async move { sdk.call_raw("market_buy", params, None).await.unwrap() })
+    });
+    let answers = futures::future::join_all(calls).await;
+    let answers: Vec<_> = answers.into_iter().map(Result::unwrap).collect();
+    let replayed = answers.iter().filter(|a| a.replayed()).count();
+    assert_eq!(replayed, 63);
+    let buy_ids: std::collections::HashSet<_> =
+        answers.iter().map(|a| a.body["buy_id"].as_str().unwrap().to_owned()).collect();
+    assert_eq!(buy_ids.len(), 1, "one purchase");
+    let history = sdk.market_history(START - 10, START + 10, None).await.unwrap();
+    assert_eq!(history.total_count, 1);
+    assert_eq!(sdk.balance().await.unwrap().in_flight, Some(usd("19.95")));
+}
