@@ -3,8 +3,9 @@
 //! # Layout
 //! One module per command group: [`serve`] (the server), [`project`] (merchant projects and operator
 //! adjustments), [`currency`] (the rates table), [`maintenance`] (the run-time switch), [`dev`] (`listen`,
-//! `trigger`, `sign`, `verify` for merchants' developers), [`sim`] (the simulated Steam world), [`stock`] (the market stock and switch). Every command reads the same configuration
-//! as the server (`--config`, `skingate.toml`, `SKINGATE_*`), so it works on the server's database,
+//! `trigger`, `sign`, `verify` for merchants' developers), [`receive`] (prints received Result-URL
+//! callbacks), [`sim`] (the simulated Steam world), [`stock`] (the market stock and switch). Every command
+//! reads the same configuration as the server (`--config`, `skingate.toml`, `SKINGATE_*`), so it works on the server's database,
 //! also while the server runs.
 
 use std::path::PathBuf;
@@ -16,6 +17,7 @@ mod currency;
 mod dev;
 mod maintenance;
 mod project;
+mod receive;
 mod serve;
 mod sim;
 mod stock;
@@ -69,6 +71,8 @@ enum Command {
         #[arg(value_parser = ["on", "off", "status"])]
         mode: String,
     },
+    /// Print the callbacks a local endpoint receives and check their signatures (development).
+    Receive(receive::Receive),
     /// Look at and act in the simulated Steam world (play the payer, let time pass).
     #[command(subcommand)]
     Sim(sim::SimCmd),
@@ -96,6 +100,7 @@ fn main() -> anyhow::Result<()> {
             Command::Sim(cmd) => sim::run(&config, cmd).await,
             Command::Stock(cmd) => stock::run(&config, cmd).await,
             Command::Market { mode } => stock::switch(&config, &mode).await,
+            Command::Receive(args) => receive::run(args).await,
             Command::Config => {
                 println!("{}", serde_json::to_string_pretty(&config)?);
                 Ok(())
