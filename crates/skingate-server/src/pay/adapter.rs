@@ -243,7 +243,8 @@ pub fn status_page(state: &AppState, view: &DepositView, token: &str, progress: 
         Progress::Waiting => None,
     };
     StatusPage {
-        page: chrome(view, token, 3),
+        // A success completes all three steps; otherwise the third is where the payer is.
+        page: chrome(view, token, if progress == Progress::Succeeded { 4 } else { 3 }),
         progress,
         offer,
         amount,

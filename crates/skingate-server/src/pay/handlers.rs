@@ -64,22 +64,24 @@ async fn show_inner(state: &AppState, token: &str) -> PageResult {
     let view = load(state, token).await?;
     let ancestors = adapter::ancestors(&view);
     match adapter::step(&view) {
-        Step::Choose => Ok(account_page(&view, token, String::new(), None, StatusCode::OK)),
+        Step::Choose => Ok(account_page(state, &view, token, String::new(), None, StatusCode::OK)),
         Step::Track(progress) => {
             Ok(page(StatusCode::OK, &adapter::status_page(state, &view, token, progress), &ancestors))
         }
     }
 }
 
-fn account_page(view: &DepositView, token: &str, input: String, error: Option<String>, status: StatusCode) -> Response {
-    let (min, max) = (view.deposit.min_text.as_deref(), view.deposit.max_text.as_deref());
-    let code = view.deposit.currency.to_ascii_uppercase();
-    let limits = match (min, max) {
-        (Some(lo), Some(hi)) => Some(format!("between {lo} and {hi} {code}")),
-        (Some(lo), None) => Some(format!("at least {lo} {code}")),
-        (None, Some(hi)) => Some(format!("at most {hi} {code}")),
-        (None, None) => None,
-    };
+fn account_page(
+    state: &AppState,
+    view: &DepositView,
+    token: &str,
+    input: String,
+    error: Option<String>,
+    status: StatusCode,
+) -> Response {
+    // The same figures as the items page: what the payer receives, multiplier applied.
+    let (min, max) = adapter::limits(view, &adapter::pricing(state, view));
+    let limits = super::view::limits_text(min.as_ref(), max.as_ref());
     let t = AccountPage {
         page: adapter::chrome(view, token, 1),
         known: adapter::known_account(view),
@@ -161,7 +163,7 @@ async fn account_inner(
             let why = "That is not a Steam trade URL. It looks like \
                        https://steamcommunity.com/tradeoffer/new/?partner=123456789&token=AbCdEfGh";
             let input = input.chars().take(200).collect();
-            return Ok(account_page(&view, token, input, Some(why.into()), StatusCode::UNPROCESSABLE_ENTITY));
+            return Ok(account_page(state, &view, token, input, Some(why.into()), StatusCode::UNPROCESSABLE_ENTITY));
         }
     };
     let game = adapter::games(&view)[0];
@@ -225,7 +227,7 @@ async fn items_page(
         Err(e) => {
             let text = adapter::error_text(&e, view, &pricing);
             let input = pick.trade_url.to_string();
-            return account_page(view, token, input, Some(text), StatusCode::UNPROCESSABLE_ENTITY);
+            return account_page(state, view, token, input, Some(text), StatusCode::UNPROCESSABLE_ENTITY);
         }
     };
     let (min, max) = adapter::limits(view, &pricing);
