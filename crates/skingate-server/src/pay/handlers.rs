@@ -46,6 +46,25 @@ fn internal(e: impl Into<anyhow::Error>) -> Response {
     )
 }
 
+/// New offers need an active project and a gateway out of maintenance (a sent offer is still followed).
+fn accepting(state: &AppState, view: &DepositView) -> Result<(), Response> {
+    if state.maintenance() {
+        return Err(error_page(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "Back in a few minutes",
+            "Deposits are paused for maintenance. Your link stays valid: please open it again shortly.",
+        ));
+    }
+    if !view.project.settings.active {
+        return Err(error_page(
+            StatusCode::FORBIDDEN,
+            "Deposits are not available",
+            "This shop is not accepting deposits right now. Please contact the shop.",
+        ));
+    }
+    Ok(())
+}
+
 fn see_other(location: &str) -> Response {
     (StatusCode::SEE_OTHER, [(header::LOCATION, location.to_owned()), (header::CACHE_CONTROL, "no-store".into())])
         .into_response()
@@ -64,7 +83,10 @@ async fn show_inner(state: &AppState, token: &str) -> PageResult {
     let view = load(state, token).await?;
     let ancestors = adapter::ancestors(&view);
     match adapter::step(&view) {
-        Step::Choose => Ok(account_page(state, &view, token, String::new(), None, StatusCode::OK)),
+        Step::Choose => {
+            accepting(state, &view)?;
+            Ok(account_page(state, &view, token, String::new(), None, StatusCode::OK))
+        }
         Step::Track(progress) => {
             Ok(page(StatusCode::OK, &adapter::status_page(state, &view, token, progress), &ancestors))
         }
@@ -155,6 +177,7 @@ async fn account_inner(
     if adapter::step(&view) != Step::Choose {
         return Ok(see_other(&format!("/pay/{token}")));
     }
+    accepting(state, &view)?;
     let Some(input) = field(&pairs, "trade_url") else { return Err(bad_form("The trade URL is missing.")) };
     let input = input.trim();
     let url = match input.parse::<TradeUrl>() {
@@ -184,6 +207,7 @@ async fn items_inner(state: &AppState, token: &str, q: &HashMap<String, String>)
     if adapter::step(&view) != Step::Choose {
         return Ok(see_other(&format!("/pay/{token}")));
     }
+    accepting(state, &view)?;
     let pick = Pick::read(&view, |k| q.get(k).map(String::as_str));
     let Some(pick) = pick else { return Ok(see_other(&format!("/pay/{token}"))) };
     Ok(items_page(state, &view, token, &pick, &[], None, StatusCode::OK).await)
@@ -271,6 +295,7 @@ async fn submit_inner(
     if adapter::step(&view) != Step::Choose {
         return Ok(see_other(&format!("/pay/{token}")));
     }
+    accepting(state, &view)?;
     let Some(pick) = Pick::read(&view, |k| field(&pairs, k)) else {
         return Err(bad_form("The Steam account in this form is not valid."));
     };
