@@ -20,19 +20,22 @@ use crate::state::AppState;
 /// Most asset ids one submission may carry (Steam inventories are larger, deposits are not).
 pub const MAX_ITEMS: usize = 200;
 
-/// A page, or the page that replaces it (error, redirect).
-type PageResult = Result<Response, Response>;
+/// The page that replaces the one asked for (an error page); boxed, as it is the rare path.
+type Refused = Box<Response>;
+
+/// A page, or the page that replaces it.
+type PageResult = Result<Response, Refused>;
 
 fn flatten(r: PageResult) -> Response {
-    r.unwrap_or_else(|e| e)
+    r.unwrap_or_else(|e| *e)
 }
 
 /// Loads the deposit of a page token; the 404 page if there is none.
-async fn load(state: &AppState, token: &str) -> Result<DepositView, Response> {
+async fn load(state: &AppState, token: &str) -> Result<DepositView, Refused> {
     match deposits::find_by_page_token(state, token).await {
         Ok(Some(view)) => Ok(view),
-        Ok(None) => Err(not_found()),
-        Err(e) => Err(internal(e)),
+        Ok(None) => Err(Box::new(not_found())),
+        Err(e) => Err(Box::new(internal(e))),
     }
 }
 
@@ -47,20 +50,20 @@ fn internal(e: impl Into<anyhow::Error>) -> Response {
 }
 
 /// New offers need an active project and a gateway out of maintenance (a sent offer is still followed).
-fn accepting(state: &AppState, view: &DepositView) -> Result<(), Response> {
+fn accepting(state: &AppState, view: &DepositView) -> Result<(), Refused> {
     if state.maintenance() {
-        return Err(error_page(
+        return Err(Box::new(error_page(
             StatusCode::SERVICE_UNAVAILABLE,
             "Back in a few minutes",
             "Deposits are paused for maintenance. Your link stays valid: please open it again shortly.",
-        ));
+        )));
     }
     if !view.project.settings.active {
-        return Err(error_page(
+        return Err(Box::new(error_page(
             StatusCode::FORBIDDEN,
             "Deposits are not available",
             "This shop is not accepting deposits right now. Please contact the shop.",
-        ));
+        )));
     }
     Ok(())
 }
@@ -115,7 +118,7 @@ fn account_page(
 }
 
 /// Reads a urlencoded form body into its pairs; refuses oversized, non-UTF-8 or non-form bodies.
-fn read_form(headers: &HeaderMap, body: Result<Bytes, BytesRejection>) -> Result<Vec<(String, String)>, Response> {
+fn read_form(headers: &HeaderMap, body: Result<Bytes, BytesRejection>) -> Result<Vec<(String, String)>, Refused> {
     let body = body.map_err(|e| {
         if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
             error_page(StatusCode::PAYLOAD_TOO_LARGE, "This form is too large", "Please pick fewer items.")
@@ -128,11 +131,15 @@ fn read_form(headers: &HeaderMap, body: Result<Bytes, BytesRejection>) -> Result
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.starts_with("application/x-www-form-urlencoded"));
     if !form_type || std::str::from_utf8(&body).is_err() {
-        return Err(bad_form("Expected a form submitted from the payment page."));
+        return Err(Box::new(bad_form("Expected a form submitted from the payment page.")));
     }
     let pairs: Vec<(String, String)> = url::form_urlencoded::parse(&body).into_owned().collect();
     if pairs.len() > MAX_ITEMS + 8 {
-        return Err(error_page(StatusCode::PAYLOAD_TOO_LARGE, "This form is too large", "Please pick fewer items."));
+        return Err(Box::new(error_page(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "This form is too large",
+            "Please pick fewer items.",
+        )));
     }
     Ok(pairs)
 }
@@ -144,13 +151,13 @@ fn field<'a>(pairs: &'a [(String, String)], name: &str) -> Option<&'a str> {
     values.next().is_none().then_some(first)
 }
 
-fn refuse_cross_site(headers: &HeaderMap) -> Result<(), Response> {
+fn refuse_cross_site(headers: &HeaderMap) -> Result<(), Refused> {
     if cross_site(headers) {
-        return Err(error_page(
+        return Err(Box::new(error_page(
             StatusCode::FORBIDDEN,
             "Request refused",
             "This form was sent from another website. Open the payment link from the shop again.",
-        ));
+        )));
     }
     Ok(())
 }
@@ -178,7 +185,7 @@ async fn account_inner(
         return Ok(see_other(&format!("/pay/{token}")));
     }
     accepting(state, &view)?;
-    let Some(input) = field(&pairs, "trade_url") else { return Err(bad_form("The trade URL is missing.")) };
+    let Some(input) = field(&pairs, "trade_url") else { return Err(Box::new(bad_form("The trade URL is missing."))) };
     let input = input.trim();
     let url = match input.parse::<TradeUrl>() {
         Ok(url) => url,
@@ -226,7 +233,7 @@ impl Pick {
     fn read<'a>(view: &DepositView, get: impl Fn(&str) -> Option<&'a str>) -> Option<Pick> {
         let steam_id = deposits::parse_steam_id(get("steam_id")?).ok()?;
         let trade_url = deposits::parse_trade_token(steam_id, get("trade_token")?).ok()?;
-        let allowed = adapter::games(&view);
+        let allowed = adapter::games(view);
         let game = get("game").and_then(Game::parse).filter(|g| allowed.contains(g)).unwrap_or(allowed[0]);
         Some(Pick { steam_id: steam_id.to_string(), trade_url, game })
     }
@@ -297,17 +304,17 @@ async fn submit_inner(
     }
     accepting(state, &view)?;
     let Some(pick) = Pick::read(&view, |k| field(&pairs, k)) else {
-        return Err(bad_form("The Steam account in this form is not valid."));
+        return Err(Box::new(bad_form("The Steam account in this form is not valid.")));
     };
     let assets: Vec<String> = pairs.iter().filter(|(k, _)| k == "asset_id").map(|(_, v)| v.trim().to_owned()).collect();
     if assets.len() > MAX_ITEMS || assets.iter().any(|a| a.is_empty() || !a.bytes().all(|b| b.is_ascii_digit())) {
-        return Err(bad_form("The chosen items are not valid."));
+        return Err(Box::new(bad_form("The chosen items are not valid.")));
     }
     let started =
         deposits::start_offer(state, &view.project, view.deposit.id, &pick.trade_url, pick.game, &assets).await;
     match started {
         Ok(_) | Err(DepositError::NotPending) => Ok(see_other(&format!("/pay/{token}"))),
-        Err(DepositError::Internal(e)) => Err(internal(e)),
+        Err(DepositError::Internal(e)) => Err(Box::new(internal(e))),
         Err(e) => {
             let text = adapter::error_text(&e, &view, &adapter::pricing(state, &view));
             let status = StatusCode::UNPROCESSABLE_ENTITY;
