@@ -3,7 +3,7 @@
 //! # Layout
 //! One module per command group: [`serve`] (the server), [`project`] (merchant projects and operator
 //! adjustments), [`currency`] (the rates table), [`maintenance`] (the run-time switch), [`dev`] (`listen`,
-//! `trigger`, `sign`, `verify` for merchants' developers), [`sim`] (the simulated Steam world). Every command reads the same configuration
+//! `trigger`, `sign`, `verify` for merchants' developers), [`sim`] (the simulated Steam world), [`receive`] (prints received callbacks). Every command reads the same configuration
 //! as the server (`--config`, `skingate.toml`, `SKINGATE_*`), so it works on the server's database,
 //! also while the server runs.
 
@@ -16,6 +16,7 @@ mod currency;
 mod dev;
 mod maintenance;
 mod project;
+mod receive;
 mod serve;
 mod sim;
 
@@ -59,6 +60,8 @@ enum Command {
     Sign(dev::SignCmd),
     /// Verify a received webhook's signatures.
     Verify(dev::WebhookArgs),
+    /// Print the callbacks a local endpoint receives and check their signatures (development).
+    Receive(receive::Receive),
     /// Look at the simulated Steam world.
     #[command(subcommand)]
     Sim(sim::SimCmd),
@@ -84,6 +87,7 @@ fn main() -> anyhow::Result<()> {
             Command::Sign(cmd) => dev::sign(cmd),
             Command::Verify(args) => dev::verify(args),
             Command::Sim(cmd) => sim::run(&config, cmd),
+            Command::Receive(args) => receive::run(args).await,
             Command::Config => {
                 println!("{}", serde_json::to_string_pretty(&config)?);
                 Ok(())

@@ -5,7 +5,8 @@
 
 use clap::{Args, Subcommand};
 use serde_json::{Value, json};
-use skingate_core::project::{HoldPolicy, Project, ProjectId, ProjectSettings, parse_ip_net};
+use skingate_core::deposit::{parse_ppm, ppm_text};
+use skingate_core::project::{CallbackFormat, HoldPolicy, Project, ProjectId, ProjectSettings, parse_ip_net};
 use skingate_server::Config;
 use skingate_server::app::{new_secret, open_store};
 use skingate_store::Store;
@@ -114,6 +115,21 @@ pub struct SettingsArgs {
     /// Trade Protection policy for deposits: wait or credit_early.
     #[arg(long)]
     hold_policy: Option<String>,
+    /// Test mode: magic trade tokens choose deposit outcomes (see docs/DEPOSITS.md).
+    #[arg(long)]
+    test_mode: Option<bool>,
+    /// Deposit multiplier for `user_amount`, e.g. 1.5 (default 1).
+    #[arg(long)]
+    multiplier: Option<String>,
+    /// Deposit fee in percent of the items' value, e.g. 2.5 (default 0).
+    #[arg(long)]
+    deposit_fee_percent: Option<String>,
+    /// Result-URL callback body: form (PHP $_POST, default) or json.
+    #[arg(long)]
+    callback_format: Option<String>,
+    /// Space- or comma-separated origins allowed to embed the payment page in an iframe ("" allows none).
+    #[arg(long)]
+    frame_ancestors: Option<String>,
 }
 
 impl SettingsArgs {
@@ -139,6 +155,25 @@ impl SettingsArgs {
         }
         if let Some(policy) = &self.hold_policy {
             s.hold_policy = policy.parse::<HoldPolicy>()?;
+        }
+        if let Some(on) = self.test_mode {
+            s.test_mode = on;
+        }
+        if let Some(m) = &self.multiplier {
+            s.multiplier_ppm = parse_ppm(m).ok_or_else(|| anyhow::anyhow!("multiplier: not a number: {m}"))?;
+        }
+        if let Some(fee) = &self.deposit_fee_percent {
+            // Percent → parts per million: 1 % = 10 000 ppm, i.e. the percentage with four decimals.
+            let percent: skingate_types::Decimal = fee.parse().map_err(|e| anyhow::anyhow!("deposit fee: {e}"))?;
+            let ppm = percent.to_scale_exact(4).and_then(|p| i64::try_from(p).ok());
+            s.deposit_fee_ppm = ppm.ok_or_else(|| anyhow::anyhow!("deposit fee: at most 4 decimals: {fee}"))?;
+        }
+        if let Some(format) = &self.callback_format {
+            s.callback_format = format.parse::<CallbackFormat>()?;
+        }
+        if let Some(origins) = &self.frame_ancestors {
+            s.frame_ancestors =
+                origins.split([' ', ',']).filter(|o| !o.trim().is_empty()).map(|o| o.trim().to_owned()).collect();
         }
         s.validate()?;
         Ok(())
@@ -248,6 +283,11 @@ fn to_json(p: &Project, secret: bool, config: &Config) -> Value {
         "ip_allowlist": s.ip_allowlist.iter().map(ToString::to_string).collect::<Vec<_>>(),
         "rate_limit_per_min": s.rate_limit_per_min,
         "hold_policy": s.hold_policy.as_str(),
+        "test_mode": s.test_mode,
+        "multiplier": ppm_text(s.multiplier_ppm),
+        "deposit_fee_percent": ppm_text(s.deposit_fee_ppm * 100),
+        "callback_format": s.callback_format.as_str(),
+        "frame_ancestors": s.frame_ancestors,
         "created_at": p.created_at,
         "events_disabled_at": p.events_disabled_at,
         "api_url": format!("{}/api.php", config.base_url()),

@@ -9,6 +9,8 @@
 //! - [`Client`] (`client.rs`): options ([`Auth`], [`Encoding`], timeout), signing, the typed methods
 //!   (`status`, `balance`, `currencies`, `balance_history`, the webhook-delivery methods) and
 //!   [`Client::call`] / [`Client::call_raw`] for any other method;
+//! - [`deposits`]: the typed deposit methods (`create_deposit`, `order_status`, `orders`, `user_inventory`,
+//!   `create_from_user_inventory`, `offer_approve`, `callback_error_list`);
 //! - [`RawResponse`] (`response.rs`): an answer with its HTTP status and headers (`Retry-After`,
 //!   `Idempotent-Replayed`), and the envelope rule;
 //! - [`Error`] (`error.rs`): the gateway's refusal kept intact, apart from transport and decode failures;
@@ -48,6 +50,7 @@
 //! ```
 
 mod client;
+pub mod deposits;
 mod error;
 pub mod form;
 mod response;

@@ -9,9 +9,11 @@
 //! - [`lenient`]: deserializers that accept what real clients and servers send (ids as numbers or strings).
 //! - [`envelope`]: the `{status:"error", error_code, error_message}` envelope and the global error codes.
 //! - [`api`]: request and response bodies of each method.
+//! - [`deposits`]: the deposit methods' names and bodies, and the deposit object.
 
 pub mod api;
 pub mod decimal;
+pub mod deposits;
 pub mod envelope;
 pub mod lenient;
 pub mod sign;

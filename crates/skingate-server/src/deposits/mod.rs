@@ -108,6 +108,20 @@ pub fn parse_trade_token(steam_id: SteamId, text: &str) -> Result<TradeUrl, Depo
     TradeUrl::new(steam_id, text).map_err(|_| DepositError::InvalidTradeToken)
 }
 
+/// The bare token of a token or full trade URL (whose account must be `steam_id` when given).
+pub fn normalize_token(steam_id: Option<SteamId>, text: &str) -> Result<String, DepositError> {
+    let text = text.trim();
+    if text.contains("tradeoffer") {
+        let url: TradeUrl = text.parse().map_err(|_| DepositError::InvalidTradeToken)?;
+        return match steam_id {
+            Some(id) if id != url.steam_id => Err(DepositError::InvalidTradeToken),
+            _ => Ok(url.token),
+        };
+    }
+    validate_token(text).map_err(|_| DepositError::InvalidTradeToken)?;
+    Ok(text.to_owned())
+}
+
 /// How inventory prices are shown: the currency they are converted to and the multiplier for
 /// `multiplied_price_local`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -470,4 +484,42 @@ pub async fn start_offer(
     tx.commit().await?;
     state.deposits_wake.notify_one();
     Ok(offer)
+}
+
+/// How a merchant names a deposit: by the gateway's `transaction_id` or its own `order_id`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Lookup {
+    /// `transaction_id`.
+    Transaction(i64),
+    /// `order_id`.
+    Order(String),
+}
+
+/// The project's deposit named by `lookup`.
+pub async fn find(state: &AppState, project: &Project, lookup: &Lookup) -> Result<Option<Deposit>, StoreError> {
+    match lookup {
+        Lookup::Transaction(id) => state.store.deposit(project.id, *id).await,
+        Lookup::Order(order) => state.store.deposit_by_order(project.id, order).await,
+    }
+}
+
+/// Longest `order_id` accepted (the idempotency key limit).
+pub const MAX_ORDER_ID_LEN: usize = crate::idempotency::MAX_KEY_LEN;
+
+/// Whether an `order_id` is acceptable: 1–255 bytes of printable text.
+pub fn valid_order_id(id: &str) -> bool {
+    !id.trim().is_empty() && id.len() <= MAX_ORDER_ID_LEN && !id.chars().any(char::is_control)
+}
+
+/// Whether a merchant-supplied URL (result/success/fail override) is an absolute http(s) URL.
+pub fn valid_url(url: &str) -> bool {
+    url.len() <= 2048
+        && (url.starts_with("https://") || url.starts_with("http://"))
+        && url.split_once("://").is_some_and(|(_, rest)| !rest.is_empty())
+        && !url.chars().any(char::is_whitespace)
+}
+
+/// Unix seconds as ISO-8601 with microseconds (`2024-03-12T10:00:34.000000Z`), as `trade_offer_expiry_at`.
+pub fn iso_micros(secs: i64) -> String {
+    format!("{}.000000Z", wire::datetime(secs).replace(' ', "T"))
 }

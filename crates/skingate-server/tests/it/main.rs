@@ -6,6 +6,7 @@
 mod api_methods;
 mod auth;
 mod bad_input;
+mod deposits;
 mod events;
 mod pay;
 mod utils;

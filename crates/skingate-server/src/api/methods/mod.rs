@@ -4,11 +4,12 @@
 //! parameters and nothing else, and `apply(self, &Ctx)`, which does the work and returns a [`Reply`].
 //! Authentication, limits and encodings have already been dealt with by the dispatcher.
 //!
-//! Vendor methods not listed here (deposits, market) answer `-5 invalid_method` until they exist.
+//! Vendor methods not listed here (market) answer `-5 invalid_method` until they exist.
 
 use serde::Serialize;
 use skingate_core::project::Project;
 use skingate_types::api::method;
+use skingate_types::deposits::method as deposit;
 use skingate_types::envelope::{GlobalError, STATUS_SUCCESS};
 
 use super::params::Params;
@@ -23,6 +24,15 @@ pub mod webhook_attempts;
 pub mod webhook_deliveries;
 pub mod webhook_recover;
 pub mod webhook_resend;
+// Deposits (spec §4).
+pub mod callback_error_list;
+pub mod create;
+pub mod create_from_user_inventory;
+pub mod offer_approve;
+pub mod orders;
+pub mod orderstatus;
+pub mod test_complete_hold;
+pub mod user_inventory;
 
 /// Everything a method may use while applying.
 #[derive(Debug)]
@@ -80,6 +90,22 @@ pub enum Method {
     WebhookResend(webhook_resend::WebhookResend),
     /// `webhook_recover`
     WebhookRecover(webhook_recover::WebhookRecover),
+    /// `create`
+    Create(create::Create),
+    /// `orderstatus`
+    OrderStatus(orderstatus::OrderStatus),
+    /// `orders`
+    Orders(orders::Orders),
+    /// `user_inventory`
+    UserInventory(user_inventory::UserInventory),
+    /// `create_from_user_inventory`
+    CreateFromUserInventory(create_from_user_inventory::CreateFromUserInventory),
+    /// `offer_approve`
+    OfferApprove(offer_approve::OfferApprove),
+    /// `callback_error_list`
+    CallbackErrorList(callback_error_list::CallbackErrorList),
+    /// `test_complete_hold` (test mode)
+    TestCompleteHold(test_complete_hold::TestCompleteHold),
 }
 
 impl Method {
@@ -98,6 +124,20 @@ impl Method {
             method::WEBHOOK_ATTEMPTS => Ok(Method::WebhookAttempts(webhook_attempts::WebhookAttempts::parse(params)?)),
             method::WEBHOOK_RESEND => Ok(Method::WebhookResend(webhook_resend::WebhookResend::parse(params)?)),
             method::WEBHOOK_RECOVER => Ok(Method::WebhookRecover(webhook_recover::WebhookRecover::parse(params)?)),
+            deposit::CREATE => Ok(Method::Create(create::Create::parse(params)?)),
+            deposit::ORDERSTATUS => Ok(Method::OrderStatus(orderstatus::OrderStatus::parse(params)?)),
+            deposit::ORDERS => Ok(Method::Orders(orders::Orders::parse(params)?)),
+            deposit::USER_INVENTORY => Ok(Method::UserInventory(user_inventory::UserInventory::parse(params)?)),
+            deposit::CREATE_FROM_USER_INVENTORY => {
+                Ok(Method::CreateFromUserInventory(create_from_user_inventory::CreateFromUserInventory::parse(params)?))
+            }
+            deposit::OFFER_APPROVE => Ok(Method::OfferApprove(offer_approve::OfferApprove::parse(params)?)),
+            deposit::CALLBACK_ERROR_LIST => {
+                Ok(Method::CallbackErrorList(callback_error_list::CallbackErrorList::parse(params)?))
+            }
+            deposit::TEST_COMPLETE_HOLD => {
+                Ok(Method::TestCompleteHold(test_complete_hold::TestCompleteHold::parse(params)?))
+            }
             _ => Err(GlobalError::InvalidMethod.into()),
         }
     }
@@ -113,6 +153,14 @@ impl Method {
             Method::WebhookAttempts(m) => m.apply(ctx).await,
             Method::WebhookResend(m) => m.apply(ctx).await,
             Method::WebhookRecover(m) => m.apply(ctx).await,
+            Method::Create(m) => m.apply(ctx).await,
+            Method::OrderStatus(m) => m.apply(ctx).await,
+            Method::Orders(m) => m.apply(ctx).await,
+            Method::UserInventory(m) => m.apply(ctx).await,
+            Method::CreateFromUserInventory(m) => m.apply(ctx).await,
+            Method::OfferApprove(m) => m.apply(ctx).await,
+            Method::CallbackErrorList(m) => m.apply(ctx).await,
+            Method::TestCompleteHold(m) => m.apply(ctx).await,
         }
     }
 }

@@ -1,0 +1,223 @@
+//! Deposit method names and response bodies (spec §3, §4), shared by the server and the SDK.
+//!
+//! Deserialization is lenient like the rest of [`crate::api`]: ids and money as numbers or strings, unknown
+//! fields ignored.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::Decimal;
+
+/// Deposit method names, as sent in the `method` parameter.
+pub mod method {
+    /// Create a hosted deposit: returns the payment page URL.
+    pub const CREATE: &str = "create";
+    /// One deposit by `transaction_id` or `order_id`.
+    pub const ORDERSTATUS: &str = "orderstatus";
+    /// Deposits created in a time range.
+    pub const ORDERS: &str = "orders";
+    /// A payer's inventory with prices.
+    pub const USER_INVENTORY: &str = "user_inventory";
+    /// A deposit of chosen items without the hosted page.
+    pub const CREATE_FROM_USER_INVENTORY: &str = "create_from_user_inventory";
+    /// Release an `in_hold` deposit before Trade Protection ends.
+    pub const OFFER_APPROVE: &str = "offer_approve";
+    /// Result-URL callbacks whose last attempt failed.
+    pub const CALLBACK_ERROR_LIST: &str = "callback_error_list";
+    /// skingate, test mode only: end a deposit's hold now.
+    pub const TEST_COMPLETE_HOLD: &str = "test_complete_hold";
+}
+
+/// `create`: where to send the payer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CreateResponse {
+    /// The hosted payment page.
+    pub url: String,
+    /// The deposit's id.
+    #[serde(deserialize_with = "crate::lenient::i64", alias = "transactions_id")]
+    pub transaction_id: i64,
+}
+
+/// One received item of a deposit.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Skin {
+    /// Market name.
+    pub name: String,
+    /// Steam asset id.
+    #[serde(default, deserialize_with = "crate::lenient::string")]
+    pub asset_id: String,
+    /// Steam class id.
+    #[serde(default, deserialize_with = "crate::lenient::string")]
+    pub classid: String,
+    /// Reference price in the deposit currency.
+    pub price: Decimal,
+    /// With the multiplier, in the deposit currency.
+    #[serde(default)]
+    pub user_price: Option<Decimal>,
+    /// Reference price in USD.
+    #[serde(default)]
+    pub price_usd: Option<Decimal>,
+}
+
+/// The deposit object (spec §3.2): `orderstatus`, `orders` items, and the Result-URL callback body.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DepositObject {
+    /// `pending`, `success`, `fail`, `in_hold`, `hold_approved`, `hold_returned` (open set).
+    pub status: String,
+    /// The deposit's id.
+    #[serde(deserialize_with = "crate::lenient::i64")]
+    pub transaction_id: i64,
+    /// The merchant's id.
+    #[serde(deserialize_with = "crate::lenient::string")]
+    pub order_id: String,
+    /// The payer's SteamID64 (empty until known).
+    #[serde(default, deserialize_with = "crate::lenient::string")]
+    pub steam_id: String,
+    /// Creation time, Unix seconds.
+    #[serde(deserialize_with = "crate::lenient::i64")]
+    pub date: i64,
+    /// skingate: the game.
+    #[serde(default)]
+    pub game: Option<String>,
+    /// skingate: Steam's trade offer id.
+    #[serde(default)]
+    pub trade_offer_id: Option<String>,
+    /// When the offer was sent.
+    #[serde(default, deserialize_with = "crate::lenient::opt_i64")]
+    pub offer_date: Option<i64>,
+    /// When the payer accepted.
+    #[serde(default, deserialize_with = "crate::lenient::opt_i64")]
+    pub skins_send_date: Option<i64>,
+    /// Credited amount in `amount_currency` (paid or held only).
+    #[serde(default)]
+    pub amount: Option<Decimal>,
+    /// The deposit's currency.
+    #[serde(default)]
+    pub amount_currency: Option<String>,
+    /// `amount` in every currency.
+    #[serde(default)]
+    pub amount_in_currencies: BTreeMap<String, Decimal>,
+    /// `amount × multiplier`.
+    #[serde(default)]
+    pub user_amount: Option<Decimal>,
+    /// `user_amount` in every currency.
+    #[serde(default)]
+    pub user_amount_in_currencies: BTreeMap<String, Decimal>,
+    /// skingate: `amount` in USD.
+    #[serde(default)]
+    pub amount_usd: Option<Decimal>,
+    /// The items received.
+    #[serde(default)]
+    pub skins: Vec<Skin>,
+    /// skingate: end of Trade Protection while held, Unix seconds.
+    #[serde(default, deserialize_with = "crate::lenient::opt_i64")]
+    pub hold_until: Option<i64>,
+    /// skingate: why it failed (`declined`, `expired`, `reversed`, …).
+    #[serde(default)]
+    pub fail_reason: Option<String>,
+    /// The payer's history (the `in_hold` callback).
+    #[serde(default)]
+    pub user_risk: Option<serde_json::Value>,
+}
+
+/// One item of `user_inventory`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InventoryItem {
+    /// Pass to `create_from_user_inventory`.
+    #[serde(deserialize_with = "crate::lenient::string")]
+    pub asset_id: String,
+    /// Market name.
+    pub name: String,
+    /// Market name (Steam's key).
+    #[serde(default)]
+    pub market_hash_name: String,
+    /// Steam class id.
+    #[serde(default, deserialize_with = "crate::lenient::string")]
+    pub class_id: String,
+    /// Steam app id.
+    #[serde(default, deserialize_with = "crate::lenient::i64")]
+    pub app_id: i64,
+    /// Inventory context (16: CS2 Trade Protection).
+    #[serde(default, deserialize_with = "crate::lenient::i64")]
+    pub context_id: i64,
+    /// Reference price, USD.
+    pub price: Decimal,
+    /// In `currency_local`.
+    pub price_local: Decimal,
+    /// With the multiplier, in `currency_local`.
+    pub multiplied_price_local: Decimal,
+    /// Steam lets it be traded now.
+    #[serde(deserialize_with = "crate::lenient::bool")]
+    pub tradable: bool,
+    /// The gateway does not accept it.
+    #[serde(deserialize_with = "crate::lenient::bool")]
+    pub disabled: bool,
+    /// skingate: why it is disabled (`not_tradable`, `trade_protected`, `no_price`).
+    #[serde(default)]
+    pub disabled_reason: Option<String>,
+}
+
+/// The body of `user_inventory` (also repeated under `data`, which some clients read).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InventoryBody {
+    /// The items.
+    pub items: Vec<InventoryItem>,
+    /// The currency of `price_local`.
+    pub currency_local: String,
+}
+
+/// `create_from_user_inventory`'s `data`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OfferCreated {
+    /// The deposit's id.
+    #[serde(deserialize_with = "crate::lenient::i64")]
+    pub transaction_id: i64,
+    /// Value of the items now (net of fee), USD.
+    pub sum: Decimal,
+    /// In `local_currency`.
+    pub local_sum: Decimal,
+    /// `local_sum × multiplier`.
+    pub local_sum_multiplied: Decimal,
+    /// The deposit's currency.
+    pub local_currency: String,
+    /// Steam's offer id.
+    #[serde(deserialize_with = "crate::lenient::string")]
+    pub trade_offer_id: String,
+    /// When the offer expires, ISO-8601 with microseconds.
+    pub trade_offer_expiry_at: String,
+    /// The bot's SteamID64.
+    #[serde(deserialize_with = "crate::lenient::string")]
+    pub bot_steam_id: String,
+    /// The bot's name.
+    pub bot_name: String,
+}
+
+/// `create_from_user_inventory`'s answer: everything under `data`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OfferCreatedResponse {
+    /// The created deposit and its offer.
+    pub data: OfferCreated,
+}
+
+/// One row of `callback_error_list`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CallbackError {
+    /// The deposit.
+    #[serde(deserialize_with = "crate::lenient::i64")]
+    pub transaction_id: i64,
+    /// The merchant's id.
+    #[serde(deserialize_with = "crate::lenient::string")]
+    pub order_id: String,
+    /// HTTP status the Result URL answered last (`"0"` when it did not answer).
+    #[serde(deserialize_with = "crate::lenient::string")]
+    pub http_code: String,
+}
+
+/// `test_complete_hold`'s answer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HoldCompleted {
+    /// The deposit whose hold now ends.
+    #[serde(deserialize_with = "crate::lenient::i64")]
+    pub transaction_id: i64,
+}
