@@ -10,17 +10,20 @@
     var update = function () {
       var boxes = form.querySelectorAll("input[name=asset_id]:checked"), sum = 0;
       boxes.forEach(function (b) { sum += Number(b.dataset.minor); });
-      document.getElementById("sel-count").textContent = boxes.length;
-      document.getElementById("sel-total").textContent = fmt(sum);
+      var set = function (sel, f) { form.querySelectorAll(sel).forEach(f); };
+      set(".js-count", function (e) { e.textContent = boxes.length; });
+      set(".js-total", function (e) { e.textContent = fmt(sum); });
       var hint = "";
       if (boxes.length === 0) hint = "Pick at least one item.";
       else if (min !== null && sum < min) hint = "Add " + fmt(min - sum) + " more to reach the minimum.";
       else if (max !== null && sum > max) hint = "Remove " + fmt(sum - max) + " to stay within the maximum.";
       document.getElementById("sel-hint").textContent = boxes.length === 0 ? "" : hint;
-      document.getElementById("send").disabled = hint !== "";
+      set(".js-send", function (b) { b.disabled = hint !== ""; });
     };
     form.addEventListener("change", update);
-    form.addEventListener("submit", function () { document.getElementById("send").disabled = true; });
+    form.addEventListener("submit", function () {
+      setTimeout(function () { form.querySelectorAll(".js-send").forEach(function (b) { b.disabled = true; }); }, 0);
+    });
     update();
   }
   var body = document.body, next = body.dataset.next;

@@ -116,9 +116,14 @@ fn usd() -> Currency {
 /// What the payer is credited for `usd` of items: the fee taken, the multiplier applied, in the deposit
 /// currency, rounded for display.
 pub fn credited(view: &DepositView, pricing: &Pricing, usd: Money) -> Amount {
-    let fee = deposit::apply_ppm(usd, view.deposit.fee_ppm).unwrap_or(Money::ZERO);
+    credited_with(pricing, usd, view.deposit.fee_ppm, view.deposit.multiplier_ppm)
+}
+
+/// [`credited`] for a given fee and multiplier (parts per million).
+pub fn credited_with(pricing: &Pricing, usd: Money, fee_ppm: i64, multiplier_ppm: i64) -> Amount {
+    let fee = deposit::apply_ppm(usd, fee_ppm).unwrap_or(Money::ZERO);
     let net = usd.checked_sub(fee).unwrap_or(usd);
-    shown(pricing, net, view.deposit.multiplier_ppm)
+    shown(pricing, net, multiplier_ppm)
 }
 
 /// `usd × multiplier` in the pricing's currency, rounded for display.
@@ -243,12 +248,52 @@ pub fn status_page(state: &AppState, view: &DepositView, token: &str, progress: 
         Progress::Waiting => None,
     };
     StatusPage {
-        page: chrome(view, token, 3),
+        // A success completes all three steps; otherwise the third is where the payer is.
+        page: chrome(view, token, if progress == Progress::Succeeded { 4 } else { 3 }),
         progress,
         offer,
         amount,
         held: d.status == DepositStatus::InHold,
         reason: (progress == Progress::Failed).then(|| fail_text(d.fail_reason.as_deref()).to_owned()),
         next_url: next.and_then(super::view::safe_url),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use skingate_types::Decimal;
+
+    use super::*;
+
+    fn pricing(code: &str, rate: &str, scale: u32) -> Pricing {
+        let rate: Decimal = rate.parse().unwrap();
+        Pricing { currency: Currency::new(code, code, scale, &rate).unwrap(), multiplier_ppm: deposit::PPM }
+    }
+
+    #[test]
+    fn credited_takes_the_fee_then_the_multiplier_then_converts() {
+        let rub = pricing("rub", "92.5", 2);
+        // 10.00 USD, 2.5 % fee → 9.75; ×1.5 → 14.625 USD; × 92.5 → 1352.8125 RUB → 1352.81.
+        let a = credited_with(&rub, Money::from_minor(10_000), 25_000, 1_500_000);
+        assert_eq!(a.to_string(), "1352.81 RUB");
+        // USD keeps three ledger decimals; the page shows two, rounded half away from zero.
+        let usd = pricing("usd", "1", 3);
+        assert_eq!(credited_with(&usd, Money::from_minor(1_005), 0, deposit::PPM).to_string(), "1.01 USD");
+        assert_eq!(credited_with(&usd, Money::from_minor(40), 0, 1_100_000).to_string(), "0.04 USD");
+        assert_eq!(zero(&usd).to_string(), "0.00 USD");
+        // A zero-decimal currency stays whole.
+        let jpy = pricing("jpy", "150", 0);
+        assert_eq!(credited_with(&jpy, Money::from_minor(1_234), 0, deposit::PPM).to_string(), "185 JPY");
+    }
+
+    #[test]
+    fn reasons_in_words() {
+        assert_eq!(disabled_reason(Some("trade_protected")), "Trade protected by Steam");
+        assert_eq!(disabled_reason(Some("not_tradable")), "Not tradable");
+        assert_eq!(disabled_reason(None), "Not tradable");
+        assert_eq!(fail_text(Some("declined")), "You declined the trade offer.");
+        assert_eq!(fail_text(Some("something_new")), "The trade did not go through.");
+        let href = items_href("tok", "76561198000000000", "Ab+d/f=h", Game::Rust);
+        assert_eq!(href, "/pay/tok/items?steam_id=76561198000000000&trade_token=Ab%2Bd%2Ff%3Dh&game=rust");
     }
 }

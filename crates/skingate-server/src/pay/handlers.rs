@@ -20,19 +20,22 @@ use crate::state::AppState;
 /// Most asset ids one submission may carry (Steam inventories are larger, deposits are not).
 pub const MAX_ITEMS: usize = 200;
 
-/// A page, or the page that replaces it (error, redirect).
-type PageResult = Result<Response, Response>;
+/// The page that replaces the one asked for (an error page); boxed, as it is the rare path.
+type Refused = Box<Response>;
+
+/// A page, or the page that replaces it.
+type PageResult = Result<Response, Refused>;
 
 fn flatten(r: PageResult) -> Response {
-    r.unwrap_or_else(|e| e)
+    r.unwrap_or_else(|e| *e)
 }
 
 /// Loads the deposit of a page token; the 404 page if there is none.
-async fn load(state: &AppState, token: &str) -> Result<DepositView, Response> {
+async fn load(state: &AppState, token: &str) -> Result<DepositView, Refused> {
     match deposits::find_by_page_token(state, token).await {
         Ok(Some(view)) => Ok(view),
-        Ok(None) => Err(not_found()),
-        Err(e) => Err(internal(e)),
+        Ok(None) => Err(Box::new(not_found())),
+        Err(e) => Err(Box::new(internal(e))),
     }
 }
 
@@ -44,6 +47,25 @@ fn internal(e: impl Into<anyhow::Error>) -> Response {
         "Something went wrong",
         "The payment page hit an error on our side. Nothing was sent to Steam. Please reload in a minute.",
     )
+}
+
+/// New offers need an active project and a gateway out of maintenance (a sent offer is still followed).
+fn accepting(state: &AppState, view: &DepositView) -> Result<(), Refused> {
+    if state.maintenance() {
+        return Err(Box::new(error_page(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "Back in a few minutes",
+            "Deposits are paused for maintenance. Your link stays valid: please open it again shortly.",
+        )));
+    }
+    if !view.project.settings.active {
+        return Err(Box::new(error_page(
+            StatusCode::FORBIDDEN,
+            "Deposits are not available",
+            "This shop is not accepting deposits right now. Please contact the shop.",
+        )));
+    }
+    Ok(())
 }
 
 fn see_other(location: &str) -> Response {
@@ -64,22 +86,27 @@ async fn show_inner(state: &AppState, token: &str) -> PageResult {
     let view = load(state, token).await?;
     let ancestors = adapter::ancestors(&view);
     match adapter::step(&view) {
-        Step::Choose => Ok(account_page(&view, token, String::new(), None, StatusCode::OK)),
+        Step::Choose => {
+            accepting(state, &view)?;
+            Ok(account_page(state, &view, token, String::new(), None, StatusCode::OK))
+        }
         Step::Track(progress) => {
             Ok(page(StatusCode::OK, &adapter::status_page(state, &view, token, progress), &ancestors))
         }
     }
 }
 
-fn account_page(view: &DepositView, token: &str, input: String, error: Option<String>, status: StatusCode) -> Response {
-    let (min, max) = (view.deposit.min_text.as_deref(), view.deposit.max_text.as_deref());
-    let code = view.deposit.currency.to_ascii_uppercase();
-    let limits = match (min, max) {
-        (Some(lo), Some(hi)) => Some(format!("between {lo} and {hi} {code}")),
-        (Some(lo), None) => Some(format!("at least {lo} {code}")),
-        (None, Some(hi)) => Some(format!("at most {hi} {code}")),
-        (None, None) => None,
-    };
+fn account_page(
+    state: &AppState,
+    view: &DepositView,
+    token: &str,
+    input: String,
+    error: Option<String>,
+    status: StatusCode,
+) -> Response {
+    // The same figures as the items page: what the payer receives, multiplier applied.
+    let (min, max) = adapter::limits(view, &adapter::pricing(state, view));
+    let limits = super::view::limits_text(min.as_ref(), max.as_ref());
     let t = AccountPage {
         page: adapter::chrome(view, token, 1),
         known: adapter::known_account(view),
@@ -91,7 +118,7 @@ fn account_page(view: &DepositView, token: &str, input: String, error: Option<St
 }
 
 /// Reads a urlencoded form body into its pairs; refuses oversized, non-UTF-8 or non-form bodies.
-fn read_form(headers: &HeaderMap, body: Result<Bytes, BytesRejection>) -> Result<Vec<(String, String)>, Response> {
+fn read_form(headers: &HeaderMap, body: Result<Bytes, BytesRejection>) -> Result<Vec<(String, String)>, Refused> {
     let body = body.map_err(|e| {
         if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
             error_page(StatusCode::PAYLOAD_TOO_LARGE, "This form is too large", "Please pick fewer items.")
@@ -104,11 +131,15 @@ fn read_form(headers: &HeaderMap, body: Result<Bytes, BytesRejection>) -> Result
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.starts_with("application/x-www-form-urlencoded"));
     if !form_type || std::str::from_utf8(&body).is_err() {
-        return Err(bad_form("Expected a form submitted from the payment page."));
+        return Err(Box::new(bad_form("Expected a form submitted from the payment page.")));
     }
     let pairs: Vec<(String, String)> = url::form_urlencoded::parse(&body).into_owned().collect();
     if pairs.len() > MAX_ITEMS + 8 {
-        return Err(error_page(StatusCode::PAYLOAD_TOO_LARGE, "This form is too large", "Please pick fewer items."));
+        return Err(Box::new(error_page(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "This form is too large",
+            "Please pick fewer items.",
+        )));
     }
     Ok(pairs)
 }
@@ -120,13 +151,13 @@ fn field<'a>(pairs: &'a [(String, String)], name: &str) -> Option<&'a str> {
     values.next().is_none().then_some(first)
 }
 
-fn refuse_cross_site(headers: &HeaderMap) -> Result<(), Response> {
+fn refuse_cross_site(headers: &HeaderMap) -> Result<(), Refused> {
     if cross_site(headers) {
-        return Err(error_page(
+        return Err(Box::new(error_page(
             StatusCode::FORBIDDEN,
             "Request refused",
             "This form was sent from another website. Open the payment link from the shop again.",
-        ));
+        )));
     }
     Ok(())
 }
@@ -153,7 +184,8 @@ async fn account_inner(
     if adapter::step(&view) != Step::Choose {
         return Ok(see_other(&format!("/pay/{token}")));
     }
-    let Some(input) = field(&pairs, "trade_url") else { return Err(bad_form("The trade URL is missing.")) };
+    accepting(state, &view)?;
+    let Some(input) = field(&pairs, "trade_url") else { return Err(Box::new(bad_form("The trade URL is missing."))) };
     let input = input.trim();
     let url = match input.parse::<TradeUrl>() {
         Ok(url) => url,
@@ -161,7 +193,7 @@ async fn account_inner(
             let why = "That is not a Steam trade URL. It looks like \
                        https://steamcommunity.com/tradeoffer/new/?partner=123456789&token=AbCdEfGh";
             let input = input.chars().take(200).collect();
-            return Ok(account_page(&view, token, input, Some(why.into()), StatusCode::UNPROCESSABLE_ENTITY));
+            return Ok(account_page(state, &view, token, input, Some(why.into()), StatusCode::UNPROCESSABLE_ENTITY));
         }
     };
     let game = adapter::games(&view)[0];
@@ -182,6 +214,7 @@ async fn items_inner(state: &AppState, token: &str, q: &HashMap<String, String>)
     if adapter::step(&view) != Step::Choose {
         return Ok(see_other(&format!("/pay/{token}")));
     }
+    accepting(state, &view)?;
     let pick = Pick::read(&view, |k| q.get(k).map(String::as_str));
     let Some(pick) = pick else { return Ok(see_other(&format!("/pay/{token}"))) };
     Ok(items_page(state, &view, token, &pick, &[], None, StatusCode::OK).await)
@@ -200,7 +233,7 @@ impl Pick {
     fn read<'a>(view: &DepositView, get: impl Fn(&str) -> Option<&'a str>) -> Option<Pick> {
         let steam_id = deposits::parse_steam_id(get("steam_id")?).ok()?;
         let trade_url = deposits::parse_trade_token(steam_id, get("trade_token")?).ok()?;
-        let allowed = adapter::games(&view);
+        let allowed = adapter::games(view);
         let game = get("game").and_then(Game::parse).filter(|g| allowed.contains(g)).unwrap_or(allowed[0]);
         Some(Pick { steam_id: steam_id.to_string(), trade_url, game })
     }
@@ -225,7 +258,7 @@ async fn items_page(
         Err(e) => {
             let text = adapter::error_text(&e, view, &pricing);
             let input = pick.trade_url.to_string();
-            return account_page(view, token, input, Some(text), StatusCode::UNPROCESSABLE_ENTITY);
+            return account_page(state, view, token, input, Some(text), StatusCode::UNPROCESSABLE_ENTITY);
         }
     };
     let (min, max) = adapter::limits(view, &pricing);
@@ -269,18 +302,19 @@ async fn submit_inner(
     if adapter::step(&view) != Step::Choose {
         return Ok(see_other(&format!("/pay/{token}")));
     }
+    accepting(state, &view)?;
     let Some(pick) = Pick::read(&view, |k| field(&pairs, k)) else {
-        return Err(bad_form("The Steam account in this form is not valid."));
+        return Err(Box::new(bad_form("The Steam account in this form is not valid.")));
     };
     let assets: Vec<String> = pairs.iter().filter(|(k, _)| k == "asset_id").map(|(_, v)| v.trim().to_owned()).collect();
     if assets.len() > MAX_ITEMS || assets.iter().any(|a| a.is_empty() || !a.bytes().all(|b| b.is_ascii_digit())) {
-        return Err(bad_form("The chosen items are not valid."));
+        return Err(Box::new(bad_form("The chosen items are not valid.")));
     }
     let started =
         deposits::start_offer(state, &view.project, view.deposit.id, &pick.trade_url, pick.game, &assets).await;
     match started {
         Ok(_) | Err(DepositError::NotPending) => Ok(see_other(&format!("/pay/{token}"))),
-        Err(DepositError::Internal(e)) => Err(internal(e)),
+        Err(DepositError::Internal(e)) => Err(Box::new(internal(e))),
         Err(e) => {
             let text = adapter::error_text(&e, &view, &adapter::pricing(state, &view));
             let status = StatusCode::UNPROCESSABLE_ENTITY;

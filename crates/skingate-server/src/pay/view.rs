@@ -72,7 +72,7 @@ pub struct Chrome {
     pub transaction_id: String,
     /// The page's base path, `/pay/{page_token}`.
     pub base: String,
-    /// Which of the three steps is current (1 account, 2 items, 3 trade); 0 hides the step bar.
+    /// Which of the three steps is current (1 account, 2 items, 3 trade; 4 = all done); 0 hides the step bar.
     pub step: u8,
 }
 

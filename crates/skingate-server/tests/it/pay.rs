@@ -233,6 +233,8 @@ async fn a_prefilled_account_and_a_fixed_game_skip_the_choices_and_a_decline_end
             r.trade_token = Some(url.token.clone());
             r.game = Some(Game::Dota2);
             r.fail_url = Some("https://shop.example/order-2/failed".into());
+            r.currency = "rub".into();
+            r.multiplier_ppm = Some(1_500_000);
         })
         .await;
     let (_, _, html) = pay.get(&page).await;
@@ -241,6 +243,14 @@ async fn a_prefilled_account_and_a_fixed_game_skip_the_choices_and_a_decline_end
     assert!(items.ends_with("game=dota2"));
     let (_, _, html) = pay.get(&items).await;
     assert!(!html.contains("Counter-Strike 2"), "no game tabs when the merchant fixed the game");
+    // Prices in the deposit's currency with its multiplier: cents → ×1.5 → RUB at the table's rate, 2 decimals.
+    let first = tradable(&inv)[0];
+    let rub = pay.app.running.state.rates().get("rub").cloned().unwrap();
+    let credited = Money::from_minor(first.price_cents as i64 * 15); // × 10 (cents → thousandths) × 1.5
+    let exact = rub.from_usd(credited);
+    let shown = skingate_server::pay::view::Amount::rounded(&exact, 2, "rub").to_string();
+    assert!(shown.ends_with(" RUB") && html.contains(&shown), "{shown}");
+    assert!(html.contains("×1.5 (included)"));
     // Asking for another game still shows the fixed one.
     let (_, _, other) = pay.get(&items.replace("game=dota2", "game=rust")).await;
     assert!(other.contains(r#"name="game" value="dota2""#));
@@ -367,4 +377,42 @@ async fn assets_are_served_and_the_frame_defaults_to_self() {
     let csp = headers["content-security-policy"].to_str().unwrap();
     assert!(csp.ends_with("frame-ancestors 'self'"), "{csp}");
     assert!(csp.contains("default-src 'none'") && csp.contains("form-action 'self'"));
+}
+
+#[tokio::test]
+async fn an_inactive_project_or_maintenance_takes_no_new_offers_but_sent_ones_are_still_followed() {
+    let mut pay = spawn().await;
+    let (url, inv) = payer(&pay, Game::Rust);
+    let steam_id = url.steam_id.to_string();
+    let (id, page) = pay.create("order-6", |r| r.game = Some(Game::Rust)).await;
+    let (_, sent) = pay.create("order-7", |r| r.game = Some(Game::Rust)).await;
+    let assets = vec![tradable(&inv)[0].asset_id.to_string()];
+    let (status, _, _) = pay.post(&format!("{sent}/items"), &pick_form(&url, &steam_id, "rust", &assets)).await;
+    assert_eq!(status, 303);
+
+    pay.app.update(|s| s.active = false).await;
+    let (status, _, html) = pay.get(&page).await;
+    assert_eq!(status, 403);
+    assert!(html.contains("not accepting deposits"));
+    let (status, _, _) = pay.post(&format!("{page}/items"), &pick_form(&url, &steam_id, "rust", &assets)).await;
+    assert_eq!(status, 403);
+    let (status, _, html) = pay.get(&sent).await;
+    assert_eq!(status, 200, "the payer can still follow the offer already sent");
+    assert!(html.contains("Accept the trade offer in Steam"));
+
+    pay.app.update(|s| s.active = true).await;
+    let state = pay.app.running.state.clone();
+    state.store.set_meta(skingate_server::state::MAINTENANCE_KEY, "on").await.unwrap();
+    state.refresh().await.unwrap();
+    let (status, _, html) = pay.get(&page).await;
+    assert_eq!(status, 503);
+    assert!(html.contains("maintenance"));
+    let (status, _, _) = pay.post(&format!("{page}/account"), &[("trade_url", &url.to_string())]).await;
+    assert_eq!(status, 503);
+    assert_eq!(pay.deposit(id).await.offer_id, None);
+
+    // Rust has no Trade Protection: the accepted deposit is a plain success.
+    pay.clock.advance(11);
+    let s = pay.wait_stage(&sent, "success").await;
+    assert_eq!(s["status"], "success");
 }

@@ -101,7 +101,7 @@ fn ticked_items_are_summed_after_a_refusal() {
     page.items[1].checked = true;
     assert_eq!(page.checked_total().to_string(), "4.25 USD");
     let html = page.render().unwrap();
-    assert!(html.contains(r#"id="sel-total">4.25 USD"#), "{html}");
+    assert!(html.contains(r#"class="js-total">4.25 USD"#), "{html}");
 }
 
 #[test]
