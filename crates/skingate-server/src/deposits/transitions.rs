@@ -3,8 +3,9 @@
 //! One write transaction per call holds everything a transition implies (FLOWS.md "Deposit"): the
 //! conditional status update (the stored status must still be the one the decision was made on), the
 //! ledger transfer of [`skingate_core::deposit::transition`]'s move, a `deposit_status` outbox event with the
-//! deposit object and its Result-URL delivery, and `balance_change` when the spendable balance moved. A
-//! crash anywhere before the commit leaves nothing behind; after it, the dispatcher delivers.
+//! deposit object and its Result-URL delivery, `balance_change` when the spendable balance moved, and at
+//! `success` the received items into the market stock. A crash anywhere before the commit leaves nothing
+//! behind; after it, the dispatcher delivers.
 
 use skingate_core::Money;
 use skingate_core::deposit::{self, DepositStatus, LedgerMove};
@@ -95,6 +96,10 @@ pub async fn apply(state: &AppState, project: &Project, id: i64, steps: &[Step])
         }
         dep = tx.deposit_in_tx(id).await?.ok_or_else(|| anyhow::anyhow!("deposit {id} vanished"))?;
         available_moved |= mv.changes_available() && amount.is_positive();
+        if *to == DepositStatus::Success {
+            // Settled: the received items are the bots' to sell from now on.
+            tx.add_units(&crate::market::stock::deposit_units(&dep), now).await?;
+        }
         let object = wire::deposit_object(&dep, if *to == DepositStatus::InHold { risk.as_ref() } else { None });
         let event = crate::events::emit(tx.as_mut(), project, EventType::DepositStatus, object, now).await?;
         if let Some(url) = dep.result_url.as_deref().or(project.settings.result_url.as_deref()) {

@@ -1,11 +1,13 @@
 //! The stock: units the gateway's bots hold. Seeded from the catalogue when empty, added by operators, and
-//! (once deposits are wired) by received items through [`skingate_store::MarketTx::add_units`].
+//! by the items of every deposit that settles ([`deposit_units`], called in the deposit's `success`
+//! transaction through [`skingate_store::MarketTx::add_units`]).
 
 use sha2::{Digest, Sha256};
 use skingate_core::Money;
 use skingate_steam::catalogue::{Catalogue, CatalogueItem, Game};
 use skingate_steam::sim::Bot;
 use skingate_store::StoreError;
+use skingate_store::deposits::Deposit;
 use skingate_store::market::NewUnit;
 
 use crate::state::AppState;
@@ -54,6 +56,31 @@ pub fn catalogue_units(game: Game, name: &str, count: u32, bots: &[Bot], salt: u
         .map(|i| {
             let bot = bots.get(usize::try_from(i).ok()? % bots.len().max(1))?;
             Some(unit_of(item, bot, salt, i))
+        })
+        .collect()
+}
+
+/// The units a settled deposit brings into the stock: each received item, held by the bot that received it,
+/// at the catalogue's reference price. Only at `success`: before that a CS2 item is under Trade Protection
+/// (it cannot be traded on, and the payer may still take it back), and a failed deposit brought nothing.
+/// Items the catalogue does not know (no reference price) are left out rather than sold at a guess.
+pub fn deposit_units(dep: &Deposit) -> Vec<NewUnit> {
+    let (Some(game), Some(bot)) = (dep.game.as_deref().and_then(Game::parse), dep.bot_steam_id.as_deref()) else {
+        return Vec::new();
+    };
+    let catalogue = Catalogue::embedded();
+    dep.items
+        .iter()
+        .filter_map(|item| {
+            let known = catalogue.get(game, &item.market_hash_name)?;
+            Some(NewUnit {
+                game: game.code().to_owned(),
+                name: known.market_hash_name.clone(),
+                classid: known.classid.to_string(),
+                asset_id: item.asset_id.parse().ok()?,
+                bot: bot.to_owned(),
+                reference: Money::from_minor(i64::try_from(known.price_cents).ok()?.checked_mul(10)?),
+            })
         })
         .collect()
 }

@@ -155,6 +155,9 @@ async fn dota_deposit_is_credited_at_acceptance_with_a_signed_form_callback() {
     let e = env(|_| {}).await;
     let user = payer(1);
     let items = e.items(user, Game::Dota2, 2).await;
+    let names: Vec<&str> = items.iter().map(|a| a.market_hash_name.as_str()).collect();
+    let in_stock = async || e.app.sdk().market_search(Some("dota2"), &names).await.unwrap().items.len();
+    let stock_before = in_stock().await;
     let id = e.deposit("order-1", user, Game::Dota2, &items).await;
     assert_eq!(e.status(id).await, "pending");
     assert_eq!(e.balance().await, ("0.00".into(), "0.00".into()));
@@ -178,6 +181,8 @@ async fn dota_deposit_is_credited_at_acceptance_with_a_signed_form_callback() {
     let obj = e.app.sdk().order_status(DepositRef::Order("order-1")).await.unwrap();
     assert_eq!(obj.amount_usd.unwrap().to_string(), value(&items).to_wire().to_string());
     assert_eq!(obj.skins.len(), 2);
+    // The received items are the bots' stock now, for sale on the market.
+    assert_eq!(in_stock().await, stock_before + 2);
     // A late observation changes nothing: no second callback.
     e.advance(60);
     tokio::time::sleep(std::time::Duration::from_millis(200)).await;
