@@ -36,6 +36,12 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
             demo.client_secret
         );
     }
+    if running.state.config.sim_admin {
+        println!(
+            "Simulator:     every SteamID64 is a simulated player (`skingate sim user 76561198000000001`); operator \
+             routes and `skingate sim advance` are ON: set sim_admin = false in production"
+        );
+    }
     tokio::select! {
         () = shutdown => tracing::info!("shutting down"),
         res = running.wait() => return res,
