@@ -5,8 +5,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use skingate_core::Money;
+use skingate_sdk::deposits::CreateDeposit;
 use skingate_server::clock::ManualClock;
-use skingate_server::deposits::{CreateRequest, create_deposit};
 use skingate_steam::catalogue::Game;
 use skingate_steam::sim::Profile;
 use skingate_steam::users::Asset;
@@ -63,35 +63,21 @@ fn tradable(inv: &[Asset]) -> Vec<&Asset> {
     v
 }
 
-/// Limits in USD thousandths (the ledger unit).
-fn usd(cents: u64) -> (Money, String) {
-    (Money::from_minor(cents as i64 * 10), format!("{}.{:02}", cents / 100, cents % 100))
+/// A USD amount as `create` takes it.
+fn usd(cents: u64) -> Option<String> {
+    Some(format!("{}.{:02}", cents / 100, cents % 100))
 }
 
 impl Pay {
-    /// Creates a deposit the way the `create` method does; returns (transaction id, page path).
-    async fn create(&self, order: &str, tweak: impl FnOnce(&mut CreateRequest)) -> (i64, String) {
-        let state = &self.app.running.state;
-        let project = state.project(self.app.project.id).await.unwrap().unwrap();
-        let mut req = CreateRequest {
-            order_id: order.into(),
-            steam_id: None,
-            trade_token: None,
-            game: None,
-            currency: "usd".into(),
-            min: None,
-            max: None,
-            multiplier_ppm: None,
-            result_url: None,
-            success_url: None,
-            fail_url: None,
-        };
-        tweak(&mut req);
-        let mut tx = state.store.begin().await.unwrap();
-        let created = create_deposit(state, tx.as_mut(), &project, &req).await.unwrap();
-        tx.commit().await.unwrap();
-        assert!(created.url.ends_with(&format!("/pay/{}", created.page_token)));
-        (created.transaction_id, format!("/pay/{}", created.page_token))
+    /// Creates a deposit through the SDK's `create`; returns (transaction id, page path).
+    async fn create(&self, order: &str, tweak: impl FnOnce(&mut CreateDeposit)) -> (i64, String) {
+        let mut opts = CreateDeposit::default();
+        tweak(&mut opts);
+        let created = self.app.sdk().create_deposit(order, &opts).await.unwrap();
+        // The URL names the configured address (port 0 here); the path is what the payer's browser asks for.
+        let path = &created.url[created.url.find("/pay/").expect("a /pay/ URL")..];
+        assert!(created.url.starts_with("http://127.0.0.1:") && path.len() == "/pay/".len() + 32, "{}", created.url);
+        (created.transaction_id, path.to_owned())
     }
 
     fn url(&self, path: &str) -> String {
@@ -224,17 +210,17 @@ fn input_tag<'a>(html: &'a str, asset: &str) -> &'a str {
 
 #[tokio::test]
 async fn a_prefilled_account_and_a_fixed_game_skip_the_choices_and_a_decline_ends_on_the_fail_url() {
-    let pay = spawn().await;
+    let mut pay = spawn().await;
+    pay.app.update(|s| s.multiplier_ppm = 1_500_000).await;
     let (url, inv) = payer(&pay, Game::Dota2);
     let steam_id = url.steam_id.to_string();
     let (id, page) = pay
         .create("order-2", |r| {
             r.steam_id = Some(steam_id.clone());
             r.trade_token = Some(url.token.clone());
-            r.game = Some(Game::Dota2);
+            r.game = Some("dota2".into());
             r.fail_url = Some("https://shop.example/order-2/failed".into());
-            r.currency = "rub".into();
-            r.multiplier_ppm = Some(1_500_000);
+            r.currency = Some("rub".into());
         })
         .await;
     let (_, _, html) = pay.get(&page).await;
@@ -278,7 +264,12 @@ async fn refused_inputs_change_nothing() {
     let steam_id = url.steam_id.to_string();
     let chosen = tradable(&inv);
     let value: u64 = chosen.iter().map(|a| a.price_cents).sum();
-    let (id, page) = pay.create("order-3", |r| r.min = Some(usd(chosen[0].price_cents + 1))).await;
+    let (id, page) = pay
+        .create("order-3", |r| {
+            r.currency = Some("usd".into());
+            r.min_amount = usd(chosen[0].price_cents + 1);
+        })
+        .await;
     let submit = format!("{page}/items");
     let one = vec![chosen[0].asset_id.to_string()];
 
@@ -316,7 +307,12 @@ async fn refused_inputs_change_nothing() {
     assert!(html.contains("can no longer be traded"));
     let (status, _, _) = pay.post(&submit, &pick_form(&url, &steam_id, "cs2", &["12345".into()])).await;
     assert_eq!(status, 422);
-    let (_, capped) = pay.create("order-4", |r| r.max = Some(usd(chosen[0].price_cents))).await;
+    let (_, capped) = pay
+        .create("order-4", |r| {
+            r.currency = Some("usd".into());
+            r.max_amount = usd(chosen[0].price_cents);
+        })
+        .await;
     let both: Vec<String> = chosen[..2].iter().map(|a| a.asset_id.to_string()).collect();
     let (status, _, html) = pay.post(&format!("{capped}/items"), &pick_form(&url, &steam_id, "cs2", &both)).await;
     assert_eq!(status, 422);
@@ -384,8 +380,8 @@ async fn an_inactive_project_or_maintenance_takes_no_new_offers_but_sent_ones_ar
     let mut pay = spawn().await;
     let (url, inv) = payer(&pay, Game::Rust);
     let steam_id = url.steam_id.to_string();
-    let (id, page) = pay.create("order-6", |r| r.game = Some(Game::Rust)).await;
-    let (_, sent) = pay.create("order-7", |r| r.game = Some(Game::Rust)).await;
+    let (id, page) = pay.create("order-6", |r| r.game = Some("rust".into())).await;
+    let (_, sent) = pay.create("order-7", |r| r.game = Some("rust".into())).await;
     let assets = vec![tradable(&inv)[0].asset_id.to_string()];
     let (status, _, _) = pay.post(&format!("{sent}/items"), &pick_form(&url, &steam_id, "rust", &assets)).await;
     assert_eq!(status, 303);
