@@ -152,10 +152,12 @@ impl Running {
 }
 
 /// Opens storage, binds `config.listen` and starts serving.
-pub async fn start(config: Config, clock: Arc<dyn Clock>) -> anyhow::Result<Running> {
+pub async fn start(mut config: Config, clock: Arc<dyn Clock>) -> anyhow::Result<Running> {
     let store = open_store(&config, clock.now()).await?;
     let demo = if config.demo_project { Some(ensure_demo_project(store.as_ref(), clock.now()).await?) } else { None };
     let listener = TcpListener::bind(config.listen).await.with_context(|| format!("binding {}", config.listen))?;
+    // With port 0 only the bound socket knows the port; links the gateway hands out (payment pages) need it.
+    config.listen = listener.local_addr()?;
     let state = AppState::new(config, store, clock).await?;
     crate::sim_admin::restore(&state).await?;
     state.listen_to_steam();
