@@ -6,6 +6,8 @@
 
 use serde_json::{Map, Value};
 
+use crate::error::ApiError;
+
 /// The parameters of one request, signature fields included.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Params(pub Map<String, Value>);
@@ -54,5 +56,44 @@ impl Params {
             Err(ParamError::Missing) => Ok(None),
             Err(e) => Err(e),
         }
+    }
+}
+
+/// The time range and cursor of every history method (`balance_history`, `orders`, `market_history`): one
+/// reading, so they accept and refuse the same inputs with the same errors.
+///
+/// `starting` and `ending` are Unix seconds, inclusive, both required; `start_from` is the previous page's
+/// cursor (an id; 0 or absent = from the start). Errors: `1 missing_starting_or_ending`,
+/// `2 invalid_starting_or_ending` (not integers, or `ending` before `starting`), `3 invalid_start_from`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RangePage {
+    /// Earliest time, inclusive.
+    pub starting: i64,
+    /// Latest time, inclusive.
+    pub ending: i64,
+    /// Only rows with an id above this.
+    pub start_from: i64,
+}
+
+impl RangePage {
+    /// Reads `starting`, `ending` and `start_from`.
+    pub fn parse(params: &Params) -> Result<Self, ApiError> {
+        const MISSING_RANGE: ApiError = ApiError::method(1, "missing_starting_or_ending");
+        const INVALID_RANGE: ApiError = ApiError::method(2, "invalid_starting_or_ending");
+        const INVALID_CURSOR: ApiError = ApiError::method(3, "invalid_start_from");
+        let bound = |key| match params.i64(key) {
+            Ok(v) => Ok(v),
+            Err(ParamError::Missing) => Err(MISSING_RANGE),
+            Err(ParamError::Invalid) => Err(INVALID_RANGE),
+        };
+        let (starting, ending) = (bound("starting")?, bound("ending")?);
+        if ending < starting {
+            return Err(INVALID_RANGE);
+        }
+        let start_from = params.opt_i64("start_from").map_err(|_| INVALID_CURSOR)?.unwrap_or(0);
+        if start_from < 0 {
+            return Err(INVALID_CURSOR);
+        }
+        Ok(Self { starting, ending, start_from })
     }
 }

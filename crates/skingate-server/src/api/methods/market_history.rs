@@ -11,12 +11,8 @@
 use skingate_types::api::{PAGE_LIMIT, Page};
 
 use super::{Ctx, Reply};
-use crate::api::params::{ParamError, Params};
+use crate::api::params::{Params, RangePage};
 use crate::error::ApiError;
-
-const MISSING_RANGE: ApiError = ApiError::method(1, "missing_starting_or_ending");
-const INVALID_RANGE: ApiError = ApiError::method(2, "invalid_starting_or_ending");
-const INVALID_CURSOR: ApiError = ApiError::method(3, "invalid_start_from");
 
 /// A `market_history` call.
 #[derive(Debug)]
@@ -27,21 +23,9 @@ pub struct MarketHistory {
 }
 
 impl MarketHistory {
-    /// Reads the time range and cursor.
+    /// Reads the time range and cursor (shared by every history method).
     pub fn parse(params: &Params) -> Result<Self, ApiError> {
-        let bound = |key| match params.i64(key) {
-            Ok(v) => Ok(v),
-            Err(ParamError::Missing) => Err(MISSING_RANGE),
-            Err(ParamError::Invalid) => Err(INVALID_RANGE),
-        };
-        let (starting, ending) = (bound("starting")?, bound("ending")?);
-        if ending < starting {
-            return Err(INVALID_RANGE);
-        }
-        let start_from = params.opt_i64("start_from").map_err(|_| INVALID_CURSOR)?.unwrap_or(0);
-        if start_from < 0 {
-            return Err(INVALID_CURSOR);
-        }
+        let RangePage { starting, ending, start_from } = RangePage::parse(params)?;
         Ok(Self { starting, ending, start_from })
     }
 
