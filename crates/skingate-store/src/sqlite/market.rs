@@ -74,18 +74,18 @@ impl MarketStore for SqliteStore {
     }
 
     async fn units_page(&self, game: Option<&str>, state: UnitState, after_id: i64, limit: u32) -> Result<Vec<Unit>> {
+        // The state is spliced in as a literal (one of four fixed names) so SQLite can use the partial index of
+        // units for sale; a bound parameter would hide it from the planner.
+        let state = state.as_str();
+        let game_clause = if game.is_some() { "game = ? AND" } else { "" };
         let sql = format!(
-            "SELECT {UNIT_COLUMNS} FROM market_units WHERE state = ? AND (? IS NULL OR game = ?) AND id > ?
-             ORDER BY id LIMIT ?"
+            "SELECT {UNIT_COLUMNS} FROM market_units WHERE {game_clause} state = '{state}' AND id > ? ORDER BY id LIMIT ?"
         );
-        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
-            .bind(state.as_str())
-            .bind(game)
-            .bind(game)
-            .bind(after_id)
-            .bind(i64::from(limit))
-            .fetch_all(&self.reader)
-            .await?;
+        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+        if let Some(game) = game {
+            q = q.bind(game);
+        }
+        let rows = q.bind(after_id).bind(i64::from(limit)).fetch_all(&self.reader).await?;
         rows.iter().map(unit).collect()
     }
 
