@@ -269,6 +269,10 @@ pub trait MarketTx: Send {
     async fn add_units(&mut self, units: &[NewUnit], now: i64) -> Result<Vec<i64>>;
     /// The unit a buy wants, if it is for sale now.
     async fn pick_unit(&mut self, pick: &UnitPick) -> Result<Option<Unit>>;
+    /// Picks the unit a buy wants and reserves it in one statement; `None` if none is for sale.
+    async fn reserve_unit(&mut self, pick: &UnitPick, now: i64) -> Result<Option<Unit>>;
+    /// Records purchases in `creating_trade` under ids from [`MarketTx::next_purchase_id`], in bulk.
+    async fn insert_purchases_bulk(&mut self, purchases: &[(i64, NewPurchase)], now: i64) -> Result<()>;
     /// Moves a unit from one state to another; false (and nothing written) if it is not in `from`.
     async fn move_unit(&mut self, id: i64, from: UnitState, to: UnitState, now: i64) -> Result<bool>;
     /// Records a purchase in `creating_trade`, due for the watcher now, under `id` (from

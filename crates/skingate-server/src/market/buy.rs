@@ -191,8 +191,9 @@ async fn writer(
 
 /// Runs a batch in one transaction. Each buy is checked and reserved against the batch's in-memory view of
 /// the balances (the domain ledger's own `apply`), with only its unit, purchase row and idempotency key written
-/// as it goes; the batch's ledger rows and events are then written with a few multi-row statements. A refused
-/// buy writes nothing (a key it claimed is removed again). An error here (not a refusal) means the transaction
+/// as it goes (picking and reserving the unit is one statement); the batch's purchase rows, ledger rows and
+/// events are then written with a few multi-row statements. A refused buy leaves nothing behind (its unit goes
+/// back to stock, a key it claimed is removed again). An error here (not a refusal) means the transaction
 /// is unusable and nothing of the batch commits.
 async fn run_batch(
     store: &dyn Store,
@@ -209,6 +210,7 @@ async fn run_batch(
         sales_owner,
         books: HashMap::new(),
         next_id,
+        purchases: Vec::new(),
         transfers: Vec::new(),
         events: Vec::new(),
         now,
@@ -222,6 +224,7 @@ async fn run_batch(
         }
     }
     if !batch.transfers.is_empty() {
+        tx.insert_purchases_bulk(&batch.purchases, now).await?;
         let mut accounts: Vec<Account> = batch.books.into_values().map(|(a, _)| a).collect();
         accounts.push(batch.sales);
         tx.write_decided_transfers(&accounts, &batch.transfers, now).await?;
@@ -237,6 +240,7 @@ struct Batch {
     sales_owner: i64,
     books: HashMap<ProjectId, (Account, i64)>,
     next_id: i64,
+    purchases: Vec<(i64, NewPurchase)>,
     transfers: Vec<DecidedTransfer>,
     events: Vec<BulkEvent>,
     now: i64,
@@ -304,7 +308,7 @@ async fn decide(
             max_reference: r.max_price.map(|m| batch.pricing.max_reference(m)),
         },
     };
-    let Some(unit) = tx.pick_unit(&pick).await? else {
+    let Some(unit) = tx.reserve_unit(&pick, now).await? else {
         // By name under a price cap: tell "none at this price" from "none at all".
         let refusal = match pick {
             UnitPick::Cheapest { game, name, max_reference: Some(_) } => {
@@ -315,13 +319,18 @@ async fn decide(
         };
         return Err(BuyFailure::Refused(refusal));
     };
-    let price = batch.pricing.price(unit.reference).ok_or(BuyFailure::Refused(Refusal::Unavailable))?;
-    if r.max_price.is_some_and(|max| price > max) {
-        return Err(BuyFailure::Refused(Refusal::NotAtPrice));
+    // The unit is reserved from here: a refusal puts it back.
+    let price = batch.pricing.price(unit.reference).filter(|p| p.is_positive());
+    let refusal = match price {
+        None => Some(Refusal::Unavailable),
+        Some(p) if r.max_price.is_some_and(|max| p > max) => Some(Refusal::NotAtPrice),
+        Some(_) => None,
+    };
+    if let Some(refusal) = refusal {
+        tx.move_unit(unit.id, UnitState::Reserved, UnitState::Stock, now).await?;
+        return Err(BuyFailure::Refused(refusal));
     }
-    if !price.is_positive() {
-        return Err(BuyFailure::Refused(Refusal::Unavailable));
-    }
+    let price = price.unwrap_or_default();
     let (account, owner) = match batch.books.get(&project.id) {
         Some(book) => book.clone(),
         None => {
@@ -336,12 +345,12 @@ async fn decide(
     let (mut debit, mut credit) = (account, batch.sales.clone());
     let entries = match ledger::apply(&spec, &mut debit, &mut credit, None) {
         Ok(entries) => entries,
-        Err(LedgerError::InsufficientFunds) => return Err(BuyFailure::Refused(Refusal::InsufficientFunds)),
+        Err(LedgerError::InsufficientFunds) => {
+            tx.move_unit(unit.id, UnitState::Reserved, UnitState::Stock, now).await?;
+            return Err(BuyFailure::Refused(Refusal::InsufficientFunds));
+        }
         Err(e) => return Err(BuyFailure::Internal(e.into())),
     };
-    if !tx.move_unit(unit.id, UnitState::Stock, UnitState::Reserved, now).await? {
-        return Err(BuyFailure::Refused(Refusal::Unavailable));
-    }
     let partner = r.partner.to_string();
     let new = NewPurchase {
         project: project.id,
@@ -351,7 +360,7 @@ async fn decide(
         token: r.token.clone(),
         custom_id: r.custom_id.clone(),
     };
-    tx.insert_purchase(Some(buy_id), &new, now).await?;
+    batch.purchases.push((buy_id, new));
     // From here on nothing can refuse: the batch's view moves on.
     let balance = debit.balances.available();
     batch.books.insert(project.id, (debit, owner));

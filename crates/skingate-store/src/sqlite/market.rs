@@ -309,6 +309,63 @@ impl MarketTx for SqliteTx {
         row.as_ref().map(unit).transpose()
     }
 
+    async fn reserve_unit(&mut self, pick: &UnitPick, now: i64) -> Result<Option<Unit>> {
+        let row = match pick {
+            UnitPick::Id(id) => {
+                sqlx::query(sqlx::AssertSqlSafe(format!(
+                    "UPDATE market_units SET state = 'reserved', updated_at = ? WHERE id = ? AND state = 'stock'
+                     RETURNING {UNIT_COLUMNS}"
+                )))
+                .bind(now)
+                .bind(id)
+                .fetch_optional(&mut *self.tx)
+                .await?
+            }
+            UnitPick::Cheapest { game, name, max_reference } => {
+                sqlx::query(sqlx::AssertSqlSafe(format!(
+                    "UPDATE market_units SET state = 'reserved', updated_at = ?
+                     WHERE id = (SELECT id FROM market_units WHERE state = 'stock' AND game = ? AND name = ?
+                        AND reference <= ? ORDER BY reference, id LIMIT 1)
+                     RETURNING {UNIT_COLUMNS}"
+                )))
+                .bind(now)
+                .bind(game)
+                .bind(name)
+                .bind(max_reference.map_or(i64::MAX, Money::minor))
+                .fetch_optional(&mut *self.tx)
+                .await?
+            }
+        };
+        row.as_ref().map(unit).transpose()
+    }
+
+    async fn insert_purchases_bulk(&mut self, purchases: &[(i64, NewPurchase)], now: i64) -> Result<()> {
+        for chunk in purchases.chunks(BULK_CHUNK) {
+            let mut q: QueryBuilder<Sqlite> = QueryBuilder::new(
+                "INSERT INTO purchases (id, project_id, unit_id, game, name, classid, price, partner, token,
+                    custom_id, status, next_check_at, created_at, updated_at) ",
+            );
+            q.push_values(chunk, |mut b, (id, p)| {
+                b.push_bind(*id)
+                    .push_bind(p.project.0)
+                    .push_bind(p.unit.id)
+                    .push_bind(&p.unit.game)
+                    .push_bind(&p.unit.name)
+                    .push_bind(&p.unit.classid)
+                    .push_bind(p.price.minor())
+                    .push_bind(&p.partner)
+                    .push_bind(&p.token)
+                    .push_bind(&p.custom_id)
+                    .push_bind(PurchaseStatus::CreatingTrade.as_str())
+                    .push_bind(now)
+                    .push_bind(now)
+                    .push_bind(now);
+            });
+            q.build().execute(&mut *self.tx).await?;
+        }
+        Ok(())
+    }
+
     async fn move_unit(&mut self, id: i64, from: UnitState, to: UnitState, now: i64) -> Result<bool> {
         let done = sqlx::query("UPDATE market_units SET state = ?, updated_at = ? WHERE id = ? AND state = ?")
             .bind(to.as_str())
