@@ -36,11 +36,18 @@ pub async fn emit(
     now: i64,
 ) -> Result<StoredEvent, StoreError> {
     let name = event.as_str();
-    let body = |id: i64, seq: i64| {
-        json!({"event": name, "data": &data, "id": public_id(id), "seq": seq, "created": now}).to_string()
-    };
-    let url = if event.to_webhook() { project.active_events_url() } else { None };
-    tx.insert_event(project.id, name, &body, url, now).await
+    let body = |id: i64, seq: i64| envelope(event, &data, id, seq, now);
+    tx.insert_event(project.id, name, &body, webhook_url(project, event), now).await
+}
+
+/// The stored and delivered body of an event once its id and sequence number are known.
+pub fn envelope(event: EventType, data: &Value, id: i64, seq: i64, now: i64) -> String {
+    json!({"event": event.as_str(), "data": data, "id": public_id(id), "seq": seq, "created": now}).to_string()
+}
+
+/// Where the project's events webhook receives this event, if anywhere.
+pub fn webhook_url(project: &Project, event: EventType) -> Option<&str> {
+    if event.to_webhook() { project.active_events_url() } else { None }
 }
 
 /// `balance_change` with the balance after the change, read inside the same transaction.

@@ -8,10 +8,11 @@
 
 use async_trait::async_trait;
 use skingate_core::Money;
+use skingate_core::ledger::{Account, AccountId, Entry, TransferSpec};
 use skingate_core::market::PurchaseStatus;
 use skingate_core::project::ProjectId;
 
-use crate::Result;
+use crate::{IdempotencyKey, Result};
 
 /// Where a stock unit is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -189,6 +190,37 @@ pub struct PurchaseUpdate {
     pub next_check_at: i64,
 }
 
+/// A transfer already decided by the domain ledger (`skingate_core::ledger::apply`) in memory, to be written
+/// with others in bulk: the group-committed buy path checks a whole batch against the in-memory balances and
+/// writes its ledger rows with a few multi-row statements instead of eight statements per transfer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DecidedTransfer {
+    /// The transfer.
+    pub spec: TransferSpec,
+    /// Its two entries, as `apply` returned them.
+    pub entries: [Entry; 2],
+    /// Owner (project id, 0 for the installation) of the debit and credit accounts.
+    pub owners: [i64; 2],
+}
+
+/// An outbox event to write in bulk.
+pub struct BulkEvent {
+    /// The project.
+    pub project: ProjectId,
+    /// The `event` name.
+    pub event_type: &'static str,
+    /// Builds the stored body from the event's id and sequence number.
+    pub payload: Box<dyn Fn(i64, i64) -> String + Send + Sync>,
+    /// Where to deliver it by webhook, if anywhere.
+    pub webhook_url: Option<String>,
+}
+
+impl std::fmt::Debug for BulkEvent {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BulkEvent").field("project", &self.project).field("event_type", &self.event_type).finish()
+    }
+}
+
 /// Market reads and short writes.
 #[async_trait]
 pub trait MarketStore: Send + Sync {
@@ -237,10 +269,31 @@ pub trait MarketTx: Send {
     async fn add_units(&mut self, units: &[NewUnit], now: i64) -> Result<Vec<i64>>;
     /// The unit a buy wants, if it is for sale now.
     async fn pick_unit(&mut self, pick: &UnitPick) -> Result<Option<Unit>>;
+    /// Picks the unit a buy wants and reserves it in one statement; `None` if none is for sale.
+    async fn reserve_unit(&mut self, pick: &UnitPick, now: i64) -> Result<Option<Unit>>;
+    /// Records purchases in `creating_trade` under ids from [`MarketTx::next_purchase_id`], in bulk.
+    async fn insert_purchases_bulk(&mut self, purchases: &[(i64, NewPurchase)], now: i64) -> Result<()>;
     /// Moves a unit from one state to another; false (and nothing written) if it is not in `from`.
     async fn move_unit(&mut self, id: i64, from: UnitState, to: UnitState, now: i64) -> Result<bool>;
-    /// Records a purchase in `creating_trade`, due for the watcher now; returns its buy id.
-    async fn insert_purchase(&mut self, p: &NewPurchase, now: i64) -> Result<i64>;
+    /// Records a purchase in `creating_trade`, due for the watcher now, under `id` (from
+    /// [`MarketTx::next_purchase_id`]) or a fresh one; returns its buy id.
+    async fn insert_purchase(&mut self, id: Option<i64>, p: &NewPurchase, now: i64) -> Result<i64>;
+    /// The id the next purchase gets (the transaction holds the only write lock, so ids handed out in order
+    /// from here are free).
+    async fn next_purchase_id(&mut self) -> Result<i64>;
+    /// Removes a key claimed in this transaction whose work was refused (so a corrected retry can run).
+    async fn forget_idempotency_key(&mut self, key: &IdempotencyKey) -> Result<()>;
+    /// A ledger account with its balances and owner, read inside this transaction.
+    async fn ledger_account(&mut self, id: AccountId) -> Result<(Account, i64)>;
+    /// Writes transfers decided in memory, and the accounts' final balances, in bulk.
+    async fn write_decided_transfers(
+        &mut self,
+        accounts: &[Account],
+        transfers: &[DecidedTransfer],
+        now: i64,
+    ) -> Result<()>;
+    /// Writes outbox events (and their webhook deliveries) in bulk, numbering them after the existing ones.
+    async fn insert_events_bulk(&mut self, events: &[BulkEvent], now: i64) -> Result<()>;
     /// A purchase, read inside this transaction.
     async fn purchase(&mut self, id: i64) -> Result<Option<Purchase>>;
     /// Applies a status change if the purchase is still in `update.from`; false otherwise.

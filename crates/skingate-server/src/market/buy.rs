@@ -1,29 +1,36 @@
 //! The buy path, group-committed.
 //!
 //! A buy is a handful of small writes (reserve the unit, the pending ledger transfer, the purchase row, two
-//! outbox events, the idempotency key) and one disk flush at commit. The flush dominates, so buys are not
-//! committed one by one: each request is queued to a single writer task, which takes everything queued (up to
-//! `market_batch_max`), runs each buy inside its own SAVEPOINT of ONE transaction, and commits once; the
-//! commit answers every buy of the batch (TigerBeetle-style batching, like the dispatcher's attempt
-//! recording). While a batch commits the next one queues, so the batch size follows the load.
+//! outbox events, the idempotency key) and a disk flush at commit. Buys are not committed one by one: each
+//! request is queued to a single writer task, which takes everything queued (up to `market_batch_max`), runs
+//! the buys one after another in ONE transaction and commits once; the commit answers every buy of the batch
+//! (TigerBeetle-style batching, like the dispatcher's attempt recording). While a batch commits the next one
+//! queues, so the batch size follows the load.
 //!
-//! Correctness is per buy, inside the batch: a refused buy (no funds, unit gone, price above `max_price`,
-//! `custom_id` reused for another request) rolls back to its savepoint and leaves the others alone; buys run
-//! one after another on the single writer connection, so two buyers of the last unit see each other's
-//! reservation (exactly one wins) and a repeated `custom_id` sees the first request's stored answer (replay).
-//! Nothing is answered before the commit, so no answer ever describes an uncommitted purchase.
+//! Inside the batch, statements are what costs (each is a round trip to SQLite's worker thread), so a buy only
+//! writes its own unit, purchase row and idempotency key as it goes; its funds are checked and reserved by the
+//! domain ledger (`skingate_core::ledger::apply`) against the batch's in-memory view of the balances, and the
+//! batch's ledger rows and events are written at the end with a few multi-row statements.
+//!
+//! Correctness is per buy: a refused buy (no funds, unit gone, price above `max_price`, `custom_id` reused for
+//! another request) writes nothing and leaves the others alone; buys run in order on the single writer
+//! connection, so two buyers of the last unit see each other's reservation (exactly one wins) and a repeated
+//! `custom_id` sees the first request's stored answer (replay). Nothing is answered before the commit, so no
+//! answer ever describes an uncommitted purchase; a failure of the gateway itself fails the whole batch and
+//! commits nothing.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use serde_json::json;
 use skingate_core::Money;
 use skingate_core::events::EventType;
-use skingate_core::ledger::{AccountId, AccountKind, LedgerError};
+use skingate_core::ledger::{self, Account, AccountKind, LedgerError};
 use skingate_core::market::{Pricing, PurchaseStatus, reserve};
 use skingate_core::project::{Project, ProjectId};
 use skingate_steam::catalogue::Game;
 use skingate_steam::ids::SteamId;
-use skingate_store::market::{NewPurchase, Purchase, UnitPick, UnitState};
+use skingate_store::market::{BulkEvent, DecidedTransfer, NewPurchase, Purchase, UnitPick, UnitState};
 use skingate_store::{Claim, IdempotencyKey, Store, StoreError, WriteTx};
 use tokio::sync::{mpsc, oneshot};
 
@@ -34,9 +41,6 @@ use crate::state::AppState;
 
 /// Idempotency scope of `custom_id`, shared by `market_buy` and `market_batch_buy` items.
 pub const CUSTOM_ID_SCOPE: &str = "market_buy";
-
-/// Savepoint name of one buy inside a batch.
-const SAVEPOINT: &str = "market_buy";
 
 /// Which unit to buy.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -185,8 +189,12 @@ async fn writer(
     }
 }
 
-/// Runs a batch in one transaction, each buy in its own savepoint. An error here (not a refusal) means the
-/// transaction is unusable and nothing of the batch commits.
+/// Runs a batch in one transaction. Each buy is checked and reserved against the batch's in-memory view of
+/// the balances (the domain ledger's own `apply`), with only its unit, purchase row and idempotency key written
+/// as it goes (picking and reserving the unit is one statement); the batch's purchase rows, ledger rows and
+/// events are then written with a few multi-row statements. A refused buy leaves nothing behind (its unit goes
+/// back to stock, a key it claimed is removed again). An error here (not a refusal) means the transaction
+/// is unusable and nothing of the batch commits.
 async fn run_batch(
     store: &dyn Store,
     jobs: &[BuyJob],
@@ -194,42 +202,68 @@ async fn run_batch(
     pricing: Pricing,
 ) -> Result<Vec<Result<Bought, BuyFailure>>, StoreError> {
     let mut tx = store.begin().await?;
-    let sales = tx.system_account(AccountKind::MarketSales).await?;
-    let mut accounts = HashMap::new();
+    let sales_id = tx.system_account(AccountKind::MarketSales).await?;
+    let (sales, sales_owner) = tx.ledger_account(sales_id).await?;
+    let next_id = tx.next_purchase_id().await?;
+    let mut batch = Batch {
+        sales,
+        sales_owner,
+        books: HashMap::new(),
+        next_id,
+        purchases: Vec::new(),
+        transfers: Vec::new(),
+        events: Vec::new(),
+        now,
+        pricing,
+    };
     let mut outcomes = Vec::with_capacity(jobs.len());
     for job in jobs {
-        tx.savepoint(SAVEPOINT).await?;
-        let mut ctx = BuyCtx { sales, accounts: &mut accounts, now, pricing };
-        match buy_one(tx.as_mut(), &job.project, &job.request, &mut ctx).await {
-            Ok(bought) => {
-                tx.release_savepoint(SAVEPOINT).await?;
-                outcomes.push(Ok(bought));
-            }
-            Err(failure) => {
-                tx.rollback_to_savepoint(SAVEPOINT).await?;
-                outcomes.push(Err(failure));
-            }
+        match buy_one(tx.as_mut(), &job.project, &job.request, &mut batch).await {
+            Err(BuyFailure::Internal(e)) => return Err(StoreError::Corrupt(format!("buy failed: {e:#}"))),
+            outcome => outcomes.push(outcome),
         }
+    }
+    if !batch.transfers.is_empty() {
+        tx.insert_purchases_bulk(&batch.purchases, now).await?;
+        let mut accounts: Vec<Account> = batch.books.into_values().map(|(a, _)| a).collect();
+        accounts.push(batch.sales);
+        tx.write_decided_transfers(&accounts, &batch.transfers, now).await?;
+        tx.insert_events_bulk(&batch.events, now).await?;
     }
     tx.commit().await?;
     Ok(outcomes)
 }
 
-struct BuyCtx<'a> {
-    sales: AccountId,
-    accounts: &'a mut HashMap<ProjectId, AccountId>,
+/// The batch's in-memory state: balances as the batch left them, and the rows it will write in bulk.
+struct Batch {
+    sales: Account,
+    sales_owner: i64,
+    books: HashMap<ProjectId, (Account, i64)>,
+    next_id: i64,
+    purchases: Vec<(i64, NewPurchase)>,
+    transfers: Vec<DecidedTransfer>,
+    events: Vec<BulkEvent>,
     now: i64,
     pricing: Pricing,
 }
 
-/// One buy inside the batch's transaction (inside its savepoint).
+fn event(project: &Project, kind: EventType, data: serde_json::Value, now: i64) -> BulkEvent {
+    BulkEvent {
+        project: project.id,
+        event_type: kind.as_str(),
+        webhook_url: events::webhook_url(project, kind).map(str::to_owned),
+        payload: Box::new(move |id, seq| events::envelope(kind, &data, id, seq, now)),
+    }
+}
+
+/// One buy of the batch.
 async fn buy_one(
     tx: &mut dyn WriteTx,
     project: &Project,
     r: &BuyRequest,
-    ctx: &mut BuyCtx<'_>,
+    batch: &mut Batch,
 ) -> Result<Bought, BuyFailure> {
-    let now = ctx.now;
+    let now = batch.now;
     let key = r.custom_id.as_ref().map(|k| IdempotencyKey {
         project: project.id,
         scope: CUSTOM_ID_SCOPE.into(),
@@ -242,15 +276,39 @@ async fn buy_one(
             Claim::New => {}
         }
     }
+    match decide(tx, project, r, batch).await {
+        Ok(body) => {
+            if let Some(key) = &key {
+                tx.store_idempotent_response(key, &body).await?;
+            }
+            Ok(Bought::Fresh(body.into_bytes()))
+        }
+        Err(failure) => {
+            if let (Some(key), BuyFailure::Refused(_)) = (&key, &failure) {
+                tx.forget_idempotency_key(key).await?;
+            }
+            Err(failure)
+        }
+    }
+}
+
+/// Picks the unit, checks the price and the funds, reserves both; returns the purchase record's JSON.
+async fn decide(
+    tx: &mut dyn WriteTx,
+    project: &Project,
+    r: &BuyRequest,
+    batch: &mut Batch,
+) -> Result<String, BuyFailure> {
+    let now = batch.now;
     let pick = match &r.pick {
         Pick::Id(id) => UnitPick::Id(*id),
         Pick::Name { game, name } => UnitPick::Cheapest {
             game: game.code().to_owned(),
             name: name.clone(),
-            max_reference: r.max_price.map(|m| ctx.pricing.max_reference(m)),
+            max_reference: r.max_price.map(|m| batch.pricing.max_reference(m)),
         },
     };
-    let Some(unit) = tx.pick_unit(&pick).await? else {
+    let Some(unit) = tx.reserve_unit(&pick, now).await? else {
         // By name under a price cap: tell "none at this price" from "none at all".
         let refusal = match pick {
             UnitPick::Cheapest { game, name, max_reference: Some(_) } => {
@@ -261,13 +319,38 @@ async fn buy_one(
         };
         return Err(BuyFailure::Refused(refusal));
     };
-    let price = ctx.pricing.price(unit.reference).ok_or(BuyFailure::Refused(Refusal::Unavailable))?;
-    if r.max_price.is_some_and(|max| price > max) {
-        return Err(BuyFailure::Refused(Refusal::NotAtPrice));
+    // The unit is reserved from here: a refusal puts it back.
+    let price = batch.pricing.price(unit.reference).filter(|p| p.is_positive());
+    let refusal = match price {
+        None => Some(Refusal::Unavailable),
+        Some(p) if r.max_price.is_some_and(|max| p > max) => Some(Refusal::NotAtPrice),
+        Some(_) => None,
+    };
+    if let Some(refusal) = refusal {
+        tx.move_unit(unit.id, UnitState::Reserved, UnitState::Stock, now).await?;
+        return Err(BuyFailure::Refused(refusal));
     }
-    if !price.is_positive() || !tx.move_unit(unit.id, UnitState::Stock, UnitState::Reserved, now).await? {
-        return Err(BuyFailure::Refused(Refusal::Unavailable));
-    }
+    let price = price.unwrap_or_default();
+    let (account, owner) = match batch.books.get(&project.id) {
+        Some(book) => book.clone(),
+        None => {
+            let id = tx.project_account(project.id).await?;
+            let book = tx.ledger_account(id).await?;
+            batch.books.insert(project.id, book.clone());
+            book
+        }
+    };
+    let buy_id = batch.next_id;
+    let spec = reserve(buy_id, account.id, batch.sales.id, price);
+    let (mut debit, mut credit) = (account, batch.sales.clone());
+    let entries = match ledger::apply(&spec, &mut debit, &mut credit, None) {
+        Ok(entries) => entries,
+        Err(LedgerError::InsufficientFunds) => {
+            tx.move_unit(unit.id, UnitState::Reserved, UnitState::Stock, now).await?;
+            return Err(BuyFailure::Refused(Refusal::InsufficientFunds));
+        }
+        Err(e) => return Err(BuyFailure::Internal(e.into())),
+    };
     let partner = r.partner.to_string();
     let new = NewPurchase {
         project: project.id,
@@ -277,22 +360,13 @@ async fn buy_one(
         token: r.token.clone(),
         custom_id: r.custom_id.clone(),
     };
-    let buy_id = tx.insert_purchase(&new, now).await?;
-    let account = match ctx.accounts.get(&project.id) {
-        Some(a) => *a,
-        None => {
-            let a = tx.project_account(project.id).await?;
-            ctx.accounts.insert(project.id, a);
-            a
-        }
-    };
-    match tx.transfer(&reserve(buy_id, account, ctx.sales, price), now).await {
-        Ok(_) => {}
-        Err(StoreError::Ledger(LedgerError::InsufficientFunds)) => {
-            return Err(BuyFailure::Refused(Refusal::InsufficientFunds));
-        }
-        Err(e) => return Err(e.into()),
-    }
+    batch.purchases.push((buy_id, new));
+    // From here on nothing can refuse: the batch's view moves on.
+    let balance = debit.balances.available();
+    batch.books.insert(project.id, (debit, owner));
+    batch.sales = credit;
+    batch.next_id += 1;
+    batch.transfers.push(DecidedTransfer { spec, entries, owners: [owner, batch.sales_owner] });
     let purchase = Purchase {
         id: buy_id,
         project: project.id,
@@ -312,11 +386,8 @@ async fn buy_one(
         watch_until: None,
         created_at: now,
     };
-    events::emit(tx, project, EventType::BuyItem, super::buy_item_data(&purchase), now).await?;
-    events::emit_balance_change(tx, project, now).await?;
     let body = serde_json::to_string(&super::record(&purchase)).map_err(|e| BuyFailure::Internal(e.into()))?;
-    if let Some(key) = &key {
-        tx.store_idempotent_response(key, &body).await?;
-    }
-    Ok(Bought::Fresh(body.into_bytes()))
+    batch.events.push(event(project, EventType::BuyItem, super::buy_item_data(&purchase), now));
+    batch.events.push(event(project, EventType::BalanceChange, json!({"balance_value": balance.to_wire()}), now));
+    Ok(body)
 }

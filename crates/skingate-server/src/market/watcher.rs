@@ -11,6 +11,10 @@
 //! - `accepted`, until Trade Protection ends: observes the trade; a reversal → `rollback_user` (the partner
 //!   reversed: refund, unit back to stock) or `rollback_supplier` (the bot side reversed: refund).
 //!
+//! Purchases waiting for the user are observed every clock second from the watcher's memory (the database
+//! keeps only their 10-minute deadline, so polling writes nothing; after a restart they are picked up again at
+//! the latest by that deadline). Accepted trades are checked hourly until Trade Protection ends.
+//!
 //! Steam flaps (an accepted offer is seen once as active), so an observation is acted on only when the next
 //! one agrees ([`Confirmation`]); a purchase with an unconfirmed observation is looked at again on the next
 //! round. All transitions of a round commit in one transaction (each in its own savepoint), each with its
@@ -37,12 +41,13 @@ use tokio_util::sync::CancellationToken;
 use crate::events;
 use crate::state::AppState;
 
-/// Purchases looked at per round.
-const ROUND_LIMIT: u32 = 500;
-/// How often (clock seconds) an open offer is observed when nothing is pending confirmation.
+/// Purchases looked at per round (small, so a round holds the writer briefly and buys interleave).
+const ROUND_LIMIT: usize = 256;
+/// How often (clock seconds) an open offer is observed when nothing is pending confirmation. Waiting purchases
+/// are polled from memory; the database only holds their deadline, so polling writes nothing.
 const WAITING_CHECK_SECS: i64 = 1;
-/// How often (clock seconds) an accepted trade is checked for a rollback.
-const ACCEPTED_CHECK_SECS: i64 = 60;
+/// How often (clock seconds) an accepted trade is checked for a rollback (168 times over Trade Protection).
+const ACCEPTED_CHECK_SECS: i64 = 3_600;
 /// `next_check_at` of a purchase nothing can happen to any more.
 const NEVER: i64 = i64::MAX;
 
@@ -51,16 +56,25 @@ const NEVER: i64 = i64::MAX;
 enum Step {
     /// Apply this trade event.
     Apply { purchase: Purchase, event: TradeEvent, offer: Option<u64>, reason: Option<String> },
-    /// Look again at this time.
-    Recheck { id: i64, at: i64 },
+    /// Look again at this time (`persist`: in the database; otherwise only in the watcher's memory).
+    Recheck { id: i64, at: i64, persist: bool },
+}
+
+/// What the watcher remembers between rounds.
+#[derive(Debug, Default)]
+pub struct Memory {
+    /// Observations waiting for a second, agreeing one.
+    pending: HashMap<i64, Confirmation<Option<TradeEvent>>>,
+    /// Purchases in `waiting_accept`, with when to observe them next.
+    waiting: HashMap<i64, (Purchase, i64)>,
 }
 
 /// Runs rounds until `shutdown`.
 pub async fn run(state: AppState, shutdown: CancellationToken) {
-    let mut pending: HashMap<i64, Confirmation<Option<TradeEvent>>> = HashMap::new();
+    let mut memory = Memory::default();
     let interval = Duration::from_millis(state.config.market_poll_interval_ms);
     loop {
-        if let Err(e) = round(&state, &mut pending).await {
+        if let Err(e) = round(&state, &mut memory).await {
             tracing::warn!(error = %e, "market watcher round failed");
         }
         tokio::select! {
@@ -72,20 +86,45 @@ pub async fn run(state: AppState, shutdown: CancellationToken) {
 }
 
 /// One round: observe what is due, then apply every decision in one transaction.
-pub async fn round(
-    state: &AppState,
-    pending: &mut HashMap<i64, Confirmation<Option<TradeEvent>>>,
-) -> Result<(), StoreError> {
+pub async fn round(state: &AppState, memory: &mut Memory) -> Result<(), StoreError> {
     let now = state.now();
-    let due = state.store.purchases_due(now, ROUND_LIMIT).await?;
+    let mut due = state.store.purchases_due(now, ROUND_LIMIT as u32).await?;
+    let from_db: std::collections::HashSet<i64> = due.iter().map(|p| p.id).collect();
+    for (p, next) in memory.waiting.values() {
+        if due.len() >= ROUND_LIMIT {
+            break;
+        }
+        if *next <= now && !from_db.contains(&p.id) {
+            due.push(p.clone());
+        }
+    }
     if due.is_empty() {
         return Ok(());
     }
     let mut steps = Vec::with_capacity(due.len());
     for p in due {
-        steps.push(decide(state, p, now, pending).await);
+        steps.push(decide(state, p, now, &mut memory.pending).await);
     }
-    apply(state, steps, now).await
+    // Waiting purchases are rescheduled in memory; everything else goes to the database.
+    let mut writes = Vec::with_capacity(steps.len());
+    for step in steps {
+        match step {
+            Step::Recheck { id, at, persist: false } => {
+                if let Some(entry) = memory.waiting.get_mut(&id) {
+                    entry.1 = at;
+                }
+            }
+            other => writes.push(other),
+        }
+    }
+    for (purchase, to) in apply(state, writes, now).await? {
+        if to == PurchaseStatus::WaitingAccept {
+            memory.waiting.insert(purchase.id, (purchase, now + WAITING_CHECK_SECS));
+        } else {
+            memory.waiting.remove(&purchase.id);
+        }
+    }
+    Ok(())
 }
 
 async fn decide(
@@ -112,14 +151,14 @@ async fn decide(
                 Ok(_) | Err(_) => None,
             };
             let next = (now + WAITING_CHECK_SECS).min(deadline.max(now));
-            confirm(p, seen, next, now, pending)
+            confirm(p, seen, next, now, pending, false)
         }
         PurchaseStatus::Accepted => {
             let until = p.watch_until.unwrap_or(0);
             let offer = p.tradeofferid.as_deref().and_then(|s| s.parse::<u64>().ok());
             let (Some(offer), true) = (offer, now < until) else {
                 pending.remove(&p.id);
-                return Step::Recheck { id: p.id, at: NEVER };
+                return Step::Recheck { id: p.id, at: NEVER, persist: true };
             };
             let seen = match state.steam.offer(offer).await {
                 Ok(o) if o.trade_status.is_some_and(|t| t.is_rolled_back()) => match o.reversed_by {
@@ -128,9 +167,9 @@ async fn decide(
                 },
                 Ok(_) | Err(_) => None,
             };
-            confirm(p, seen, (now + ACCEPTED_CHECK_SECS).min(until), now, pending)
+            confirm(p, seen, (now + ACCEPTED_CHECK_SECS).min(until), now, pending, true)
         }
-        _ => Step::Recheck { id: p.id, at: NEVER },
+        _ => Step::Recheck { id: p.id, at: NEVER, persist: true },
     }
 }
 
@@ -141,6 +180,7 @@ fn confirm(
     next: i64,
     now: i64,
     pending: &mut HashMap<i64, Confirmation<Option<TradeEvent>>>,
+    persist: bool,
 ) -> Step {
     match pending.entry(p.id).or_default().observe(seen) {
         Some(Some(event)) => {
@@ -153,12 +193,10 @@ fn confirm(
             };
             Step::Apply { purchase: p, event, offer: None, reason }
         }
-        _ if seen.is_some() => Step::Recheck { id: p.id, at: now },
+        _ if seen.is_some() => Step::Recheck { id: p.id, at: now, persist },
         _ => {
-            if seen.is_none() {
-                pending.remove(&p.id);
-            }
-            Step::Recheck { id: p.id, at: next }
+            pending.remove(&p.id);
+            Step::Recheck { id: p.id, at: next, persist }
         }
     }
 }
@@ -196,16 +234,19 @@ async fn send(state: &AppState, p: Purchase) -> Step {
     }
 }
 
-/// Applies a round's steps in one transaction, each in its own savepoint.
-async fn apply(state: &AppState, steps: Vec<Step>, now: i64) -> Result<(), StoreError> {
+/// Applies a round's steps in one transaction, each in its own savepoint; returns the transitions made.
+async fn apply(state: &AppState, steps: Vec<Step>, now: i64) -> Result<Vec<(Purchase, PurchaseStatus)>, StoreError> {
+    if steps.is_empty() {
+        return Ok(Vec::new());
+    }
     let mut tx = state.store.begin().await?;
     let sales = tx.system_account(AccountKind::MarketSales).await?;
-    let mut emitted = false;
+    let mut applied = Vec::new();
     for step in steps {
         tx.savepoint("watch").await?;
         match apply_one(state, tx.as_mut(), step, sales, now).await {
-            Ok(events) => {
-                emitted |= events;
+            Ok(done) => {
+                applied.extend(done);
                 tx.release_savepoint("watch").await?;
             }
             Err(e) => {
@@ -215,28 +256,28 @@ async fn apply(state: &AppState, steps: Vec<Step>, now: i64) -> Result<(), Store
         }
     }
     tx.commit().await?;
-    if emitted {
+    if !applied.is_empty() {
         state.events_committed();
     }
-    Ok(())
+    Ok(applied)
 }
 
-/// Applies one step; true when it wrote events.
+/// Applies one step; the purchase as it is now and its new status, when it moved.
 async fn apply_one(
     state: &AppState,
     tx: &mut dyn skingate_store::WriteTx,
     step: Step,
     sales: skingate_core::ledger::AccountId,
     now: i64,
-) -> Result<bool, StoreError> {
+) -> Result<Option<(Purchase, PurchaseStatus)>, StoreError> {
     let (mut p, event, offer, reason) = match step {
-        Step::Recheck { id, at } => {
+        Step::Recheck { id, at, .. } => {
             tx.set_next_check(id, at).await?;
-            return Ok(false);
+            return Ok(None);
         }
         Step::Apply { purchase, event, offer, reason } => (purchase, event, offer, reason),
     };
-    let Some(t) = transition(p.status, event) else { return Ok(false) };
+    let Some(t) = transition(p.status, event) else { return Ok(None) };
     let accepted = t.to == PurchaseStatus::Accepted;
     let update = PurchaseUpdate {
         id: p.id,
@@ -248,13 +289,14 @@ async fn apply_one(
         accepted_at: accepted.then_some(now),
         watch_until: accepted.then_some(now + TRADE_PROTECTION_SECS),
         next_check_at: match t.to {
-            PurchaseStatus::WaitingAccept => now + WAITING_CHECK_SECS,
+            // Polled from memory; the database only needs the deadline (and catches up after a restart).
+            PurchaseStatus::WaitingAccept => now + OFFER_TIMEOUT_SECS,
             PurchaseStatus::Accepted => now + ACCEPTED_CHECK_SECS,
             _ => NEVER,
         },
     };
     if !tx.update_purchase(&update, now).await? {
-        return Ok(false);
+        return Ok(None);
     }
     if let Some(o) = offer {
         p.tradeofferid = Some(o.to_string());
@@ -282,5 +324,9 @@ async fn apply_one(
     if matches!(t.money, MoneyStep::Void | MoneyStep::Refund) {
         events::emit_balance_change(tx, &project, now).await?;
     }
-    Ok(true)
+    p.status = t.to;
+    if offer.is_some() {
+        p.sent_at = Some(now);
+    }
+    Ok(Some((p, t.to)))
 }

@@ -280,7 +280,7 @@ async fn rollbacks_after_acceptance_refund_once() {
     let bought = sdk.market_buy(&order(BuyTarget::Id(id), user(&app, 4001))).await.unwrap();
     wait_status(&app, &clock, &bought.buy_id, "accepted", 2).await;
     assert_eq!(available(&sdk).await.to_string(), minus(&start, &bought.item.price));
-    let rolled = wait_status(&app, &clock, &bought.buy_id, "rollback_user", 61).await;
+    let rolled = wait_status(&app, &clock, &bought.buy_id, "rollback_user", 601).await;
     assert!(rolled.error_reason.unwrap().contains("user"));
     assert_eq!(available(&sdk).await, start);
     let listed = sdk.market_search(None, &["AK-47 | Redline (Field-Tested)"]).await.unwrap();
@@ -295,7 +295,7 @@ async fn rollbacks_after_acceptance_refund_once() {
     sim.accept(offer).unwrap();
     wait_status(&app, &clock, &bought.buy_id, "accepted", 1).await;
     sim.reverse_by(offer, Party::Bot).unwrap();
-    wait_status(&app, &clock, &bought.buy_id, "rollback_supplier", 61).await;
+    wait_status(&app, &clock, &bought.buy_id, "rollback_supplier", 601).await;
     assert_eq!(available(&sdk).await, start);
     let listed = sdk.market_search(None, &["AK-47 | Redline (Field-Tested)"]).await.unwrap();
     assert!(listed.items.iter().all(|i| i.id != id.to_string()), "rollback_supplier does not restock");

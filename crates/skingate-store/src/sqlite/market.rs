@@ -9,9 +9,14 @@ use sqlx::{QueryBuilder, Row, Sqlite};
 
 use super::{SqliteStore, SqliteTx};
 use crate::market::{
-    MarketStore, MarketTx, NewPurchase, NewUnit, Purchase, PurchaseUpdate, Unit, UnitGroup, UnitPick, UnitState,
+    BulkEvent, DecidedTransfer, MarketStore, MarketTx, NewPurchase, NewUnit, Purchase, PurchaseUpdate, Unit, UnitGroup,
+    UnitPick, UnitState,
 };
-use crate::{Result, StoreError};
+use crate::{IdempotencyKey, Result, StoreError};
+use skingate_core::ledger::{Account, AccountId, AccountKind, Balances, Phase};
+
+/// Rows per multi-row INSERT of the bulk writers.
+const BULK_CHUNK: usize = 400;
 
 const UNIT_COLUMNS: &str = "id, game, name, classid, asset_id, bot, reference, state";
 const PURCHASE_COLUMNS: &str = "id, project_id, unit_id, game, name, classid, price, partner, token, custom_id, status,
@@ -74,18 +79,18 @@ impl MarketStore for SqliteStore {
     }
 
     async fn units_page(&self, game: Option<&str>, state: UnitState, after_id: i64, limit: u32) -> Result<Vec<Unit>> {
+        // The state is spliced in as a literal (one of four fixed names) so SQLite can use the partial index of
+        // units for sale; a bound parameter would hide it from the planner.
+        let state = state.as_str();
+        let game_clause = if game.is_some() { "game = ? AND" } else { "" };
         let sql = format!(
-            "SELECT {UNIT_COLUMNS} FROM market_units WHERE state = ? AND (? IS NULL OR game = ?) AND id > ?
-             ORDER BY id LIMIT ?"
+            "SELECT {UNIT_COLUMNS} FROM market_units WHERE {game_clause} state = '{state}' AND id > ? ORDER BY id LIMIT ?"
         );
-        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
-            .bind(state.as_str())
-            .bind(game)
-            .bind(game)
-            .bind(after_id)
-            .bind(i64::from(limit))
-            .fetch_all(&self.reader)
-            .await?;
+        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+        if let Some(game) = game {
+            q = q.bind(game);
+        }
+        let rows = q.bind(after_id).bind(i64::from(limit)).fetch_all(&self.reader).await?;
         rows.iter().map(unit).collect()
     }
 
@@ -304,6 +309,63 @@ impl MarketTx for SqliteTx {
         row.as_ref().map(unit).transpose()
     }
 
+    async fn reserve_unit(&mut self, pick: &UnitPick, now: i64) -> Result<Option<Unit>> {
+        let row = match pick {
+            UnitPick::Id(id) => {
+                sqlx::query(sqlx::AssertSqlSafe(format!(
+                    "UPDATE market_units SET state = 'reserved', updated_at = ? WHERE id = ? AND state = 'stock'
+                     RETURNING {UNIT_COLUMNS}"
+                )))
+                .bind(now)
+                .bind(id)
+                .fetch_optional(&mut *self.tx)
+                .await?
+            }
+            UnitPick::Cheapest { game, name, max_reference } => {
+                sqlx::query(sqlx::AssertSqlSafe(format!(
+                    "UPDATE market_units SET state = 'reserved', updated_at = ?
+                     WHERE id = (SELECT id FROM market_units WHERE state = 'stock' AND game = ? AND name = ?
+                        AND reference <= ? ORDER BY reference, id LIMIT 1)
+                     RETURNING {UNIT_COLUMNS}"
+                )))
+                .bind(now)
+                .bind(game)
+                .bind(name)
+                .bind(max_reference.map_or(i64::MAX, Money::minor))
+                .fetch_optional(&mut *self.tx)
+                .await?
+            }
+        };
+        row.as_ref().map(unit).transpose()
+    }
+
+    async fn insert_purchases_bulk(&mut self, purchases: &[(i64, NewPurchase)], now: i64) -> Result<()> {
+        for chunk in purchases.chunks(BULK_CHUNK) {
+            let mut q: QueryBuilder<Sqlite> = QueryBuilder::new(
+                "INSERT INTO purchases (id, project_id, unit_id, game, name, classid, price, partner, token,
+                    custom_id, status, next_check_at, created_at, updated_at) ",
+            );
+            q.push_values(chunk, |mut b, (id, p)| {
+                b.push_bind(*id)
+                    .push_bind(p.project.0)
+                    .push_bind(p.unit.id)
+                    .push_bind(&p.unit.game)
+                    .push_bind(&p.unit.name)
+                    .push_bind(&p.unit.classid)
+                    .push_bind(p.price.minor())
+                    .push_bind(&p.partner)
+                    .push_bind(&p.token)
+                    .push_bind(&p.custom_id)
+                    .push_bind(PurchaseStatus::CreatingTrade.as_str())
+                    .push_bind(now)
+                    .push_bind(now)
+                    .push_bind(now);
+            });
+            q.build().execute(&mut *self.tx).await?;
+        }
+        Ok(())
+    }
+
     async fn move_unit(&mut self, id: i64, from: UnitState, to: UnitState, now: i64) -> Result<bool> {
         let done = sqlx::query("UPDATE market_units SET state = ?, updated_at = ? WHERE id = ? AND state = ?")
             .bind(to.as_str())
@@ -315,12 +377,13 @@ impl MarketTx for SqliteTx {
         Ok(done.rows_affected() == 1)
     }
 
-    async fn insert_purchase(&mut self, p: &NewPurchase, now: i64) -> Result<i64> {
+    async fn insert_purchase(&mut self, id: Option<i64>, p: &NewPurchase, now: i64) -> Result<i64> {
         Ok(sqlx::query_scalar(
-            "INSERT INTO purchases (project_id, unit_id, game, name, classid, price, partner, token, custom_id,
+            "INSERT INTO purchases (id, project_id, unit_id, game, name, classid, price, partner, token, custom_id,
                 status, next_check_at, created_at, updated_at)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 'creating_trade', ?, ?, ?) RETURNING id",
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'creating_trade', ?, ?, ?) RETURNING id",
         )
+        .bind(id)
         .bind(p.project.0)
         .bind(p.unit.id)
         .bind(&p.unit.game)
@@ -374,6 +437,169 @@ impl MarketTx for SqliteTx {
             .bind(id)
             .execute(&mut *self.tx)
             .await?;
+        Ok(())
+    }
+
+    async fn next_purchase_id(&mut self) -> Result<i64> {
+        Ok(sqlx::query_scalar("SELECT COALESCE(MAX(id), 0) + 1 FROM purchases").fetch_one(&mut *self.tx).await?)
+    }
+
+    async fn forget_idempotency_key(&mut self, key: &IdempotencyKey) -> Result<()> {
+        sqlx::query("DELETE FROM idempotency_keys WHERE project_id = ? AND scope = ? AND key = ? AND response IS NULL")
+            .bind(key.project.0)
+            .bind(&key.scope)
+            .bind(&key.key)
+            .execute(&mut *self.tx)
+            .await?;
+        Ok(())
+    }
+
+    async fn ledger_account(&mut self, id: AccountId) -> Result<(Account, i64)> {
+        let r = sqlx::query(
+            "SELECT kind, no_overdraft, debits_posted, credits_posted, debits_pending, credits_pending, project_id
+             FROM accounts WHERE id = ?",
+        )
+        .bind(id.0)
+        .fetch_one(&mut *self.tx)
+        .await?;
+        let kind: String = r.try_get(0)?;
+        let account = Account {
+            id,
+            kind: AccountKind::parse(&kind).ok_or_else(|| StoreError::Corrupt(format!("account kind {kind}")))?,
+            no_overdraft: r.try_get(1)?,
+            balances: Balances {
+                debits_posted: r.try_get(2)?,
+                credits_posted: r.try_get(3)?,
+                debits_pending: r.try_get(4)?,
+                credits_pending: r.try_get(5)?,
+            },
+        };
+        Ok((account, r.try_get(6)?))
+    }
+
+    async fn write_decided_transfers(
+        &mut self,
+        accounts: &[Account],
+        transfers: &[DecidedTransfer],
+        now: i64,
+    ) -> Result<()> {
+        // Totals track settled money only; the bulk path writes reservations (pending transfers).
+        if transfers.iter().any(|t| !matches!(t.spec.phase, Phase::Pending)) {
+            return Err(StoreError::Corrupt("bulk ledger writes take pending transfers only".into()));
+        }
+        for chunk in transfers.chunks(BULK_CHUNK) {
+            let mut q: QueryBuilder<Sqlite> = QueryBuilder::new(
+                "INSERT INTO transfers (id, debit_account_id, credit_account_id, amount, phase, pending_id, code,
+                    allow_overdraft, reference, created_at) ",
+            );
+            q.push_values(chunk, |mut b, t| {
+                let s = &t.spec;
+                b.push_bind(&s.id.0)
+                    .push_bind(s.debit.0)
+                    .push_bind(s.credit.0)
+                    .push_bind(s.amount.minor())
+                    .push_bind(s.phase.as_str())
+                    .push_bind(None::<String>)
+                    .push_bind(s.code.as_str())
+                    .push_bind(s.allow_overdraft)
+                    .push_bind(&s.reference)
+                    .push_bind(now);
+            });
+            q.build().execute(&mut *self.tx).await?;
+            let mut q: QueryBuilder<Sqlite> = QueryBuilder::new(
+                "INSERT INTO entries (transfer_id, account_id, project_id, side, amount, available_before,
+                    available_after, held_before, held_after, in_flight_before, in_flight_after, created_at) ",
+            );
+            let rows = chunk.iter().flat_map(|t| t.entries.iter().zip(t.owners).map(move |(e, o)| (&t.spec.id, e, o)));
+            q.push_values(rows, |mut b, (id, e, owner)| {
+                b.push_bind(&id.0)
+                    .push_bind(e.account.0)
+                    .push_bind(owner)
+                    .push_bind(e.side.as_str())
+                    .push_bind(e.amount.minor())
+                    .push_bind(e.before.available().minor())
+                    .push_bind(e.after.available().minor())
+                    .push_bind(e.before.held().minor())
+                    .push_bind(e.after.held().minor())
+                    .push_bind(e.before.in_flight().minor())
+                    .push_bind(e.after.in_flight().minor())
+                    .push_bind(now);
+            });
+            q.build().execute(&mut *self.tx).await?;
+        }
+        for a in accounts {
+            let b = &a.balances;
+            sqlx::query(
+                "UPDATE accounts SET debits_posted = ?, credits_posted = ?, debits_pending = ?, credits_pending = ?
+                 WHERE id = ?",
+            )
+            .bind(b.debits_posted)
+            .bind(b.credits_posted)
+            .bind(b.debits_pending)
+            .bind(b.credits_pending)
+            .bind(a.id.0)
+            .execute(&mut *self.tx)
+            .await?;
+        }
+        Ok(())
+    }
+
+    async fn insert_events_bulk(&mut self, events: &[BulkEvent], now: i64) -> Result<()> {
+        if events.is_empty() {
+            return Ok(());
+        }
+        let mut next_id: i64 =
+            sqlx::query_scalar("SELECT COALESCE(MAX(id), 0) + 1 FROM events").fetch_one(&mut *self.tx).await?;
+        let mut seqs: std::collections::HashMap<i64, i64> = std::collections::HashMap::new();
+        let mut rows = Vec::with_capacity(events.len());
+        for e in events {
+            let seq = match seqs.get_mut(&e.project.0) {
+                Some(s) => {
+                    *s += 1;
+                    *s
+                }
+                None => {
+                    let s: i64 =
+                        sqlx::query_scalar("SELECT COALESCE(MAX(seq), 0) + 1 FROM events WHERE project_id = ?")
+                            .bind(e.project.0)
+                            .fetch_one(&mut *self.tx)
+                            .await?;
+                    seqs.insert(e.project.0, s);
+                    s
+                }
+            };
+            rows.push((next_id, seq, e, (e.payload)(next_id, seq)));
+            next_id += 1;
+        }
+        for chunk in rows.chunks(BULK_CHUNK) {
+            let mut q: QueryBuilder<Sqlite> =
+                QueryBuilder::new("INSERT INTO events (id, project_id, seq, event_type, payload, created_at) ");
+            q.push_values(chunk, |mut b, (id, seq, e, body)| {
+                b.push_bind(*id)
+                    .push_bind(e.project.0)
+                    .push_bind(*seq)
+                    .push_bind(e.event_type)
+                    .push_bind(body)
+                    .push_bind(now);
+            });
+            q.build().execute(&mut *self.tx).await?;
+            let deliveries: Vec<_> = chunk.iter().filter(|(_, _, e, _)| e.webhook_url.is_some()).collect();
+            if !deliveries.is_empty() {
+                let mut q: QueryBuilder<Sqlite> = QueryBuilder::new(
+                    "INSERT INTO deliveries (event_id, project_id, kind, url, state, next_attempt_at, created_at) ",
+                );
+                q.push_values(deliveries, |mut b, (id, _, e, _)| {
+                    b.push_bind(*id)
+                        .push_bind(e.project.0)
+                        .push_bind("events_webhook")
+                        .push_bind(e.webhook_url.as_deref())
+                        .push_bind("pending")
+                        .push_bind(now)
+                        .push_bind(now);
+                });
+                q.build().execute(&mut *self.tx).await?;
+            }
+        }
         Ok(())
     }
 }
