@@ -4,9 +4,10 @@
 //! # Rules
 //! - Steam flaps (an accepted offer is observed as active again now and then), so an observation is acted on
 //!   only when it equals the previous one ([`skingate_core::deposit::next_statuses`]). The previous
-//!   observation is stored on the deposit row, so the rule holds across restarts. When an observation
-//!   changes, the deposit is looked at again after `trade_confirm_delay_ms` instead of the full
-//!   `trade_poll_interval_ms`, so an accepted trade is credited within milliseconds.
+//!   observation is kept in memory: after a restart the watcher simply needs two fresh observations again,
+//!   which is the safe side. When an observation changes, the deposit is looked at again after
+//!   `trade_confirm_delay_ms` instead of the full `trade_poll_interval_ms`, so an accepted trade is credited
+//!   within milliseconds.
 //! - An offer is ours only if its partner is the deposit's payer and its items are the deposit's items
 //!   (asset id *and* class id): a rollback reported on anything else changes nothing.
 //! - A held deposit succeeds when `hold_until` has passed and its trade was not seen reversed.
@@ -14,10 +15,12 @@
 //! Everything it needs is in the database: after a restart it resumes from the rows. It wakes on
 //! [`crate::AppState::deposits_wake`] (a new offer, an operator action) or every poll interval.
 
+use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 use skingate_core::deposit::{self, DepositStatus, HOLD_SECS, Observed, Protection};
-use skingate_core::project::HoldPolicy;
+use skingate_core::project::{HoldPolicy, Project, ProjectId};
 use skingate_steam::catalogue::Game;
 use skingate_steam::enums::OfferState;
 use skingate_steam::sim::Offer;
@@ -34,34 +37,61 @@ const PAGE: u32 = 500;
 pub async fn run(state: AppState, shutdown: CancellationToken) {
     let poll = Duration::from_millis(state.config.trade_poll_interval_ms.max(1));
     let confirm = Duration::from_millis(state.config.trade_confirm_delay_ms);
+    let mut woken = false;
+    let mut seen = Seen::default();
     loop {
-        let recheck = round(&state).await.unwrap_or_else(|e| {
+        let recheck = round(&state, &mut seen).await.unwrap_or_else(|e| {
             tracing::warn!(error = format!("{e:#}"), "deposit watcher round failed");
             false
         });
+        // After a wake-up look again soon even if nothing seemed to change: the change that woke us may have
+        // been hidden by a flap on this look.
+        let wait = if recheck || woken { confirm } else { poll };
+        woken = false;
         tokio::select! {
             () = shutdown.cancelled() => return,
-            () = state.deposits_wake.notified() => {}
-            () = tokio::time::sleep(if recheck { confirm } else { poll }) => {}
+            () = state.deposits_wake.notified() => woken = true,
+            () = tokio::time::sleep(wait) => {}
         }
     }
 }
 
+/// The watcher's memory between rounds: each watched deposit's previous observation.
+#[derive(Debug, Default)]
+pub struct Seen(HashMap<i64, Observed>);
+
 /// One pass over every watched deposit; true when some observation changed and should be confirmed soon.
-pub async fn round(state: &AppState) -> anyhow::Result<bool> {
+pub async fn round(state: &AppState, seen: &mut Seen) -> anyhow::Result<bool> {
     let mut after = 0;
     let mut recheck = false;
+    let mut projects: HashMap<ProjectId, Arc<Project>> = HashMap::new();
+    let mut watched = HashMap::with_capacity(seen.0.len());
     loop {
         let batch = state.store.watched_deposits(after, PAGE).await?;
         let Some(last) = batch.last() else { break };
         after = last.id;
         for dep in batch {
-            match check(state, &dep).await {
-                Ok(again) => recheck |= again,
+            let project = match projects.get(&dep.project) {
+                Some(p) => p.clone(),
+                None => match state.project(dep.project).await? {
+                    Some(p) => projects.entry(dep.project).or_insert(p).clone(),
+                    None => continue,
+                },
+            };
+            let previous = seen.0.get(&dep.id).copied();
+            match check(state, &project, &dep, previous).await {
+                Ok((observed, again)) => {
+                    recheck |= again;
+                    if let Some(o) = observed {
+                        watched.insert(dep.id, o);
+                    }
+                }
                 Err(e) => tracing::warn!(deposit = dep.id, error = format!("{e:#}"), "checking a deposit failed"),
             }
         }
     }
+    // Deposits no longer watched (decided) are forgotten.
+    seen.0 = watched;
     Ok(recheck)
 }
 
@@ -98,9 +128,14 @@ fn classify(dep: &Deposit, offer: &Offer) -> (Observed, &'static str) {
     }
 }
 
-/// Looks at one deposit; true when its observation changed and should be confirmed soon.
-async fn check(state: &AppState, dep: &Deposit) -> anyhow::Result<bool> {
-    let project = state.project(dep.project).await?.ok_or_else(|| anyhow::anyhow!("project {} gone", dep.project))?;
+/// Looks at one deposit: what Steam shows now (if it shows the offer), and whether that changed and should
+/// be confirmed soon.
+async fn check(
+    state: &AppState,
+    project: &Project,
+    dep: &Deposit,
+    previous: Option<Observed>,
+) -> anyhow::Result<(Option<Observed>, bool)> {
     let now = state.now();
     let game = dep.game.as_deref().and_then(Game::parse);
     let protection = Protection {
@@ -115,22 +150,19 @@ async fn check(state: &AppState, dep: &Deposit) -> anyhow::Result<bool> {
     let Some(offer) = offer else {
         // Steam cannot show the trade: only the clock can end a hold.
         let steps = deposit::next_statuses(dep.status, None, Observed::Accepted, protection, dep.hold_until, now);
-        return apply(state, &project, dep, &steps, None, "").await.map(|()| false);
+        return apply(state, project, dep, &steps, None, "").await.map(|()| (None, false));
     };
     let (current, reason) = classify(dep, &offer);
-    let changed = dep.last_observed != Some(current);
-    if changed {
-        state.store.record_observation(dep.id, current, now).await?;
-    }
-    let steps = deposit::next_statuses(dep.status, dep.last_observed, current, protection, dep.hold_until, now);
-    apply(state, &project, dep, &steps, Some(&offer), reason).await?;
-    Ok(changed && current != Observed::Open)
+    let changed = previous != Some(current);
+    let steps = deposit::next_statuses(dep.status, previous, current, protection, dep.hold_until, now);
+    apply(state, project, dep, &steps, Some(&offer), reason).await?;
+    Ok((Some(current), changed && current != Observed::Open))
 }
 
 /// Builds each step's recorded fields and applies them.
 async fn apply(
     state: &AppState,
-    project: &skingate_core::project::Project,
+    project: &Project,
     dep: &Deposit,
     steps: &[DepositStatus],
     offer: Option<&Offer>,
