@@ -5,7 +5,8 @@
 //! simulated users, Dota 2, so no Trade Protection hold) each get a deposit through
 //! `create_from_user_inventory` over HTTP, with a "manual" simulator profile so nobody accepts on their own.
 //! Then, one deposit at a time, the bench accepts the offer as the payer (the simulator's operator
-//! surface), wakes the trade watcher as the simulator's change listener does, and measures the time until
+//! surface), tells the gateway the offer changed (`AppState::offer_changed`, what the simulator's change
+//! listener calls), and measures the time until
 //! the callback for that deposit arrives at a local receiver. The path measured is the whole one: two
 //! agreeing Steam observations, the transition transaction (ledger, outbox, delivery row, durable commit),
 //! the dispatcher's claim, signing, form encoding and the HTTP POST. Every fifth simulated offer flaps once
@@ -112,7 +113,7 @@ pub fn run(opts: Opts) -> anyhow::Result<()> {
         for (transaction, offer) in &deposits {
             let start = Instant::now();
             sim.accept(*offer).map_err(|e| anyhow::anyhow!("accept: {e}"))?;
-            state.deposits_wake.notify_one();
+            state.offer_changed(*offer);
             loop {
                 let notified = arrivals.changed.notified();
                 if let Some(at) = arrivals.at.lock().expect("arrivals").get(transaction) {

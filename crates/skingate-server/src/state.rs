@@ -50,6 +50,8 @@ pub struct Inner {
     pub hub_wake: tokio::sync::Notify,
     /// Wakes the deposit trade watcher (a new offer was sent, or Steam told us an offer changed).
     pub deposits_wake: tokio::sync::Notify,
+    /// Offers Steam said changed since the watcher last looked (see [`AppState::offer_changed`]).
+    changed_offers: std::sync::Mutex<Vec<u64>>,
     projects: RwLock<HashMap<ProjectId, (Instant, Arc<Project>)>>,
     rates: RwLock<Arc<Rates>>,
     maintenance_runtime: AtomicBool,
@@ -78,6 +80,7 @@ impl AppState {
             dispatch_wake: tokio::sync::Notify::new(),
             hub_wake: tokio::sync::Notify::new(),
             deposits_wake: tokio::sync::Notify::new(),
+            changed_offers: std::sync::Mutex::default(),
             projects: RwLock::default(),
             rates: RwLock::new(Arc::new(Rates::new([]))),
             maintenance_runtime: AtomicBool::new(false),
@@ -124,6 +127,18 @@ impl AppState {
     pub fn events_committed(&self) {
         self.dispatch_wake.notify_one();
         self.hub_wake.notify_one();
+    }
+
+    /// Steam (or the simulator's operator surface) says trade offer `id` changed: the deposit trade watcher
+    /// looks at that offer at once instead of at its next poll. Wire the simulator's change listener to this.
+    pub fn offer_changed(&self, id: u64) {
+        self.changed_offers.lock().unwrap_or_else(std::sync::PoisonError::into_inner).push(id);
+        self.deposits_wake.notify_one();
+    }
+
+    /// The offers named by [`AppState::offer_changed`] since the last call (the watcher's side).
+    pub fn take_changed_offers(&self) -> Vec<u64> {
+        std::mem::take(&mut *self.changed_offers.lock().unwrap_or_else(std::sync::PoisonError::into_inner))
     }
 
     /// Forgets a cached project so the next read sees the database (after this process changed it).
