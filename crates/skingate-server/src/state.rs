@@ -52,6 +52,8 @@ pub struct Inner {
     pub market: crate::market::Market,
     /// Wakes the deposit trade watcher (a new offer was sent, or Steam told us an offer changed).
     pub deposits_wake: tokio::sync::Notify,
+    /// Offers Steam said changed since the watcher last looked (see [`AppState::offer_changed`]).
+    changed_offers: std::sync::Mutex<Vec<u64>>,
     projects: RwLock<HashMap<ProjectId, (Instant, Arc<Project>)>>,
     rates: RwLock<Arc<Rates>>,
     maintenance_runtime: AtomicBool,
@@ -81,6 +83,7 @@ impl AppState {
             hub_wake: tokio::sync::Notify::new(),
             market: crate::market::Market::default(),
             deposits_wake: tokio::sync::Notify::new(),
+            changed_offers: std::sync::Mutex::default(),
             projects: RwLock::default(),
             rates: RwLock::new(Arc::new(Rates::new([]))),
             maintenance_runtime: AtomicBool::new(false),
@@ -143,12 +146,24 @@ impl AppState {
     pub fn listen_to_steam(&self) {
         let Some(sim) = &self.sim else { return };
         let weak = Arc::downgrade(&self.0);
-        sim.add_listener(Arc::new(move |_offer| {
+        sim.add_listener(Arc::new(move |offer| {
             if let Some(inner) = weak.upgrade() {
-                inner.deposits_wake.notify_one();
                 inner.market.wake.notify_one();
+                AppState(inner).offer_changed(offer);
             }
         }));
+    }
+
+    /// Steam (or the simulator's operator surface) says trade offer `id` changed: the deposit trade watcher
+    /// looks at that offer at once instead of at its next poll ([`AppState::listen_to_steam`] calls it).
+    pub fn offer_changed(&self, id: u64) {
+        self.changed_offers.lock().unwrap_or_else(std::sync::PoisonError::into_inner).push(id);
+        self.deposits_wake.notify_one();
+    }
+
+    /// The offers named by [`AppState::offer_changed`] since the last call (the watcher's side).
+    pub fn take_changed_offers(&self) -> Vec<u64> {
+        std::mem::take(&mut *self.changed_offers.lock().unwrap_or_else(std::sync::PoisonError::into_inner))
     }
 
     /// Forgets a cached project so the next read sees the database (after this process changed it).

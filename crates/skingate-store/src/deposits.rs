@@ -5,7 +5,7 @@
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 use skingate_core::Money;
-use skingate_core::deposit::{DepositStatus, Observed};
+use skingate_core::deposit::DepositStatus;
 use skingate_core::project::ProjectId;
 
 use crate::Result;
@@ -87,8 +87,6 @@ pub struct Deposit {
     pub user_amount_usd: Option<Money>,
     /// Every amount field as recorded at acceptance (JSON object).
     pub amounts: Option<String>,
-    /// The previous Steam observation.
-    pub last_observed: Option<Observed>,
     /// Why it failed (`declined`, `expired`, `reversed`, …).
     pub fail_reason: Option<String>,
     /// Creation time.
@@ -230,9 +228,6 @@ pub trait DepositStore: Send + Sync {
     /// Deposits the trade watcher must look at: pending ones with an offer, and held ones; id above
     /// `after_id`, ascending, at most `limit`.
     async fn watched_deposits(&self, after_id: i64, limit: u32) -> Result<Vec<Deposit>>;
-    /// Remembers the latest Steam observation of a deposit's offer (a short write outside any business
-    /// transaction: it moves no money and decides nothing alone).
-    async fn record_observation(&self, id: i64, observed: Observed, now: i64) -> Result<()>;
     /// The gateway's history of a payer (excluding deposit `except`).
     async fn payer_history(&self, steam_id: &str, except: i64) -> Result<PayerHistory>;
     /// Result-URL callbacks of a project whose last attempt failed, delivery id above `after_id`, ascending,

@@ -4,20 +4,24 @@
 //! # Rules
 //! - Steam flaps (an accepted offer is observed as active again now and then), so an observation is acted on
 //!   only when it equals the previous one ([`skingate_core::deposit::next_statuses`]). The previous
-//!   observation is stored on the deposit row, so the rule holds across restarts. When an observation
-//!   changes, the deposit is looked at again after `trade_confirm_delay_ms` instead of the full
-//!   `trade_poll_interval_ms`, so an accepted trade is credited within milliseconds.
+//!   observation is kept in memory: after a restart the watcher simply needs two fresh observations again,
+//!   which is the safe side. When an observation changes, the deposit is looked at again after
+//!   `trade_confirm_delay_ms` instead of the full `trade_poll_interval_ms`, so an accepted trade is credited
+//!   within milliseconds.
 //! - An offer is ours only if its partner is the deposit's payer and its items are the deposit's items
 //!   (asset id *and* class id): a rollback reported on anything else changes nothing.
 //! - A held deposit succeeds when `hold_until` has passed and its trade was not seen reversed.
 //!
 //! Everything it needs is in the database: after a restart it resumes from the rows. It wakes on
-//! [`crate::AppState::deposits_wake`] (a new offer, an operator action) or every poll interval.
+//! [`crate::AppState::deposits_wake`] (a new offer was sent) or [`crate::AppState::offer_changed`] (Steam
+//! says an offer changed: the simulator's change listener should call it), or every poll interval.
 
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
 use std::time::Duration;
 
 use skingate_core::deposit::{self, DepositStatus, HOLD_SECS, Observed, Protection};
-use skingate_core::project::HoldPolicy;
+use skingate_core::project::{HoldPolicy, Project, ProjectId};
 use skingate_steam::catalogue::Game;
 use skingate_steam::enums::OfferState;
 use skingate_steam::sim::Offer;
@@ -31,35 +35,136 @@ use crate::state::AppState;
 const PAGE: u32 = 500;
 
 /// Runs until `shutdown`.
+///
+/// Two kinds of rounds: a **full** round reads every watched deposit from the database (every
+/// `trade_poll_interval_ms`, and when woken without a named offer: a new offer was sent); a **focused**
+/// round looks only at deposits whose offer was named by [`AppState::offer_changed`] or whose observation
+/// just changed and awaits confirmation, `trade_confirm_delay_ms` later. Focused rounds keep the time from
+/// acceptance to callback independent of how many deposits are open.
 pub async fn run(state: AppState, shutdown: CancellationToken) {
     let poll = Duration::from_millis(state.config.trade_poll_interval_ms.max(1));
     let confirm = Duration::from_millis(state.config.trade_confirm_delay_ms);
+    let mut seen = Seen::default();
+    let mut full = true;
+    let mut focus: HashSet<i64> = HashSet::new();
+    let mut last_full = tokio::time::Instant::now();
     loop {
-        let recheck = round(&state).await.unwrap_or_else(|e| {
+        // A deposit whose observation keeps changing must not starve the others (and their hold timers).
+        full |= last_full.elapsed() >= poll;
+        if full {
+            last_full = tokio::time::Instant::now();
+        }
+        let looked = if full { round(&state, &mut seen).await } else { focused(&state, &mut seen, &focus).await };
+        let recheck = looked.unwrap_or_else(|e| {
             tracing::warn!(error = format!("{e:#}"), "deposit watcher round failed");
-            false
+            HashSet::new()
         });
+        // Deposits looked at because their offer changed are looked at once more soon, even if nothing seemed
+        // to change: the change may have been hidden by a flap on this look.
+        focus = if full {
+            recheck
+        } else {
+            recheck.into_iter().chain(focus.drain().filter(|id| seen.woken.remove(id))).collect()
+        };
+        let wait = if focus.is_empty() { poll } else { confirm };
         tokio::select! {
             () = shutdown.cancelled() => return,
-            () = state.deposits_wake.notified() => {}
-            () = tokio::time::sleep(if recheck { confirm } else { poll }) => {}
+            () = state.deposits_wake.notified() => {
+                let named = state.take_changed_offers();
+                let ids: Option<Vec<i64>> = named.iter().map(|o| seen.by_offer.get(o).copied()).collect();
+                match ids {
+                    Some(ids) if !ids.is_empty() => {
+                        seen.woken.extend(ids.iter().copied());
+                        focus.extend(ids);
+                        full = false;
+                    }
+                    _ => full = true,
+                }
+            }
+            () = tokio::time::sleep(wait) => full = focus.is_empty(),
         }
     }
 }
 
-/// One pass over every watched deposit; true when some observation changed and should be confirmed soon.
-pub async fn round(state: &AppState) -> anyhow::Result<bool> {
+/// The watcher's memory between rounds.
+#[derive(Debug, Default)]
+pub struct Seen {
+    /// Each watched deposit's project and previous observation.
+    deposits: HashMap<i64, (ProjectId, Option<Observed>)>,
+    /// Deposit id by Steam offer id.
+    by_offer: HashMap<u64, i64>,
+    /// Deposits named by a change notice, owed one more look.
+    woken: HashSet<i64>,
+}
+
+/// Looks at one deposit and remembers the observation; returns whether to confirm it soon.
+async fn look(
+    state: &AppState,
+    seen: &mut Seen,
+    projects: &mut HashMap<ProjectId, Arc<Project>>,
+    dep: &Deposit,
+) -> anyhow::Result<bool> {
+    let project = match projects.get(&dep.project) {
+        Some(p) => p.clone(),
+        None => match state.project(dep.project).await? {
+            Some(p) => projects.entry(dep.project).or_insert(p).clone(),
+            None => return Ok(false),
+        },
+    };
+    let previous = seen.deposits.get(&dep.id).and_then(|(_, o)| *o);
+    let (observed, again) = check(state, &project, dep, previous).await?;
+    seen.deposits.insert(dep.id, (dep.project, observed));
+    if let Some(offer) = dep.offer_id.as_deref().and_then(|o| o.parse().ok()) {
+        seen.by_offer.insert(offer, dep.id);
+    }
+    Ok(again)
+}
+
+/// One pass over every watched deposit; returns those whose observation changed and should be confirmed
+/// soon.
+pub async fn round(state: &AppState, seen: &mut Seen) -> anyhow::Result<HashSet<i64>> {
     let mut after = 0;
-    let mut recheck = false;
+    let mut recheck = HashSet::new();
+    let mut projects = HashMap::new();
+    let mut alive = HashSet::with_capacity(seen.deposits.len());
     loop {
         let batch = state.store.watched_deposits(after, PAGE).await?;
         let Some(last) = batch.last() else { break };
         after = last.id;
         for dep in batch {
-            match check(state, &dep).await {
-                Ok(again) => recheck |= again,
+            alive.insert(dep.id);
+            match look(state, seen, &mut projects, &dep).await {
+                Ok(true) => {
+                    recheck.insert(dep.id);
+                }
+                Ok(false) => {}
                 Err(e) => tracing::warn!(deposit = dep.id, error = format!("{e:#}"), "checking a deposit failed"),
             }
+        }
+    }
+    // Deposits no longer watched (decided) are forgotten.
+    seen.deposits.retain(|id, _| alive.contains(id));
+    seen.by_offer.retain(|_, id| alive.contains(id));
+    seen.woken.retain(|id| alive.contains(id));
+    Ok(recheck)
+}
+
+/// A pass over the named deposits only.
+async fn focused(state: &AppState, seen: &mut Seen, ids: &HashSet<i64>) -> anyhow::Result<HashSet<i64>> {
+    let mut recheck = HashSet::new();
+    let mut projects = HashMap::new();
+    for id in ids {
+        let Some(project) = seen.deposits.get(id).map(|(p, _)| *p) else { continue };
+        let Some(dep) = state.store.deposit(project, *id).await? else { continue };
+        if dep.status.is_final() {
+            continue;
+        }
+        match look(state, seen, &mut projects, &dep).await {
+            Ok(true) => {
+                recheck.insert(dep.id);
+            }
+            Ok(false) => {}
+            Err(e) => tracing::warn!(deposit = dep.id, error = format!("{e:#}"), "checking a deposit failed"),
         }
     }
     Ok(recheck)
@@ -98,9 +203,14 @@ fn classify(dep: &Deposit, offer: &Offer) -> (Observed, &'static str) {
     }
 }
 
-/// Looks at one deposit; true when its observation changed and should be confirmed soon.
-async fn check(state: &AppState, dep: &Deposit) -> anyhow::Result<bool> {
-    let project = state.project(dep.project).await?.ok_or_else(|| anyhow::anyhow!("project {} gone", dep.project))?;
+/// Looks at one deposit: what Steam shows now (if it shows the offer), and whether that changed and should
+/// be confirmed soon.
+async fn check(
+    state: &AppState,
+    project: &Project,
+    dep: &Deposit,
+    previous: Option<Observed>,
+) -> anyhow::Result<(Option<Observed>, bool)> {
     let now = state.now();
     let game = dep.game.as_deref().and_then(Game::parse);
     let protection = Protection {
@@ -115,22 +225,19 @@ async fn check(state: &AppState, dep: &Deposit) -> anyhow::Result<bool> {
     let Some(offer) = offer else {
         // Steam cannot show the trade: only the clock can end a hold.
         let steps = deposit::next_statuses(dep.status, None, Observed::Accepted, protection, dep.hold_until, now);
-        return apply(state, &project, dep, &steps, None, "").await.map(|()| false);
+        return apply(state, project, dep, &steps, None, "").await.map(|()| (None, false));
     };
     let (current, reason) = classify(dep, &offer);
-    let changed = dep.last_observed != Some(current);
-    if changed {
-        state.store.record_observation(dep.id, current, now).await?;
-    }
-    let steps = deposit::next_statuses(dep.status, dep.last_observed, current, protection, dep.hold_until, now);
-    apply(state, &project, dep, &steps, Some(&offer), reason).await?;
-    Ok(changed && current != Observed::Open)
+    let changed = previous != Some(current);
+    let steps = deposit::next_statuses(dep.status, previous, current, protection, dep.hold_until, now);
+    apply(state, project, dep, &steps, Some(&offer), reason).await?;
+    Ok((Some(current), changed && current != Observed::Open))
 }
 
 /// Builds each step's recorded fields and applies them.
 async fn apply(
     state: &AppState,
-    project: &skingate_core::project::Project,
+    project: &Project,
     dep: &Deposit,
     steps: &[DepositStatus],
     offer: Option<&Offer>,

@@ -1,8 +1,12 @@
 //! SQLite implementation of the deposits repository (tables in `migrations/sqlite/0003_deposits.sql`).
+//!
+//! The `last_observed` column of that migration is not used: the trade watcher keeps the previous Steam
+//! observation in memory (writing it was a disk flush on the path from acceptance to callback, and after a
+//! restart two fresh observations are needed anyway). Migrations are forward-only, so the column stays.
 
 use async_trait::async_trait;
 use skingate_core::Money;
-use skingate_core::deposit::{DepositStatus, Observed};
+use skingate_core::deposit::DepositStatus;
 use skingate_core::project::ProjectId;
 use sqlx::Row;
 use sqlx::sqlite::SqliteRow;
@@ -19,7 +23,7 @@ macro_rules! deposit_select {
         "SELECT id, project_id, order_id, page_token, status, steam_id, trade_token, game, currency, min_usd,
             max_usd, min_text, max_text, multiplier_ppm, fee_ppm, result_url, success_url, fail_url, offer_id,
             bot_steam_id, bot_name, offer_date, offer_expires_at, items, accepted_at, hold_until, amount_usd,
-            user_amount_usd, amounts, last_observed, fail_reason, created_at, updated_at
+            user_amount_usd, amounts, fail_reason, created_at, updated_at
          FROM deposits"
     };
 }
@@ -36,7 +40,6 @@ fn deposit_row(r: &SqliteRow) -> Result<Deposit> {
     let status: String = r.try_get("status")?;
     let items: String = r.try_get("items")?;
     let money = |col: &str| -> Result<Option<Money>> { Ok(r.try_get::<Option<i64>, _>(col)?.map(Money::from_minor)) };
-    let observed: Option<String> = r.try_get("last_observed")?;
     Ok(Deposit {
         id: r.try_get("id")?,
         project: ProjectId(r.try_get("project_id")?),
@@ -67,7 +70,6 @@ fn deposit_row(r: &SqliteRow) -> Result<Deposit> {
         amount_usd: money("amount_usd")?,
         user_amount_usd: money("user_amount_usd")?,
         amounts: r.try_get("amounts")?,
-        last_observed: observed.as_deref().and_then(Observed::parse),
         fail_reason: r.try_get("fail_reason")?,
         created_at: r.try_get("created_at")?,
         updated_at: r.try_get("updated_at")?,
@@ -133,16 +135,6 @@ impl DepositStore for SqliteStore {
         .fetch_all(&self.reader)
         .await?;
         rows.iter().map(deposit_row).collect()
-    }
-
-    async fn record_observation(&self, id: i64, observed: Observed, now: i64) -> Result<()> {
-        sqlx::query("UPDATE deposits SET last_observed = ?, updated_at = ? WHERE id = ?")
-            .bind(observed.as_str())
-            .bind(now)
-            .bind(id)
-            .execute(&self.writer)
-            .await?;
-        Ok(())
     }
 
     async fn payer_history(&self, steam_id: &str, except: i64) -> Result<PayerHistory> {
@@ -237,7 +229,7 @@ impl DepositTx for SqliteTx {
     async fn record_offer(&mut self, id: i64, o: &OfferRecord, now: i64) -> Result<bool> {
         let done = sqlx::query(
             "UPDATE deposits SET steam_id = ?, trade_token = ?, game = ?, offer_id = ?, bot_steam_id = ?, bot_name = ?,
-                offer_date = ?, offer_expires_at = ?, items = ?, last_observed = NULL, updated_at = ?
+                offer_date = ?, offer_expires_at = ?, items = ?, updated_at = ?
              WHERE id = ? AND status = 'pending' AND offer_id IS NULL",
         )
         .bind(&o.steam_id)
