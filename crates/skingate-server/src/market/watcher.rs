@@ -17,25 +17,27 @@
 //!
 //! Steam flaps (an accepted offer is seen once as active), so an observation is acted on only when the next
 //! one agrees ([`Confirmation`]); a purchase with an unconfirmed observation is looked at again on the next
-//! round. All transitions of a round commit in one transaction (each in its own savepoint), each with its
-//! `status_change` event and, when the spendable balance moves, `balance_change`. A transition is applied only
+//! round. All transitions of a round commit in one transaction (events written together at its end), each with
+//! its `status_change` event and, when the spendable balance moves, `balance_change`. A transition is applied only
 //! if the purchase is still in the status it was read in, so a transition (and its refund) happens once.
 
 use std::collections::HashMap;
 use std::time::Duration;
 
+use serde_json::json;
 use skingate_core::events::EventType;
 use skingate_core::ledger::AccountKind;
 use skingate_core::market::{
     Confirmation, MoneyStep, OFFER_TIMEOUT_SECS, PurchaseStatus, TradeEvent, UnitStep, money_transfer, transition,
 };
+use skingate_core::project::Project;
 use skingate_steam::catalogue::Game;
 use skingate_steam::enums::OfferState;
 use skingate_steam::ids::{SteamId, TradeUrl};
 use skingate_steam::sim::{NewOffer, Party, SteamError, TRADE_PROTECTION_SECS};
 use skingate_steam::users::Asset;
 use skingate_store::StoreError;
-use skingate_store::market::{Purchase, PurchaseUpdate, UnitState};
+use skingate_store::market::{BulkEvent, Purchase, PurchaseUpdate, UnitState};
 use tokio_util::sync::CancellationToken;
 
 use crate::events;
@@ -52,7 +54,7 @@ const ACCEPTED_CHECK_SECS: i64 = 3_600;
 const NEVER: i64 = i64::MAX;
 
 /// What a round decided for one purchase.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 enum Step {
     /// Apply this trade event.
     Apply { purchase: Purchase, event: TradeEvent, offer: Option<u64>, reason: Option<String> },
@@ -234,32 +236,75 @@ async fn send(state: &AppState, p: Purchase) -> Step {
     }
 }
 
-/// Applies a round's steps in one transaction, each in its own savepoint; returns the transitions made.
+/// Applies a round's steps in one transaction; returns the transitions made. The fast path runs them back to
+/// back and writes their events in bulk; if anything fails, the round is run again with each step in its own
+/// savepoint, so one broken purchase is skipped (and retried next round) instead of stalling the others.
 async fn apply(state: &AppState, steps: Vec<Step>, now: i64) -> Result<Vec<(Purchase, PurchaseStatus)>, StoreError> {
     if steps.is_empty() {
         return Ok(Vec::new());
     }
+    let applied = match apply_round(state, steps.clone(), now, false).await {
+        Ok(applied) => applied,
+        Err(e) => {
+            tracing::warn!(error = %e, "market watcher round failed; retrying step by step");
+            apply_round(state, steps, now, true).await?
+        }
+    };
+    if !applied.is_empty() {
+        state.events_committed();
+    }
+    Ok(applied)
+}
+
+async fn apply_round(
+    state: &AppState,
+    steps: Vec<Step>,
+    now: i64,
+    isolate: bool,
+) -> Result<Vec<(Purchase, PurchaseStatus)>, StoreError> {
     let mut tx = state.store.begin().await?;
     let sales = tx.system_account(AccountKind::MarketSales).await?;
+    let mut ctx = RoundCtx { sales, accounts: HashMap::new(), events: Vec::new(), now };
     let mut applied = Vec::new();
     for step in steps {
+        if !isolate {
+            applied.extend(apply_one(state, tx.as_mut(), step, &mut ctx).await?);
+            continue;
+        }
         tx.savepoint("watch").await?;
-        match apply_one(state, tx.as_mut(), step, sales, now).await {
+        let queued = ctx.events.len();
+        match apply_one(state, tx.as_mut(), step, &mut ctx).await {
             Ok(done) => {
                 applied.extend(done);
                 tx.release_savepoint("watch").await?;
             }
             Err(e) => {
                 tracing::warn!(error = %e, "market watcher step failed; it is retried next round");
+                ctx.events.truncate(queued);
                 tx.rollback_to_savepoint("watch").await?;
             }
         }
     }
+    tx.insert_events_bulk(&ctx.events, now).await?;
     tx.commit().await?;
-    if !applied.is_empty() {
-        state.events_committed();
-    }
     Ok(applied)
+}
+
+/// What a round's steps share: account ids looked up once, events written together at the end.
+struct RoundCtx {
+    sales: skingate_core::ledger::AccountId,
+    accounts: HashMap<skingate_core::project::ProjectId, skingate_core::ledger::AccountId>,
+    events: Vec<BulkEvent>,
+    now: i64,
+}
+
+fn bulk_event(project: &Project, kind: EventType, data: serde_json::Value, now: i64) -> BulkEvent {
+    BulkEvent {
+        project: project.id,
+        event_type: kind.as_str(),
+        webhook_url: events::webhook_url(project, kind).map(str::to_owned),
+        payload: Box::new(move |id, seq| events::envelope(kind, &data, id, seq, now)),
+    }
 }
 
 /// Applies one step; the purchase as it is now and its new status, when it moved.
@@ -267,9 +312,9 @@ async fn apply_one(
     state: &AppState,
     tx: &mut dyn skingate_store::WriteTx,
     step: Step,
-    sales: skingate_core::ledger::AccountId,
-    now: i64,
+    ctx: &mut RoundCtx,
 ) -> Result<Option<(Purchase, PurchaseStatus)>, StoreError> {
+    let (sales, now) = (ctx.sales, ctx.now);
     let (mut p, event, offer, reason) = match step {
         Step::Recheck { id, at, .. } => {
             tx.set_next_check(id, at).await?;
@@ -304,7 +349,14 @@ async fn apply_one(
     if reason.is_some() {
         p.error_reason = reason;
     }
-    let project_account = tx.project_account(p.project).await?;
+    let project_account = match ctx.accounts.get(&p.project) {
+        Some(a) => *a,
+        None => {
+            let a = tx.project_account(p.project).await?;
+            ctx.accounts.insert(p.project, a);
+            a
+        }
+    };
     if let Some(spec) = money_transfer(t.money, p.id, project_account, sales, p.price) {
         tx.transfer(&spec, now).await?;
     }
@@ -320,9 +372,15 @@ async fn apply_one(
         }
     }
     let project = state.project(p.project).await?.ok_or(StoreError::NotFound)?;
-    events::emit(tx, &project, EventType::StatusChange, super::status_change_data(&p, t.to), now).await?;
+    ctx.events.push(bulk_event(&project, EventType::StatusChange, super::status_change_data(&p, t.to), now));
     if matches!(t.money, MoneyStep::Void | MoneyStep::Refund) {
-        events::emit_balance_change(tx, &project, now).await?;
+        let balance = tx.project_balance(p.project).await?.available;
+        ctx.events.push(bulk_event(
+            &project,
+            EventType::BalanceChange,
+            json!({"balance_value": balance.to_wire()}),
+            now,
+        ));
     }
     p.status = t.to;
     if offer.is_some() {
