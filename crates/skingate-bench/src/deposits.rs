@@ -9,7 +9,8 @@
 //! the time until the callback for that deposit arrives at a local receiver. The path measured is the whole one: two
 //! agreeing Steam observations, the transition transaction (ledger, outbox, delivery row, durable commit),
 //! the dispatcher's claim, signing, form encoding and the HTTP POST. Every fifth simulated offer flaps once
-//! (accepted → active → accepted), as Steam does, and costs an extra look.
+//! (accepted → active → accepted), as Steam does, and costs an extra look. Baseline, in the same run: a
+//! plain loopback POST of a callback-sized form body to the same receiver, answer included.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -72,6 +73,7 @@ fn start_receiver(arrivals: Arc<Arrivals>) -> anyhow::Result<String> {
 pub fn run(opts: Opts) -> anyhow::Result<()> {
     let arrivals = Arc::new(Arrivals::default());
     let url = start_receiver(arrivals.clone())?;
+    let receiver_url = url.clone();
     let poll = opts.poll_ms;
     let server = InProcess::start(move |c| {
         c.with("webhook_allow_private", true).and_then(|c| c.with("trade_poll_interval_ms", poll)).expect("config")
@@ -122,24 +124,47 @@ pub fn run(opts: Opts) -> anyhow::Result<()> {
                 let _ = tokio::time::timeout(Duration::from_millis(50), notified).await;
             }
         }
-        anyhow::Ok(latencies)
+        // Baseline, same run, same receiver: a plain POST of a callback-sized form body and its answer.
+        let http = reqwest::Client::builder().no_proxy().build()?;
+        let body = format!("status=success&transaction_id=0&order_id=bench&{}", "skins%5B0%5D%5Bname%5D=x&".repeat(8));
+        let mut baseline = Vec::with_capacity(deposits.len());
+        for _ in 0..deposits.len() {
+            let start = Instant::now();
+            let resp = http
+                .post(&receiver_url)
+                .header("content-type", "application/x-www-form-urlencoded")
+                .body(body.clone())
+                .send()
+                .await?;
+            anyhow::ensure!(resp.status().is_success(), "receiver answered {}", resp.status());
+            baseline.push(start.elapsed());
+        }
+        anyhow::Ok((latencies, baseline))
     });
     server.stop();
-    let mut latencies = result?;
+    let (mut latencies, mut baseline) = result?;
+    baseline.sort();
     anyhow::ensure!(!latencies.is_empty(), "no deposit measured");
     latencies.sort();
-    let pct = |q: f64| latencies[((latencies.len() as f64 * q).ceil() as usize).clamp(1, latencies.len()) - 1];
-    let ms = |d: Duration| d.as_secs_f64() * 1000.0;
-    let (p50, p90, p99, max) = (pct(0.50), pct(0.90), pct(0.99), *latencies.last().expect("non-empty"));
-    println!("trade accepted → Result-URL callback received, {} deposits", latencies.len());
-    println!("{:<8} {:>10}", "p50", format!("{:.2} ms", ms(p50)));
-    println!("{:<8} {:>10}", "p90", format!("{:.2} ms", ms(p90)));
-    println!("{:<8} {:>10}", "p99", format!("{:.2} ms", ms(p99)));
-    println!("{:<8} {:>10}", "max", format!("{:.2} ms", ms(max)));
+    let pct = |v: &[Duration], q: f64| v[((v.len() as f64 * q).ceil() as usize).clamp(1, v.len()) - 1];
+    let ms = |d: Duration| (d.as_secs_f64() * 1000.0 * 1000.0).round() / 1000.0;
+    let row = |v: &[Duration]| [0.50, 0.90, 0.99, 1.0].map(|q| ms(pct(v, q)));
+    let (gw, base) = (row(&latencies), row(&baseline));
+    println!("{} deposits; latency in ms", latencies.len());
+    println!("{:<48} {:>8} {:>8} {:>8} {:>8}", "", "p50", "p90", "p99", "max");
+    println!(
+        "{:<48} {:>8} {:>8} {:>8} {:>8}",
+        "raw POST to the receiver (baseline)", base[0], base[1], base[2], base[3]
+    );
+    println!(
+        "{:<48} {:>8} {:>8} {:>8} {:>8}",
+        "trade accepted → Result-URL callback received", gw[0], gw[1], gw[2], gw[3]
+    );
     println!(
         "{}",
         json!({"bench": "deposits", "deposits": latencies.len(), "poll_ms": opts.poll_ms,
-            "p50_ms": ms(p50), "p90_ms": ms(p90), "p99_ms": ms(p99), "max_ms": ms(max)})
+            "p50_ms": gw[0], "p90_ms": gw[1], "p99_ms": gw[2], "max_ms": gw[3],
+            "baseline_p50_ms": base[0], "baseline_p99_ms": base[2]})
     );
     Ok(())
 }

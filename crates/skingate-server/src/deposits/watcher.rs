@@ -48,6 +48,7 @@ pub async fn run(state: AppState, shutdown: CancellationToken) {
     let mut full = true;
     let mut focus: HashSet<i64> = HashSet::new();
     let mut last_full = tokio::time::Instant::now();
+    let mut unresolved: Vec<u64> = Vec::new();
     loop {
         // A deposit whose observation keeps changing must not starve the others (and their hold timers).
         full |= last_full.elapsed() >= poll;
@@ -61,25 +62,31 @@ pub async fn run(state: AppState, shutdown: CancellationToken) {
         });
         // Deposits looked at because their offer changed are looked at once more soon, even if nothing seemed
         // to change: the change may have been hidden by a flap on this look.
-        focus = if full {
-            recheck
-        } else {
-            recheck.into_iter().chain(focus.drain().filter(|id| seen.woken.remove(id))).collect()
-        };
+        let owed: Vec<i64> = focus.drain().filter(|id| seen.woken.remove(id)).collect();
+        focus = recheck.into_iter().chain(owed).collect();
+        // Named offers the last full round had not seen yet are known now.
+        for offer in std::mem::take(&mut unresolved) {
+            if let Some(id) = seen.by_offer.get(&offer).copied() {
+                seen.woken.insert(id);
+                focus.insert(id);
+            }
+        }
         let wait = if focus.is_empty() { poll } else { confirm };
         tokio::select! {
             () = shutdown.cancelled() => return,
             () = state.deposits_wake.notified() => {
                 let named = state.take_changed_offers();
-                let ids: Option<Vec<i64>> = named.iter().map(|o| seen.by_offer.get(o).copied()).collect();
-                match ids {
-                    Some(ids) if !ids.is_empty() => {
-                        seen.woken.extend(ids.iter().copied());
-                        focus.extend(ids);
-                        full = false;
+                for offer in &named {
+                    match seen.by_offer.get(offer).copied() {
+                        Some(id) => {
+                            seen.woken.insert(id);
+                            focus.insert(id);
+                        }
+                        None => unresolved.push(*offer),
                     }
-                    _ => full = true,
                 }
+                // A new offer (nothing named) or one not seen yet: read everything.
+                full = named.is_empty() || !unresolved.is_empty();
             }
             () = tokio::time::sleep(wait) => full = focus.is_empty(),
         }

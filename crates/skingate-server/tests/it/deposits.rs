@@ -537,3 +537,27 @@ where
     }
     panic!("condition not reached in 3 s");
 }
+
+#[tokio::test]
+async fn an_operator_accept_named_by_offer_changed_is_seen_without_waiting_for_the_poll() {
+    // A poll interval of a minute: only the change notice can explain a prompt callback.
+    let clock = ManualClock::new(T0);
+    let tweak = |c| config(c).with("trade_poll_interval_ms", 60_000).unwrap();
+    let mut app = spawn_with_clock(tweak, Arc::new(clock.clone())).await;
+    let hook = Receiver::start().await;
+    let url = hook.url.clone();
+    app.update(move |s| s.result_url = Some(url)).await;
+    let e = Env { app, clock, hook };
+    let user = payer(40);
+    e.sim().set_profile(user, Profile::Manual);
+    let items = e.items(user, Game::Rust, 1).await;
+    let id = e.deposit("manual-1", user, Game::Rust, &items).await;
+    let offer: u64 =
+        e.app.sdk().order_status(DepositRef::Transaction(id)).await.unwrap().trade_offer_id.unwrap().parse().unwrap();
+    e.sim().accept(offer).unwrap();
+    e.app.running.state.offer_changed(offer);
+    let started = std::time::Instant::now();
+    let cb = e.callback().await;
+    assert_eq!(cb["status"], "success");
+    assert!(started.elapsed() < std::time::Duration::from_secs(5), "took {:?}", started.elapsed());
+}
