@@ -28,7 +28,9 @@ use crate::webhook::WebhookClient;
 /// Delivery kind of deposit Result-URL callbacks (the other kind is the events webhook).
 pub const RESULT_URL: &str = "result_url";
 
-/// Extra lease time beyond the HTTP timeout, so a slow attempt is never delivered twice concurrently.
+/// Extra lease time beyond the queue wait and the HTTP timeout, so a slow attempt is never delivered twice
+/// concurrently. (Should a lease still run out, say when an operator moves the clock, the late attempt's
+/// result is not recorded over the newer one's: see `Delivery::leased_until`.)
 const LEASE_MARGIN_SECS: i64 = 30;
 
 /// Most attempt results written in one transaction.
@@ -60,7 +62,11 @@ pub async fn run(state: AppState, client: WebhookClient, shutdown: CancellationT
     let permits = Arc::new(Semaphore::new(concurrency));
     let policy = Arc::new(state.config.retry_policy());
     let poll = Duration::from_millis(state.config.webhook_poll_interval_ms);
-    let lease = i64::try_from(state.config.webhook_timeout_ms / 1000).unwrap_or(60) + LEASE_MARGIN_SECS;
+    // A leased row may wait behind up to `LEASE_AHEAD` rounds of attempts (each at most one timeout) before
+    // its own attempt starts: the lease covers the wait and the attempt, so it never runs out while the row
+    // is still on its way (which would let another claim send it a second time).
+    let timeout_secs = i64::try_from(state.config.webhook_timeout_ms.div_ceil(1000)).unwrap_or(60);
+    let lease = timeout_secs * (LEASE_AHEAD as i64 + 1) + LEASE_MARGIN_SECS;
     let max_ahead = concurrency * LEASE_AHEAD;
     let in_flight = Arc::new(AtomicUsize::new(0));
     let progress = Arc::new(Notify::new());

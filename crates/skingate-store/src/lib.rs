@@ -206,6 +206,9 @@ pub struct Delivery {
     pub last_http_status: Option<u16>,
     /// When it was created.
     pub created_at: i64,
+    /// The lease this copy was claimed under (`None` when not claimed): an attempt's result is recorded
+    /// only while the row still carries this lease, so a late attempt never overwrites a newer one.
+    pub leased_until: Option<i64>,
 }
 
 /// One attempt to deliver, as logged.

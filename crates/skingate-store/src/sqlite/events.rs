@@ -90,6 +90,7 @@ fn delivery_row(r: &SqliteRow) -> Result<Delivery> {
         last_http_status: status.and_then(|s| u16::try_from(s).ok()),
         created_at: r.try_get(7)?,
         event: event(r, 8)?,
+        leased_until: None,
     })
 }
 
@@ -167,6 +168,7 @@ async fn claim_in(
                 next_attempt_at: next,
                 last_http_status: status.and_then(|s| u16::try_from(s).ok()),
                 created_at: created,
+                leased_until: Some(now + lease_secs),
                 event: StoredEvent {
                     id: eid,
                     project: ProjectId(project),
@@ -245,25 +247,26 @@ async fn record_delivered<'a>(
         return Ok(());
     }
     insert_attempts(tx, rows.clone().map(|(d, a, _)| (*d, *a)), n).await?;
-    let mut by_status: std::collections::BTreeMap<(Option<u16>, u32, i64), Vec<i64>> = Default::default();
+    let mut by_status: std::collections::BTreeMap<(Option<u16>, u32, i64, Option<i64>), Vec<i64>> = Default::default();
     let mut projects = std::collections::BTreeSet::new();
     for (d, a, _) in rows {
         let finished = a.started_at + i64::try_from(a.duration_ms / 1000).unwrap_or(0);
-        by_status.entry((a.http_status, a.attempt_no, finished)).or_default().push(d.id);
+        by_status.entry((a.http_status, a.attempt_no, finished, d.leased_until)).or_default().push(d.id);
         if d.kind == EVENTS_WEBHOOK {
             projects.insert(d.event.project.0);
         }
     }
-    for ((status, attempt_no, finished), ids) in by_status {
+    for ((status, attempt_no, finished, lease), ids) in by_status {
         let ids = serde_json::to_string(&ids).map_err(|e| StoreError::Corrupt(e.to_string()))?;
         sqlx::query(
             "UPDATE deliveries SET state = 'delivered', attempts = ?, next_attempt_at = NULL, locked_until = NULL,
-                last_http_status = ?, finished_at = ? WHERE id IN (SELECT value FROM json_each(?))",
+                last_http_status = ?, finished_at = ? WHERE id IN (SELECT value FROM json_each(?)) AND locked_until IS ?",
         )
         .bind(i64::from(attempt_no))
         .bind(status.map(i64::from))
         .bind(finished)
         .bind(ids)
+        .bind(lease)
         .execute(&mut **tx)
         .await?;
     }
@@ -292,9 +295,9 @@ async fn record_one(
         NextStep::RetryAt(at) => ("pending", Some(at), None),
         NextStep::Fail => ("failed", None, Some(finished)),
     };
-    sqlx::query(
+    let moved = sqlx::query(
         "UPDATE deliveries SET state = ?, attempts = ?, next_attempt_at = ?, locked_until = NULL,
-            last_http_status = ?, finished_at = ? WHERE id = ?",
+            last_http_status = ?, finished_at = ? WHERE id = ? AND locked_until IS ?",
     )
     .bind(state)
     .bind(i64::from(a.attempt_no))
@@ -302,8 +305,14 @@ async fn record_one(
     .bind(a.http_status.map(i64::from))
     .bind(finished_at)
     .bind(d.id)
+    .bind(d.leased_until)
     .execute(&mut **tx)
-    .await?;
+    .await?
+    .rows_affected();
+    if moved == 0 {
+        // The lease ran out and a newer attempt owns the row: this one is logged above, nothing more.
+        return Ok(None);
+    }
     // The failing streak (which disables an endpoint) is the events webhook's alone: a merchant's broken
     // Result URL must not switch its events off.
     if d.kind != EVENTS_WEBHOOK {

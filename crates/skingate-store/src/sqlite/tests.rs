@@ -5,7 +5,7 @@ use skingate_core::ledger::{AccountKind, Applied, LedgerError, Phase, TransferCo
 use skingate_core::project::ProjectSettings;
 
 use super::*;
-use crate::{Claim, IdempotencyKey};
+use crate::{Attempt, Claim, DeliveryState, IdempotencyKey, NextStep};
 
 async fn store() -> (tempfile::TempDir, SqliteStore) {
     let dir = tempfile::tempdir().unwrap();
@@ -203,4 +203,35 @@ async fn claims_lease_without_a_flush_and_leave_the_writer_flushing() {
     assert!(s.claim_due_deliveries(10, 60, 10).await.unwrap().is_empty(), "leased: not claimed twice");
     assert_eq!(synchronous().await, 2, "FULL after an empty claim");
     assert_eq!(s.claim_due_deliveries(71, 60, 10).await.unwrap().len(), 1, "claimable again once the lease ends");
+}
+
+#[tokio::test]
+async fn a_late_attempt_never_overwrites_a_newer_lease() {
+    let (_dir, s) = store().await;
+    let p = s.create_project(&ProjectSettings::named("Shop"), "s", 0).await.unwrap();
+    let mut tx = s.begin().await.unwrap();
+    let body = |id: i64, seq: i64| format!(r#"{{"id":{id},"seq":{seq}}}"#);
+    tx.insert_event(p.id, "balance_change", &body, Some("https://shop.example/hook"), 10).await.unwrap();
+    tx.commit().await.unwrap();
+    let first = s.claim_due_deliveries(10, 60, 10).await.unwrap().remove(0);
+    assert_eq!(first.leased_until, Some(70));
+    // The first attempt hangs past its lease; the row is claimed again and delivered.
+    let second = s.claim_due_deliveries(80, 60, 10).await.unwrap().remove(0);
+    let attempt = |no, status| Attempt {
+        attempt_no: no,
+        started_at: 80,
+        duration_ms: 5,
+        http_status: Some(status),
+        error: None,
+        response_head: String::new(),
+    };
+    s.record_attempts(&[(&second, &attempt(1, 200), NextStep::Delivered)]).await.unwrap();
+    // The late first attempt fails: it is logged, but the row stays delivered.
+    s.record_attempts(&[(&first, &attempt(1, 500), NextStep::RetryAt(400))]).await.unwrap();
+    let d = s.delivery(p.id, first.id).await.unwrap().unwrap();
+    assert_eq!((d.state, d.last_http_status, d.next_attempt_at), (DeliveryState::Delivered, Some(200), None));
+    assert_eq!(s.delivery_attempts(first.id).await.unwrap().len(), 2, "both attempts are logged");
+    // Delivered in the batched path with a stale lease: no change either.
+    s.record_attempts(&[(&first, &attempt(1, 204), NextStep::Delivered)]).await.unwrap();
+    assert_eq!(s.delivery(p.id, first.id).await.unwrap().unwrap().last_http_status, Some(200));
 }
