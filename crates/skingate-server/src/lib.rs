@@ -7,6 +7,8 @@
 //! - [`idempotency`]: the generic "run once, replay the answer" mechanism for writes;
 //! - [`events`] (emit into the outbox), [`dispatcher`] + [`webhook`] (signed, retried webhook deliveries),
 //!   [`hub`] (the WebSocket hub fed from the committed outbox), [`adjustments`] (operator credits/debits);
+//! - [`deposits`]: the deposit flow: creating deposits, sending trade offers, the trade watcher, status
+//!   transitions with their ledger transfers and Result-URL callbacks;
 //! - [`error`]: the single mapping from internal failures to the public error envelope;
 //! - [`state`], [`config`], [`clock`], [`ratelimit`]: what a request handler reads.
 //!
