@@ -83,7 +83,11 @@ pub fn describe(
         return out;
     };
     let status = params.0.get("status").and_then(Value::as_str).unwrap_or("?");
-    let order = params.0.get("order_id").map(ToString::to_string).unwrap_or_default();
+    let order = match params.0.get("order_id") {
+        Some(Value::String(s)) => s.clone(),
+        Some(other) => other.to_string(),
+        None => String::new(),
+    };
     out.push_str(&format!("\nResult-URL callback ({content_type}): status {status}, order_id {order}"));
     if let Some(secret) = secret {
         let given = params.0.get(sign::SIGN_PARAM).and_then(Value::as_str).unwrap_or("");

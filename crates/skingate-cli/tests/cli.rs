@@ -396,3 +396,47 @@ fn market_stock_and_switch() {
     assert!(run(&db, &["market", "off"]).contains("market: off"));
     assert!(run(&db, &["market", "on"]).contains("market: on"));
 }
+
+#[test]
+fn deposit_settings() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("gate.db");
+    let created: Value =
+        serde_json::from_str(run(&db, &["project", "create", "--name", "D", "--json"]).trim()).unwrap();
+    let id = created["client_id"].as_str().unwrap();
+    assert_eq!((created["test_mode"].as_bool(), created["multiplier"].as_str()), (Some(false), Some("1")));
+    assert_eq!(created["callback_format"], "form");
+    let args = [
+        "project",
+        "set",
+        id,
+        "--test-mode",
+        "true",
+        "--multiplier",
+        "1.5",
+        "--deposit-fee-percent",
+        "2.5",
+        "--callback-format",
+        "json",
+        "--frame-ancestors",
+        "https://shop.example, https://other.example:8443",
+        "--json",
+    ];
+    let set: Value = serde_json::from_str(run(&db, &args).trim()).unwrap();
+    assert_eq!(set["test_mode"], true);
+    assert_eq!(set["multiplier"], "1.5");
+    assert_eq!(set["deposit_fee_percent"], "2.5");
+    assert_eq!(set["callback_format"], "json");
+    assert_eq!(set["frame_ancestors"], serde_json::json!(["https://shop.example", "https://other.example:8443"]));
+    // Persisted.
+    let shown: Value = serde_json::from_str(run(&db, &["project", "show", id, "--json"]).trim()).unwrap();
+    assert_eq!(shown["multiplier"], "1.5");
+    for bad in [
+        &["project", "set", id, "--multiplier", "0"][..],
+        &["project", "set", id, "--deposit-fee-percent", "100"],
+        &["project", "set", id, "--callback-format", "xml"],
+        &["project", "set", id, "--frame-ancestors", "https://shop.example/path"],
+    ] {
+        assert!(!skingate(&db).args(bad).output().unwrap().status.success(), "{bad:?} should fail");
+    }
+}

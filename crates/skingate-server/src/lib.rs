@@ -7,6 +7,10 @@
 //! - [`idempotency`]: the generic "run once, replay the answer" mechanism for writes;
 //! - [`events`] (emit into the outbox), [`dispatcher`] + [`webhook`] (signed, retried webhook deliveries),
 //!   [`hub`] (the WebSocket hub fed from the committed outbox), [`adjustments`] (operator credits/debits);
+//! - [`deposits`]: the deposit flow: creating deposits, sending trade offers, the trade watcher, status
+//!   transitions with their ledger transfers and Result-URL callbacks;
+//! - [`market`]: the market: stock, the group-committed buy path, the purchase watcher, the streamed price list;
+//! - [`pay`]: the hosted payment page (templates in `templates/pay/`, assets in `assets/pay/`);
 //! - [`sim_admin`]: the simulator's operator routes and its saved state;
 //! - [`error`]: the single mapping from internal failures to the public error envelope;
 //! - [`state`], [`config`], [`clock`], [`ratelimit`]: what a request handler reads.

@@ -73,6 +73,46 @@ async fn move_money(
     Ok(())
 }
 
+/// The gateway's fee follows the deposit's value: taken when it is credited (held or not), settled when the
+/// hold ends, given back when the payer reverses. So the clearing account always holds the gross value of the
+/// items the gateway still has, split between the merchant (`amount`) and the fees account.
+async fn move_fee(tx: &mut dyn WriteTx, dep: &Deposit, mv: LedgerMove, fee: Money, now: i64) -> anyhow::Result<()> {
+    if !fee.is_positive() {
+        return Ok(());
+    }
+    let clearing = tx.system_account(AccountKind::DepositsClearing).await?;
+    let fees = tx.system_account(AccountKind::Fees).await?;
+    let taken = transfer_id(dep.id, "fee");
+    let (id, debit, credit, phase) = match mv {
+        LedgerMove::None => return Ok(()),
+        LedgerMove::CreditAvailable => (taken, clearing, fees, Phase::Posted),
+        LedgerMove::CreditHeld => (taken, clearing, fees, Phase::Pending),
+        LedgerMove::ReleaseHeld => (transfer_id(dep.id, "fee_post"), clearing, fees, Phase::Post(taken)),
+        LedgerMove::VoidHeld => (transfer_id(dep.id, "fee_void"), clearing, fees, Phase::Void(taken)),
+        LedgerMove::Clawback => (transfer_id(dep.id, "fee_back"), fees, clearing, Phase::Posted),
+    };
+    let reference = format!("fee of deposit {} order {}", dep.id, dep.order_id);
+    let spec = TransferSpec {
+        id,
+        debit,
+        credit,
+        amount: fee,
+        phase,
+        code: TransferCode::Fee,
+        allow_overdraft: false,
+        reference,
+    };
+    tx.transfer(&spec, now).await?;
+    Ok(())
+}
+
+/// The fee on a deposit's received items (recomputed from the items and fee rate recorded at acceptance).
+fn fee_of(dep: &Deposit, items: Option<&[skingate_store::deposits::DepositItem]>) -> anyhow::Result<Money> {
+    let items = items.unwrap_or(&dep.items);
+    let prices: Vec<u64> = items.iter().map(|i| i.price_cents).collect();
+    Ok(deposit::compute_amounts(&prices, dep.fee_ppm, dep.multiplier_ppm)?.fee)
+}
+
 /// Makes `steps` on deposit `id` of `project` in one transaction, in order.
 pub async fn apply(state: &AppState, project: &Project, id: i64, steps: &[Step]) -> anyhow::Result<Applied> {
     let now = state.now();
@@ -91,6 +131,9 @@ pub async fn apply(state: &AppState, project: &Project, id: i64, steps: &[Step])
         };
         let amount = change.amount_usd.or(dep.amount_usd).unwrap_or(Money::ZERO);
         move_money(tx.as_mut(), project, &dep, mv, amount, now).await?;
+        if amount.is_positive() {
+            move_fee(tx.as_mut(), &dep, mv, fee_of(&dep, change.items.as_deref())?, now).await?;
+        }
         if !tx.change_status(id, dep.status, *to, change, now).await? {
             return Ok(Applied::Refused(dep.status));
         }

@@ -283,3 +283,110 @@ async fn apply(
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use skingate_core::project::ProjectId;
+    use skingate_steam::SteamId;
+    use skingate_steam::enums::TradeStatus;
+    use skingate_steam::sim::{Bot, Party};
+    use skingate_steam::users::Asset;
+    use skingate_store::deposits::DepositItem;
+
+    use super::*;
+
+    fn asset(id: u64, classid: u64) -> Asset {
+        Asset {
+            asset_id: id,
+            game: Game::Cs2,
+            context_id: 2,
+            classid,
+            instance_id: 0,
+            market_hash_name: "AK-47 | Redline (Field-Tested)".into(),
+            price_cents: 1_000,
+            tradable: true,
+        }
+    }
+
+    fn deposit(payer: SteamId) -> Deposit {
+        Deposit {
+            id: 1,
+            project: ProjectId(1),
+            order_id: "o".into(),
+            page_token: "t".into(),
+            status: DepositStatus::InHold,
+            steam_id: Some(payer.to_string()),
+            trade_token: None,
+            game: Some("cs2".into()),
+            currency: "usd".into(),
+            min_usd: None,
+            max_usd: None,
+            min_text: None,
+            max_text: None,
+            multiplier_ppm: 1_000_000,
+            fee_ppm: 0,
+            result_url: None,
+            success_url: None,
+            fail_url: None,
+            offer_id: Some("7".into()),
+            bot_steam_id: None,
+            bot_name: None,
+            offer_date: None,
+            offer_expires_at: None,
+            items: vec![DepositItem {
+                asset_id: "11".into(),
+                classid: "22".into(),
+                context_id: 2,
+                market_hash_name: "AK-47 | Redline (Field-Tested)".into(),
+                price_cents: 1_000,
+            }],
+            accepted_at: Some(0),
+            hold_until: Some(100),
+            amount_usd: None,
+            user_amount_usd: None,
+            amounts: None,
+            fail_reason: None,
+            created_at: 0,
+            updated_at: 0,
+        }
+    }
+
+    fn offer(partner: SteamId, items: Vec<Asset>, state: OfferState, rolled_back: bool) -> Offer {
+        Offer {
+            id: 7,
+            partner,
+            state,
+            items,
+            items_to_give: vec![],
+            bot: Bot { steam_id: SteamId::from_account_id(5).unwrap(), name: "Kestrel".into() },
+            created_at: 0,
+            escrow_ends_at: None,
+            expires_at: 0,
+            trade_status: Some(if rolled_back { TradeStatus::TradeProtectionRollback } else { TradeStatus::Complete }),
+            reversed_by: rolled_back.then_some(Party::Partner),
+        }
+    }
+
+    #[test]
+    fn a_reversal_counts_only_for_the_deposits_counterparty_and_items() {
+        let payer = SteamId::from_account_id(1).unwrap();
+        let other = SteamId::from_account_id(2).unwrap();
+        let dep = deposit(payer);
+        let ours = offer(payer, vec![asset(11, 22)], OfferState::Accepted, true);
+        assert_eq!(classify(&dep, &ours).0, Observed::RolledBack);
+        // Same asset id, different item (class): not our trade.
+        let swapped = offer(payer, vec![asset(11, 23)], OfferState::Accepted, true);
+        assert_eq!(classify(&dep, &swapped).0, Observed::Open);
+        // Same items, another counterparty: not our trade.
+        let stranger = offer(other, vec![asset(11, 22)], OfferState::Accepted, true);
+        assert_eq!(classify(&dep, &stranger).0, Observed::Open);
+        assert_eq!(
+            classify(&dep, &offer(payer, vec![asset(11, 22)], OfferState::Accepted, false)).0,
+            Observed::Accepted
+        );
+        assert_eq!(
+            classify(&dep, &offer(payer, vec![asset(11, 22)], OfferState::Declined, false)),
+            (Observed::Failed, "declined")
+        );
+    }
+}

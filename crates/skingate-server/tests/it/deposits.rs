@@ -561,3 +561,47 @@ async fn an_operator_accept_named_by_offer_changed_is_seen_without_waiting_for_t
     assert_eq!(cb["status"], "success");
     assert!(started.elapsed() < std::time::Duration::from_secs(5), "took {:?}", started.elapsed());
 }
+
+#[tokio::test]
+async fn the_fee_is_taken_from_the_value_and_follows_holds_and_reversals() {
+    let e = env(|s| {
+        s.deposit_fee_ppm = 100_000; // 10 %
+        s.multiplier_ppm = 2_000_000;
+    })
+    .await;
+    let net = |items: &[Asset]| {
+        let gross = value(items).minor();
+        Money::from_minor(gross - skingate_core::deposit::apply_ppm(Money::from_minor(gross), 100_000).unwrap().minor())
+    };
+    // Dota 2: credited at once, net of the fee; user_amount doubles it.
+    let user = payer(50);
+    let items = e.items(user, Game::Dota2, 2).await;
+    e.deposit("fee-1", user, Game::Dota2, &items).await;
+    e.advance(10);
+    let cb = e.callback().await;
+    assert_eq!(cb["amount_usd"], net(&items).to_wire().to_string());
+    assert_eq!(cb["user_amount"], Money::from_minor(net(&items).minor() * 2).to_wire().to_string());
+    let credited = net(&items);
+    assert_eq!(e.balance().await.0, credited.to_wire().to_string());
+    // CS2, held then reversed: the held credit and the held fee are both released; nothing changes.
+    let user = payer(51);
+    e.sim().set_profile(user, Profile::ReverseAfter { accept_after: 5, reverse_after: 60 });
+    let items = e.items(user, Game::Cs2, 1).await;
+    e.deposit("fee-2", user, Game::Cs2, &items).await;
+    e.advance(5);
+    assert_eq!(e.callback().await["amount_usd"], net(&items).to_wire().to_string());
+    assert_eq!(e.balance().await, (credited.to_wire().to_string(), net(&items).to_wire().to_string()));
+    e.advance(60);
+    assert_eq!(e.callback().await["status"], "fail");
+    assert_eq!(e.balance().await, (credited.to_wire().to_string(), "0.00".into()));
+    // CS2 held, then approved: fee and credit settle together.
+    let user = payer(52);
+    let items = e.items(user, Game::Cs2, 1).await;
+    let id = e.deposit("fee-3", user, Game::Cs2, &items).await;
+    e.advance(10);
+    assert_eq!(e.callback().await["status"], "in_hold");
+    e.app.sdk().offer_approve(DepositRef::Transaction(id)).await.unwrap();
+    assert_eq!(e.callback().await["status"], "hold_approved");
+    let total = Money::from_minor(credited.minor() + net(&items).minor());
+    assert_eq!(e.balance().await, (total.to_wire().to_string(), "0.00".into()));
+}
