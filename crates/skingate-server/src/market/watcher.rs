@@ -57,7 +57,7 @@ const NEVER: i64 = i64::MAX;
 #[derive(Debug, Clone)]
 enum Step {
     /// Apply this trade event.
-    Apply { purchase: Purchase, event: TradeEvent, offer: Option<u64>, reason: Option<String> },
+    Apply { purchase: Box<Purchase>, event: TradeEvent, offer: Option<u64>, reason: Option<String> },
     /// Look again at this time (`persist`: in the database; otherwise only in the watcher's memory).
     Recheck { id: i64, at: i64, persist: bool },
 }
@@ -139,13 +139,18 @@ async fn decide(
         PurchaseStatus::CreatingTrade => send(state, p).await,
         PurchaseStatus::WaitingAccept => {
             let Some(offer) = p.tradeofferid.as_deref().and_then(|s| s.parse::<u64>().ok()) else {
-                return Step::Apply { purchase: p, event: TradeEvent::CreateFailed, offer: None, reason: None };
+                return Step::Apply {
+                    purchase: Box::new(p),
+                    event: TradeEvent::CreateFailed,
+                    offer: None,
+                    reason: None,
+                };
             };
             let deadline = p.sent_at.unwrap_or(p.created_at) + OFFER_TIMEOUT_SECS;
             if now >= deadline && state.steam.cancel_offer(offer).await.is_ok() {
                 pending.remove(&p.id);
                 let reason = Some("not accepted within 10 minutes; the offer was cancelled".to_owned());
-                return Step::Apply { purchase: p, event: TradeEvent::TimedOut, offer: None, reason };
+                return Step::Apply { purchase: Box::new(p), event: TradeEvent::TimedOut, offer: None, reason };
             }
             let seen = match state.steam.offer(offer).await {
                 Ok(o) if o.state == OfferState::Accepted => Some(TradeEvent::Accepted),
@@ -193,7 +198,7 @@ fn confirm(
                 TradeEvent::ReversedBySupplier => Some("the supplier reversed the trade (Trade Protection)".to_owned()),
                 _ => None,
             };
-            Step::Apply { purchase: p, event, offer: None, reason }
+            Step::Apply { purchase: Box::new(p), event, offer: None, reason }
         }
         _ if seen.is_some() => Step::Recheck { id: p.id, at: now, persist },
         _ => {
@@ -209,7 +214,7 @@ async fn send(state: &AppState, p: Purchase) -> Step {
     let partner = p.partner.parse::<SteamId>().ok().and_then(|id| TradeUrl::new(id, &p.token).ok());
     let Some(partner) = partner else {
         let reason = Some("the trade URL's token is not valid".to_owned());
-        return Step::Apply { purchase: p, event: TradeEvent::InvalidToken, offer: None, reason };
+        return Step::Apply { purchase: Box::new(p), event: TradeEvent::InvalidToken, offer: None, reason };
     };
     let unit = state.store.units_by_ids(&[p.unit_id]).await.ok().and_then(|mut u| u.pop());
     let asset = Asset {
@@ -224,14 +229,14 @@ async fn send(state: &AppState, p: Purchase) -> Step {
     };
     let offer = NewOffer { partner, game, items_to_receive: Vec::new(), items_to_give: vec![asset] };
     match state.steam.send_offer(offer).await {
-        Ok(id) => Step::Apply { purchase: p, event: TradeEvent::OfferSent, offer: Some(id), reason: None },
+        Ok(id) => Step::Apply { purchase: Box::new(p), event: TradeEvent::OfferSent, offer: Some(id), reason: None },
         Err(e) => {
             let event = match e {
                 SteamError::InvalidToken => TradeEvent::InvalidToken,
                 SteamError::TradeBanned => TradeEvent::NotTradable,
                 SteamError::InvalidItems | SteamError::NotFound | SteamError::Unavailable => TradeEvent::CreateFailed,
             };
-            Step::Apply { purchase: p, event, offer: None, reason: Some(e.to_string()) }
+            Step::Apply { purchase: Box::new(p), event, offer: None, reason: Some(e.to_string()) }
         }
     }
 }
@@ -320,7 +325,7 @@ async fn apply_one(
             tx.set_next_check(id, at).await?;
             return Ok(None);
         }
-        Step::Apply { purchase, event, offer, reason } => (purchase, event, offer, reason),
+        Step::Apply { purchase, event, offer, reason } => (*purchase, event, offer, reason),
     };
     let Some(t) = transition(p.status, event) else { return Ok(None) };
     let accepted = t.to == PurchaseStatus::Accepted;
