@@ -271,13 +271,11 @@ pub trait MarketTx: Send {
     async fn pick_unit(&mut self, pick: &UnitPick) -> Result<Option<Unit>>;
     /// Picks the unit a buy wants and reserves it in one statement; `None` if none is for sale.
     async fn reserve_unit(&mut self, pick: &UnitPick, now: i64) -> Result<Option<Unit>>;
-    /// Records purchases in `creating_trade` under ids from [`MarketTx::next_purchase_id`], in bulk.
+    /// Records purchases in `creating_trade` due for the watcher now, under ids from
+    /// [`MarketTx::next_purchase_id`], in bulk.
     async fn insert_purchases_bulk(&mut self, purchases: &[(i64, NewPurchase)], now: i64) -> Result<()>;
     /// Moves a unit from one state to another; false (and nothing written) if it is not in `from`.
     async fn move_unit(&mut self, id: i64, from: UnitState, to: UnitState, now: i64) -> Result<bool>;
-    /// Records a purchase in `creating_trade`, due for the watcher now, under `id` (from
-    /// [`MarketTx::next_purchase_id`]) or a fresh one; returns its buy id.
-    async fn insert_purchase(&mut self, id: Option<i64>, p: &NewPurchase, now: i64) -> Result<i64>;
     /// The id the next purchase gets (the transaction holds the only write lock, so ids handed out in order
     /// from here are free).
     async fn next_purchase_id(&mut self) -> Result<i64>;
@@ -294,8 +292,6 @@ pub trait MarketTx: Send {
     ) -> Result<()>;
     /// Writes outbox events (and their webhook deliveries) in bulk, numbering them after the existing ones.
     async fn insert_events_bulk(&mut self, events: &[BulkEvent], now: i64) -> Result<()>;
-    /// A purchase, read inside this transaction.
-    async fn purchase(&mut self, id: i64) -> Result<Option<Purchase>>;
     /// Applies a status change if the purchase is still in `update.from`; false otherwise.
     async fn update_purchase(&mut self, update: &PurchaseUpdate, now: i64) -> Result<bool>;
     /// Sets when the watcher looks at a purchase next.

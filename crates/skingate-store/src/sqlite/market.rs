@@ -377,37 +377,6 @@ impl MarketTx for SqliteTx {
         Ok(done.rows_affected() == 1)
     }
 
-    async fn insert_purchase(&mut self, id: Option<i64>, p: &NewPurchase, now: i64) -> Result<i64> {
-        Ok(sqlx::query_scalar(
-            "INSERT INTO purchases (id, project_id, unit_id, game, name, classid, price, partner, token, custom_id,
-                status, next_check_at, created_at, updated_at)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'creating_trade', ?, ?, ?) RETURNING id",
-        )
-        .bind(id)
-        .bind(p.project.0)
-        .bind(p.unit.id)
-        .bind(&p.unit.game)
-        .bind(&p.unit.name)
-        .bind(&p.unit.classid)
-        .bind(p.price.minor())
-        .bind(&p.partner)
-        .bind(&p.token)
-        .bind(&p.custom_id)
-        .bind(now)
-        .bind(now)
-        .bind(now)
-        .fetch_one(&mut *self.tx)
-        .await?)
-    }
-
-    async fn purchase(&mut self, id: i64) -> Result<Option<Purchase>> {
-        let row = sqlx::query(sqlx::AssertSqlSafe(format!("SELECT {PURCHASE_COLUMNS} FROM purchases WHERE id = ?")))
-            .bind(id)
-            .fetch_optional(&mut *self.tx)
-            .await?;
-        row.as_ref().map(purchase).transpose()
-    }
-
     async fn update_purchase(&mut self, u: &PurchaseUpdate, now: i64) -> Result<bool> {
         let done = sqlx::query(
             "UPDATE purchases SET status = ?, tradeofferid = COALESCE(?, tradeofferid),
