@@ -191,8 +191,9 @@ pub struct PurchaseUpdate {
 }
 
 /// A transfer already decided by the domain ledger (`skingate_core::ledger::apply`) in memory, to be written
-/// with others in bulk: the group-committed buy path checks a whole batch against the in-memory balances and
-/// writes its ledger rows with a few multi-row statements instead of eight statements per transfer.
+/// with others in bulk: the group-committed buy path and the watcher's rounds check a whole batch against the
+/// in-memory balances and write its ledger rows with a few multi-row statements instead of eight statements per
+/// transfer. Any phase: the pending transfers posted or voided are marked resolved, settled totals updated.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DecidedTransfer {
     /// The transfer.
@@ -283,7 +284,9 @@ pub trait MarketTx: Send {
     async fn forget_idempotency_key(&mut self, key: &IdempotencyKey) -> Result<()>;
     /// A ledger account with its balances and owner, read inside this transaction.
     async fn ledger_account(&mut self, id: AccountId) -> Result<(Account, i64)>;
-    /// Writes transfers decided in memory, and the accounts' final balances, in bulk.
+    /// Writes transfers decided in memory, and the accounts' final balances, in bulk. The caller decided them
+    /// inside this transaction from [`MarketTx::ledger_account`] reads; a pending transfer resolved twice makes the
+    /// write fail.
     async fn write_decided_transfers(
         &mut self,
         accounts: &[Account],

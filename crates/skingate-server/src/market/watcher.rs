@@ -27,8 +27,10 @@ use std::time::Duration;
 use serde_json::json;
 use skingate_core::events::EventType;
 use skingate_core::ledger::AccountKind;
+use skingate_core::ledger::{self, Account, AccountId, Transfer, TransferSpec};
 use skingate_core::market::{
-    Confirmation, MoneyStep, OFFER_TIMEOUT_SECS, PurchaseStatus, TradeEvent, UnitStep, money_transfer, transition,
+    Confirmation, MoneyStep, OFFER_TIMEOUT_SECS, PurchaseStatus, TradeEvent, UnitStep, money_transfer, reserve,
+    transition,
 };
 use skingate_core::project::Project;
 use skingate_steam::catalogue::Game;
@@ -37,7 +39,7 @@ use skingate_steam::ids::{SteamId, TradeUrl};
 use skingate_steam::sim::{NewOffer, Party, SteamError, TRADE_PROTECTION_SECS};
 use skingate_steam::users::Asset;
 use skingate_store::StoreError;
-use skingate_store::market::{BulkEvent, Purchase, PurchaseUpdate, UnitState};
+use skingate_store::market::{BulkEvent, DecidedTransfer, Purchase, PurchaseUpdate, UnitState};
 use tokio_util::sync::CancellationToken;
 
 use crate::events;
@@ -269,7 +271,15 @@ async fn apply_round(
 ) -> Result<Vec<(Purchase, PurchaseStatus)>, StoreError> {
     let mut tx = state.store.begin().await?;
     let sales = tx.system_account(AccountKind::MarketSales).await?;
-    let mut ctx = RoundCtx { sales, accounts: HashMap::new(), events: Vec::new(), now };
+    let mut ctx = RoundCtx {
+        sales,
+        accounts: HashMap::new(),
+        events: Vec::new(),
+        now,
+        in_memory: !isolate,
+        books: HashMap::new(),
+        transfers: Vec::new(),
+    };
     let mut applied = Vec::new();
     for step in steps {
         if !isolate {
@@ -290,17 +300,77 @@ async fn apply_round(
             }
         }
     }
+    if !ctx.transfers.is_empty() {
+        let accounts: Vec<Account> = ctx.books.into_values().map(|(a, _)| a).collect();
+        tx.write_decided_transfers(&accounts, &ctx.transfers, now).await?;
+    }
     tx.insert_events_bulk(&ctx.events, now).await?;
     tx.commit().await?;
     Ok(applied)
 }
 
-/// What a round's steps share: account ids looked up once, events written together at the end.
+/// What a round's steps share: account ids looked up once, events written together at the end, and (on the
+/// fast path) the round's ledger: transfers decided by `ledger::apply` against in-memory balances read once in
+/// this transaction, written in bulk at the end.
 struct RoundCtx {
-    sales: skingate_core::ledger::AccountId,
-    accounts: HashMap<skingate_core::project::ProjectId, skingate_core::ledger::AccountId>,
+    sales: AccountId,
+    accounts: HashMap<skingate_core::project::ProjectId, AccountId>,
     events: Vec<BulkEvent>,
     now: i64,
+    in_memory: bool,
+    books: HashMap<AccountId, (Account, i64)>,
+    transfers: Vec<DecidedTransfer>,
+}
+
+impl RoundCtx {
+    /// An account as the round has left it so far.
+    async fn book(
+        &mut self,
+        tx: &mut dyn skingate_store::WriteTx,
+        id: AccountId,
+    ) -> Result<(Account, i64), StoreError> {
+        if let Some(book) = self.books.get(&id) {
+            return Ok(book.clone());
+        }
+        let book = tx.ledger_account(id).await?;
+        self.books.insert(id, book.clone());
+        Ok(book)
+    }
+
+    /// Applies a transfer: in memory on the fast path (written at the end of the round), else at once.
+    async fn transfer(
+        &mut self,
+        tx: &mut dyn skingate_store::WriteTx,
+        spec: TransferSpec,
+        pending: Option<TransferSpec>,
+    ) -> Result<(), StoreError> {
+        if !self.in_memory {
+            tx.transfer(&spec, self.now).await?;
+            return Ok(());
+        }
+        let (mut debit, debit_owner) = self.book(tx, spec.debit).await?;
+        let (mut credit, credit_owner) = self.book(tx, spec.credit).await?;
+        let pending = pending.map(|spec| Transfer { spec, resolved: false });
+        let entries = ledger::apply(&spec, &mut debit, &mut credit, pending.as_ref())?;
+        self.books.insert(debit.id, (debit, debit_owner));
+        self.books.insert(credit.id, (credit, credit_owner));
+        self.transfers.push(DecidedTransfer { spec, entries, owners: [debit_owner, credit_owner] });
+        Ok(())
+    }
+
+    /// The project's spendable balance after this round's changes so far.
+    async fn available(
+        &mut self,
+        tx: &mut dyn skingate_store::WriteTx,
+        project: skingate_core::project::ProjectId,
+        account: AccountId,
+    ) -> Result<skingate_core::Money, StoreError> {
+        if self.in_memory {
+            Ok(self.book(tx, account).await?.0.balances.available())
+        } else {
+            Ok(tx.project_balance(project).await?.available)
+        }
+    }
 }
 
 fn bulk_event(project: &Project, kind: EventType, data: serde_json::Value, now: i64) -> BulkEvent {
@@ -363,7 +433,10 @@ async fn apply_one(
         }
     };
     if let Some(spec) = money_transfer(t.money, p.id, project_account, sales, p.price) {
-        tx.transfer(&spec, now).await?;
+        // Posting or voiding resolves the reservation made at the buy (same deterministic spec).
+        let pending = matches!(t.money, MoneyStep::Post | MoneyStep::Void)
+            .then(|| reserve(p.id, project_account, sales, p.price));
+        ctx.transfer(tx, spec, pending).await?;
     }
     match t.unit {
         UnitStep::Keep => {}
@@ -379,7 +452,7 @@ async fn apply_one(
     let project = state.project(p.project).await?.ok_or(StoreError::NotFound)?;
     ctx.events.push(bulk_event(&project, EventType::StatusChange, super::status_change_data(&p, t.to), now));
     if matches!(t.money, MoneyStep::Void | MoneyStep::Refund) {
-        let balance = tx.project_balance(p.project).await?.available;
+        let balance = ctx.available(tx, p.project, project_account).await?;
         ctx.events.push(bulk_event(
             &project,
             EventType::BalanceChange,

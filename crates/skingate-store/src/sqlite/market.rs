@@ -452,10 +452,6 @@ impl MarketTx for SqliteTx {
         transfers: &[DecidedTransfer],
         now: i64,
     ) -> Result<()> {
-        // Totals track settled money only; the bulk path writes reservations (pending transfers).
-        if transfers.iter().any(|t| !matches!(t.spec.phase, Phase::Pending)) {
-            return Err(StoreError::Corrupt("bulk ledger writes take pending transfers only".into()));
-        }
         for chunk in transfers.chunks(BULK_CHUNK) {
             let mut q: QueryBuilder<Sqlite> = QueryBuilder::new(
                 "INSERT INTO transfers (id, debit_account_id, credit_account_id, amount, phase, pending_id, code,
@@ -468,7 +464,7 @@ impl MarketTx for SqliteTx {
                     .push_bind(s.credit.0)
                     .push_bind(s.amount.minor())
                     .push_bind(s.phase.as_str())
-                    .push_bind(None::<String>)
+                    .push_bind(s.phase.pending_id().map(|p| p.0.as_str()))
                     .push_bind(s.code.as_str())
                     .push_bind(s.allow_overdraft)
                     .push_bind(&s.reference)
@@ -495,6 +491,38 @@ impl MarketTx for SqliteTx {
                     .push_bind(now);
             });
             q.build().execute(&mut *self.tx).await?;
+        }
+        // The pending transfers these post or void are resolved (the unique index on pending_id refuses a second
+        // resolution, failing the whole write).
+        let resolved: Vec<&str> =
+            transfers.iter().filter_map(|t| t.spec.phase.pending_id()).map(|p| p.0.as_str()).collect();
+        for chunk in resolved.chunks(BULK_CHUNK) {
+            let mut q: QueryBuilder<Sqlite> = QueryBuilder::new("UPDATE transfers SET resolved = 1 WHERE id IN (");
+            let mut sep = q.separated(", ");
+            for id in chunk {
+                sep.push_bind(*id);
+            }
+            q.push(")");
+            q.build().execute(&mut *self.tx).await?;
+        }
+        // Settled totals (what `balance` reports as deposit and withdrawal sums), summed before writing.
+        let mut totals: std::collections::BTreeMap<(i64, &str, &str), i64> = std::collections::BTreeMap::new();
+        for t in transfers.iter().filter(|t| !matches!(t.spec.phase, Phase::Pending | Phase::Void(_))) {
+            let s = &t.spec;
+            *totals.entry((s.debit.0, s.code.as_str(), "debit")).or_default() += s.amount.minor();
+            *totals.entry((s.credit.0, s.code.as_str(), "credit")).or_default() += s.amount.minor();
+        }
+        for ((account, code, side), total) in totals {
+            sqlx::query(
+                "INSERT INTO transfer_totals (account_id, code, side, total) VALUES (?, ?, ?, ?)
+                 ON CONFLICT (account_id, code, side) DO UPDATE SET total = total + excluded.total",
+            )
+            .bind(account)
+            .bind(code)
+            .bind(side)
+            .bind(total)
+            .execute(&mut *self.tx)
+            .await?;
         }
         for a in accounts {
             let b = &a.balances;
