@@ -191,8 +191,9 @@ pub struct PurchaseUpdate {
 }
 
 /// A transfer already decided by the domain ledger (`skingate_core::ledger::apply`) in memory, to be written
-/// with others in bulk: the group-committed buy path checks a whole batch against the in-memory balances and
-/// writes its ledger rows with a few multi-row statements instead of eight statements per transfer.
+/// with others in bulk: the group-committed buy path and the watcher's rounds check a whole batch against the
+/// in-memory balances and write its ledger rows with a few multi-row statements instead of eight statements per
+/// transfer. Any phase: the pending transfers posted or voided are marked resolved, settled totals updated.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DecidedTransfer {
     /// The transfer.
@@ -271,13 +272,11 @@ pub trait MarketTx: Send {
     async fn pick_unit(&mut self, pick: &UnitPick) -> Result<Option<Unit>>;
     /// Picks the unit a buy wants and reserves it in one statement; `None` if none is for sale.
     async fn reserve_unit(&mut self, pick: &UnitPick, now: i64) -> Result<Option<Unit>>;
-    /// Records purchases in `creating_trade` under ids from [`MarketTx::next_purchase_id`], in bulk.
+    /// Records purchases in `creating_trade` due for the watcher now, under ids from
+    /// [`MarketTx::next_purchase_id`], in bulk.
     async fn insert_purchases_bulk(&mut self, purchases: &[(i64, NewPurchase)], now: i64) -> Result<()>;
     /// Moves a unit from one state to another; false (and nothing written) if it is not in `from`.
     async fn move_unit(&mut self, id: i64, from: UnitState, to: UnitState, now: i64) -> Result<bool>;
-    /// Records a purchase in `creating_trade`, due for the watcher now, under `id` (from
-    /// [`MarketTx::next_purchase_id`]) or a fresh one; returns its buy id.
-    async fn insert_purchase(&mut self, id: Option<i64>, p: &NewPurchase, now: i64) -> Result<i64>;
     /// The id the next purchase gets (the transaction holds the only write lock, so ids handed out in order
     /// from here are free).
     async fn next_purchase_id(&mut self) -> Result<i64>;
@@ -285,7 +284,9 @@ pub trait MarketTx: Send {
     async fn forget_idempotency_key(&mut self, key: &IdempotencyKey) -> Result<()>;
     /// A ledger account with its balances and owner, read inside this transaction.
     async fn ledger_account(&mut self, id: AccountId) -> Result<(Account, i64)>;
-    /// Writes transfers decided in memory, and the accounts' final balances, in bulk.
+    /// Writes transfers decided in memory, and the accounts' final balances, in bulk. The caller decided them
+    /// inside this transaction from [`MarketTx::ledger_account`] reads; a pending transfer resolved twice makes the
+    /// write fail.
     async fn write_decided_transfers(
         &mut self,
         accounts: &[Account],
@@ -294,8 +295,6 @@ pub trait MarketTx: Send {
     ) -> Result<()>;
     /// Writes outbox events (and their webhook deliveries) in bulk, numbering them after the existing ones.
     async fn insert_events_bulk(&mut self, events: &[BulkEvent], now: i64) -> Result<()>;
-    /// A purchase, read inside this transaction.
-    async fn purchase(&mut self, id: i64) -> Result<Option<Purchase>>;
     /// Applies a status change if the purchase is still in `update.from`; false otherwise.
     async fn update_purchase(&mut self, update: &PurchaseUpdate, now: i64) -> Result<bool>;
     /// Sets when the watcher looks at a purchase next.

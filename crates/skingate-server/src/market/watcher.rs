@@ -27,8 +27,10 @@ use std::time::Duration;
 use serde_json::json;
 use skingate_core::events::EventType;
 use skingate_core::ledger::AccountKind;
+use skingate_core::ledger::{self, Account, AccountId, Transfer, TransferSpec};
 use skingate_core::market::{
-    Confirmation, MoneyStep, OFFER_TIMEOUT_SECS, PurchaseStatus, TradeEvent, UnitStep, money_transfer, transition,
+    Confirmation, MoneyStep, OFFER_TIMEOUT_SECS, PurchaseStatus, TradeEvent, UnitStep, money_transfer, reserve,
+    transition,
 };
 use skingate_core::project::Project;
 use skingate_steam::catalogue::Game;
@@ -37,7 +39,7 @@ use skingate_steam::ids::{SteamId, TradeUrl};
 use skingate_steam::sim::{NewOffer, Party, SteamError, TRADE_PROTECTION_SECS};
 use skingate_steam::users::Asset;
 use skingate_store::StoreError;
-use skingate_store::market::{BulkEvent, Purchase, PurchaseUpdate, UnitState};
+use skingate_store::market::{BulkEvent, DecidedTransfer, Purchase, PurchaseUpdate, UnitState};
 use tokio_util::sync::CancellationToken;
 
 use crate::events;
@@ -57,7 +59,7 @@ const NEVER: i64 = i64::MAX;
 #[derive(Debug, Clone)]
 enum Step {
     /// Apply this trade event.
-    Apply { purchase: Purchase, event: TradeEvent, offer: Option<u64>, reason: Option<String> },
+    Apply { purchase: Box<Purchase>, event: TradeEvent, offer: Option<u64>, reason: Option<String> },
     /// Look again at this time (`persist`: in the database; otherwise only in the watcher's memory).
     Recheck { id: i64, at: i64, persist: bool },
 }
@@ -139,13 +141,18 @@ async fn decide(
         PurchaseStatus::CreatingTrade => send(state, p).await,
         PurchaseStatus::WaitingAccept => {
             let Some(offer) = p.tradeofferid.as_deref().and_then(|s| s.parse::<u64>().ok()) else {
-                return Step::Apply { purchase: p, event: TradeEvent::CreateFailed, offer: None, reason: None };
+                return Step::Apply {
+                    purchase: Box::new(p),
+                    event: TradeEvent::CreateFailed,
+                    offer: None,
+                    reason: None,
+                };
             };
             let deadline = p.sent_at.unwrap_or(p.created_at) + OFFER_TIMEOUT_SECS;
             if now >= deadline && state.steam.cancel_offer(offer).await.is_ok() {
                 pending.remove(&p.id);
                 let reason = Some("not accepted within 10 minutes; the offer was cancelled".to_owned());
-                return Step::Apply { purchase: p, event: TradeEvent::TimedOut, offer: None, reason };
+                return Step::Apply { purchase: Box::new(p), event: TradeEvent::TimedOut, offer: None, reason };
             }
             let seen = match state.steam.offer(offer).await {
                 Ok(o) if o.state == OfferState::Accepted => Some(TradeEvent::Accepted),
@@ -193,7 +200,7 @@ fn confirm(
                 TradeEvent::ReversedBySupplier => Some("the supplier reversed the trade (Trade Protection)".to_owned()),
                 _ => None,
             };
-            Step::Apply { purchase: p, event, offer: None, reason }
+            Step::Apply { purchase: Box::new(p), event, offer: None, reason }
         }
         _ if seen.is_some() => Step::Recheck { id: p.id, at: now, persist },
         _ => {
@@ -209,7 +216,7 @@ async fn send(state: &AppState, p: Purchase) -> Step {
     let partner = p.partner.parse::<SteamId>().ok().and_then(|id| TradeUrl::new(id, &p.token).ok());
     let Some(partner) = partner else {
         let reason = Some("the trade URL's token is not valid".to_owned());
-        return Step::Apply { purchase: p, event: TradeEvent::InvalidToken, offer: None, reason };
+        return Step::Apply { purchase: Box::new(p), event: TradeEvent::InvalidToken, offer: None, reason };
     };
     let unit = state.store.units_by_ids(&[p.unit_id]).await.ok().and_then(|mut u| u.pop());
     let asset = Asset {
@@ -224,14 +231,14 @@ async fn send(state: &AppState, p: Purchase) -> Step {
     };
     let offer = NewOffer { partner, game, items_to_receive: Vec::new(), items_to_give: vec![asset] };
     match state.steam.send_offer(offer).await {
-        Ok(id) => Step::Apply { purchase: p, event: TradeEvent::OfferSent, offer: Some(id), reason: None },
+        Ok(id) => Step::Apply { purchase: Box::new(p), event: TradeEvent::OfferSent, offer: Some(id), reason: None },
         Err(e) => {
             let event = match e {
                 SteamError::InvalidToken => TradeEvent::InvalidToken,
                 SteamError::TradeBanned => TradeEvent::NotTradable,
                 SteamError::InvalidItems | SteamError::NotFound | SteamError::Unavailable => TradeEvent::CreateFailed,
             };
-            Step::Apply { purchase: p, event, offer: None, reason: Some(e.to_string()) }
+            Step::Apply { purchase: Box::new(p), event, offer: None, reason: Some(e.to_string()) }
         }
     }
 }
@@ -264,7 +271,15 @@ async fn apply_round(
 ) -> Result<Vec<(Purchase, PurchaseStatus)>, StoreError> {
     let mut tx = state.store.begin().await?;
     let sales = tx.system_account(AccountKind::MarketSales).await?;
-    let mut ctx = RoundCtx { sales, accounts: HashMap::new(), events: Vec::new(), now };
+    let mut ctx = RoundCtx {
+        sales,
+        accounts: HashMap::new(),
+        events: Vec::new(),
+        now,
+        in_memory: !isolate,
+        books: HashMap::new(),
+        transfers: Vec::new(),
+    };
     let mut applied = Vec::new();
     for step in steps {
         if !isolate {
@@ -285,17 +300,77 @@ async fn apply_round(
             }
         }
     }
+    if !ctx.transfers.is_empty() {
+        let accounts: Vec<Account> = ctx.books.into_values().map(|(a, _)| a).collect();
+        tx.write_decided_transfers(&accounts, &ctx.transfers, now).await?;
+    }
     tx.insert_events_bulk(&ctx.events, now).await?;
     tx.commit().await?;
     Ok(applied)
 }
 
-/// What a round's steps share: account ids looked up once, events written together at the end.
+/// What a round's steps share: account ids looked up once, events written together at the end, and (on the
+/// fast path) the round's ledger: transfers decided by `ledger::apply` against in-memory balances read once in
+/// this transaction, written in bulk at the end.
 struct RoundCtx {
-    sales: skingate_core::ledger::AccountId,
-    accounts: HashMap<skingate_core::project::ProjectId, skingate_core::ledger::AccountId>,
+    sales: AccountId,
+    accounts: HashMap<skingate_core::project::ProjectId, AccountId>,
     events: Vec<BulkEvent>,
     now: i64,
+    in_memory: bool,
+    books: HashMap<AccountId, (Account, i64)>,
+    transfers: Vec<DecidedTransfer>,
+}
+
+impl RoundCtx {
+    /// An account as the round has left it so far.
+    async fn book(
+        &mut self,
+        tx: &mut dyn skingate_store::WriteTx,
+        id: AccountId,
+    ) -> Result<(Account, i64), StoreError> {
+        if let Some(book) = self.books.get(&id) {
+            return Ok(book.clone());
+        }
+        let book = tx.ledger_account(id).await?;
+        self.books.insert(id, book.clone());
+        Ok(book)
+    }
+
+    /// Applies a transfer: in memory on the fast path (written at the end of the round), else at once.
+    async fn transfer(
+        &mut self,
+        tx: &mut dyn skingate_store::WriteTx,
+        spec: TransferSpec,
+        pending: Option<TransferSpec>,
+    ) -> Result<(), StoreError> {
+        if !self.in_memory {
+            tx.transfer(&spec, self.now).await?;
+            return Ok(());
+        }
+        let (mut debit, debit_owner) = self.book(tx, spec.debit).await?;
+        let (mut credit, credit_owner) = self.book(tx, spec.credit).await?;
+        let pending = pending.map(|spec| Transfer { spec, resolved: false });
+        let entries = ledger::apply(&spec, &mut debit, &mut credit, pending.as_ref())?;
+        self.books.insert(debit.id, (debit, debit_owner));
+        self.books.insert(credit.id, (credit, credit_owner));
+        self.transfers.push(DecidedTransfer { spec, entries, owners: [debit_owner, credit_owner] });
+        Ok(())
+    }
+
+    /// The project's spendable balance after this round's changes so far.
+    async fn available(
+        &mut self,
+        tx: &mut dyn skingate_store::WriteTx,
+        project: skingate_core::project::ProjectId,
+        account: AccountId,
+    ) -> Result<skingate_core::Money, StoreError> {
+        if self.in_memory {
+            Ok(self.book(tx, account).await?.0.balances.available())
+        } else {
+            Ok(tx.project_balance(project).await?.available)
+        }
+    }
 }
 
 fn bulk_event(project: &Project, kind: EventType, data: serde_json::Value, now: i64) -> BulkEvent {
@@ -320,7 +395,7 @@ async fn apply_one(
             tx.set_next_check(id, at).await?;
             return Ok(None);
         }
-        Step::Apply { purchase, event, offer, reason } => (purchase, event, offer, reason),
+        Step::Apply { purchase, event, offer, reason } => (*purchase, event, offer, reason),
     };
     let Some(t) = transition(p.status, event) else { return Ok(None) };
     let accepted = t.to == PurchaseStatus::Accepted;
@@ -358,7 +433,10 @@ async fn apply_one(
         }
     };
     if let Some(spec) = money_transfer(t.money, p.id, project_account, sales, p.price) {
-        tx.transfer(&spec, now).await?;
+        // Posting or voiding resolves the reservation made at the buy (same deterministic spec).
+        let pending = matches!(t.money, MoneyStep::Post | MoneyStep::Void)
+            .then(|| reserve(p.id, project_account, sales, p.price));
+        ctx.transfer(tx, spec, pending).await?;
     }
     match t.unit {
         UnitStep::Keep => {}
@@ -374,7 +452,7 @@ async fn apply_one(
     let project = state.project(p.project).await?.ok_or(StoreError::NotFound)?;
     ctx.events.push(bulk_event(&project, EventType::StatusChange, super::status_change_data(&p, t.to), now));
     if matches!(t.money, MoneyStep::Void | MoneyStep::Refund) {
-        let balance = tx.project_balance(p.project).await?.available;
+        let balance = ctx.available(tx, p.project, project_account).await?;
         ctx.events.push(bulk_event(
             &project,
             EventType::BalanceChange,

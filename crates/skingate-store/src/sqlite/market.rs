@@ -377,37 +377,6 @@ impl MarketTx for SqliteTx {
         Ok(done.rows_affected() == 1)
     }
 
-    async fn insert_purchase(&mut self, id: Option<i64>, p: &NewPurchase, now: i64) -> Result<i64> {
-        Ok(sqlx::query_scalar(
-            "INSERT INTO purchases (id, project_id, unit_id, game, name, classid, price, partner, token, custom_id,
-                status, next_check_at, created_at, updated_at)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'creating_trade', ?, ?, ?) RETURNING id",
-        )
-        .bind(id)
-        .bind(p.project.0)
-        .bind(p.unit.id)
-        .bind(&p.unit.game)
-        .bind(&p.unit.name)
-        .bind(&p.unit.classid)
-        .bind(p.price.minor())
-        .bind(&p.partner)
-        .bind(&p.token)
-        .bind(&p.custom_id)
-        .bind(now)
-        .bind(now)
-        .bind(now)
-        .fetch_one(&mut *self.tx)
-        .await?)
-    }
-
-    async fn purchase(&mut self, id: i64) -> Result<Option<Purchase>> {
-        let row = sqlx::query(sqlx::AssertSqlSafe(format!("SELECT {PURCHASE_COLUMNS} FROM purchases WHERE id = ?")))
-            .bind(id)
-            .fetch_optional(&mut *self.tx)
-            .await?;
-        row.as_ref().map(purchase).transpose()
-    }
-
     async fn update_purchase(&mut self, u: &PurchaseUpdate, now: i64) -> Result<bool> {
         let done = sqlx::query(
             "UPDATE purchases SET status = ?, tradeofferid = COALESCE(?, tradeofferid),
@@ -483,10 +452,6 @@ impl MarketTx for SqliteTx {
         transfers: &[DecidedTransfer],
         now: i64,
     ) -> Result<()> {
-        // Totals track settled money only; the bulk path writes reservations (pending transfers).
-        if transfers.iter().any(|t| !matches!(t.spec.phase, Phase::Pending)) {
-            return Err(StoreError::Corrupt("bulk ledger writes take pending transfers only".into()));
-        }
         for chunk in transfers.chunks(BULK_CHUNK) {
             let mut q: QueryBuilder<Sqlite> = QueryBuilder::new(
                 "INSERT INTO transfers (id, debit_account_id, credit_account_id, amount, phase, pending_id, code,
@@ -499,7 +464,7 @@ impl MarketTx for SqliteTx {
                     .push_bind(s.credit.0)
                     .push_bind(s.amount.minor())
                     .push_bind(s.phase.as_str())
-                    .push_bind(None::<String>)
+                    .push_bind(s.phase.pending_id().map(|p| p.0.as_str()))
                     .push_bind(s.code.as_str())
                     .push_bind(s.allow_overdraft)
                     .push_bind(&s.reference)
@@ -526,6 +491,38 @@ impl MarketTx for SqliteTx {
                     .push_bind(now);
             });
             q.build().execute(&mut *self.tx).await?;
+        }
+        // The pending transfers these post or void are resolved (the unique index on pending_id refuses a second
+        // resolution, failing the whole write).
+        let resolved: Vec<&str> =
+            transfers.iter().filter_map(|t| t.spec.phase.pending_id()).map(|p| p.0.as_str()).collect();
+        for chunk in resolved.chunks(BULK_CHUNK) {
+            let mut q: QueryBuilder<Sqlite> = QueryBuilder::new("UPDATE transfers SET resolved = 1 WHERE id IN (");
+            let mut sep = q.separated(", ");
+            for id in chunk {
+                sep.push_bind(*id);
+            }
+            q.push(")");
+            q.build().execute(&mut *self.tx).await?;
+        }
+        // Settled totals (what `balance` reports as deposit and withdrawal sums), summed before writing.
+        let mut totals: std::collections::BTreeMap<(i64, &str, &str), i64> = std::collections::BTreeMap::new();
+        for t in transfers.iter().filter(|t| !matches!(t.spec.phase, Phase::Pending | Phase::Void(_))) {
+            let s = &t.spec;
+            *totals.entry((s.debit.0, s.code.as_str(), "debit")).or_default() += s.amount.minor();
+            *totals.entry((s.credit.0, s.code.as_str(), "credit")).or_default() += s.amount.minor();
+        }
+        for ((account, code, side), total) in totals {
+            sqlx::query(
+                "INSERT INTO transfer_totals (account_id, code, side, total) VALUES (?, ?, ?, ?)
+                 ON CONFLICT (account_id, code, side) DO UPDATE SET total = total + excluded.total",
+            )
+            .bind(account)
+            .bind(code)
+            .bind(side)
+            .bind(total)
+            .execute(&mut *self.tx)
+            .await?;
         }
         for a in accounts {
             let b = &a.balances;
