@@ -46,7 +46,13 @@ impl MarketBatchBuy {
     pub fn parse(params: &Params) -> Result<Self, ApiError> {
         let raw: Vec<Value> = match params.get("items") {
             Some(Value::Array(items)) => items.clone(),
-            Some(Value::Object(map)) => map.values().cloned().collect(),
+            // PHP-style `items[0][id]=…` arrives as an object keyed "0", "1", … "10": keep the request's order
+            // (a map sorts "10" before "2").
+            Some(Value::Object(map)) => {
+                let mut entries: Vec<(&String, &Value)> = map.iter().collect();
+                entries.sort_by_key(|(k, _)| (k.parse::<u64>().map_or(u64::MAX, |n| n), (*k).clone()));
+                entries.into_iter().map(|(_, v)| v.clone()).collect()
+            }
             _ => Vec::new(),
         };
         if raw.is_empty() {
@@ -115,8 +121,14 @@ impl MarketBatchBuy {
                     response.purchased.push(serde_json::from_slice::<Purchase>(&body).map_err(ApiError::internal)?);
                     None
                 }
-                (Some(Err(e @ ApiError::Internal { .. })), _) => return Err(e),
-                (Some(Err(e)), _) | (None, Err(e)) => Some(e),
+                // One item's failure, even an internal one, never spoils the others: items of this call may
+                // already be committed in earlier batches, so the answer must list them.
+                (Some(Err(e)), _) | (None, Err(e)) => {
+                    if let ApiError::Internal { cause, at } = &e {
+                        tracing::error!(error = format!("{cause:#}"), location = %at, item = %item.id, "batch item failed");
+                    }
+                    Some(e)
+                }
                 (None, Ok(_)) => None,
             };
             match refused {
@@ -157,5 +169,14 @@ mod tests {
         assert_eq!(ok.items.len(), 2);
         assert_eq!(ok.items[0].request.as_ref().unwrap().pick, Pick::Id(4));
         assert_eq!(ok.items[1].request.as_ref().unwrap_err().body().error_code, 1);
+    }
+
+    #[test]
+    fn php_style_items_keep_the_request_order() {
+        let items: serde_json::Map<String, Value> = (0..12).map(|i| (i.to_string(), json!({"id": i + 100}))).collect();
+        let ok = parse(json!({"partner": 1, "token": "AbCdEfGh", "items": items})).unwrap();
+        let ids: Vec<String> = ok.items.iter().map(|i| i.id.clone()).collect();
+        let want: Vec<String> = (100..112).map(|i: i64| i.to_string()).collect();
+        assert_eq!(ids, want, "\"10\" and \"11\" come after \"9\", not after \"1\"");
     }
 }
