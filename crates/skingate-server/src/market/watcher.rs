@@ -138,7 +138,7 @@ async fn decide(
     pending: &mut HashMap<i64, Confirmation<Option<TradeEvent>>>,
 ) -> Step {
     match p.status {
-        PurchaseStatus::CreatingTrade => send(state, p).await,
+        PurchaseStatus::CreatingTrade => send(state, p, now).await,
         PurchaseStatus::WaitingAccept => {
             let Some(offer) = p.tradeofferid.as_deref().and_then(|s| s.parse::<u64>().ok()) else {
                 return Step::Apply {
@@ -156,6 +156,8 @@ async fn decide(
             }
             let seen = match state.steam.offer(offer).await {
                 Ok(o) if o.state == OfferState::Accepted => Some(TradeEvent::Accepted),
+                // Cancelled by us at the deadline in a round whose transaction did not commit: still a timeout.
+                Ok(o) if o.state == OfferState::Canceled && now >= deadline => Some(TradeEvent::TimedOut),
                 Ok(o) if o.state.is_failed() => Some(TradeEvent::Declined),
                 Ok(_) | Err(_) => None,
             };
@@ -196,6 +198,7 @@ fn confirm(
             pending.remove(&p.id);
             let reason = match event {
                 TradeEvent::Declined => Some("the user declined the offer".to_owned()),
+                TradeEvent::TimedOut => Some("not accepted within 10 minutes; the offer was cancelled".to_owned()),
                 TradeEvent::ReversedByUser => Some("the user reversed the trade (Trade Protection)".to_owned()),
                 TradeEvent::ReversedBySupplier => Some("the supplier reversed the trade (Trade Protection)".to_owned()),
                 _ => None,
@@ -211,7 +214,15 @@ fn confirm(
 }
 
 /// Sends the purchase's offer; Steam's answer decides the step.
-async fn send(state: &AppState, p: Purchase) -> Step {
+///
+/// The offer id is stored (in a short transaction of its own) the moment Steam returns it, before the round's
+/// transaction moves the purchase on: should that transaction fail, the next round finds the id and goes on
+/// with the offer already sent instead of sending a second one for the same unit. If even the short write
+/// fails, the offer is cancelled at Steam before anything else happens, so no untracked offer stays open.
+async fn send(state: &AppState, p: Purchase, now: i64) -> Step {
+    if let Some(sent) = p.tradeofferid.as_deref().and_then(|s| s.parse::<u64>().ok()) {
+        return Step::Apply { purchase: Box::new(p), event: TradeEvent::OfferSent, offer: Some(sent), reason: None };
+    }
     let game = Game::parse(&p.game).unwrap_or(Game::Cs2);
     let partner = p.partner.parse::<SteamId>().ok().and_then(|id| TradeUrl::new(id, &p.token).ok());
     let Some(partner) = partner else {
@@ -231,7 +242,16 @@ async fn send(state: &AppState, p: Purchase) -> Step {
     };
     let offer = NewOffer { partner, game, items_to_receive: Vec::new(), items_to_give: vec![asset] };
     match state.steam.send_offer(offer).await {
-        Ok(id) => Step::Apply { purchase: Box::new(p), event: TradeEvent::OfferSent, offer: Some(id), reason: None },
+        Ok(id) => {
+            if let Err(e) = remember_offer(state, &p, id, now).await {
+                tracing::warn!(error = %e, purchase = p.id, offer = id, "could not store a sent offer; cancelling it");
+                if let Err(e) = state.steam.cancel_offer(id).await {
+                    tracing::error!(error = %e, purchase = p.id, offer = id, "cancelling an unrecorded offer failed");
+                }
+                return Step::Recheck { id: p.id, at: now + 1, persist: true };
+            }
+            Step::Apply { purchase: Box::new(p), event: TradeEvent::OfferSent, offer: Some(id), reason: None }
+        }
         Err(e) => {
             let event = match e {
                 SteamError::InvalidToken => TradeEvent::InvalidToken,
@@ -241,6 +261,24 @@ async fn send(state: &AppState, p: Purchase) -> Step {
             Step::Apply { purchase: Box::new(p), event, offer: None, reason: Some(e.to_string()) }
         }
     }
+}
+
+/// Stores a just-sent offer's id on a purchase still in `creating_trade` (its status moves in the round).
+async fn remember_offer(state: &AppState, p: &Purchase, offer: u64, now: i64) -> Result<(), StoreError> {
+    let mut tx = state.store.begin().await?;
+    let update = PurchaseUpdate {
+        id: p.id,
+        from: PurchaseStatus::CreatingTrade,
+        to: PurchaseStatus::CreatingTrade,
+        tradeofferid: Some(offer.to_string()),
+        error_reason: None,
+        sent_at: Some(now),
+        accepted_at: None,
+        watch_until: None,
+        next_check_at: now,
+    };
+    tx.update_purchase(&update, now).await?;
+    tx.commit().await
 }
 
 /// Applies a round's steps in one transaction; returns the transitions made. The fast path runs them back to

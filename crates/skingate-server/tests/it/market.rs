@@ -464,3 +464,42 @@ async fn sixty_four_identical_requests_with_one_custom_id() {
     assert_eq!(history.total_count, 1);
     assert_eq!(sdk.balance().await.unwrap().in_flight, Some(usd("19.95")));
 }
+
+/// A round that sent an offer but could not commit the move to `waiting_accept` leaves the purchase in
+/// `creating_trade` with the offer id already stored: the next round goes on with that offer and never sends a
+/// second one for the same unit.
+#[tokio::test]
+async fn a_sent_offer_is_never_sent_twice() {
+    use skingate_core::market::PurchaseStatus;
+    use skingate_store::market::PurchaseUpdate;
+    let (app, clock) = market_app(0).await;
+    let sdk = app.sdk();
+    app.adjust(true, 1_000_000, "topup").await;
+    set_profile(&app, 3101, Profile::Manual);
+    let id = add_units(&app, Game::Dota2, "Treasure Key", 1).await[0];
+    let bought = sdk.market_buy(&order(BuyTarget::Id(id), user(&app, 3101))).await.unwrap();
+    let sent = wait_status(&app, &clock, &bought.buy_id, "waiting_accept", 1).await;
+    let offer = sent.tradeofferid.clone().unwrap();
+    // As if the round's transaction had failed after the offer id was stored.
+    let buy_id: i64 = bought.buy_id.parse().unwrap();
+    let state = &app.running.state;
+    let mut tx = state.store.begin().await.unwrap();
+    let back = PurchaseUpdate {
+        id: buy_id,
+        from: PurchaseStatus::WaitingAccept,
+        to: PurchaseStatus::CreatingTrade,
+        tradeofferid: None,
+        error_reason: None,
+        sent_at: None,
+        accepted_at: None,
+        watch_until: None,
+        next_check_at: state.now(),
+    };
+    assert!(tx.update_purchase(&back, state.now()).await.unwrap());
+    tx.commit().await.unwrap();
+    let again = wait_status(&app, &clock, &bought.buy_id, "waiting_accept", 1).await;
+    assert_eq!(again.tradeofferid.as_deref(), Some(offer.as_str()), "the stored offer is reused");
+    let next: u64 = offer.parse::<u64>().unwrap() + 1;
+    use skingate_steam::sim::Steam;
+    assert!(state.steam.offer(next).await.is_err(), "no second offer was sent");
+}
