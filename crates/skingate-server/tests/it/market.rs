@@ -500,6 +500,6 @@ async fn a_sent_offer_is_never_sent_twice() {
     let again = wait_status(&app, &clock, &bought.buy_id, "waiting_accept", 1).await;
     assert_eq!(again.tradeofferid.as_deref(), Some(offer.as_str()), "the stored offer is reused");
     let next: u64 = offer.parse::<u64>().unwrap() + 1;
-    use skingate_steam::sim::Steam;
+
     assert!(state.steam.offer(next).await.is_err(), "no second offer was sent");
 }
