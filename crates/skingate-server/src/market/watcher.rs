@@ -109,6 +109,7 @@ pub async fn round(state: &AppState, memory: &mut Memory) -> Result<(), StoreErr
     for p in due {
         steps.push(decide(state, p, now, &mut memory.pending).await);
     }
+    remember_sent_offers(state, &mut steps, now).await;
     // Waiting purchases are rescheduled in memory; everything else goes to the database.
     let mut writes = Vec::with_capacity(steps.len());
     for step in steps {
@@ -138,7 +139,7 @@ async fn decide(
     pending: &mut HashMap<i64, Confirmation<Option<TradeEvent>>>,
 ) -> Step {
     match p.status {
-        PurchaseStatus::CreatingTrade => send(state, p, now).await,
+        PurchaseStatus::CreatingTrade => send(state, p).await,
         PurchaseStatus::WaitingAccept => {
             let Some(offer) = p.tradeofferid.as_deref().and_then(|s| s.parse::<u64>().ok()) else {
                 return Step::Apply {
@@ -213,13 +214,9 @@ fn confirm(
     }
 }
 
-/// Sends the purchase's offer; Steam's answer decides the step.
-///
-/// The offer id is stored (in a short transaction of its own) the moment Steam returns it, before the round's
-/// transaction moves the purchase on: should that transaction fail, the next round finds the id and goes on
-/// with the offer already sent instead of sending a second one for the same unit. If even the short write
-/// fails, the offer is cancelled at Steam before anything else happens, so no untracked offer stays open.
-async fn send(state: &AppState, p: Purchase, now: i64) -> Step {
+/// Sends the purchase's offer; Steam's answer decides the step. A purchase that already carries an offer id
+/// (sent by a round whose main transaction failed, see [`remember_sent_offers`]) goes on with that offer.
+async fn send(state: &AppState, p: Purchase) -> Step {
     if let Some(sent) = p.tradeofferid.as_deref().and_then(|s| s.parse::<u64>().ok()) {
         return Step::Apply { purchase: Box::new(p), event: TradeEvent::OfferSent, offer: Some(sent), reason: None };
     }
@@ -242,16 +239,7 @@ async fn send(state: &AppState, p: Purchase, now: i64) -> Step {
     };
     let offer = NewOffer { partner, game, items_to_receive: Vec::new(), items_to_give: vec![asset] };
     match state.steam.send_offer(offer).await {
-        Ok(id) => {
-            if let Err(e) = remember_offer(state, &p, id, now).await {
-                tracing::warn!(error = %e, purchase = p.id, offer = id, "could not store a sent offer; cancelling it");
-                if let Err(e) = state.steam.cancel_offer(id).await {
-                    tracing::error!(error = %e, purchase = p.id, offer = id, "cancelling an unrecorded offer failed");
-                }
-                return Step::Recheck { id: p.id, at: now + 1, persist: true };
-            }
-            Step::Apply { purchase: Box::new(p), event: TradeEvent::OfferSent, offer: Some(id), reason: None }
-        }
+        Ok(id) => Step::Apply { purchase: Box::new(p), event: TradeEvent::OfferSent, offer: Some(id), reason: None },
         Err(e) => {
             let event = match e {
                 SteamError::InvalidToken => TradeEvent::InvalidToken,
@@ -263,22 +251,57 @@ async fn send(state: &AppState, p: Purchase, now: i64) -> Step {
     }
 }
 
-/// Stores a just-sent offer's id on a purchase still in `creating_trade` (its status moves in the round).
-async fn remember_offer(state: &AppState, p: &Purchase, offer: u64, now: i64) -> Result<(), StoreError> {
-    let mut tx = state.store.begin().await?;
-    let update = PurchaseUpdate {
-        id: p.id,
-        from: PurchaseStatus::CreatingTrade,
-        to: PurchaseStatus::CreatingTrade,
-        tradeofferid: Some(offer.to_string()),
-        error_reason: None,
-        sent_at: Some(now),
-        accepted_at: None,
-        watch_until: None,
-        next_check_at: now,
+/// Stores the offers this round has just sent, in one short transaction of their own, before the round's
+/// main transaction moves the purchases on: should that transaction fail, the next round finds each offer id
+/// on its purchase (still `creating_trade`) and goes on with it instead of sending a second offer for the same
+/// unit. If even this write fails, those offers are cancelled at Steam and their purchases retried next round,
+/// so no offer Steam knows of is ever untracked. One commit per round, not per purchase: the single writer
+/// connection is shared with the buy path.
+async fn remember_sent_offers(state: &AppState, steps: &mut [Step], now: i64) {
+    let sent: Vec<(i64, u64)> = steps
+        .iter()
+        .filter_map(|step| match step {
+            Step::Apply { purchase, event: TradeEvent::OfferSent, offer: Some(id), .. }
+                if purchase.tradeofferid.is_none() =>
+            {
+                Some((purchase.id, *id))
+            }
+            _ => None,
+        })
+        .collect();
+    if sent.is_empty() {
+        return;
+    }
+    let stored = async {
+        let mut tx = state.store.begin().await?;
+        for (purchase, offer) in &sent {
+            let update = PurchaseUpdate {
+                id: *purchase,
+                from: PurchaseStatus::CreatingTrade,
+                to: PurchaseStatus::CreatingTrade,
+                tradeofferid: Some(offer.to_string()),
+                error_reason: None,
+                sent_at: Some(now),
+                accepted_at: None,
+                watch_until: None,
+                next_check_at: now,
+            };
+            tx.update_purchase(&update, now).await?;
+        }
+        tx.commit().await
     };
-    tx.update_purchase(&update, now).await?;
-    tx.commit().await
+    let Err(e) = stored.await else { return };
+    tracing::warn!(error = %e, offers = sent.len(), "could not store sent offers; cancelling them");
+    for step in steps.iter_mut() {
+        if let Step::Apply { purchase, event: TradeEvent::OfferSent, offer: Some(id), .. } = step
+            && purchase.tradeofferid.is_none()
+        {
+            if let Err(e) = state.steam.cancel_offer(*id).await {
+                tracing::error!(error = %e, purchase = purchase.id, offer = *id, "cancelling an unrecorded offer failed");
+            }
+            *step = Step::Recheck { id: purchase.id, at: now + 1, persist: true };
+        }
+    }
 }
 
 /// Applies a round's steps in one transaction; returns the transitions made. The fast path runs them back to
