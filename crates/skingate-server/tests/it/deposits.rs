@@ -561,3 +561,5 @@ async fn an_operator_accept_named_by_offer_changed_is_seen_without_waiting_for_t
     assert_eq!(cb["status"], "success");
     assert!(started.elapsed() < std::time::Duration::from_secs(5), "took {:?}", started.elapsed());
 }
+
+mod review;
