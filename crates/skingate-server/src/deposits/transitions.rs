@@ -117,6 +117,18 @@ fn fee_of(dep: &Deposit, items: &[skingate_store::deposits::DepositItem]) -> any
 
 /// Makes `steps` on deposit `id` of `project` in one transaction, in order.
 pub async fn apply(state: &AppState, project: &Project, id: i64, steps: &[Step]) -> anyhow::Result<Applied> {
+    apply_if(state, project, id, steps, |_| true).await
+}
+
+/// [`apply`], refused unless `guard` holds for the deposit as read inside the transaction (a condition the
+/// status alone does not capture, such as "no offer recorded").
+pub async fn apply_if(
+    state: &AppState,
+    project: &Project,
+    id: i64,
+    steps: &[Step],
+    guard: impl Fn(&Deposit) -> bool + Send,
+) -> anyhow::Result<Applied> {
     let now = state.now();
     // Read outside the write transaction: the payer's history does not depend on this deposit's change.
     let pre = state.store.deposit(project.id, id).await?.ok_or_else(|| anyhow::anyhow!("deposit {id} vanished"))?;
@@ -126,6 +138,9 @@ pub async fn apply(state: &AppState, project: &Project, id: i64, steps: &[Step])
     };
     let mut tx = state.store.begin().await?;
     let mut dep = tx.deposit_in_tx(id).await?.ok_or_else(|| anyhow::anyhow!("deposit {id} vanished"))?;
+    if !guard(&dep) {
+        return Ok(Applied::Refused(dep.status));
+    }
     let mut available_moved = false;
     for (to, change) in steps {
         let Ok(mv) = deposit::transition(dep.status, *to) else {

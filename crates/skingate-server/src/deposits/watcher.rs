@@ -134,6 +134,7 @@ pub async fn round(state: &AppState, seen: &mut Seen) -> anyhow::Result<HashSet<
     let mut after = 0;
     let mut recheck = HashSet::new();
     let mut projects = HashMap::new();
+    fail_stuck_sends(state, &mut projects).await?;
     let mut alive = HashSet::with_capacity(seen.deposits.len());
     loop {
         let batch = state.store.watched_deposits(after, PAGE).await?;
@@ -155,6 +156,32 @@ pub async fn round(state: &AppState, seen: &mut Seen) -> anyhow::Result<HashSet<
     seen.by_offer.retain(|_, id| alive.contains(id));
     seen.woken.retain(|id| alive.contains(id));
     Ok(recheck)
+}
+
+/// Fails deposits whose offer started sending more than [`super::SEND_GRACE_SECS`] ago and was never
+/// recorded: the send was interrupted (a crash between Steam's answer and the record). Failing them in a
+/// transaction that requires "still no offer" means a send that finishes late finds the deposit failed and
+/// cancels its offer, and one that finished first is left alone: never two offers, never an unwatched one.
+async fn fail_stuck_sends(state: &AppState, projects: &mut HashMap<ProjectId, Arc<Project>>) -> anyhow::Result<()> {
+    let stuck = state.store.stuck_sending(state.now() - super::SEND_GRACE_SECS, PAGE).await?;
+    for dep in stuck {
+        let project = match projects.get(&dep.project) {
+            Some(p) => p.clone(),
+            None => match state.project(dep.project).await? {
+                Some(p) => projects.entry(dep.project).or_insert(p).clone(),
+                None => continue,
+            },
+        };
+        let change = StatusChange { fail_reason: Some("trade_create_error".into()), ..StatusChange::default() };
+        let steps = [(DepositStatus::Fail, change)];
+        let unsent = |d: &Deposit| d.offer_id.is_none() && d.status == DepositStatus::Pending;
+        match transitions::apply_if(state, &project, dep.id, &steps, unsent).await {
+            Ok(transitions::Applied::Done(_)) => tracing::warn!(deposit = dep.id, "offer send interrupted; failed"),
+            Ok(transitions::Applied::Refused(_)) => {}
+            Err(e) => tracing::warn!(deposit = dep.id, error = format!("{e:#}"), "failing a stuck send failed"),
+        }
+    }
+    Ok(())
 }
 
 /// A pass over the named deposits only.
