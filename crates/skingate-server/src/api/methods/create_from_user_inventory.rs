@@ -222,6 +222,16 @@ async fn settle_existing(ctx: &Ctx<'_>, key: &IdempotencyKey, hash: &str) -> Res
             None if state.store.deposit_by_order(ctx.project.id, &key.key).await?.is_none() => {
                 return Err(TRADE_CREATE_ERROR);
             }
+            // A deposit made before the scope was shared: its key is under this method's own scope.
+            None => {
+                let legacy = IdempotencyKey { scope: method::CREATE_FROM_USER_INVENTORY.into(), ..key.clone() };
+                return match state.store.idempotency_record(&legacy).await? {
+                    Some((stored, Some(body))) if stored == hash => {
+                        Ok(Reply { body: body.into_bytes(), replayed: true })
+                    }
+                    _ => Err(ORDER_EXISTS),
+                };
+            }
             _ => return Err(ORDER_EXISTS),
         }
     }

@@ -12,7 +12,7 @@ use skingate_core::ledger::{AccountKind, Applied, Phase, TransferCode, TransferI
 use skingate_sdk::deposits::DepositRef;
 use skingate_steam::catalogue::Game;
 use skingate_steam::sim::{Profile, Steam};
-use skingate_store::deposits::{DepositItem, DepositTx, NewDeposit, OfferTarget};
+use skingate_store::deposits::{DepositItem, NewDeposit, OfferTarget};
 
 use super::{env, payer, value};
 
