@@ -4,7 +4,9 @@
 //! # Layout
 //! - this file: the functions the API methods and the hosted page share: [`create_deposit`],
 //!   [`find_by_page_token`], [`priced_inventory`], [`start_offer`] (and the pieces
-//!   `create_from_user_inventory` composes: [`select_items`], [`send_offer`], [`record_offer`]);
+//!   `create_from_user_inventory` composes: [`select_items`], [`send_offer`], [`record_offer`], and
+//!   [`spawn_send`], which sends an offer outside any transaction for a deposit already committed as
+//!   sending and records it, as a task that outlives the request);
 //! - [`transitions`]: the one function that moves a deposit between states, with its ledger transfer,
 //!   outbox event, Result-URL callback and `balance_change`, in one transaction;
 //! - [`wire`]: the deposit object (spec §3.2) as `orderstatus`, `orders` and the callbacks show it,
