@@ -185,7 +185,9 @@ pub struct Protection {
 /// - acceptance of a protected trade leads to `in_hold`, and with `credit_early` straight on to
 ///   `hold_approved` (two transitions, two callbacks);
 /// - a reversal seen while held fails the deposit (`in_hold`) or returns it (`hold_approved`);
-/// - a held deposit whose `hold_until` has passed and whose trade was not seen reversed succeeds.
+/// - a held deposit whose `hold_until` has passed succeeds on two agreeing observations that show no
+///   reversal (the caller passes no observation at all when Steam cannot show the trade: an error is never
+///   an acceptance).
 pub fn next_statuses(
     status: DepositStatus,
     previous: Option<Observed>,
@@ -206,7 +208,12 @@ pub fn next_statuses(
         (Pending, Observed::Failed | Observed::RolledBack) if confirmed => vec![Fail],
         (InHold, Observed::RolledBack) if confirmed => vec![Fail],
         (HoldApproved, Observed::RolledBack) if confirmed => vec![HoldReturned],
-        (InHold | HoldApproved, Observed::Accepted | Observed::Open) if hold_until.is_some_and(|t| t <= now) => {
+        // The hold ends on the clock, but only on two agreeing observations that show no reversal: a single
+        // `Accepted` after a `RolledBack` is a flap (or a reversal racing the clock), and believing it would
+        // make money spendable for a trade the payer took back.
+        (InHold | HoldApproved, Observed::Accepted | Observed::Open)
+            if confirmed && hold_until.is_some_and(|t| t <= now) =>
+        {
             vec![Success]
         }
         _ => Vec::new(),
@@ -328,6 +335,21 @@ mod tests {
         assert!(next_statuses(Success, Some(Observed::RolledBack), Observed::RolledBack, cs2, Some(1), 10).is_empty());
     }
 
+    /// At the end of the hold, one observation is not enough: a flap from `RolledBack` back to `Accepted`, or
+    /// a first look after a restart, does not release held money.
+    #[test]
+    fn hold_end_needs_two_agreeing_observations_without_reversal() {
+        let cs2 = Protection { protected: true, credit_early: false };
+        for status in [InHold, HoldApproved] {
+            let after = |prev, cur| next_statuses(status, prev, cur, cs2, Some(10), 10);
+            assert!(after(Some(Observed::RolledBack), Observed::Accepted).is_empty(), "{status}: flap");
+            assert!(after(Some(Observed::RolledBack), Observed::Open).is_empty(), "{status}: flap to open");
+            assert!(after(None, Observed::Accepted).is_empty(), "{status}: first look");
+            assert!(after(Some(Observed::Open), Observed::Accepted).is_empty(), "{status}: changed");
+            assert_eq!(after(Some(Observed::Accepted), Observed::Accepted), [Success], "{status}");
+        }
+    }
+
     #[test]
     fn amounts_round_half_away_from_zero() {
         let a = compute_amounts(&[1_234, 66], 25_000, 1_500_000).unwrap();
@@ -391,7 +413,7 @@ mod tests {
         }
 
         /// The watcher's decisions are always legal transitions, never from a final state, and need the same
-        /// observation twice (or the clock) to act.
+        /// observation twice to act (also at the end of a hold).
         #[test]
         fn watcher_decisions_are_legal(
             status in any_status(),
@@ -408,8 +430,12 @@ mod tests {
                 prop_assert!(transition(at, *s).is_ok(), "{at} → {s}");
                 at = *s;
             }
-            if prev != Some(cur) && !steps.is_empty() {
-                prop_assert!(hold_until.is_some_and(|t| t <= now) && steps == [Success]);
+            // Nothing happens on a single observation, and nothing ends a hold while the trade shows reversed.
+            if !steps.is_empty() {
+                prop_assert_eq!(prev, Some(cur));
+            }
+            if steps.last() == Some(&Success) {
+                prop_assert!(matches!(cur, Observed::Accepted | Observed::Open));
             }
         }
 

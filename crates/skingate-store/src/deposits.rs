@@ -8,7 +8,7 @@ use skingate_core::Money;
 use skingate_core::deposit::DepositStatus;
 use skingate_core::project::ProjectId;
 
-use crate::Result;
+use crate::{IdempotencyKey, Result};
 
 /// One item of a deposit: asked for in the offer, and (once accepted) received.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -157,6 +157,19 @@ pub struct OfferRecord {
     pub items: Vec<DepositItem>,
 }
 
+/// What a deposit's offer will ask for, recorded before it is sent (so a send that never finishes is known).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OfferTarget {
+    /// The payer.
+    pub steam_id: String,
+    /// The payer's token used.
+    pub trade_token: String,
+    /// The game.
+    pub game: String,
+    /// The items asked for.
+    pub items: Vec<DepositItem>,
+}
+
 /// The fields a status transition writes (only those it sets; `None` keeps the stored value).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct StatusChange {
@@ -230,6 +243,11 @@ pub trait DepositStore: Send + Sync {
     async fn watched_deposits(&self, after_id: i64, limit: u32) -> Result<Vec<Deposit>>;
     /// The gateway's history of a payer (excluding deposit `except`).
     async fn payer_history(&self, steam_id: &str, except: i64) -> Result<PayerHistory>;
+    /// Pending deposits whose offer started sending at or before `before` and has no recorded offer id (a
+    /// send interrupted by a crash), oldest first, at most `limit`.
+    async fn stuck_sending(&self, before: i64, limit: u32) -> Result<Vec<Deposit>>;
+    /// The request hash and stored response (if any yet) of an idempotency key; `None` if unclaimed.
+    async fn idempotency_record(&self, key: &IdempotencyKey) -> Result<Option<(String, Option<String>)>>;
     /// Result-URL callbacks of a project whose last attempt failed, delivery id above `after_id`, ascending,
     /// up to `limit + 1` rows.
     async fn failed_callbacks(&self, project: ProjectId, after_id: i64, limit: u32) -> Result<Vec<FailedCallback>>;
@@ -242,9 +260,19 @@ pub trait DepositTx: Send {
     async fn insert_deposit(&mut self, new: &NewDeposit) -> Result<i64>;
     /// Reads a deposit inside the transaction (what the transaction's decisions are based on).
     async fn deposit_in_tx(&mut self, id: i64) -> Result<Option<Deposit>>;
-    /// Records the sent offer on a pending deposit that has none yet; false when it already had one or is no
-    /// longer pending (a concurrent submit won).
+    /// Records the sent offer on a pending deposit that has none yet (and ends its sending state); false when
+    /// it already had one or is no longer pending (a concurrent submit won, or the watcher gave up on it).
     async fn record_offer(&mut self, id: i64, offer: &OfferRecord, now: i64) -> Result<bool>;
+    /// Marks a pending deposit without an offer as sending one to `target`; false when it is not pending,
+    /// already has an offer, or another send is under way (so one deposit never gets two offers).
+    async fn begin_sending(&mut self, id: i64, target: &OfferTarget, now: i64) -> Result<bool>;
+    /// Ends the sending state of a deposit whose offer was not sent (the payer may try again); false when it
+    /// was not sending.
+    async fn end_sending(&mut self, id: i64, now: i64) -> Result<bool>;
+    /// Deletes a deposit whose offer was never sent, and its idempotency key if no response was stored (the
+    /// call that created both failed: the merchant may retry the same `order_id`); false when the deposit had
+    /// moved on (an offer, or another status).
+    async fn abandon_deposit(&mut self, id: i64, key: &IdempotencyKey) -> Result<bool>;
     /// Moves a deposit `from → to` with the fields `change` sets; false (nothing written) when the stored
     /// status is no longer `from`.
     async fn change_status(

@@ -4,7 +4,9 @@
 //! # Layout
 //! - this file: the functions the API methods and the hosted page share: [`create_deposit`],
 //!   [`find_by_page_token`], [`priced_inventory`], [`start_offer`] (and the pieces
-//!   `create_from_user_inventory` composes: [`select_items`], [`send_offer`], [`record_offer`]);
+//!   `create_from_user_inventory` composes: [`select_items`], [`send_offer`], [`record_offer`], and
+//!   [`spawn_send`], which sends an offer outside any transaction for a deposit already committed as
+//!   sending and records it, as a task that outlives the request);
 //! - [`transitions`]: the one function that moves a deposit between states, with its ledger transfer,
 //!   outbox event, Result-URL callback and `balance_change`, in one transaction;
 //! - [`wire`]: the deposit object (spec §3.2) as `orderstatus`, `orders` and the callbacks show it,
@@ -25,8 +27,8 @@ use skingate_steam::catalogue::Game;
 use skingate_steam::ids::validate_token;
 use skingate_steam::sim::{NewOffer, SteamError};
 use skingate_steam::{SteamId, TradeUrl};
-use skingate_store::deposits::{Deposit, DepositItem, NewDeposit, OfferRecord};
-use skingate_store::{StoreError, WriteTx};
+use skingate_store::deposits::{Deposit, DepositItem, NewDeposit, OfferRecord, OfferTarget};
+use skingate_store::{IdempotencyKey, StoreError, WriteTx};
 use skingate_types::Decimal;
 
 use crate::state::AppState;
@@ -422,7 +424,14 @@ pub async fn send_offer(
     let offer =
         NewOffer { partner: sel.trade_url.clone(), game: sel.game, items_to_receive: asset_ids, items_to_give: vec![] };
     let id = state.steam.send_offer(offer).await?;
-    let seen = state.steam.offer(id).await?;
+    let seen = match state.steam.offer(id).await {
+        Ok(seen) => seen,
+        Err(e) => {
+            // Sent, but unreadable: nothing will record it, so it must not stay live.
+            cancel_quietly(state, id).await;
+            return Err(e.into());
+        }
+    };
     Ok(OfferStarted {
         transaction_id,
         offer_id: id.to_string(),
@@ -456,9 +465,137 @@ pub async fn record_offer(
     tx.record_offer(offer.transaction_id, &record, now).await
 }
 
-/// The hosted page's submit: checks the payer's choice against the deposit's limits, has a bot send the
-/// offer and records it. A second submit for the same deposit gets [`DepositError::NotPending`] (and its
-/// offer, if one was sent meanwhile, is cancelled).
+/// The idempotency scope of `order_id`, shared by `create` and `create_from_user_inventory`: one `order_id`
+/// names one deposit (the table's `UNIQUE(project_id, order_id)`), whichever method created it. It is
+/// `create`'s original scope, so keys stored before the two methods shared it stay valid.
+pub const ORDER_SCOPE: &str = skingate_types::deposits::method::CREATE;
+
+/// How long a deposit may stay in the sending state (gateway clock) before the trade watcher decides the
+/// send was interrupted (a crash between Steam's answer and the record) and fails it. Far longer than any
+/// Steam call; a send that still finishes after it finds the deposit failed and cancels its offer.
+pub const SEND_GRACE_SECS: i64 = 300;
+
+/// What becomes of a deposit whose offer could not be sent or recorded.
+#[derive(Debug, Clone)]
+pub enum OnSendFailure {
+    /// It stays pending without an offer (the hosted page: the payer may submit again).
+    Release,
+    /// It is deleted with its idempotency key (`create_from_user_inventory`: the call failed and created
+    /// nothing, so the merchant may retry the same `order_id`).
+    Abandon(IdempotencyKey),
+}
+
+/// The answer to store with the deposit's idempotency key once the offer is recorded, built from the offer.
+pub type ReplyFn = Box<dyn FnOnce(&OfferStarted) -> anyhow::Result<String> + Send>;
+
+/// The selection as recorded before the send.
+pub fn offer_target(sel: &Selection) -> OfferTarget {
+    OfferTarget {
+        steam_id: sel.trade_url.steam_id.to_string(),
+        trade_token: sel.trade_url.token.clone(),
+        game: sel.game.code().to_owned(),
+        items: sel.items.clone(),
+    }
+}
+
+async fn cancel_quietly(state: &AppState, offer: u64) {
+    if let Err(e) = state.steam.cancel_offer(offer).await {
+        tracing::error!(offer, error = %e, "cancelling an offer no deposit records failed");
+    }
+}
+
+async fn give_up(state: &AppState, id: i64, on_failure: &OnSendFailure) {
+    let done = async {
+        let mut tx = state.store.begin().await?;
+        match on_failure {
+            OnSendFailure::Release => tx.end_sending(id, state.now()).await?,
+            OnSendFailure::Abandon(key) => tx.abandon_deposit(id, key).await?,
+        };
+        tx.commit().await
+    };
+    if let Err(e) = done.await {
+        // The watcher fails it after the grace period.
+        tracing::warn!(deposit = id, error = %e, "could not end a deposit's failed send");
+    }
+}
+
+/// Sends the offer of a deposit already marked as sending ([`DepositTx::begin_sending`], committed) and
+/// records it in a second short transaction, with `reply` stored for `key` in the same one. Steam is called
+/// outside every transaction. If the send fails, the deposit is released or abandoned (`on_failure`); if the
+/// record fails after the send (commit error, or the watcher gave up on the deposit meanwhile), the offer
+/// is cancelled, so no live offer is ever unknown to the gateway.
+///
+/// Run it as a task ([`spawn_send`]): it must finish even when the HTTP client that asked goes away.
+pub async fn send_and_record(
+    state: AppState,
+    project: Arc<Project>,
+    id: i64,
+    sel: Selection,
+    magic_token: String,
+    on_failure: OnSendFailure,
+    reply: Option<(IdempotencyKey, ReplyFn)>,
+) -> Result<(OfferStarted, Option<String>), DepositError> {
+    let offer = match send_offer(&state, &project, id, &sel, &magic_token).await {
+        Ok(offer) => offer,
+        Err(e) => {
+            give_up(&state, id, &on_failure).await;
+            return Err(e);
+        }
+    };
+    let recorded = async {
+        let mut tx = state.store.begin().await?;
+        if !record_offer(tx.as_mut(), &sel, &offer, state.now()).await? {
+            return Ok(None);
+        }
+        let mut body = None;
+        if let Some((key, build)) = reply {
+            let text = build(&offer)?;
+            tx.store_idempotent_response(&key, &text).await?;
+            body = Some(text);
+        }
+        tx.commit().await?;
+        anyhow::Ok(Some(body))
+    };
+    match recorded.await {
+        Ok(Some(body)) => {
+            state.deposits_wake.notify_one();
+            Ok((offer, body))
+        }
+        Ok(None) => {
+            if let Ok(offer) = offer.offer_id.parse() {
+                cancel_quietly(&state, offer).await;
+            }
+            Err(DepositError::NotPending)
+        }
+        Err(e) => {
+            if let Ok(offer) = offer.offer_id.parse() {
+                cancel_quietly(&state, offer).await;
+            }
+            give_up(&state, id, &on_failure).await;
+            Err(DepositError::Internal(e.context("recording a sent offer")))
+        }
+    }
+}
+
+/// [`send_and_record`] as a task the caller awaits: dropping the caller (a client that disconnects) does
+/// not stop it.
+pub async fn spawn_send(
+    state: &AppState,
+    project: Arc<Project>,
+    id: i64,
+    sel: Selection,
+    magic_token: String,
+    on_failure: OnSendFailure,
+    reply: Option<(IdempotencyKey, ReplyFn)>,
+) -> Result<(OfferStarted, Option<String>), DepositError> {
+    let task = send_and_record(state.clone(), project, id, sel, magic_token, on_failure, reply);
+    tokio::spawn(task).await.map_err(|e| DepositError::Internal(anyhow::anyhow!("offer task: {e}")))?
+}
+
+/// The hosted page's submit: checks the payer's choice against the deposit's limits, marks the deposit as
+/// sending (committed), has a bot send the offer outside any transaction and records it
+/// ([`send_and_record`]). A second submit for the same deposit gets [`DepositError::NotPending`] and sends
+/// nothing.
 pub async fn start_offer(
     state: &AppState,
     project: &Project,
@@ -472,17 +609,14 @@ pub async fn start_offer(
         return Err(DepositError::NotPending);
     }
     let sel = select_items(state, project, trade_url, game, asset_ids, (dep.min_usd, dep.max_usd)).await?;
-    let offer = send_offer(state, project, dep.id, &sel, &trade_url.token).await?;
     let mut tx = state.store.begin().await?;
-    if !record_offer(tx.as_mut(), &sel, &offer, state.now()).await? {
-        drop(tx);
-        if let Ok(id) = offer.offer_id.parse() {
-            let _ = state.steam.cancel_offer(id).await;
-        }
+    if !tx.begin_sending(dep.id, &offer_target(&sel), state.now()).await? {
         return Err(DepositError::NotPending);
     }
     tx.commit().await?;
-    state.deposits_wake.notify_one();
+    let project = Arc::new(project.clone());
+    let token = trade_url.token.clone();
+    let (offer, _) = spawn_send(state, project, dep.id, sel, token, OnSendFailure::Release, None).await?;
     Ok(offer)
 }
 

@@ -41,10 +41,10 @@ async fn move_money(
     project: &Project,
     dep: &Deposit,
     mv: LedgerMove,
-    amount: Money,
+    (amount, fee): (Money, Money),
     now: i64,
 ) -> anyhow::Result<()> {
-    if mv == LedgerMove::None || !amount.is_positive() {
+    if mv == LedgerMove::None {
         return Ok(());
     }
     let clearing = tx.system_account(AccountKind::DepositsClearing).await?;
@@ -68,53 +68,67 @@ async fn move_money(
             (transfer_id(dep.id, "clawback"), merchant, clearing, Phase::Posted, TransferCode::Clawback, true)
         }
     };
-    let spec = TransferSpec { id, debit, credit, amount, phase, code, allow_overdraft, reference };
-    tx.transfer(&spec, now).await?;
-    Ok(())
+    if amount.is_positive() {
+        let spec =
+            TransferSpec { id, debit, credit, amount, phase, code, allow_overdraft, reference: reference.clone() };
+        tx.transfer(&spec, now).await?;
+    }
+    book_fee(tx, dep, mv, fee, clearing, reference, now).await
 }
 
-/// The gateway's fee follows the deposit's value: taken when it is credited (held or not), settled when the
-/// hold ends, given back when the payer reverses. So the clearing account always holds the gross value of the
-/// items the gateway still has, split between the merchant (`amount`) and the fees account.
-async fn move_fee(tx: &mut dyn WriteTx, dep: &Deposit, mv: LedgerMove, fee: Money, now: i64) -> anyhow::Result<()> {
+/// The deposit fee follows the credit it was taken from: clearing → `Fees`, posted with a posted credit,
+/// pending with a held one (posted at release, voided with a voided hold), and paid back to clearing when
+/// the credit is clawed back. So clearing always carries the items' gross value and the fees account what
+/// the gateway earned. Ids are deterministic (`dep:N:fee…`) like every deposit transfer.
+async fn book_fee(
+    tx: &mut dyn WriteTx,
+    dep: &Deposit,
+    mv: LedgerMove,
+    fee: Money,
+    clearing: skingate_core::ledger::AccountId,
+    reference: String,
+    now: i64,
+) -> anyhow::Result<()> {
     if !fee.is_positive() {
         return Ok(());
     }
-    let clearing = tx.system_account(AccountKind::DepositsClearing).await?;
     let fees = tx.system_account(AccountKind::Fees).await?;
-    let taken = transfer_id(dep.id, "fee");
+    let hold = transfer_id(dep.id, "fee_hold");
     let (id, debit, credit, phase) = match mv {
         LedgerMove::None => return Ok(()),
-        LedgerMove::CreditAvailable => (taken, clearing, fees, Phase::Posted),
-        LedgerMove::CreditHeld => (taken, clearing, fees, Phase::Pending),
-        LedgerMove::ReleaseHeld => (transfer_id(dep.id, "fee_post"), clearing, fees, Phase::Post(taken)),
-        LedgerMove::VoidHeld => (transfer_id(dep.id, "fee_void"), clearing, fees, Phase::Void(taken)),
-        LedgerMove::Clawback => (transfer_id(dep.id, "fee_back"), fees, clearing, Phase::Posted),
+        LedgerMove::CreditAvailable => (transfer_id(dep.id, "fee"), clearing, fees, Phase::Posted),
+        LedgerMove::CreditHeld => (hold, clearing, fees, Phase::Pending),
+        LedgerMove::ReleaseHeld => (transfer_id(dep.id, "fee_release"), clearing, fees, Phase::Post(hold)),
+        LedgerMove::VoidHeld => (transfer_id(dep.id, "fee_void"), clearing, fees, Phase::Void(hold)),
+        LedgerMove::Clawback => (transfer_id(dep.id, "fee_refund"), fees, clearing, Phase::Posted),
     };
-    let reference = format!("fee of deposit {} order {}", dep.id, dep.order_id);
-    let spec = TransferSpec {
-        id,
-        debit,
-        credit,
-        amount: fee,
-        phase,
-        code: TransferCode::Fee,
-        allow_overdraft: false,
-        reference,
-    };
+    let code = TransferCode::Fee;
+    let spec = TransferSpec { id, debit, credit, amount: fee, phase, code, allow_overdraft: false, reference };
     tx.transfer(&spec, now).await?;
     Ok(())
 }
 
-/// The fee on a deposit's received items (recomputed from the items and fee rate recorded at acceptance).
-fn fee_of(dep: &Deposit, items: Option<&[skingate_store::deposits::DepositItem]>) -> anyhow::Result<Money> {
-    let items = items.unwrap_or(&dep.items);
+/// The fee of a deposit whose received items are `items`: recomputed from the recorded prices and fee rate,
+/// the same computation that gave its net `amount`.
+fn fee_of(dep: &Deposit, items: &[skingate_store::deposits::DepositItem]) -> anyhow::Result<Money> {
     let prices: Vec<u64> = items.iter().map(|i| i.price_cents).collect();
-    Ok(deposit::compute_amounts(&prices, dep.fee_ppm, dep.multiplier_ppm)?.fee)
+    Ok(deposit::compute_amounts(&prices, dep.fee_ppm, deposit::PPM)?.fee)
 }
 
 /// Makes `steps` on deposit `id` of `project` in one transaction, in order.
 pub async fn apply(state: &AppState, project: &Project, id: i64, steps: &[Step]) -> anyhow::Result<Applied> {
+    apply_if(state, project, id, steps, |_| true).await
+}
+
+/// [`apply`], refused unless `guard` holds for the deposit as read inside the transaction (a condition the
+/// status alone does not capture, such as "no offer recorded").
+pub async fn apply_if(
+    state: &AppState,
+    project: &Project,
+    id: i64,
+    steps: &[Step],
+    guard: impl Fn(&Deposit) -> bool + Send,
+) -> anyhow::Result<Applied> {
     let now = state.now();
     // Read outside the write transaction: the payer's history does not depend on this deposit's change.
     let pre = state.store.deposit(project.id, id).await?.ok_or_else(|| anyhow::anyhow!("deposit {id} vanished"))?;
@@ -124,16 +138,17 @@ pub async fn apply(state: &AppState, project: &Project, id: i64, steps: &[Step])
     };
     let mut tx = state.store.begin().await?;
     let mut dep = tx.deposit_in_tx(id).await?.ok_or_else(|| anyhow::anyhow!("deposit {id} vanished"))?;
+    if !guard(&dep) {
+        return Ok(Applied::Refused(dep.status));
+    }
     let mut available_moved = false;
     for (to, change) in steps {
         let Ok(mv) = deposit::transition(dep.status, *to) else {
             return Ok(Applied::Refused(dep.status));
         };
         let amount = change.amount_usd.or(dep.amount_usd).unwrap_or(Money::ZERO);
-        move_money(tx.as_mut(), project, &dep, mv, amount, now).await?;
-        if amount.is_positive() {
-            move_fee(tx.as_mut(), &dep, mv, fee_of(&dep, change.items.as_deref())?, now).await?;
-        }
+        let fee = fee_of(&dep, change.items.as_deref().unwrap_or(&dep.items))?;
+        move_money(tx.as_mut(), project, &dep, mv, (amount, fee), now).await?;
         if !tx.change_status(id, dep.status, *to, change, now).await? {
             return Ok(Applied::Refused(dep.status));
         }

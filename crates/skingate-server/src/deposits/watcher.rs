@@ -10,7 +10,8 @@
 //!   within milliseconds.
 //! - An offer is ours only if its partner is the deposit's payer and its items are the deposit's items
 //!   (asset id *and* class id): a rollback reported on anything else changes nothing.
-//! - A held deposit succeeds when `hold_until` has passed and its trade was not seen reversed.
+//! - A held deposit succeeds when `hold_until` has passed and two agreeing observations show its trade not
+//!   reversed; a Steam error is no observation (it never counts as accepted).
 //!
 //! Everything it needs is in the database: after a restart it resumes from the rows. It wakes on
 //! [`crate::AppState::deposits_wake`] (a new offer was sent) or [`crate::AppState::offer_changed`] (Steam
@@ -133,6 +134,7 @@ pub async fn round(state: &AppState, seen: &mut Seen) -> anyhow::Result<HashSet<
     let mut after = 0;
     let mut recheck = HashSet::new();
     let mut projects = HashMap::new();
+    fail_stuck_sends(state, &mut projects).await?;
     let mut alive = HashSet::with_capacity(seen.deposits.len());
     loop {
         let batch = state.store.watched_deposits(after, PAGE).await?;
@@ -154,6 +156,32 @@ pub async fn round(state: &AppState, seen: &mut Seen) -> anyhow::Result<HashSet<
     seen.by_offer.retain(|_, id| alive.contains(id));
     seen.woken.retain(|id| alive.contains(id));
     Ok(recheck)
+}
+
+/// Fails deposits whose offer started sending more than [`super::SEND_GRACE_SECS`] ago and was never
+/// recorded: the send was interrupted (a crash between Steam's answer and the record). Failing them in a
+/// transaction that requires "still no offer" means a send that finishes late finds the deposit failed and
+/// cancels its offer, and one that finished first is left alone: never two offers, never an unwatched one.
+async fn fail_stuck_sends(state: &AppState, projects: &mut HashMap<ProjectId, Arc<Project>>) -> anyhow::Result<()> {
+    let stuck = state.store.stuck_sending(state.now() - super::SEND_GRACE_SECS, PAGE).await?;
+    for dep in stuck {
+        let project = match projects.get(&dep.project) {
+            Some(p) => p.clone(),
+            None => match state.project(dep.project).await? {
+                Some(p) => projects.entry(dep.project).or_insert(p).clone(),
+                None => continue,
+            },
+        };
+        let change = StatusChange { fail_reason: Some("trade_create_error".into()), ..StatusChange::default() };
+        let steps = [(DepositStatus::Fail, change)];
+        let unsent = |d: &Deposit| d.offer_id.is_none() && d.status == DepositStatus::Pending;
+        match transitions::apply_if(state, &project, dep.id, &steps, unsent).await {
+            Ok(transitions::Applied::Done(_)) => tracing::warn!(deposit = dep.id, "offer send interrupted; failed"),
+            Ok(transitions::Applied::Refused(_)) => {}
+            Err(e) => tracing::warn!(deposit = dep.id, error = format!("{e:#}"), "failing a stuck send failed"),
+        }
+    }
+    Ok(())
 }
 
 /// A pass over the named deposits only.
@@ -220,6 +248,10 @@ async fn check(
 ) -> anyhow::Result<(Option<Observed>, bool)> {
     let now = state.now();
     let game = dep.game.as_deref().and_then(Game::parse);
+    // Every CS2 trade is protected: since July 2025 Steam puts Trade Protection on all CS2 items a trade moves
+    // (the receiver sees them in context 16 for 7 days and the giver can reverse), and the simulator models
+    // exactly that. The received items carry nothing that could exempt them (they come from the payer's
+    // context 2), so FLOWS.md's "unprotected CS2" has no case today; Dota 2 and Rust are never protected.
     let protection = Protection {
         protected: game == Some(Game::Cs2),
         credit_early: project.settings.hold_policy == HoldPolicy::CreditEarly,
@@ -230,9 +262,10 @@ async fn check(
         None => None,
     };
     let Some(offer) = offer else {
-        // Steam cannot show the trade: only the clock can end a hold.
-        let steps = deposit::next_statuses(dep.status, None, Observed::Accepted, protection, dep.hold_until, now);
-        return apply(state, project, dep, &steps, None, "").await.map(|()| (None, false));
+        // Steam cannot show the trade: that is no observation at all (never an acceptance), and it breaks the
+        // chain of agreeing observations, so a hold only ends once two fresh looks agree again.
+        tracing::debug!(deposit = dep.id, "Steam cannot show the deposit's offer; nothing decided");
+        return Ok((None, false));
     };
     let (current, reason) = classify(dep, &offer);
     let changed = previous != Some(current);

@@ -605,3 +605,5 @@ async fn the_fee_is_taken_from_the_value_and_follows_holds_and_reversals() {
     let total = Money::from_minor(credited.minor() + net(&items).minor());
     assert_eq!(e.balance().await, (total.to_wire().to_string(), "0.00".into()));
 }
+
+mod review;

@@ -13,9 +13,10 @@ use sqlx::sqlite::SqliteRow;
 
 use super::{SqliteStore, SqliteTx};
 use crate::deposits::{
-    Deposit, DepositItem, DepositStore, DepositTx, FailedCallback, NewDeposit, OfferRecord, PayerHistory, StatusChange,
+    Deposit, DepositItem, DepositStore, DepositTx, FailedCallback, NewDeposit, OfferRecord, OfferTarget, PayerHistory,
+    StatusChange,
 };
-use crate::{Result, StoreError};
+use crate::{IdempotencyKey, Result, StoreError};
 
 /// The columns [`deposit_row`] decodes.
 macro_rules! deposit_select {
@@ -163,6 +164,31 @@ impl DepositStore for SqliteStore {
         })
     }
 
+    async fn stuck_sending(&self, before: i64, limit: u32) -> Result<Vec<Deposit>> {
+        let rows = sqlx::query(concat!(
+            deposit_select!(),
+            " WHERE offer_sending_at IS NOT NULL AND offer_sending_at <= ? AND status = 'pending'
+              AND offer_id IS NULL ORDER BY offer_sending_at, id LIMIT ?"
+        ))
+        .bind(before)
+        .bind(i64::from(limit))
+        .fetch_all(&self.reader)
+        .await?;
+        rows.iter().map(deposit_row).collect()
+    }
+
+    async fn idempotency_record(&self, key: &IdempotencyKey) -> Result<Option<(String, Option<String>)>> {
+        let row = sqlx::query(
+            "SELECT request_hash, response FROM idempotency_keys WHERE project_id = ? AND scope = ? AND key = ?",
+        )
+        .bind(key.project.0)
+        .bind(&key.scope)
+        .bind(&key.key)
+        .fetch_optional(&self.reader)
+        .await?;
+        row.map(|r| Ok((r.try_get(0)?, r.try_get(1)?))).transpose()
+    }
+
     async fn failed_callbacks(&self, project: ProjectId, after_id: i64, limit: u32) -> Result<Vec<FailedCallback>> {
         let rows = sqlx::query(
             "SELECT d.id, d.deposit_id, p.order_id, d.last_http_status FROM deliveries d
@@ -229,7 +255,7 @@ impl DepositTx for SqliteTx {
     async fn record_offer(&mut self, id: i64, o: &OfferRecord, now: i64) -> Result<bool> {
         let done = sqlx::query(
             "UPDATE deposits SET steam_id = ?, trade_token = ?, game = ?, offer_id = ?, bot_steam_id = ?, bot_name = ?,
-                offer_date = ?, offer_expires_at = ?, items = ?, updated_at = ?
+                offer_date = ?, offer_expires_at = ?, items = ?, updated_at = ?, offer_sending_at = NULL
              WHERE id = ? AND status = 'pending' AND offer_id IS NULL",
         )
         .bind(&o.steam_id)
@@ -246,6 +272,53 @@ impl DepositTx for SqliteTx {
         .execute(&mut *self.tx)
         .await?;
         Ok(done.rows_affected() == 1)
+    }
+
+    async fn begin_sending(&mut self, id: i64, t: &OfferTarget, now: i64) -> Result<bool> {
+        let done = sqlx::query(
+            "UPDATE deposits SET steam_id = ?, trade_token = ?, game = ?, items = ?, offer_sending_at = ?,
+                updated_at = ?
+             WHERE id = ? AND status = 'pending' AND offer_id IS NULL AND offer_sending_at IS NULL",
+        )
+        .bind(&t.steam_id)
+        .bind(&t.trade_token)
+        .bind(&t.game)
+        .bind(items_json(&t.items)?)
+        .bind(now)
+        .bind(now)
+        .bind(id)
+        .execute(&mut *self.tx)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn end_sending(&mut self, id: i64, now: i64) -> Result<bool> {
+        let done = sqlx::query(
+            "UPDATE deposits SET offer_sending_at = NULL, updated_at = ?
+             WHERE id = ? AND offer_sending_at IS NOT NULL AND offer_id IS NULL",
+        )
+        .bind(now)
+        .bind(id)
+        .execute(&mut *self.tx)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn abandon_deposit(&mut self, id: i64, key: &IdempotencyKey) -> Result<bool> {
+        let done = sqlx::query("DELETE FROM deposits WHERE id = ? AND status = 'pending' AND offer_id IS NULL")
+            .bind(id)
+            .execute(&mut *self.tx)
+            .await?;
+        if done.rows_affected() != 1 {
+            return Ok(false);
+        }
+        sqlx::query("DELETE FROM idempotency_keys WHERE project_id = ? AND scope = ? AND key = ? AND response IS NULL")
+            .bind(key.project.0)
+            .bind(&key.scope)
+            .bind(&key.key)
+            .execute(&mut *self.tx)
+            .await?;
+        Ok(true)
     }
 
     async fn change_status(

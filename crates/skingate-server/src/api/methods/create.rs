@@ -2,7 +2,7 @@
 //!
 //! `order_id` is unique per project: repeating a call with the same parameters returns the first answer
 //! again (header `Idempotent-Replayed: true`) and creates nothing; the same `order_id` with different
-//! parameters is `5 order_id_already_exists`.
+//! parameters, or already used by `create_from_user_inventory`, is `5 order_id_already_exists`.
 //!
 //! # Format
 //! Request: `order_id` (required, ≤ 255 bytes); optional `steam_id` (SteamID64, prefilled on the page),
@@ -156,11 +156,16 @@ impl Create {
             success_url,
             fail_url,
         };
-        let key = IdempotencyKey { project: ctx.project.id, scope: method::CREATE.into(), key: self.order_id };
+        // One scope with `create_from_user_inventory`: an `order_id` names one deposit, whichever method made it.
+        let key = IdempotencyKey { project: ctx.project.id, scope: deposits::ORDER_SCOPE.into(), key: self.order_id };
         let hash = idempotency::fingerprint(method::CREATE, ctx.params);
         let (owned_state, project) = (state.clone(), ctx.project.clone());
         let outcome = idempotency::run(state, key, &hash, move |tx| {
             Box::pin(async move {
+                // A deposit whose key predates the shared scope.
+                if owned_state.store.deposit_by_order(project.id, &req.order_id).await?.is_some() {
+                    return Err(ORDER_EXISTS);
+                }
                 let created = deposits::create_deposit(&owned_state, tx, &project, &req).await?;
                 let body = CreateResponse { url: created.url, transaction_id: created.transaction_id };
                 Ok(Reply::success(&body)?.body)

@@ -2,9 +2,11 @@
 //! hosted page (spec §4.3). A bot sends the offer at once; the outcome arrives by Result-URL callback or
 //! `orderstatus`.
 //!
-//! `order_id` is unique per project, as for `create` (same parameters: the first answer again; different
-//! ones: `7 order_id_already_exists`). Choosing the items, sending the offer and recording it happen in
-//! the transaction that claims the `order_id`, so a refused call leaves no deposit behind.
+//! `order_id` is unique per project and shared with `create` (same parameters: the first answer again, even
+//! while the first call is still sending its offer; different ones, or a deposit `create` made:
+//! `7 order_id_already_exists`). The deposit is committed as *sending* before Steam is asked, the offer is
+//! recorded afterwards, and a failed send takes the deposit back, so a refused call leaves no deposit behind
+//! and a sent offer is never unknown (see [`CreateFromUserInventory::apply`]).
 //!
 //! # Format
 //! Request: `order_id`, `steam_id`, `trade_token` (or a full trade URL), `item_asset_ids` (array of asset
@@ -20,18 +22,22 @@
 //! `11 invalid_url`, `12 invalid_custom_multiplier`, `13 user_not_tradable`, `14 trade_create_error`
 //! (Steam could not create the offer; try again).
 
+use std::sync::Arc;
+use std::time::Duration;
+
 use serde_json::Value;
+use skingate_core::deposit::DepositStatus;
 use skingate_steam::catalogue::Game;
-use skingate_store::IdempotencyKey;
+use skingate_store::{Claim, IdempotencyKey};
 use skingate_types::deposits::{OfferCreated, OfferCreatedResponse, method};
 
 use super::create::parse_multiplier;
 use super::user_inventory::parse_game;
 use super::{Ctx, Reply};
 use crate::api::params::{ParamError, Params};
-use crate::deposits::{self, CreateRequest, DepositError, Pricing};
+use crate::deposits::{self, CreateRequest, DepositError, OnSendFailure, Pricing};
 use crate::error::ApiError;
-use crate::idempotency::{self, Outcome};
+use crate::idempotency;
 
 const INVALID_ORDER_ID: ApiError = ApiError::method(1, "invalid_order_id");
 const INVALID_STEAM_ID: ApiError = ApiError::method(2, "invalid_steam_id");
@@ -113,6 +119,11 @@ impl CreateFromUserInventory {
     }
 
     /// Creates the deposit and sends its offer, once per `order_id`.
+    ///
+    /// Three steps, so a live offer is never unknown to the gateway and the database's writer is never held
+    /// during a Steam call: (1) claim the `order_id` and store the deposit marked as sending, commit;
+    /// (2) send the offer outside any transaction; (3) record it with the answer to replay, commit. Steps 2–3
+    /// run as a task that finishes even if the client disconnects; a retry meanwhile waits for its answer.
     pub async fn apply(self, ctx: &Ctx<'_>) -> Result<Reply, ApiError> {
         let (state, project) = (ctx.state, ctx.project);
         let currency = state.rates().get(&self.currency).ok_or(INVALID_CURRENCY)?.clone();
@@ -131,48 +142,97 @@ impl CreateFromUserInventory {
         };
         let pricing =
             Pricing { currency, multiplier_ppm: self.multiplier_ppm.unwrap_or(project.settings.multiplier_ppm) };
-        let key = IdempotencyKey {
-            project: project.id,
-            scope: method::CREATE_FROM_USER_INVENTORY.into(),
-            key: self.order_id.clone(),
-        };
+        let key =
+            IdempotencyKey { project: project.id, scope: deposits::ORDER_SCOPE.into(), key: self.order_id.clone() };
         let hash = idempotency::fingerprint(method::CREATE_FROM_USER_INVENTORY, ctx.params);
-        let (trade_url, game, asset_ids) = (self.trade_url, self.game, self.asset_ids);
-        let (owned_state, owned_project) = (state.clone(), project.clone());
-        let outcome = idempotency::run(state, key, &hash, move |tx| {
-            Box::pin(async move {
-                let (state, project) = (&owned_state, &owned_project);
-                let sel = deposits::select_items(state, project, &trade_url, game, &asset_ids, (None, None))
-                    .await
-                    .map_err(map_error)?;
-                if !sel.value.is_positive() {
-                    return Err(BELOW_MINIMUM);
+        // A repeat (or another request with this order_id) never touches Steam.
+        if state.store.deposit_by_order(project.id, &self.order_id).await?.is_some() {
+            return settle_existing(ctx, &key, &hash).await;
+        }
+        let sel = deposits::select_items(state, project, &self.trade_url, self.game, &self.asset_ids, (None, None))
+            .await
+            .map_err(map_error)?;
+        if !sel.value.is_positive() {
+            return Err(BELOW_MINIMUM);
+        }
+        let mut tx = state.store.begin().await?;
+        if tx.claim_idempotency_key(&key, &hash, state.now()).await? != Claim::New {
+            drop(tx);
+            return settle_existing(ctx, &key, &hash).await;
+        }
+        let created = deposits::create_deposit(state, tx.as_mut(), project, &req).await?;
+        if !tx.begin_sending(created.transaction_id, &deposits::offer_target(&sel), state.now()).await? {
+            return Err(ApiError::internal(anyhow::anyhow!("a new deposit cannot start sending")));
+        }
+        tx.commit().await?;
+        let value = sel.value;
+        let reply: deposits::ReplyFn = Box::new(move |offer| {
+            let data = OfferCreated {
+                transaction_id: offer.transaction_id,
+                sum: value.to_wire(),
+                local_sum: pricing.local(value),
+                local_sum_multiplied: pricing.multiplied(value),
+                local_currency: pricing.currency.code.clone(),
+                trade_offer_id: offer.offer_id.clone(),
+                trade_offer_expiry_at: deposits::iso_micros(offer.offer_expires_at),
+                bot_steam_id: offer.bot_steam_id.clone(),
+                bot_name: offer.bot_name.clone(),
+            };
+            let body = Reply::success(&OfferCreatedResponse { data }).map_err(|e| anyhow::anyhow!("{e:?}"))?.body;
+            Ok(String::from_utf8(body)?)
+        });
+        let token = self.trade_url.token.clone();
+        let failure = OnSendFailure::Abandon(key.clone());
+        let owned = Arc::new(project.clone());
+        let sent = deposits::spawn_send(state, owned, created.transaction_id, sel, token, failure, Some((key, reply)));
+        let (_, body) = sent.await.map_err(|e| match e {
+            DepositError::NotPending => TRADE_CREATE_ERROR,
+            other => map_error(other),
+        })?;
+        let body = body.ok_or_else(|| ApiError::internal(anyhow::anyhow!("offer recorded without an answer")))?;
+        Ok(Reply { body: body.into_bytes(), replayed: false })
+    }
+}
+
+/// How long a repeat waits for the answer of the same request still sending its offer.
+const IN_FLIGHT_WAIT: Duration = Duration::from_secs(10);
+
+/// The answer to a request whose `order_id` already names a deposit: the stored answer of the same request
+/// (waiting for it while that request's offer is still being sent), `7 order_id_already_exists` for any
+/// other request, `14 trade_create_error` when the first request's send was given up.
+async fn settle_existing(ctx: &Ctx<'_>, key: &IdempotencyKey, hash: &str) -> Result<Reply, ApiError> {
+    let state = ctx.state;
+    let deadline = tokio::time::Instant::now() + IN_FLIGHT_WAIT;
+    loop {
+        match state.store.idempotency_record(key).await? {
+            Some((stored, Some(body))) if stored == hash => {
+                return Ok(Reply { body: body.into_bytes(), replayed: true });
+            }
+            Some((stored, None)) if stored == hash => {
+                // The same request, its offer still being sent (or its send interrupted by a crash: the
+                // watcher fails such a deposit after a grace period).
+                let dep = state.store.deposit_by_order(ctx.project.id, &key.key).await?;
+                let alive = dep.is_some_and(|d| d.status == DepositStatus::Pending);
+                if !alive || tokio::time::Instant::now() >= deadline {
+                    return Err(TRADE_CREATE_ERROR);
                 }
-                let created = deposits::create_deposit(state, tx, project, &req).await?;
-                let offer = deposits::send_offer(state, project, created.transaction_id, &sel, &trade_url.token)
-                    .await
-                    .map_err(map_error)?;
-                deposits::record_offer(tx, &sel, &offer, state.now()).await?;
-                let data = OfferCreated {
-                    transaction_id: created.transaction_id,
-                    sum: sel.value.to_wire(),
-                    local_sum: pricing.local(sel.value),
-                    local_sum_multiplied: pricing.multiplied(sel.value),
-                    local_currency: pricing.currency.code.clone(),
-                    trade_offer_id: offer.offer_id,
-                    trade_offer_expiry_at: deposits::iso_micros(offer.offer_expires_at),
-                    bot_steam_id: offer.bot_steam_id,
-                    bot_name: offer.bot_name,
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            // The first request failed and took its deposit back meanwhile: the merchant may retry.
+            None if state.store.deposit_by_order(ctx.project.id, &key.key).await?.is_none() => {
+                return Err(TRADE_CREATE_ERROR);
+            }
+            // A deposit made before the scope was shared: its key is under this method's own scope.
+            None => {
+                let legacy = IdempotencyKey { scope: method::CREATE_FROM_USER_INVENTORY.into(), ..key.clone() };
+                return match state.store.idempotency_record(&legacy).await? {
+                    Some((stored, Some(body))) if stored == hash => {
+                        Ok(Reply { body: body.into_bytes(), replayed: true })
+                    }
+                    _ => Err(ORDER_EXISTS),
                 };
-                Ok(Reply::success(&OfferCreatedResponse { data })?.body)
-            })
-        })
-        .await?;
-        state.deposits_wake.notify_one();
-        match outcome {
-            Outcome::Fresh(body) => Ok(Reply { body, replayed: false }),
-            Outcome::Replayed(body) => Ok(Reply { body, replayed: true }),
-            Outcome::Conflict => Err(ORDER_EXISTS),
+            }
+            _ => return Err(ORDER_EXISTS),
         }
     }
 }
