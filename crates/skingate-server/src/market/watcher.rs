@@ -47,11 +47,6 @@ use crate::state::AppState;
 
 /// Purchases looked at per round (small, so a round holds the writer briefly and buys interleave).
 const ROUND_LIMIT: usize = 256;
-
-/// Least time between the starts of two rounds. Every buy wakes the watcher, and every round commits on the
-/// one SQLite writer the buys need too: under load, rounds come at most this often and each handles whatever
-/// accumulated (a new purchase's offer goes out within this long, against minutes for a user to answer).
-const MIN_ROUND_GAP: Duration = Duration::from_millis(50);
 /// How often (clock seconds) an open offer is observed when nothing is pending confirmation. Waiting purchases
 /// are polled from memory; the database only holds their deadline, so polling writes nothing.
 const WAITING_CHECK_SECS: i64 = 1;
@@ -83,13 +78,8 @@ pub async fn run(state: AppState, shutdown: CancellationToken) {
     let mut memory = Memory::default();
     let interval = Duration::from_millis(state.config.market_poll_interval_ms);
     loop {
-        let started = tokio::time::Instant::now();
         if let Err(e) = round(&state, &mut memory).await {
             tracing::warn!(error = %e, "market watcher round failed");
-        }
-        tokio::select! {
-            () = shutdown.cancelled() => return,
-            () = tokio::time::sleep_until(started + MIN_ROUND_GAP) => {}
         }
         tokio::select! {
             () = shutdown.cancelled() => return,
