@@ -115,20 +115,11 @@ pub fn received_items(assets: &[Asset]) -> Vec<DepositItem> {
         .collect()
 }
 
-/// Unix seconds as `YYYY-MM-DD HH:MM:SS` (UTC), the format of `user_risk`'s dates.
+/// Unix seconds as `YYYY-MM-DD HH:MM:SS` (UTC), the format of `user_risk`'s dates (out-of-range times show as
+/// the epoch rather than failing a callback).
 pub fn datetime(secs: i64) -> String {
-    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
-    // Howard Hinnant's civil_from_days.
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!("{year:04}-{month:02}-{day:02} {:02}:{:02}:{:02}", rem / 3600, rem % 3600 / 60, rem % 60)
+    let at = time::OffsetDateTime::from_unix_timestamp(secs).unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
+    at.format(time::macros::format_description!("[year]-[month]-[day] [hour]:[minute]:[second]")).unwrap_or_default()
 }
 
 /// `user_risk` from the gateway's own history of the payer (every project), excluding deposit `except`,

@@ -13,7 +13,7 @@ use crate::market::{
     UnitPick, UnitState,
 };
 use crate::{IdempotencyKey, Result, StoreError};
-use skingate_core::ledger::{Account, AccountId, AccountKind, Balances, Phase};
+use skingate_core::ledger::{Account, AccountId, Phase};
 
 /// Rows per multi-row INSERT of the bulk writers.
 const BULK_CHUNK: usize = 400;
@@ -424,26 +424,7 @@ impl MarketTx for SqliteTx {
     }
 
     async fn ledger_account(&mut self, id: AccountId) -> Result<(Account, i64)> {
-        let r = sqlx::query(
-            "SELECT kind, no_overdraft, debits_posted, credits_posted, debits_pending, credits_pending, project_id
-             FROM accounts WHERE id = ?",
-        )
-        .bind(id.0)
-        .fetch_one(&mut *self.tx)
-        .await?;
-        let kind: String = r.try_get(0)?;
-        let account = Account {
-            id,
-            kind: AccountKind::parse(&kind).ok_or_else(|| StoreError::Corrupt(format!("account kind {kind}")))?,
-            no_overdraft: r.try_get(1)?,
-            balances: Balances {
-                debits_posted: r.try_get(2)?,
-                credits_posted: r.try_get(3)?,
-                debits_pending: r.try_get(4)?,
-                credits_pending: r.try_get(5)?,
-            },
-        };
-        Ok((account, r.try_get(6)?))
+        self.load_account(id).await
     }
 
     async fn write_decided_transfers(

@@ -80,7 +80,8 @@ impl SqliteTx {
         Ok(Some(Transfer { spec, resolved: r.try_get(5)? }))
     }
 
-    async fn load_account(&mut self, id: AccountId) -> Result<(Account, i64)> {
+    /// An account with its balances, and the project that owns it.
+    pub(crate) async fn load_account(&mut self, id: AccountId) -> Result<(Account, i64)> {
         let r = sqlx::query(
             "SELECT kind, no_overdraft, debits_posted, credits_posted, debits_pending, credits_pending, project_id
              FROM accounts WHERE id = ?",
