@@ -162,6 +162,25 @@ fn refuse_cross_site(headers: &HeaderMap) -> Result<(), Refused> {
     Ok(())
 }
 
+/// What every form post does first, in this order: find the deposit, refuse cross-site posts, read the form,
+/// send a payer who is past the choosing step back to the page, refuse new offers while the gateway or the
+/// project does not take them.
+async fn open_form(
+    state: &AppState,
+    token: &str,
+    headers: &HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<(DepositView, Vec<(String, String)>), Refused> {
+    let view = load(state, token).await?;
+    refuse_cross_site(headers)?;
+    let pairs = read_form(headers, body)?;
+    if adapter::step(&view) != Step::Choose {
+        return Err(Box::new(see_other(&format!("/pay/{token}"))));
+    }
+    accepting(state, &view)?;
+    Ok((view, pairs))
+}
+
 /// `POST /pay/{token}/account`: the payer's trade URL; on to the inventory.
 pub async fn account(
     State(state): State<AppState>,
@@ -178,13 +197,7 @@ async fn account_inner(
     headers: &HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> PageResult {
-    let view = load(state, token).await?;
-    refuse_cross_site(headers)?;
-    let pairs = read_form(headers, body)?;
-    if adapter::step(&view) != Step::Choose {
-        return Ok(see_other(&format!("/pay/{token}")));
-    }
-    accepting(state, &view)?;
+    let (view, pairs) = open_form(state, token, headers, body).await?;
     let Some(input) = field(&pairs, "trade_url") else { return Err(Box::new(bad_form("The trade URL is missing."))) };
     let input = input.trim();
     let url = match input.parse::<TradeUrl>() {
@@ -296,13 +309,7 @@ async fn submit_inner(
     headers: &HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> PageResult {
-    let view = load(state, token).await?;
-    refuse_cross_site(headers)?;
-    let pairs = read_form(headers, body)?;
-    if adapter::step(&view) != Step::Choose {
-        return Ok(see_other(&format!("/pay/{token}")));
-    }
-    accepting(state, &view)?;
+    let (view, pairs) = open_form(state, token, headers, body).await?;
     let Some(pick) = Pick::read(&view, |k| field(&pairs, k)) else {
         return Err(Box::new(bad_form("The Steam account in this form is not valid.")));
     };
