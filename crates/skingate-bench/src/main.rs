@@ -10,13 +10,14 @@
 //! By default the gateway runs in this process on its own runtime and thread, on a fresh SQLite file; with
 //! `--url` it drives a gateway that is already running.
 //!
-//! Benchmarks are subcommands (`api`, `market`, `deposits`, `webhooks`, `ws-idle`, `ws-latency`); with none
-//! named, `api` runs, so `skingate-bench --clients 1,16,64 --seconds 5` is the API benchmark. Results are a
-//! human table and a final machine-readable JSON line; see `docs/BENCHMARKS.md` for measured figures.
+//! Benchmarks are subcommands (`api`, `market`, `deposits`, `catalogue`, `webhooks`, `ws-idle`,
+//! `ws-latency`); with none named, `api` runs, so `skingate-bench --clients 1,16,64 --seconds 5` is the API
+//! benchmark. Results are a human table and a final machine-readable JSON line; see `docs/BENCHMARKS.md` for measured figures.
 
 use clap::{Parser, Subcommand};
 
 mod api;
+mod catalogue;
 mod deposits;
 mod market;
 mod target;
@@ -53,6 +54,8 @@ enum Bench {
     WsLatency(ws::LatencyOpts),
     /// Deposit latency: trade accepted → Result-URL callback received.
     Deposits(deposits::Opts),
+    /// The simulator's item catalogue: load time from the shipped list.
+    Catalogue(catalogue::Opts),
 }
 
 /// Runs the chosen benchmark; a failure is one clear line on stderr and exit status 1.
@@ -75,5 +78,6 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Some(Bench::WsIdle(opts)) => ws::idle(opts),
         Some(Bench::WsLatency(opts)) => ws::latency(opts),
         Some(Bench::Deposits(opts)) => deposits::run(opts),
+        Some(Bench::Catalogue(opts)) => catalogue::run(opts),
     }
 }
