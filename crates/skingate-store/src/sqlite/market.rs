@@ -506,18 +506,7 @@ impl MarketTx for SqliteTx {
             .await?;
         }
         for a in accounts {
-            let b = &a.balances;
-            sqlx::query(
-                "UPDATE accounts SET debits_posted = ?, credits_posted = ?, debits_pending = ?, credits_pending = ?
-                 WHERE id = ?",
-            )
-            .bind(b.debits_posted)
-            .bind(b.credits_posted)
-            .bind(b.debits_pending)
-            .bind(b.credits_pending)
-            .bind(a.id.0)
-            .execute(&mut *self.tx)
-            .await?;
+            self.save_account(a).await?;
         }
         Ok(())
     }

@@ -104,7 +104,8 @@ impl SqliteTx {
         Ok((account, r.try_get(6)?))
     }
 
-    async fn save_account(&mut self, a: &Account) -> Result<()> {
+    /// Writes an account's running totals (as the domain ledger left them).
+    pub(crate) async fn save_account(&mut self, a: &Account) -> Result<()> {
         let b = &a.balances;
         sqlx::query(
             "UPDATE accounts SET debits_posted = ?, credits_posted = ?, debits_pending = ?, credits_pending = ?
