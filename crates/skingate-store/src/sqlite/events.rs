@@ -237,6 +237,9 @@ async fn insert_attempts<'a>(
     Ok(())
 }
 
+/// Deliveries whose attempts ended alike (status, attempt number, finish time, lease) and so take one update.
+type SameOutcome = (Option<u16>, u32, i64, Option<i64>);
+
 /// Delivered attempts: one multi-row insert, one update per distinct status, one project reset.
 async fn record_delivered<'a>(
     tx: &mut sqlx::Transaction<'static, sqlx::Sqlite>,
@@ -247,7 +250,7 @@ async fn record_delivered<'a>(
         return Ok(());
     }
     insert_attempts(tx, rows.clone().map(|(d, a, _)| (*d, *a)), n).await?;
-    let mut by_status: std::collections::BTreeMap<(Option<u16>, u32, i64, Option<i64>), Vec<i64>> = Default::default();
+    let mut by_status: std::collections::BTreeMap<SameOutcome, Vec<i64>> = Default::default();
     let mut projects = std::collections::BTreeSet::new();
     for (d, a, _) in rows {
         let finished = a.started_at + i64::try_from(a.duration_ms / 1000).unwrap_or(0);
