@@ -10,8 +10,10 @@
 //! # Why a transaction object
 //! A business change, its ledger entries, its idempotency key and (later) its outbox rows must commit
 //! together or not at all. Callers therefore open a [`WriteTx`], do everything through it and
-//! [`WriteTx::commit`]; dropping it rolls back. There is no other way to write ledger rows: the only
-//! path is [`WriteTx::transfer`], which runs the domain ledger's checks.
+//! [`WriteTx::commit`]; dropping it rolls back. Ledger rows are written in one place only, fed by two paths
+//! that both run the domain ledger's checks first: [`WriteTx::transfer`] (one transfer, checked against the
+//! stored balances) and [`MarketTx::write_decided_transfers`] (a batch already checked by `ledger::apply`
+//! against the batch's in-memory balances).
 
 use async_trait::async_trait;
 use skingate_core::Money;

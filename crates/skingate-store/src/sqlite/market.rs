@@ -13,10 +13,10 @@ use crate::market::{
     UnitPick, UnitState,
 };
 use crate::{IdempotencyKey, Result, StoreError};
-use skingate_core::ledger::{Account, AccountId, Phase};
+use skingate_core::ledger::{Account, AccountId};
 
 /// Rows per multi-row INSERT of the bulk writers.
-const BULK_CHUNK: usize = 400;
+pub(super) const BULK_CHUNK: usize = 400;
 
 const UNIT_COLUMNS: &str = "id, game, name, classid, asset_id, bot, reference, state";
 const PURCHASE_COLUMNS: &str = "id, project_id, unit_id, game, name, classid, price, partner, token, custom_id, status,
@@ -433,82 +433,7 @@ impl MarketTx for SqliteTx {
         transfers: &[DecidedTransfer],
         now: i64,
     ) -> Result<()> {
-        for chunk in transfers.chunks(BULK_CHUNK) {
-            let mut q: QueryBuilder<Sqlite> = QueryBuilder::new(
-                "INSERT INTO transfers (id, debit_account_id, credit_account_id, amount, phase, pending_id, code,
-                    allow_overdraft, reference, created_at) ",
-            );
-            q.push_values(chunk, |mut b, t| {
-                let s = &t.spec;
-                b.push_bind(&s.id.0)
-                    .push_bind(s.debit.0)
-                    .push_bind(s.credit.0)
-                    .push_bind(s.amount.minor())
-                    .push_bind(s.phase.as_str())
-                    .push_bind(s.phase.pending_id().map(|p| p.0.as_str()))
-                    .push_bind(s.code.as_str())
-                    .push_bind(s.allow_overdraft)
-                    .push_bind(&s.reference)
-                    .push_bind(now);
-            });
-            q.build().execute(&mut *self.tx).await?;
-            let mut q: QueryBuilder<Sqlite> = QueryBuilder::new(
-                "INSERT INTO entries (transfer_id, account_id, project_id, side, amount, available_before,
-                    available_after, held_before, held_after, in_flight_before, in_flight_after, created_at) ",
-            );
-            let rows = chunk.iter().flat_map(|t| t.entries.iter().zip(t.owners).map(move |(e, o)| (&t.spec.id, e, o)));
-            q.push_values(rows, |mut b, (id, e, owner)| {
-                b.push_bind(&id.0)
-                    .push_bind(e.account.0)
-                    .push_bind(owner)
-                    .push_bind(e.side.as_str())
-                    .push_bind(e.amount.minor())
-                    .push_bind(e.before.available().minor())
-                    .push_bind(e.after.available().minor())
-                    .push_bind(e.before.held().minor())
-                    .push_bind(e.after.held().minor())
-                    .push_bind(e.before.in_flight().minor())
-                    .push_bind(e.after.in_flight().minor())
-                    .push_bind(now);
-            });
-            q.build().execute(&mut *self.tx).await?;
-        }
-        // The pending transfers these post or void are resolved (the unique index on pending_id refuses a second
-        // resolution, failing the whole write).
-        let resolved: Vec<&str> =
-            transfers.iter().filter_map(|t| t.spec.phase.pending_id()).map(|p| p.0.as_str()).collect();
-        for chunk in resolved.chunks(BULK_CHUNK) {
-            let mut q: QueryBuilder<Sqlite> = QueryBuilder::new("UPDATE transfers SET resolved = 1 WHERE id IN (");
-            let mut sep = q.separated(", ");
-            for id in chunk {
-                sep.push_bind(*id);
-            }
-            q.push(")");
-            q.build().execute(&mut *self.tx).await?;
-        }
-        // Settled totals (what `balance` reports as deposit and withdrawal sums), summed before writing.
-        let mut totals: std::collections::BTreeMap<(i64, &str, &str), i64> = std::collections::BTreeMap::new();
-        for t in transfers.iter().filter(|t| !matches!(t.spec.phase, Phase::Pending | Phase::Void(_))) {
-            let s = &t.spec;
-            *totals.entry((s.debit.0, s.code.as_str(), "debit")).or_default() += s.amount.minor();
-            *totals.entry((s.credit.0, s.code.as_str(), "credit")).or_default() += s.amount.minor();
-        }
-        for ((account, code, side), total) in totals {
-            sqlx::query(
-                "INSERT INTO transfer_totals (account_id, code, side, total) VALUES (?, ?, ?, ?)
-                 ON CONFLICT (account_id, code, side) DO UPDATE SET total = total + excluded.total",
-            )
-            .bind(account)
-            .bind(code)
-            .bind(side)
-            .bind(total)
-            .execute(&mut *self.tx)
-            .await?;
-        }
-        for a in accounts {
-            self.save_account(a).await?;
-        }
-        Ok(())
+        self.write_ledger(accounts, transfers, now).await
     }
 
     async fn insert_events_bulk(&mut self, events: &[BulkEvent], now: i64) -> Result<()> {

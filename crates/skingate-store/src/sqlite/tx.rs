@@ -3,13 +3,13 @@
 use async_trait::async_trait;
 use skingate_core::Money;
 use skingate_core::ledger::{
-    self, Account, AccountId, AccountKind, Applied, Balances, Entry, Phase, Transfer, TransferCode, TransferId,
-    TransferSpec,
+    self, Account, AccountId, AccountKind, Applied, Balances, Phase, Transfer, TransferCode, TransferId, TransferSpec,
 };
 use skingate_core::project::ProjectId;
-use sqlx::{Row, Sqlite, Transaction};
+use sqlx::{QueryBuilder, Row, Sqlite, Transaction};
 
 use super::cache::SharedCache;
+use crate::market::DecidedTransfer;
 use crate::{Claim, IdempotencyKey, PayloadFn, ProjectBalance, Result, StoreError, StoredEvent, WriteTx};
 
 /// The currency every ledger account is kept in today.
@@ -121,68 +121,90 @@ impl SqliteTx {
         Ok(())
     }
 
-    async fn insert_transfer(&mut self, s: &TransferSpec, now: i64) -> Result<()> {
-        sqlx::query(
-            "INSERT INTO transfers (id, debit_account_id, credit_account_id, amount, phase, pending_id, code,
-                allow_overdraft, reference, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        )
-        .bind(&s.id.0)
-        .bind(s.debit.0)
-        .bind(s.credit.0)
-        .bind(s.amount.minor())
-        .bind(s.phase.as_str())
-        .bind(s.phase.pending_id().map(|p| p.0.as_str()))
-        .bind(s.code.as_str())
-        .bind(s.allow_overdraft)
-        .bind(&s.reference)
-        .bind(now)
-        .execute(&mut *self.tx)
-        .await?;
-        if let Some(p) = s.phase.pending_id() {
-            sqlx::query("UPDATE transfers SET resolved = 1 WHERE id = ?").bind(&p.0).execute(&mut *self.tx).await?;
+    /// Writes decided transfers (rows, entries, resolutions, settled totals) and the accounts' new balances:
+    /// the one place ledger rows are written, for a single transfer ([`WriteTx::transfer`]) and for a batch
+    /// (the market's group-committed buys) alike. A pending transfer resolved twice fails the write (unique
+    /// index on `pending_id`).
+    pub(crate) async fn write_ledger(
+        &mut self,
+        accounts: &[Account],
+        transfers: &[DecidedTransfer],
+        now: i64,
+    ) -> Result<()> {
+        for chunk in transfers.chunks(super::market::BULK_CHUNK) {
+            let mut q: QueryBuilder<Sqlite> = QueryBuilder::new(
+                "INSERT INTO transfers (id, debit_account_id, credit_account_id, amount, phase, pending_id, code,
+                    allow_overdraft, reference, created_at) ",
+            );
+            q.push_values(chunk, |mut b, t| {
+                let s = &t.spec;
+                b.push_bind(&s.id.0)
+                    .push_bind(s.debit.0)
+                    .push_bind(s.credit.0)
+                    .push_bind(s.amount.minor())
+                    .push_bind(s.phase.as_str())
+                    .push_bind(s.phase.pending_id().map(|p| p.0.as_str()))
+                    .push_bind(s.code.as_str())
+                    .push_bind(s.allow_overdraft)
+                    .push_bind(&s.reference)
+                    .push_bind(now);
+            });
+            q.build().execute(&mut *self.tx).await?;
+            let mut q: QueryBuilder<Sqlite> = QueryBuilder::new(
+                "INSERT INTO entries (transfer_id, account_id, project_id, side, amount, available_before,
+                    available_after, held_before, held_after, in_flight_before, in_flight_after, created_at) ",
+            );
+            let rows = chunk.iter().flat_map(|t| t.entries.iter().zip(t.owners).map(move |(e, o)| (&t.spec.id, e, o)));
+            q.push_values(rows, |mut b, (id, e, owner)| {
+                b.push_bind(&id.0)
+                    .push_bind(e.account.0)
+                    .push_bind(owner)
+                    .push_bind(e.side.as_str())
+                    .push_bind(e.amount.minor())
+                    .push_bind(e.before.available().minor())
+                    .push_bind(e.after.available().minor())
+                    .push_bind(e.before.held().minor())
+                    .push_bind(e.after.held().minor())
+                    .push_bind(e.before.in_flight().minor())
+                    .push_bind(e.after.in_flight().minor())
+                    .push_bind(now);
+            });
+            q.build().execute(&mut *self.tx).await?;
         }
-        Ok(())
-    }
-
-    async fn insert_entry(&mut self, transfer: &TransferId, e: &Entry, project: i64, now: i64) -> Result<()> {
-        sqlx::query(
-            "INSERT INTO entries (transfer_id, account_id, project_id, side, amount, available_before,
-                available_after, held_before, held_after, in_flight_before, in_flight_after, created_at)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        )
-        .bind(&transfer.0)
-        .bind(e.account.0)
-        .bind(project)
-        .bind(e.side.as_str())
-        .bind(e.amount.minor())
-        .bind(e.before.available().minor())
-        .bind(e.after.available().minor())
-        .bind(e.before.held().minor())
-        .bind(e.after.held().minor())
-        .bind(e.before.in_flight().minor())
-        .bind(e.after.in_flight().minor())
-        .bind(now)
-        .execute(&mut *self.tx)
-        .await?;
-        Ok(())
-    }
-
-    /// Settled money only: a pending reservation is not yet a deposit or a withdrawal.
-    async fn add_totals(&mut self, s: &TransferSpec) -> Result<()> {
-        if matches!(s.phase, Phase::Pending | Phase::Void(_)) {
-            return Ok(());
+        // The pending transfers these post or void are resolved (the unique index on pending_id refuses a second
+        // resolution, failing the whole write).
+        let resolved: Vec<&str> =
+            transfers.iter().filter_map(|t| t.spec.phase.pending_id()).map(|p| p.0.as_str()).collect();
+        for chunk in resolved.chunks(super::market::BULK_CHUNK) {
+            let mut q: QueryBuilder<Sqlite> = QueryBuilder::new("UPDATE transfers SET resolved = 1 WHERE id IN (");
+            let mut sep = q.separated(", ");
+            for id in chunk {
+                sep.push_bind(*id);
+            }
+            q.push(")");
+            q.build().execute(&mut *self.tx).await?;
         }
-        for (account, side) in [(s.debit, "debit"), (s.credit, "credit")] {
+        // Settled totals (what `balance` reports as deposit and withdrawal sums), summed before writing.
+        let mut totals: std::collections::BTreeMap<(i64, &str, &str), i64> = std::collections::BTreeMap::new();
+        for t in transfers.iter().filter(|t| !matches!(t.spec.phase, Phase::Pending | Phase::Void(_))) {
+            let s = &t.spec;
+            *totals.entry((s.debit.0, s.code.as_str(), "debit")).or_default() += s.amount.minor();
+            *totals.entry((s.credit.0, s.code.as_str(), "credit")).or_default() += s.amount.minor();
+        }
+        for ((account, code, side), total) in totals {
             sqlx::query(
                 "INSERT INTO transfer_totals (account_id, code, side, total) VALUES (?, ?, ?, ?)
                  ON CONFLICT (account_id, code, side) DO UPDATE SET total = total + excluded.total",
             )
-            .bind(account.0)
-            .bind(s.code.as_str())
+            .bind(account)
+            .bind(code)
             .bind(side)
-            .bind(s.amount.minor())
+            .bind(total)
             .execute(&mut *self.tx)
             .await?;
+        }
+        for a in accounts {
+            self.save_account(a).await?;
         }
         Ok(())
     }
@@ -264,12 +286,9 @@ impl WriteTx for SqliteTx {
             None => None,
         };
         let entries = ledger::apply(spec, &mut debit, &mut credit, pending.as_ref())?;
-        self.insert_transfer(spec, now).await?;
-        self.save_account(&debit).await?;
-        self.save_account(&credit).await?;
-        self.insert_entry(&spec.id, &entries[0], debit_owner, now).await?;
-        self.insert_entry(&spec.id, &entries[1], credit_owner, now).await?;
-        self.add_totals(spec).await?;
+        let decided =
+            DecidedTransfer { spec: spec.clone(), entries: entries.clone(), owners: [debit_owner, credit_owner] };
+        self.write_ledger(&[debit, credit], std::slice::from_ref(&decided), now).await?;
         Ok(Applied::New(entries))
     }
 
