@@ -127,6 +127,9 @@ pub struct Running {
     shutdown: CancellationToken,
     server: JoinHandle<std::io::Result<()>>,
     saver: JoinHandle<u64>,
+    /// Stops the background work when a `Running` is dropped without [`Running::stop`] (tests do): tasks on
+    /// dedicated threads do not end with the runtime that started them.
+    _stop_on_drop: tokio_util::sync::DropGuard,
 }
 
 impl Running {
@@ -169,7 +172,7 @@ pub async fn start(mut config: Config, clock: Arc<dyn Clock>) -> anyhow::Result<
     let server = tokio::spawn(serve(listener, state.clone(), shutdown.clone().cancelled_owned()));
     tokio::spawn(refresh_loop(state.clone(), shutdown.clone()));
     tokio::spawn(crate::hub::run_tailer(state.clone(), shutdown.clone()));
-    tokio::spawn(crate::market::watcher::run(state.clone(), shutdown.clone()));
+    crate::dedicated::spawn("skingate-market-watcher", crate::market::watcher::run(state.clone(), shutdown.clone()));
     let policy = crate::webhook::AddressPolicy {
         allow_private: state.config.webhook_allow_private,
         allowed: state.config.webhook_allowed_networks.clone(),
@@ -177,7 +180,8 @@ pub async fn start(mut config: Config, clock: Arc<dyn Clock>) -> anyhow::Result<
     let client = crate::webhook::WebhookClient::new(policy, Duration::from_millis(state.config.webhook_timeout_ms));
     tokio::spawn(crate::dispatcher::run(state.clone(), client, shutdown.clone()));
     tokio::spawn(crate::deposits::watcher::run(state.clone(), shutdown.clone()));
-    Ok(Running { addr, state, demo, shutdown, server, saver })
+    let _stop_on_drop = shutdown.clone().drop_guard();
+    Ok(Running { addr, state, demo, shutdown, server, saver, _stop_on_drop })
 }
 
 /// Serves HTTP on `listener` until `shutdown` resolves, then drains in-flight requests.

@@ -96,6 +96,9 @@ pub struct Config {
     pub market_markup_bps: u32,
     /// Purchase watcher poll period.
     pub market_poll_interval_ms: u64,
+    /// Least time between two purchase-watcher rounds when buys wake it: a burst of buys is sent in a few
+    /// large rounds (a few transactions) instead of one small round per buy batch, each taking the writer.
+    pub market_watch_coalesce_ms: u64,
     /// Most buys group-committed in one transaction.
     pub market_batch_max: usize,
     /// How often the deposit trade watcher observes open offers and held deposits, in ms.

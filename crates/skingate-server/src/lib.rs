@@ -23,6 +23,7 @@ pub mod api;
 pub mod app;
 pub mod clock;
 pub mod config;
+pub mod dedicated;
 pub mod deposits;
 pub mod dispatcher;
 pub mod error;

@@ -433,7 +433,9 @@ impl Steam for Simulator {
             return Err(SteamError::InvalidToken);
         }
         let now = (self.now)();
-        let inventory = self.inventory(user, offer.game).await?;
+        // The partner's inventory is generated on demand: only an offer that takes items from it needs it.
+        let inventory =
+            if offer.items_to_receive.is_empty() { Vec::new() } else { self.inventory(user, offer.game).await? };
         let mut world = self.world_mut();
         let profile = world.profiles.get(&user).copied().unwrap_or(DEFAULT_PROFILE);
         match profile {

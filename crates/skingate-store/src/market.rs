@@ -95,20 +95,26 @@ pub struct UnitGroup {
     pub count: i64,
 }
 
-/// Which unit a buy wants.
+/// An idempotency key as stored: the request it was claimed for and the answer kept for replays.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum UnitPick {
-    /// This unit id, whatever it costs (the caller checks `max_price`).
-    Id(i64),
-    /// The cheapest unit of this name in this game whose reference price is at most `max_reference`.
-    Cheapest {
-        /// Game code.
-        game: String,
-        /// `market_hash_name`.
-        name: String,
-        /// Upper bound of the reference price, if any.
-        max_reference: Option<Money>,
-    },
+pub struct StoredKey {
+    /// The merchant's key.
+    pub key: String,
+    /// Fingerprint of the request that claimed it.
+    pub request_hash: String,
+    /// The answer; `None` if its work committed without storing one (a repeat is then a conflict).
+    pub response: Option<String>,
+}
+
+/// An idempotency key to insert together with its answer (a buy batch's successful buys).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AnsweredKey {
+    /// The key.
+    pub key: IdempotencyKey,
+    /// Fingerprint of the request.
+    pub request_hash: String,
+    /// The answer replayed to repeats.
+    pub response: String,
 }
 
 /// A purchase to record.
@@ -268,20 +274,24 @@ pub trait MarketTx: Send {
     /// Puts units into stock (for sale at once); returns their ids in order. Deposits call this with the
     /// items they received.
     async fn add_units(&mut self, units: &[NewUnit], now: i64) -> Result<Vec<i64>>;
-    /// The unit a buy wants, if it is for sale now.
-    async fn pick_unit(&mut self, pick: &UnitPick) -> Result<Option<Unit>>;
-    /// Picks the unit a buy wants and reserves it in one statement; `None` if none is for sale.
-    async fn reserve_unit(&mut self, pick: &UnitPick, now: i64) -> Result<Option<Unit>>;
+    /// The units among `ids` that are in stock, read inside the transaction (a buy batch's picks by id).
+    async fn stock_units(&mut self, ids: &[i64]) -> Result<Vec<Unit>>;
+    /// The `limit` cheapest units in stock of one item, cheapest first (ties: lowest id), read inside the
+    /// transaction: a buy batch fetches as many as it has buyers of that name and hands them out in order.
+    async fn cheapest_units(&mut self, game: &str, name: &str, limit: u32) -> Result<Vec<Unit>>;
     /// Records purchases in `creating_trade` due for the watcher now, under ids from
     /// [`MarketTx::next_purchase_id`], in bulk.
     async fn insert_purchases_bulk(&mut self, purchases: &[(i64, NewPurchase)], now: i64) -> Result<()>;
-    /// Moves a unit from one state to another; false (and nothing written) if it is not in `from`.
-    async fn move_unit(&mut self, id: i64, from: UnitState, to: UnitState, now: i64) -> Result<bool>;
+    /// Moves the units among `ids` that are in one of the `from` states to `to`; returns how many moved.
+    async fn move_units(&mut self, ids: &[i64], from: &[UnitState], to: UnitState, now: i64) -> Result<u64>;
     /// The id the next purchase gets (the transaction holds the only write lock, so ids handed out in order
     /// from here are free).
     async fn next_purchase_id(&mut self) -> Result<i64>;
-    /// Removes a key claimed in this transaction whose work was refused (so a corrected retry can run).
-    async fn forget_idempotency_key(&mut self, key: &IdempotencyKey) -> Result<()>;
+    /// The stored keys among `keys` of one project and scope, read inside the transaction.
+    async fn idempotency_keys(&mut self, project: ProjectId, scope: &str, keys: &[&str]) -> Result<Vec<StoredKey>>;
+    /// Inserts keys with their answers; a key that exists already fails the write (the caller looked them up
+    /// in this transaction, so that would be a bug, not a race).
+    async fn insert_answered_keys(&mut self, keys: &[AnsweredKey], now: i64) -> Result<()>;
     /// A ledger account with its balances and owner, read inside this transaction.
     async fn ledger_account(&mut self, id: AccountId) -> Result<(Account, i64)>;
     /// Writes transfers decided in memory, and the accounts' final balances, in bulk. The caller decided them
@@ -295,8 +305,9 @@ pub trait MarketTx: Send {
     ) -> Result<()>;
     /// Writes outbox events (and their webhook deliveries) in bulk, numbering them after the existing ones.
     async fn insert_events_bulk(&mut self, events: &[BulkEvent], now: i64) -> Result<()>;
-    /// Applies a status change if the purchase is still in `update.from`; false otherwise.
-    async fn update_purchase(&mut self, update: &PurchaseUpdate, now: i64) -> Result<bool>;
-    /// Sets when the watcher looks at a purchase next.
-    async fn set_next_check(&mut self, id: i64, at: i64) -> Result<()>;
+    /// Applies status changes, each only if its purchase is still in `update.from`; returns the ids changed.
+    /// One purchase at most once per call.
+    async fn update_purchases(&mut self, updates: &[PurchaseUpdate], now: i64) -> Result<Vec<i64>>;
+    /// Sets when the watcher looks at purchases next: `(purchase id, at)`.
+    async fn set_next_checks(&mut self, checks: &[(i64, i64)]) -> Result<()>;
 }

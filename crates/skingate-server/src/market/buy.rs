@@ -25,13 +25,15 @@ use std::sync::Arc;
 use serde_json::json;
 use skingate_core::Money;
 use skingate_core::events::EventType;
-use skingate_core::ledger::{self, Account, AccountKind, LedgerError};
+use skingate_core::ledger::{self, Account, AccountId, AccountKind, LedgerError};
 use skingate_core::market::{Pricing, PurchaseStatus, reserve};
 use skingate_core::project::{Project, ProjectId};
 use skingate_steam::catalogue::Game;
 use skingate_steam::ids::SteamId;
-use skingate_store::market::{BulkEvent, DecidedTransfer, NewPurchase, Purchase, UnitPick, UnitState};
-use skingate_store::{Claim, IdempotencyKey, Store, StoreError, WriteTx};
+use skingate_store::market::{
+    AnsweredKey, BulkEvent, DecidedTransfer, NewPurchase, Purchase, StoredKey, Unit, UnitState,
+};
+use skingate_store::{IdempotencyKey, Store, StoreError, WriteTx};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::clock::Clock;
@@ -156,11 +158,13 @@ pub async fn buy(state: &AppState, project: Arc<Project>, request: BuyRequest) -
     outcome
 }
 
-/// Starts the writer task; it ends when the state (and so the queue's sender) is dropped.
+/// Starts the writer on a thread of its own (see [`crate::dedicated`]); it ends when the state (and so the
+/// queue's sender) is dropped.
 pub(super) fn spawn_writer(state: &AppState) -> mpsc::Sender<BuyJob> {
     let max = state.config.market_batch_max;
     let (tx, rx) = mpsc::channel(max.saturating_mul(8).max(64));
-    tokio::spawn(writer(state.store.clone(), state.clock.clone(), super::pricing(state), max, rx));
+    let task = writer(state.store.clone(), state.clock.clone(), super::pricing(state), max, rx);
+    crate::dedicated::spawn("skingate-buy-writer", task);
     tx
 }
 
@@ -172,14 +176,17 @@ async fn writer(
     mut rx: mpsc::Receiver<BuyJob>,
 ) {
     let mut jobs = Vec::with_capacity(max);
+    let mut accounts = AccountIds::default();
     while rx.recv_many(&mut jobs, max).await > 0 {
-        match run_batch(store.as_ref(), &jobs, clock.now(), pricing).await {
+        match run_batch(store.as_ref(), &jobs, clock.now(), pricing, &mut accounts).await {
             Ok(outcomes) => {
                 for (job, outcome) in jobs.drain(..).zip(outcomes) {
                     let _ = job.reply.send(outcome);
                 }
             }
             Err(e) => {
+                // An account created by the failed transaction does not exist: look them up again.
+                accounts = AccountIds::default();
                 tracing::error!(error = %e, buys = jobs.len(), "market buy batch failed; nothing was committed");
                 for job in jobs.drain(..) {
                     let _ = job.reply.send(Err(BuyFailure::Internal(anyhow::anyhow!("buy batch failed: {e}"))));
@@ -189,49 +196,144 @@ async fn writer(
     }
 }
 
-/// Runs a batch in one transaction. Each buy is checked and reserved against the batch's in-memory view of
-/// the balances (the domain ledger's own `apply`), with only its unit, purchase row and idempotency key written
-/// as it goes (picking and reserving the unit is one statement); the batch's purchase rows, ledger rows and
-/// events are then written with a few multi-row statements. A refused buy leaves nothing behind (its unit goes
-/// back to stock, a key it claimed is removed again). An error here (not a refusal) means the transaction
-/// is unusable and nothing of the batch commits.
+/// Ledger account ids, which never change once created: looked up once, not per batch.
+#[derive(Debug, Default)]
+struct AccountIds {
+    sales: Option<AccountId>,
+    projects: HashMap<ProjectId, AccountId>,
+}
+
+/// Runs a batch in one transaction with a fixed number of statements, however many buys it holds: the
+/// batch's idempotency keys and candidate units are read up front (one query per project and per item name),
+/// every buy is then decided in memory, in queue order (funds by the domain ledger's own `apply` against the
+/// balances read in this transaction), and the results are written with a few multi-row statements. A refused
+/// buy leaves nothing behind. An error here (not a refusal) means the transaction is unusable and nothing of
+/// the batch commits.
 async fn run_batch(
     store: &dyn Store,
     jobs: &[BuyJob],
     now: i64,
     pricing: Pricing,
+    ids: &mut AccountIds,
 ) -> Result<Vec<Result<Bought, BuyFailure>>, StoreError> {
     let mut tx = store.begin().await?;
-    let sales_id = tx.system_account(AccountKind::MarketSales).await?;
+    let sales_id = match ids.sales {
+        Some(id) => id,
+        None => *ids.sales.insert(tx.system_account(AccountKind::MarketSales).await?),
+    };
     let (sales, sales_owner) = tx.ledger_account(sales_id).await?;
     let next_id = tx.next_purchase_id().await?;
+    let mut books = HashMap::new();
+    for job in jobs {
+        let project = job.project.id;
+        if books.contains_key(&project) {
+            continue;
+        }
+        let id = match ids.projects.get(&project) {
+            Some(id) => *id,
+            None => *ids.projects.entry(project).or_insert(tx.project_account(project).await?),
+        };
+        books.insert(project, tx.ledger_account(id).await?);
+    }
     let mut batch = Batch {
         sales,
         sales_owner,
-        books: HashMap::new(),
+        books,
+        keys: Keys::load(tx.as_mut(), jobs).await?,
+        stock: Stock::load(tx.as_mut(), jobs).await?,
         next_id,
         purchases: Vec::new(),
         transfers: Vec::new(),
         events: Vec::new(),
+        answered: Vec::new(),
         now,
         pricing,
     };
-    let mut outcomes = Vec::with_capacity(jobs.len());
-    for job in jobs {
-        match buy_one(tx.as_mut(), &job.project, &job.request, &mut batch).await {
-            Err(BuyFailure::Internal(e)) => return Err(StoreError::Corrupt(format!("buy failed: {e:#}"))),
-            outcome => outcomes.push(outcome),
+    let outcomes: Vec<_> = jobs.iter().map(|job| buy_one(&job.project, &job.request, &mut batch)).collect();
+    if !batch.purchases.is_empty() {
+        let sold: Vec<i64> = batch.purchases.iter().map(|(_, p)| p.unit.id).collect();
+        let reserved = tx.move_units(&sold, &[UnitState::Stock], UnitState::Reserved, now).await?;
+        if reserved != sold.len() as u64 {
+            // Read in this transaction on the only writer: a unit that moved meanwhile is a bug, not a race.
+            return Err(StoreError::Corrupt(format!("reserved {reserved} of {} units sold", sold.len())));
         }
-    }
-    if !batch.transfers.is_empty() {
         tx.insert_purchases_bulk(&batch.purchases, now).await?;
         let mut accounts: Vec<Account> = batch.books.into_values().map(|(a, _)| a).collect();
         accounts.push(batch.sales);
         tx.write_decided_transfers(&accounts, &batch.transfers, now).await?;
         tx.insert_events_bulk(&batch.events, now).await?;
     }
+    if !batch.answered.is_empty() {
+        tx.insert_answered_keys(&batch.answered, now).await?;
+    }
     tx.commit().await?;
     Ok(outcomes)
+}
+
+/// The batch's idempotency keys: what is stored, plus what earlier buys of the batch answered.
+struct Keys(HashMap<(ProjectId, String), StoredKey>);
+
+impl Keys {
+    /// Reads the stored keys the batch's buys carry, one query per project.
+    async fn load(tx: &mut dyn WriteTx, jobs: &[BuyJob]) -> Result<Self, StoreError> {
+        let mut wanted: HashMap<ProjectId, Vec<&str>> = HashMap::new();
+        for job in jobs {
+            if let Some(k) = &job.request.custom_id {
+                wanted.entry(job.project.id).or_default().push(k);
+            }
+        }
+        let mut found = HashMap::new();
+        for (project, keys) in wanted {
+            for stored in tx.idempotency_keys(project, CUSTOM_ID_SCOPE, &keys).await? {
+                found.insert((project, stored.key.clone()), stored);
+            }
+        }
+        Ok(Self(found))
+    }
+}
+
+/// The units the batch may sell: those its buys by id name (if in stock) and, per item name, as many of the
+/// cheapest as could be taken, handed out cheapest first in queue order, exactly as if the buys ran one by one.
+struct Stock {
+    by_id: HashMap<i64, Unit>,
+    by_name: HashMap<(Game, String), std::collections::VecDeque<Unit>>,
+    taken: std::collections::HashSet<i64>,
+}
+
+impl Stock {
+    async fn load(tx: &mut dyn WriteTx, jobs: &[BuyJob]) -> Result<Self, StoreError> {
+        let mut ids = Vec::new();
+        let mut names: HashMap<(Game, String), u32> = HashMap::new();
+        for job in jobs {
+            match &job.request.pick {
+                Pick::Id(id) => ids.push(*id),
+                Pick::Name { game, name } => *names.entry((*game, name.clone())).or_default() += 1,
+            }
+        }
+        let by_id = tx.stock_units(&ids).await?.into_iter().map(|u| (u.id, u)).collect();
+        // A buy by id may take one of a name's cheapest units: fetch that many more.
+        let extra = u32::try_from(ids.len()).unwrap_or(u32::MAX);
+        let mut by_name = HashMap::new();
+        for ((game, name), wanted) in names {
+            let units = tx.cheapest_units(game.code(), &name, wanted.saturating_add(extra)).await?;
+            by_name.insert((game, name), units.into());
+        }
+        Ok(Self { by_id, by_name, taken: Default::default() })
+    }
+
+    /// The unit a buy would get now, if any is left.
+    fn peek(&mut self, pick: &Pick) -> Option<&Unit> {
+        match pick {
+            Pick::Id(id) => self.by_id.get(id).filter(|u| !self.taken.contains(&u.id)),
+            Pick::Name { game, name } => {
+                let queue = self.by_name.get_mut(&(*game, name.clone()))?;
+                while queue.front().is_some_and(|u| self.taken.contains(&u.id)) {
+                    queue.pop_front();
+                }
+                queue.front()
+            }
+        }
+    }
 }
 
 /// The batch's in-memory state: balances as the batch left them, and the rows it will write in bulk.
@@ -239,10 +341,13 @@ struct Batch {
     sales: Account,
     sales_owner: i64,
     books: HashMap<ProjectId, (Account, i64)>,
+    keys: Keys,
+    stock: Stock,
     next_id: i64,
     purchases: Vec<(i64, NewPurchase)>,
     transfers: Vec<DecidedTransfer>,
     events: Vec<BulkEvent>,
+    answered: Vec<AnsweredKey>,
     now: i64,
     pricing: Pricing,
 }
@@ -256,101 +361,58 @@ fn event(project: &Project, kind: EventType, data: serde_json::Value, now: i64) 
     }
 }
 
-/// One buy of the batch.
-async fn buy_one(
-    tx: &mut dyn WriteTx,
-    project: &Project,
-    r: &BuyRequest,
-    batch: &mut Batch,
-) -> Result<Bought, BuyFailure> {
-    let now = batch.now;
-    let key = r.custom_id.as_ref().map(|k| IdempotencyKey {
-        project: project.id,
-        scope: CUSTOM_ID_SCOPE.into(),
-        key: k.clone(),
-    });
-    if let Some(key) = &key {
-        match tx.claim_idempotency_key(key, &r.fingerprint, now).await? {
-            Claim::Replay(body) => return Ok(Bought::Replayed(body.into_bytes())),
-            Claim::Mismatch => return Err(BuyFailure::Refused(Refusal::CustomIdExists)),
-            Claim::New => {}
+/// One buy of the batch, decided in memory.
+fn buy_one(project: &Project, r: &BuyRequest, batch: &mut Batch) -> Result<Bought, BuyFailure> {
+    if let Some(k) = &r.custom_id {
+        match batch.keys.0.get(&(project.id, k.clone())) {
+            Some(StoredKey { request_hash, response: Some(body), .. }) if *request_hash == r.fingerprint => {
+                return Ok(Bought::Replayed(body.clone().into_bytes()));
+            }
+            // Another request, or one whose work committed without an answer: never run twice.
+            Some(_) => return Err(BuyFailure::Refused(Refusal::CustomIdExists)),
+            None => {}
         }
     }
-    match decide(tx, project, r, batch).await {
-        Ok(body) => {
-            if let Some(key) = &key {
-                tx.store_idempotent_response(key, &body).await?;
-            }
-            Ok(Bought::Fresh(body.into_bytes()))
-        }
-        Err(failure) => {
-            if let (Some(key), BuyFailure::Refused(_)) = (&key, &failure) {
-                tx.forget_idempotency_key(key).await?;
-            }
-            Err(failure)
-        }
+    let body = decide(project, r, batch)?;
+    if let Some(k) = &r.custom_id {
+        let stored = StoredKey { key: k.clone(), request_hash: r.fingerprint.clone(), response: Some(body.clone()) };
+        batch.keys.0.insert((project.id, k.clone()), stored);
+        batch.answered.push(AnsweredKey {
+            key: IdempotencyKey { project: project.id, scope: CUSTOM_ID_SCOPE.into(), key: k.clone() },
+            request_hash: r.fingerprint.clone(),
+            response: body.clone(),
+        });
     }
+    Ok(Bought::Fresh(body.into_bytes()))
 }
 
 /// Picks the unit, checks the price and the funds, reserves both; returns the purchase record's JSON.
-async fn decide(
-    tx: &mut dyn WriteTx,
-    project: &Project,
-    r: &BuyRequest,
-    batch: &mut Batch,
-) -> Result<String, BuyFailure> {
+fn decide(project: &Project, r: &BuyRequest, batch: &mut Batch) -> Result<String, BuyFailure> {
     let now = batch.now;
-    let pick = match &r.pick {
-        Pick::Id(id) => UnitPick::Id(*id),
-        Pick::Name { game, name } => UnitPick::Cheapest {
-            game: game.code().to_owned(),
-            name: name.clone(),
-            max_reference: r.max_price.map(|m| batch.pricing.max_reference(m)),
-        },
+    let Some(unit) = batch.stock.peek(&r.pick).cloned() else {
+        return Err(BuyFailure::Refused(Refusal::Unavailable));
     };
-    let Some(unit) = tx.reserve_unit(&pick, now).await? else {
-        // By name under a price cap: tell "none at this price" from "none at all".
-        let refusal = match pick {
-            UnitPick::Cheapest { game, name, max_reference: Some(_) } => {
-                let any = UnitPick::Cheapest { game, name, max_reference: None };
-                if tx.pick_unit(&any).await?.is_some() { Refusal::NotAtPrice } else { Refusal::Unavailable }
-            }
-            _ => Refusal::Unavailable,
-        };
-        return Err(BuyFailure::Refused(refusal));
-    };
-    // The unit is reserved from here: a refusal puts it back.
     let price = batch.pricing.price(unit.reference).filter(|p| p.is_positive());
-    let refusal = match price {
-        None => Some(Refusal::Unavailable),
-        Some(p) if r.max_price.is_some_and(|max| p > max) => Some(Refusal::NotAtPrice),
-        Some(_) => None,
+    let price = match price {
+        None => return Err(BuyFailure::Refused(Refusal::Unavailable)),
+        // By name this is the cheapest unit left, so none is at the price.
+        Some(p) if r.max_price.is_some_and(|max| p > max) => return Err(BuyFailure::Refused(Refusal::NotAtPrice)),
+        Some(p) => p,
     };
-    if let Some(refusal) = refusal {
-        tx.move_unit(unit.id, UnitState::Reserved, UnitState::Stock, now).await?;
-        return Err(BuyFailure::Refused(refusal));
-    }
-    let price = price.unwrap_or_default();
-    let (account, owner) = match batch.books.get(&project.id) {
-        Some(book) => book.clone(),
-        None => {
-            let id = tx.project_account(project.id).await?;
-            let book = tx.ledger_account(id).await?;
-            batch.books.insert(project.id, book.clone());
-            book
-        }
-    };
+    let (account, owner) =
+        batch.books.get(&project.id).cloned().ok_or_else(|| {
+            BuyFailure::Internal(anyhow::anyhow!("project {} has no ledger account loaded", project.id))
+        })?;
     let buy_id = batch.next_id;
     let spec = reserve(buy_id, account.id, batch.sales.id, price);
     let (mut debit, mut credit) = (account, batch.sales.clone());
     let entries = match ledger::apply(&spec, &mut debit, &mut credit, None) {
         Ok(entries) => entries,
-        Err(LedgerError::InsufficientFunds) => {
-            tx.move_unit(unit.id, UnitState::Reserved, UnitState::Stock, now).await?;
-            return Err(BuyFailure::Refused(Refusal::InsufficientFunds));
-        }
+        Err(LedgerError::InsufficientFunds) => return Err(BuyFailure::Refused(Refusal::InsufficientFunds)),
         Err(e) => return Err(BuyFailure::Internal(e.into())),
     };
+    // From here on nothing can refuse: the batch's view moves on.
+    batch.stock.taken.insert(unit.id);
     let partner = r.partner.to_string();
     let new = NewPurchase {
         project: project.id,
@@ -361,7 +423,6 @@ async fn decide(
         custom_id: r.custom_id.clone(),
     };
     batch.purchases.push((buy_id, new));
-    // From here on nothing can refuse: the batch's view moves on.
     let balance = debit.balances.available();
     batch.books.insert(project.id, (debit, owner));
     batch.sales = credit;

@@ -46,7 +46,7 @@ use crate::events;
 use crate::state::AppState;
 
 /// Purchases looked at per round (small, so a round holds the writer briefly and buys interleave).
-const ROUND_LIMIT: usize = 256;
+const ROUND_LIMIT: usize = 1024;
 /// How often (clock seconds) an open offer is observed when nothing is pending confirmation. Waiting purchases
 /// are polled from memory; the database only holds their deadline, so polling writes nothing.
 const WAITING_CHECK_SECS: i64 = 1;
@@ -77,20 +77,32 @@ pub struct Memory {
 pub async fn run(state: AppState, shutdown: CancellationToken) {
     let mut memory = Memory::default();
     let interval = Duration::from_millis(state.config.market_poll_interval_ms);
+    let coalesce = Duration::from_millis(state.config.market_watch_coalesce_ms);
     loop {
-        if let Err(e) = round(&state, &mut memory).await {
-            tracing::warn!(error = %e, "market watcher round failed");
+        let started = tokio::time::Instant::now();
+        let full = match round(&state, &mut memory).await {
+            Ok(seen) => seen >= ROUND_LIMIT,
+            Err(e) => {
+                tracing::warn!(error = %e, "market watcher round failed");
+                false
+            }
+        };
+        if full {
+            // A backlog: go on at once (the next round starts where this one left off).
+            continue;
         }
         tokio::select! {
             () = shutdown.cancelled() => return,
-            () = state.market.wake.notified() => {}
+            // Buys wake the watcher; those arriving within `coalesce` of this round's start share the next one.
+            () = state.market.wake.notified() => tokio::time::sleep_until(started + coalesce).await,
             () = tokio::time::sleep(interval) => {}
         }
     }
 }
 
-/// One round: observe what is due, then apply every decision in one transaction.
-pub async fn round(state: &AppState, memory: &mut Memory) -> Result<(), StoreError> {
+/// One round: observe what is due, then apply every decision in one transaction. Returns how many purchases
+/// it looked at.
+pub async fn round(state: &AppState, memory: &mut Memory) -> Result<usize, StoreError> {
     let now = state.now();
     let mut due = state.store.purchases_due(now, ROUND_LIMIT as u32).await?;
     let from_db: std::collections::HashSet<i64> = due.iter().map(|p| p.id).collect();
@@ -103,11 +115,20 @@ pub async fn round(state: &AppState, memory: &mut Memory) -> Result<(), StoreErr
         }
     }
     if due.is_empty() {
-        return Ok(());
+        return Ok(0);
     }
+    let seen = due.len();
+    // The asset ids of the units about to be sent, read in one query for the round.
+    let sending: Vec<i64> = due
+        .iter()
+        .filter(|p| p.status == PurchaseStatus::CreatingTrade && p.tradeofferid.is_none())
+        .map(|p| p.unit_id)
+        .collect();
+    let assets: HashMap<i64, i64> =
+        state.store.units_by_ids(&sending).await?.into_iter().map(|u| (u.id, u.asset_id)).collect();
     let mut steps = Vec::with_capacity(due.len());
     for p in due {
-        steps.push(decide(state, p, now, &mut memory.pending).await);
+        steps.push(decide(state, p, now, &mut memory.pending, &assets).await);
     }
     remember_sent_offers(state, &mut steps, now).await;
     // Waiting purchases are rescheduled in memory; everything else goes to the database.
@@ -129,7 +150,7 @@ pub async fn round(state: &AppState, memory: &mut Memory) -> Result<(), StoreErr
             memory.waiting.remove(&purchase.id);
         }
     }
-    Ok(())
+    Ok(seen)
 }
 
 async fn decide(
@@ -137,9 +158,10 @@ async fn decide(
     p: Purchase,
     now: i64,
     pending: &mut HashMap<i64, Confirmation<Option<TradeEvent>>>,
+    assets: &HashMap<i64, i64>,
 ) -> Step {
     match p.status {
-        PurchaseStatus::CreatingTrade => send(state, p).await,
+        PurchaseStatus::CreatingTrade => send(state, p, assets).await,
         PurchaseStatus::WaitingAccept => {
             let Some(offer) = p.tradeofferid.as_deref().and_then(|s| s.parse::<u64>().ok()) else {
                 return Step::Apply {
@@ -216,7 +238,7 @@ fn confirm(
 
 /// Sends the purchase's offer; Steam's answer decides the step. A purchase that already carries an offer id
 /// (sent by a round whose main transaction failed, see [`remember_sent_offers`]) goes on with that offer.
-async fn send(state: &AppState, p: Purchase) -> Step {
+async fn send(state: &AppState, p: Purchase, assets: &HashMap<i64, i64>) -> Step {
     if let Some(sent) = p.tradeofferid.as_deref().and_then(|s| s.parse::<u64>().ok()) {
         return Step::Apply { purchase: Box::new(p), event: TradeEvent::OfferSent, offer: Some(sent), reason: None };
     }
@@ -226,9 +248,8 @@ async fn send(state: &AppState, p: Purchase) -> Step {
         let reason = Some("the trade URL's token is not valid".to_owned());
         return Step::Apply { purchase: Box::new(p), event: TradeEvent::InvalidToken, offer: None, reason };
     };
-    let unit = state.store.units_by_ids(&[p.unit_id]).await.ok().and_then(|mut u| u.pop());
     let asset = Asset {
-        asset_id: unit.as_ref().map_or(0, |u| u64::try_from(u.asset_id).unwrap_or(0)),
+        asset_id: assets.get(&p.unit_id).map_or(0, |a| u64::try_from(*a).unwrap_or(0)),
         game,
         context_id: game.context_id(),
         classid: p.classid.parse().unwrap_or(0),
@@ -272,22 +293,23 @@ async fn remember_sent_offers(state: &AppState, steps: &mut [Step], now: i64) {
     if sent.is_empty() {
         return;
     }
+    let updates: Vec<PurchaseUpdate> = sent
+        .iter()
+        .map(|(purchase, offer)| PurchaseUpdate {
+            id: *purchase,
+            from: PurchaseStatus::CreatingTrade,
+            to: PurchaseStatus::CreatingTrade,
+            tradeofferid: Some(offer.to_string()),
+            error_reason: None,
+            sent_at: Some(now),
+            accepted_at: None,
+            watch_until: None,
+            next_check_at: now,
+        })
+        .collect();
     let stored = async {
         let mut tx = state.store.begin().await?;
-        for (purchase, offer) in &sent {
-            let update = PurchaseUpdate {
-                id: *purchase,
-                from: PurchaseStatus::CreatingTrade,
-                to: PurchaseStatus::CreatingTrade,
-                tradeofferid: Some(offer.to_string()),
-                error_reason: None,
-                sent_at: Some(now),
-                accepted_at: None,
-                watch_until: None,
-                next_check_at: now,
-            };
-            tx.update_purchase(&update, now).await?;
-        }
+        tx.update_purchases(&updates, now).await?;
         tx.commit().await
     };
     let Err(e) = stored.await else { return };
@@ -342,22 +364,22 @@ async fn apply_round(
         transfers: Vec::new(),
     };
     let mut applied = Vec::new();
-    for step in steps {
-        if !isolate {
-            applied.extend(apply_one(state, tx.as_mut(), step, &mut ctx).await?);
-            continue;
-        }
-        tx.savepoint("watch").await?;
-        let queued = ctx.events.len();
-        match apply_one(state, tx.as_mut(), step, &mut ctx).await {
-            Ok(done) => {
-                applied.extend(done);
-                tx.release_savepoint("watch").await?;
-            }
-            Err(e) => {
-                tracing::warn!(error = %e, "market watcher step failed; it is retried next round");
-                ctx.events.truncate(queued);
-                tx.rollback_to_savepoint("watch").await?;
+    if !isolate {
+        applied = apply_steps(state, tx.as_mut(), steps, &mut ctx).await?;
+    } else {
+        for step in steps {
+            tx.savepoint("watch").await?;
+            let queued = ctx.events.len();
+            match apply_steps(state, tx.as_mut(), vec![step], &mut ctx).await {
+                Ok(done) => {
+                    applied.extend(done);
+                    tx.release_savepoint("watch").await?;
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "market watcher step failed; it is retried next round");
+                    ctx.events.truncate(queued);
+                    tx.rollback_to_savepoint("watch").await?;
+                }
             }
         }
     }
@@ -443,87 +465,105 @@ fn bulk_event(project: &Project, kind: EventType, data: serde_json::Value, now: 
     }
 }
 
-/// Applies one step; the purchase as it is now and its new status, when it moved.
-async fn apply_one(
+/// Applies steps with a fixed number of statements: their rechecks, their guarded status changes, then, for
+/// the purchases that did move, the money (through `ctx`), the units and the events. Returns each purchase
+/// that moved, as it is now, with its new status.
+async fn apply_steps(
     state: &AppState,
     tx: &mut dyn skingate_store::WriteTx,
-    step: Step,
+    steps: Vec<Step>,
     ctx: &mut RoundCtx,
-) -> Result<Option<(Purchase, PurchaseStatus)>, StoreError> {
+) -> Result<Vec<(Purchase, PurchaseStatus)>, StoreError> {
     let (sales, now) = (ctx.sales, ctx.now);
-    let (mut p, event, offer, reason) = match step {
-        Step::Recheck { id, at, .. } => {
-            tx.set_next_check(id, at).await?;
-            return Ok(None);
-        }
-        Step::Apply { purchase, event, offer, reason } => (*purchase, event, offer, reason),
-    };
-    let Some(t) = transition(p.status, event) else { return Ok(None) };
-    let accepted = t.to == PurchaseStatus::Accepted;
-    let update = PurchaseUpdate {
-        id: p.id,
-        from: p.status,
-        to: t.to,
-        tradeofferid: offer.map(|o| o.to_string()),
-        error_reason: reason.clone(),
-        sent_at: offer.map(|_| now),
-        accepted_at: accepted.then_some(now),
-        watch_until: accepted.then_some(now + TRADE_PROTECTION_SECS),
-        next_check_at: match t.to {
-            // Polled from memory; the database only needs the deadline (and catches up after a restart).
-            PurchaseStatus::WaitingAccept => now + OFFER_TIMEOUT_SECS,
-            PurchaseStatus::Accepted => now + ACCEPTED_CHECK_SECS,
-            _ => NEVER,
-        },
-    };
-    if !tx.update_purchase(&update, now).await? {
-        return Ok(None);
-    }
-    if let Some(o) = offer {
-        p.tradeofferid = Some(o.to_string());
-    }
-    if reason.is_some() {
-        p.error_reason = reason;
-    }
-    let project_account = match ctx.accounts.get(&p.project) {
-        Some(a) => *a,
-        None => {
-            let a = tx.project_account(p.project).await?;
-            ctx.accounts.insert(p.project, a);
-            a
-        }
-    };
-    if let Some(spec) = money_transfer(t.money, p.id, project_account, sales, p.price) {
-        // Posting or voiding resolves the reservation made at the buy (same deterministic spec).
-        let pending = matches!(t.money, MoneyStep::Post | MoneyStep::Void)
-            .then(|| reserve(p.id, project_account, sales, p.price));
-        ctx.transfer(tx, spec, pending).await?;
-    }
-    match t.unit {
-        UnitStep::Keep => {}
-        UnitStep::Gone => {
-            tx.move_unit(p.unit_id, UnitState::Reserved, UnitState::Gone, now).await?;
-        }
-        UnitStep::BackToStock => {
-            if !tx.move_unit(p.unit_id, UnitState::Reserved, UnitState::Stock, now).await? {
-                tx.move_unit(p.unit_id, UnitState::Gone, UnitState::Stock, now).await?;
+    let mut checks = Vec::new();
+    let mut moves = Vec::new();
+    let mut updates = Vec::new();
+    for step in steps {
+        let (p, event, offer, reason) = match step {
+            Step::Recheck { id, at, .. } => {
+                checks.push((id, at));
+                continue;
             }
+            Step::Apply { purchase, event, offer, reason } => (*purchase, event, offer, reason),
+        };
+        let Some(t) = transition(p.status, event) else { continue };
+        let accepted = t.to == PurchaseStatus::Accepted;
+        updates.push(PurchaseUpdate {
+            id: p.id,
+            from: p.status,
+            to: t.to,
+            tradeofferid: offer.map(|o| o.to_string()),
+            error_reason: reason.clone(),
+            sent_at: offer.map(|_| now),
+            accepted_at: accepted.then_some(now),
+            watch_until: accepted.then_some(now + TRADE_PROTECTION_SECS),
+            next_check_at: match t.to {
+                // Polled from memory; the database only needs the deadline (and catches up after a restart).
+                PurchaseStatus::WaitingAccept => now + OFFER_TIMEOUT_SECS,
+                PurchaseStatus::Accepted => now + ACCEPTED_CHECK_SECS,
+                _ => NEVER,
+            },
+        });
+        moves.push((p, t, offer, reason));
+    }
+    if !checks.is_empty() {
+        tx.set_next_checks(&checks).await?;
+    }
+    if updates.is_empty() {
+        return Ok(Vec::new());
+    }
+    // A transition is made only if the purchase is still in the status it was read in.
+    let changed: std::collections::HashSet<i64> = tx.update_purchases(&updates, now).await?.into_iter().collect();
+    let (mut gone, mut back, mut applied) = (Vec::new(), Vec::new(), Vec::new());
+    for (mut p, t, offer, reason) in moves.into_iter().filter(|(p, ..)| changed.contains(&p.id)) {
+        if let Some(o) = offer {
+            p.tradeofferid = Some(o.to_string());
         }
+        if reason.is_some() {
+            p.error_reason = reason;
+        }
+        let project_account = match ctx.accounts.get(&p.project) {
+            Some(a) => *a,
+            None => {
+                let a = tx.project_account(p.project).await?;
+                ctx.accounts.insert(p.project, a);
+                a
+            }
+        };
+        if let Some(spec) = money_transfer(t.money, p.id, project_account, sales, p.price) {
+            // Posting or voiding resolves the reservation made at the buy (same deterministic spec).
+            let pending = matches!(t.money, MoneyStep::Post | MoneyStep::Void)
+                .then(|| reserve(p.id, project_account, sales, p.price));
+            ctx.transfer(tx, spec, pending).await?;
+        }
+        match t.unit {
+            UnitStep::Keep => {}
+            UnitStep::Gone => gone.push(p.unit_id),
+            UnitStep::BackToStock => back.push(p.unit_id),
+        }
+        let project = state.project(p.project).await?.ok_or(StoreError::NotFound)?;
+        ctx.events.push(bulk_event(&project, EventType::StatusChange, super::status_change_data(&p, t.to), now));
+        if matches!(t.money, MoneyStep::Void | MoneyStep::Refund) {
+            let balance = ctx.available(tx, p.project, project_account).await?;
+            ctx.events.push(bulk_event(
+                &project,
+                EventType::BalanceChange,
+                json!({"balance_value": balance.to_wire()}),
+                now,
+            ));
+        }
+        p.status = t.to;
+        if offer.is_some() {
+            p.sent_at = Some(now);
+        }
+        applied.push((p, t.to));
     }
-    let project = state.project(p.project).await?.ok_or(StoreError::NotFound)?;
-    ctx.events.push(bulk_event(&project, EventType::StatusChange, super::status_change_data(&p, t.to), now));
-    if matches!(t.money, MoneyStep::Void | MoneyStep::Refund) {
-        let balance = ctx.available(tx, p.project, project_account).await?;
-        ctx.events.push(bulk_event(
-            &project,
-            EventType::BalanceChange,
-            json!({"balance_value": balance.to_wire()}),
-            now,
-        ));
+    if !gone.is_empty() {
+        tx.move_units(&gone, &[UnitState::Reserved], UnitState::Gone, now).await?;
     }
-    p.status = t.to;
-    if offer.is_some() {
-        p.sent_at = Some(now);
+    if !back.is_empty() {
+        // A unit returns from wherever the trade left it: still reserved, or gone after an accepted trade.
+        tx.move_units(&back, &[UnitState::Reserved, UnitState::Gone], UnitState::Stock, now).await?;
     }
-    Ok(Some((p, t.to)))
+    Ok(applied)
 }

@@ -495,7 +495,7 @@ async fn a_sent_offer_is_never_sent_twice() {
         watch_until: None,
         next_check_at: state.now(),
     };
-    assert!(tx.update_purchase(&back, state.now()).await.unwrap());
+    assert_eq!(tx.update_purchases(&[back], state.now()).await.unwrap(), vec![buy_id]);
     tx.commit().await.unwrap();
     let again = wait_status(&app, &clock, &bought.buy_id, "waiting_accept", 1).await;
     assert_eq!(again.tradeofferid.as_deref(), Some(offer.as_str()), "the stored offer is reused");

@@ -113,7 +113,7 @@ impl DepositStore for SqliteStore {
     ) -> Result<Vec<Deposit>> {
         let rows = sqlx::query(concat!(
             deposit_select!(),
-            " WHERE project_id = ? AND created_at >= ? AND created_at <= ? AND id > ? ORDER BY id LIMIT ?"
+            " WHERE project_id = ? AND created_at >= ? AND created_at <= ? AND id > ? ORDER BY id LIMIT CAST(? AS INTEGER)"
         ))
         .bind(project.0)
         .bind(starting)
@@ -129,7 +129,7 @@ impl DepositStore for SqliteStore {
         let rows = sqlx::query(concat!(
             deposit_select!(),
             " WHERE status IN ('pending', 'in_hold', 'hold_approved') AND id > ?
-              AND (status <> 'pending' OR offer_id IS NOT NULL) ORDER BY id LIMIT ?"
+              AND (status <> 'pending' OR offer_id IS NOT NULL) ORDER BY id LIMIT CAST(? AS INTEGER)"
         ))
         .bind(after_id)
         .bind(i64::from(limit))
@@ -168,7 +168,7 @@ impl DepositStore for SqliteStore {
         let rows = sqlx::query(concat!(
             deposit_select!(),
             " WHERE offer_sending_at IS NOT NULL AND offer_sending_at <= ? AND status = 'pending'
-              AND offer_id IS NULL ORDER BY offer_sending_at, id LIMIT ?"
+              AND offer_id IS NULL ORDER BY offer_sending_at, id LIMIT CAST(? AS INTEGER)"
         ))
         .bind(before)
         .bind(i64::from(limit))
@@ -195,7 +195,7 @@ impl DepositStore for SqliteStore {
              JOIN deposits p ON p.id = d.deposit_id
              WHERE d.project_id = ? AND d.kind = 'result_url' AND d.id > ? AND d.attempts > 0
                AND d.state <> 'delivered'
-             ORDER BY d.id LIMIT ?",
+             ORDER BY d.id LIMIT CAST(? AS INTEGER)",
         )
         .bind(project.0)
         .bind(after_id)

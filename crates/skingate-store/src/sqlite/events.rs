@@ -35,7 +35,7 @@ pub(crate) async fn project_events_after(
 ) -> Result<Vec<StoredEvent>> {
     let rows = sqlx::query(
         "SELECT id, project_id, seq, event_type, payload, created_at FROM events
-         WHERE project_id = ? AND seq > ? ORDER BY seq LIMIT ?",
+         WHERE project_id = ? AND seq > ? ORDER BY seq LIMIT CAST(? AS INTEGER)",
     )
     .bind(project.0)
     .bind(after_seq)
@@ -58,7 +58,7 @@ pub(crate) async fn project_event(pool: &SqlitePool, project: ProjectId, id: i64
 
 pub(crate) async fn events_after(pool: &SqlitePool, after_id: i64, limit: u32) -> Result<Vec<StoredEvent>> {
     let rows = sqlx::query(
-        "SELECT id, project_id, seq, event_type, payload, created_at FROM events WHERE id > ? ORDER BY id LIMIT ?",
+        "SELECT id, project_id, seq, event_type, payload, created_at FROM events WHERE id > ? ORDER BY id LIMIT CAST(? AS INTEGER)",
     )
     .bind(after_id)
     .bind(i64::from(limit))
@@ -107,8 +107,29 @@ type DeliveryTuple =
 /// `synchronous = NORMAL` (no flush; in WAL mode this never corrupts, and the next FULL commit flushes
 /// these frames too) and the connection goes back to `FULL` at once. Each claim would otherwise cost a disk
 /// flush on the single writer connection (about 5 ms here), as much as recording a whole batch of attempts.
-pub(crate) async fn claim_due(pool: &SqlitePool, now: i64, lease_secs: i64, limit: u32) -> Result<Vec<Delivery>> {
-    let mut conn = pool.acquire().await?;
+///
+/// The dispatcher is woken by every commit that writes events, most of which need no webhook; a read on
+/// `reader` first tells whether anything is due at all, so those wake-ups never take the writer from the
+/// buys and deposits that need it. (A delivery committed before the wake-up is visible to that read.)
+pub(crate) async fn claim_due(
+    reader: &SqlitePool,
+    writer: &SqlitePool,
+    now: i64,
+    lease_secs: i64,
+    limit: u32,
+) -> Result<Vec<Delivery>> {
+    let due: Option<i64> = sqlx::query_scalar(
+        "SELECT 1 FROM deliveries WHERE state = 'pending' AND next_attempt_at <= ?
+         AND (locked_until IS NULL OR locked_until <= ?) LIMIT 1",
+    )
+    .bind(now)
+    .bind(now)
+    .fetch_optional(reader)
+    .await?;
+    if due.is_none() {
+        return Ok(Vec::new());
+    }
+    let mut conn = writer.acquire().await?;
     sqlx::query("PRAGMA synchronous = NORMAL").execute(&mut *conn).await?;
     let claimed = claim_in(&mut conn, now, lease_secs, limit).await;
     let restored = sqlx::query("PRAGMA synchronous = FULL").execute(&mut *conn).await;
@@ -130,7 +151,7 @@ async fn claim_in(
     let mut tx = conn.begin_with("BEGIN IMMEDIATE").await?;
     let ids: String = sqlx::query_scalar(
         "SELECT json_group_array(id) FROM (SELECT id FROM deliveries WHERE state = 'pending' AND next_attempt_at <= ?
-             AND (locked_until IS NULL OR locked_until <= ?) ORDER BY next_attempt_at, id LIMIT ?)",
+             AND (locked_until IS NULL OR locked_until <= ?) ORDER BY next_attempt_at, id LIMIT CAST(? AS INTEGER))",
     )
     .bind(now)
     .bind(now)
@@ -351,7 +372,7 @@ pub(crate) async fn deliveries(
     let before = if before_id <= 0 { i64::MAX } else { before_id };
     let rows = sqlx::query(concat!(
         delivery_select!(),
-        " WHERE d.project_id = ? AND d.id < ? AND (? IS NULL OR d.state = ?) ORDER BY d.id DESC LIMIT ?"
+        " WHERE d.project_id = ? AND d.id < ? AND (? IS NULL OR d.state = ?) ORDER BY d.id DESC LIMIT CAST(? AS INTEGER)"
     ))
     .bind(project.0)
     .bind(before)

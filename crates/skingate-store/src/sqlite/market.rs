@@ -7,16 +7,14 @@ use skingate_core::project::ProjectId;
 use sqlx::sqlite::SqliteRow;
 use sqlx::{QueryBuilder, Row, Sqlite};
 
+use super::tx::json;
 use super::{SqliteStore, SqliteTx};
 use crate::market::{
-    BulkEvent, DecidedTransfer, MarketStore, MarketTx, NewPurchase, NewUnit, Purchase, PurchaseUpdate, Unit, UnitGroup,
-    UnitPick, UnitState,
+    AnsweredKey, BulkEvent, DecidedTransfer, MarketStore, MarketTx, NewPurchase, NewUnit, Purchase, PurchaseUpdate,
+    StoredKey, Unit, UnitGroup, UnitState,
 };
-use crate::{IdempotencyKey, Result, StoreError};
+use crate::{Result, StoreError};
 use skingate_core::ledger::{Account, AccountId};
-
-/// Rows per multi-row INSERT of the bulk writers.
-pub(super) const BULK_CHUNK: usize = 400;
 
 const UNIT_COLUMNS: &str = "id, game, name, classid, asset_id, bot, reference, state";
 const PURCHASE_COLUMNS: &str = "id, project_id, unit_id, game, name, classid, price, partner, token, custom_id, status,
@@ -84,7 +82,7 @@ impl MarketStore for SqliteStore {
         let state = state.as_str();
         let game_clause = if game.is_some() { "game = ? AND" } else { "" };
         let sql = format!(
-            "SELECT {UNIT_COLUMNS} FROM market_units WHERE {game_clause} state = '{state}' AND id > ? ORDER BY id LIMIT ?"
+            "SELECT {UNIT_COLUMNS} FROM market_units WHERE {game_clause} state = '{state}' AND id > ? ORDER BY id LIMIT CAST(? AS INTEGER)"
         );
         let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
         if let Some(game) = game {
@@ -99,7 +97,7 @@ impl MarketStore for SqliteStore {
         let rows = sqlx::query(
             "SELECT name, MIN(classid), reference, COUNT(*) FROM market_units
              WHERE state = 'stock' AND game = ? AND (? IS NULL OR (name, reference) > (?, ?))
-             GROUP BY name, reference ORDER BY name, reference LIMIT ?",
+             GROUP BY name, reference ORDER BY name, reference LIMIT CAST(? AS INTEGER)",
         )
         .bind(game)
         .bind(name)
@@ -131,7 +129,7 @@ impl MarketStore for SqliteStore {
         for n in names {
             sep.push_bind(n);
         }
-        q.push(") ORDER BY name, reference, id LIMIT ").push_bind(i64::from(limit));
+        q.push(") ORDER BY name, reference, id LIMIT CAST(").push_bind(i64::from(limit)).push(" AS INTEGER)");
         let rows = q.build().fetch_all(&self.reader).await?;
         rows.iter().map(unit).collect()
     }
@@ -178,7 +176,7 @@ impl MarketStore for SqliteStore {
     ) -> Result<(Vec<Purchase>, bool)> {
         let sql = format!(
             "SELECT {PURCHASE_COLUMNS} FROM purchases WHERE project_id = ? AND created_at >= ? AND created_at <= ?
-             AND id > ? ORDER BY id LIMIT ?"
+             AND id > ? ORDER BY id LIMIT CAST(? AS INTEGER)"
         );
         let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
             .bind(project.0)
@@ -197,7 +195,7 @@ impl MarketStore for SqliteStore {
         let sql = format!(
             "SELECT {PURCHASE_COLUMNS} FROM purchases
              WHERE status IN ('creating_trade', 'waiting_accept', 'accepted') AND next_check_at <= ?
-             ORDER BY next_check_at, id LIMIT ?"
+             ORDER BY next_check_at, id LIMIT CAST(? AS INTEGER)"
         );
         let rows =
             sqlx::query(sqlx::AssertSqlSafe(sql)).bind(now).bind(i64::from(limit)).fetch_all(&self.reader).await?;
@@ -208,14 +206,12 @@ impl MarketStore for SqliteStore {
         if ids.is_empty() {
             return Ok(Vec::new());
         }
-        let mut q: QueryBuilder<Sqlite> =
-            QueryBuilder::new(format!("SELECT {UNIT_COLUMNS} FROM market_units WHERE id IN ("));
-        let mut sep = q.separated(", ");
-        for id in ids {
-            sep.push_bind(*id);
-        }
-        q.push(") ORDER BY id");
-        let rows = q.build().fetch_all(&self.reader).await?;
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {UNIT_COLUMNS} FROM market_units WHERE id IN (SELECT value FROM json_each(?1)) ORDER BY id"
+        )))
+        .bind(json(ids)?)
+        .fetch_all(&self.reader)
+        .await?;
         rows.iter().map(unit).collect()
     }
 
@@ -284,128 +280,128 @@ impl MarketTx for SqliteTx {
         Ok(ids)
     }
 
-    async fn pick_unit(&mut self, pick: &UnitPick) -> Result<Option<Unit>> {
-        let row = match pick {
-            UnitPick::Id(id) => {
-                sqlx::query(sqlx::AssertSqlSafe(format!(
-                    "SELECT {UNIT_COLUMNS} FROM market_units WHERE id = ? AND state = 'stock'"
-                )))
-                .bind(id)
-                .fetch_optional(&mut *self.tx)
-                .await?
-            }
-            UnitPick::Cheapest { game, name, max_reference } => {
-                sqlx::query(sqlx::AssertSqlSafe(format!(
-                    "SELECT {UNIT_COLUMNS} FROM market_units WHERE state = 'stock' AND game = ? AND name = ?
-                     AND reference <= ? ORDER BY reference, id LIMIT 1"
-                )))
-                .bind(game)
-                .bind(name)
-                .bind(max_reference.map_or(i64::MAX, Money::minor))
-                .fetch_optional(&mut *self.tx)
-                .await?
-            }
-        };
-        row.as_ref().map(unit).transpose()
+    async fn stock_units(&mut self, ids: &[i64]) -> Result<Vec<Unit>> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {UNIT_COLUMNS} FROM market_units WHERE state = 'stock' AND id IN (SELECT value FROM json_each(?1))"
+        )))
+        .bind(json(ids)?)
+        .fetch_all(&mut *self.tx)
+        .await?;
+        rows.iter().map(unit).collect()
     }
 
-    async fn reserve_unit(&mut self, pick: &UnitPick, now: i64) -> Result<Option<Unit>> {
-        let row = match pick {
-            UnitPick::Id(id) => {
-                sqlx::query(sqlx::AssertSqlSafe(format!(
-                    "UPDATE market_units SET state = 'reserved', updated_at = ? WHERE id = ? AND state = 'stock'
-                     RETURNING {UNIT_COLUMNS}"
-                )))
-                .bind(now)
-                .bind(id)
-                .fetch_optional(&mut *self.tx)
-                .await?
-            }
-            UnitPick::Cheapest { game, name, max_reference } => {
-                sqlx::query(sqlx::AssertSqlSafe(format!(
-                    "UPDATE market_units SET state = 'reserved', updated_at = ?
-                     WHERE id = (SELECT id FROM market_units WHERE state = 'stock' AND game = ? AND name = ?
-                        AND reference <= ? ORDER BY reference, id LIMIT 1)
-                     RETURNING {UNIT_COLUMNS}"
-                )))
-                .bind(now)
-                .bind(game)
-                .bind(name)
-                .bind(max_reference.map_or(i64::MAX, Money::minor))
-                .fetch_optional(&mut *self.tx)
-                .await?
-            }
-        };
-        row.as_ref().map(unit).transpose()
+    async fn cheapest_units(&mut self, game: &str, name: &str, limit: u32) -> Result<Vec<Unit>> {
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {UNIT_COLUMNS} FROM market_units WHERE state = 'stock' AND game = ? AND name = ?
+             ORDER BY reference, id LIMIT CAST(? AS INTEGER)"
+        )))
+        .bind(game)
+        .bind(name)
+        .bind(i64::from(limit))
+        .fetch_all(&mut *self.tx)
+        .await?;
+        rows.iter().map(unit).collect()
     }
 
     async fn insert_purchases_bulk(&mut self, purchases: &[(i64, NewPurchase)], now: i64) -> Result<()> {
-        for chunk in purchases.chunks(BULK_CHUNK) {
-            let mut q: QueryBuilder<Sqlite> = QueryBuilder::new(
-                "INSERT INTO purchases (id, project_id, unit_id, game, name, classid, price, partner, token,
-                    custom_id, status, next_check_at, created_at, updated_at) ",
-            );
-            q.push_values(chunk, |mut b, (id, p)| {
-                b.push_bind(*id)
-                    .push_bind(p.project.0)
-                    .push_bind(p.unit.id)
-                    .push_bind(&p.unit.game)
-                    .push_bind(&p.unit.name)
-                    .push_bind(&p.unit.classid)
-                    .push_bind(p.price.minor())
-                    .push_bind(&p.partner)
-                    .push_bind(&p.token)
-                    .push_bind(&p.custom_id)
-                    .push_bind(PurchaseStatus::CreatingTrade.as_str())
-                    .push_bind(now)
-                    .push_bind(now)
-                    .push_bind(now);
-            });
-            q.build().execute(&mut *self.tx).await?;
-        }
+        let rows: Vec<_> = purchases
+            .iter()
+            .map(|(id, p)| {
+                (
+                    id,
+                    p.project.0,
+                    p.unit.id,
+                    &p.unit.game,
+                    &p.unit.name,
+                    &p.unit.classid,
+                    p.price.minor(),
+                    &p.partner,
+                    &p.token,
+                    &p.custom_id,
+                )
+            })
+            .collect();
+        sqlx::query(
+            "INSERT INTO purchases (id, project_id, unit_id, game, name, classid, price, partner, token,
+                custom_id, status, next_check_at, created_at, updated_at)
+             SELECT value->>0, value->>1, value->>2, value->>3, value->>4, value->>5, value->>6, value->>7,
+                value->>8, value->>9, 'creating_trade', ?1, ?1, ?1 FROM json_each(?2)",
+        )
+        .bind(now)
+        .bind(json(&rows)?)
+        .execute(&mut *self.tx)
+        .await?;
         Ok(())
     }
 
-    async fn move_unit(&mut self, id: i64, from: UnitState, to: UnitState, now: i64) -> Result<bool> {
-        let done = sqlx::query("UPDATE market_units SET state = ?, updated_at = ? WHERE id = ? AND state = ?")
-            .bind(to.as_str())
-            .bind(now)
-            .bind(id)
-            .bind(from.as_str())
-            .execute(&mut *self.tx)
-            .await?;
-        Ok(done.rows_affected() == 1)
+    async fn move_units(&mut self, ids: &[i64], from: &[UnitState], to: UnitState, now: i64) -> Result<u64> {
+        if ids.is_empty() {
+            return Ok(0);
+        }
+        // States are spliced in as literals (fixed names, not input): a bound value compared with the partial
+        // indexes' `state = 'stock'` would make SQLite re-plan the statement whenever the binding changes.
+        let from: Vec<String> = from.iter().map(|s| format!("'{}'", s.as_str())).collect();
+        let sql = format!(
+            "UPDATE market_units SET state = '{}', updated_at = ?1
+             WHERE id IN (SELECT value FROM json_each(?2)) AND state IN ({})",
+            to.as_str(),
+            from.join(", ")
+        );
+        let done = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(now).bind(json(ids)?).execute(&mut *self.tx).await?;
+        Ok(done.rows_affected())
     }
 
-    async fn update_purchase(&mut self, u: &PurchaseUpdate, now: i64) -> Result<bool> {
-        let done = sqlx::query(
-            "UPDATE purchases SET status = ?, tradeofferid = COALESCE(?, tradeofferid),
-                error_reason = COALESCE(?, error_reason), sent_at = COALESCE(?, sent_at),
-                accepted_at = COALESCE(?, accepted_at), watch_until = COALESCE(?, watch_until),
-                next_check_at = ?, updated_at = ?
-             WHERE id = ? AND status = ?",
+    async fn update_purchases(&mut self, updates: &[PurchaseUpdate], now: i64) -> Result<Vec<i64>> {
+        if updates.is_empty() {
+            return Ok(Vec::new());
+        }
+        let rows: Vec<_> = updates
+            .iter()
+            .map(|u| {
+                (
+                    u.id,
+                    u.from.as_str(),
+                    u.to.as_str(),
+                    &u.tradeofferid,
+                    &u.error_reason,
+                    u.sent_at,
+                    u.accepted_at,
+                    u.watch_until,
+                    u.next_check_at,
+                )
+            })
+            .collect();
+        let rows = sqlx::query(
+            "UPDATE purchases SET status = v.value->>2,
+                tradeofferid = COALESCE(v.value->>3, purchases.tradeofferid),
+                error_reason = COALESCE(v.value->>4, purchases.error_reason),
+                sent_at = COALESCE(v.value->>5, purchases.sent_at),
+                accepted_at = COALESCE(v.value->>6, purchases.accepted_at),
+                watch_until = COALESCE(v.value->>7, purchases.watch_until),
+                next_check_at = v.value->>8, updated_at = ?1
+             FROM json_each(?2) AS v WHERE purchases.id = v.value->>0 AND purchases.status = v.value->>1
+             RETURNING purchases.id",
         )
-        .bind(u.to.as_str())
-        .bind(&u.tradeofferid)
-        .bind(&u.error_reason)
-        .bind(u.sent_at)
-        .bind(u.accepted_at)
-        .bind(u.watch_until)
-        .bind(u.next_check_at)
         .bind(now)
-        .bind(u.id)
-        .bind(u.from.as_str())
+        .bind(json(&rows)?)
+        .fetch_all(&mut *self.tx)
+        .await?;
+        rows.iter().map(|r| Ok(r.try_get(0)?)).collect()
+    }
+
+    async fn set_next_checks(&mut self, checks: &[(i64, i64)]) -> Result<()> {
+        if checks.is_empty() {
+            return Ok(());
+        }
+        sqlx::query(
+            "UPDATE purchases SET next_check_at = v.value->>1 FROM json_each(?1) AS v WHERE purchases.id = v.value->>0",
+        )
+        .bind(json(checks)?)
         .execute(&mut *self.tx)
         .await?;
-        Ok(done.rows_affected() == 1)
-    }
-
-    async fn set_next_check(&mut self, id: i64, at: i64) -> Result<()> {
-        sqlx::query("UPDATE purchases SET next_check_at = ? WHERE id = ?")
-            .bind(at)
-            .bind(id)
-            .execute(&mut *self.tx)
-            .await?;
         Ok(())
     }
 
@@ -413,13 +409,38 @@ impl MarketTx for SqliteTx {
         Ok(sqlx::query_scalar("SELECT COALESCE(MAX(id), 0) + 1 FROM purchases").fetch_one(&mut *self.tx).await?)
     }
 
-    async fn forget_idempotency_key(&mut self, key: &IdempotencyKey) -> Result<()> {
-        sqlx::query("DELETE FROM idempotency_keys WHERE project_id = ? AND scope = ? AND key = ? AND response IS NULL")
-            .bind(key.project.0)
-            .bind(&key.scope)
-            .bind(&key.key)
-            .execute(&mut *self.tx)
-            .await?;
+    async fn idempotency_keys(&mut self, project: ProjectId, scope: &str, keys: &[&str]) -> Result<Vec<StoredKey>> {
+        if keys.is_empty() {
+            return Ok(Vec::new());
+        }
+        let rows = sqlx::query(
+            "SELECT key, request_hash, response FROM idempotency_keys
+             WHERE project_id = ?1 AND scope = ?2 AND key IN (SELECT value FROM json_each(?3))",
+        )
+        .bind(project.0)
+        .bind(scope)
+        .bind(json(keys)?)
+        .fetch_all(&mut *self.tx)
+        .await?;
+        rows.iter()
+            .map(|r| Ok(StoredKey { key: r.try_get(0)?, request_hash: r.try_get(1)?, response: r.try_get(2)? }))
+            .collect()
+    }
+
+    async fn insert_answered_keys(&mut self, keys: &[AnsweredKey], now: i64) -> Result<()> {
+        if keys.is_empty() {
+            return Ok(());
+        }
+        let rows: Vec<_> =
+            keys.iter().map(|k| (k.key.project.0, &k.key.scope, &k.key.key, &k.request_hash, &k.response)).collect();
+        sqlx::query(
+            "INSERT INTO idempotency_keys (project_id, scope, key, request_hash, response, created_at)
+             SELECT value->>0, value->>1, value->>2, value->>3, value->>4, ?1 FROM json_each(?2)",
+        )
+        .bind(now)
+        .bind(json(&rows)?)
+        .execute(&mut *self.tx)
+        .await?;
         Ok(())
     }
 
@@ -463,34 +484,26 @@ impl MarketTx for SqliteTx {
             rows.push((next_id, seq, e, (e.payload)(next_id, seq)));
             next_id += 1;
         }
-        for chunk in rows.chunks(BULK_CHUNK) {
-            let mut q: QueryBuilder<Sqlite> =
-                QueryBuilder::new("INSERT INTO events (id, project_id, seq, event_type, payload, created_at) ");
-            q.push_values(chunk, |mut b, (id, seq, e, body)| {
-                b.push_bind(*id)
-                    .push_bind(e.project.0)
-                    .push_bind(*seq)
-                    .push_bind(e.event_type)
-                    .push_bind(body)
-                    .push_bind(now);
-            });
-            q.build().execute(&mut *self.tx).await?;
-            let deliveries: Vec<_> = chunk.iter().filter(|(_, _, e, _)| e.webhook_url.is_some()).collect();
-            if !deliveries.is_empty() {
-                let mut q: QueryBuilder<Sqlite> = QueryBuilder::new(
-                    "INSERT INTO deliveries (event_id, project_id, kind, url, state, next_attempt_at, created_at) ",
-                );
-                q.push_values(deliveries, |mut b, (id, _, e, _)| {
-                    b.push_bind(*id)
-                        .push_bind(e.project.0)
-                        .push_bind("events_webhook")
-                        .push_bind(e.webhook_url.as_deref())
-                        .push_bind("pending")
-                        .push_bind(now)
-                        .push_bind(now);
-                });
-                q.build().execute(&mut *self.tx).await?;
-            }
+        let events: Vec<_> = rows.iter().map(|(id, seq, e, body)| (id, e.project.0, seq, e.event_type, body)).collect();
+        sqlx::query(
+            "INSERT INTO events (id, project_id, seq, event_type, payload, created_at)
+             SELECT value->>0, value->>1, value->>2, value->>3, value->>4, ?1 FROM json_each(?2)",
+        )
+        .bind(now)
+        .bind(json(&events)?)
+        .execute(&mut *self.tx)
+        .await?;
+        let deliveries: Vec<_> =
+            rows.iter().filter_map(|(id, _, e, _)| Some((id, e.project.0, e.webhook_url.as_deref()?))).collect();
+        if !deliveries.is_empty() {
+            sqlx::query(
+                "INSERT INTO deliveries (event_id, project_id, kind, url, state, next_attempt_at, created_at)
+                 SELECT value->>0, value->>1, 'events_webhook', value->>2, 'pending', ?1, ?1 FROM json_each(?2)",
+            )
+            .bind(now)
+            .bind(json(&deliveries)?)
+            .execute(&mut *self.tx)
+            .await?;
         }
         Ok(())
     }

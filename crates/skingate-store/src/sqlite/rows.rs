@@ -35,7 +35,7 @@ pub(crate) const HISTORY_SELECT: &str = "SELECT e.id, e.created_at, t.code, e.tr
     e.available_before, e.available_after, e.held_after, e.in_flight_after
     FROM entries e JOIN transfers t ON t.id = e.transfer_id
     WHERE e.project_id = ? AND e.created_at >= ? AND e.created_at <= ? AND e.id > ?
-    ORDER BY e.id LIMIT ?";
+    ORDER BY e.id LIMIT CAST(? AS INTEGER)";
 
 /// Allow-lists are stored as comma-separated networks: short, greppable, portable.
 pub(crate) fn allowlist_text(nets: &[IpNet]) -> String {

@@ -6,7 +6,7 @@ use skingate_core::ledger::{
     self, Account, AccountId, AccountKind, Applied, Balances, Phase, Transfer, TransferCode, TransferId, TransferSpec,
 };
 use skingate_core::project::ProjectId;
-use sqlx::{QueryBuilder, Row, Sqlite, Transaction};
+use sqlx::{Row, Sqlite, Transaction};
 
 use super::cache::SharedCache;
 use crate::market::DecidedTransfer;
@@ -17,6 +17,12 @@ const LEDGER_CURRENCY: &str = skingate_core::money::LEDGER_CURRENCY;
 
 /// Owner id of the installation's own accounts.
 const SYSTEM_PROJECT: i64 = 0;
+
+/// Rows as one JSON array for `json_each(?)`: bulk statements keep one SQL text (prepared once, cached by the
+/// connection) however many rows they carry, and bind one parameter instead of one per column and row.
+pub(crate) fn json<T: serde::Serialize + ?Sized>(rows: &T) -> Result<String> {
+    serde_json::to_string(rows).map_err(|e| StoreError::Corrupt(format!("bulk rows as JSON: {e}")))
+}
 
 /// A [`WriteTx`] over SQLite; rolls back when dropped uncommitted.
 pub struct SqliteTx {
@@ -104,23 +110,6 @@ impl SqliteTx {
         Ok((account, r.try_get(6)?))
     }
 
-    /// Writes an account's running totals (as the domain ledger left them).
-    pub(crate) async fn save_account(&mut self, a: &Account) -> Result<()> {
-        let b = &a.balances;
-        sqlx::query(
-            "UPDATE accounts SET debits_posted = ?, credits_posted = ?, debits_pending = ?, credits_pending = ?
-             WHERE id = ?",
-        )
-        .bind(b.debits_posted)
-        .bind(b.credits_posted)
-        .bind(b.debits_pending)
-        .bind(b.credits_pending)
-        .bind(a.id.0)
-        .execute(&mut *self.tx)
-        .await?;
-        Ok(())
-    }
-
     /// Writes decided transfers (rows, entries, resolutions, settled totals) and the accounts' new balances:
     /// the one place ledger rows are written, for a single transfer ([`WriteTx::transfer`]) and for a batch
     /// (the market's group-committed buys) alike. A pending transfer resolved twice fails the write (unique
@@ -131,58 +120,69 @@ impl SqliteTx {
         transfers: &[DecidedTransfer],
         now: i64,
     ) -> Result<()> {
-        for chunk in transfers.chunks(super::market::BULK_CHUNK) {
-            let mut q: QueryBuilder<Sqlite> = QueryBuilder::new(
-                "INSERT INTO transfers (id, debit_account_id, credit_account_id, amount, phase, pending_id, code,
-                    allow_overdraft, reference, created_at) ",
-            );
-            q.push_values(chunk, |mut b, t| {
+        // Constant SQL over JSON arrays (`json_each`): prepared once and cached, whatever the batch size.
+        let rows: Vec<_> = transfers
+            .iter()
+            .map(|t| {
                 let s = &t.spec;
-                b.push_bind(&s.id.0)
-                    .push_bind(s.debit.0)
-                    .push_bind(s.credit.0)
-                    .push_bind(s.amount.minor())
-                    .push_bind(s.phase.as_str())
-                    .push_bind(s.phase.pending_id().map(|p| p.0.as_str()))
-                    .push_bind(s.code.as_str())
-                    .push_bind(s.allow_overdraft)
-                    .push_bind(&s.reference)
-                    .push_bind(now);
-            });
-            q.build().execute(&mut *self.tx).await?;
-            let mut q: QueryBuilder<Sqlite> = QueryBuilder::new(
-                "INSERT INTO entries (transfer_id, account_id, project_id, side, amount, available_before,
-                    available_after, held_before, held_after, in_flight_before, in_flight_after, created_at) ",
-            );
-            let rows = chunk.iter().flat_map(|t| t.entries.iter().zip(t.owners).map(move |(e, o)| (&t.spec.id, e, o)));
-            q.push_values(rows, |mut b, (id, e, owner)| {
-                b.push_bind(&id.0)
-                    .push_bind(e.account.0)
-                    .push_bind(owner)
-                    .push_bind(e.side.as_str())
-                    .push_bind(e.amount.minor())
-                    .push_bind(e.before.available().minor())
-                    .push_bind(e.after.available().minor())
-                    .push_bind(e.before.held().minor())
-                    .push_bind(e.after.held().minor())
-                    .push_bind(e.before.in_flight().minor())
-                    .push_bind(e.after.in_flight().minor())
-                    .push_bind(now);
-            });
-            q.build().execute(&mut *self.tx).await?;
-        }
+                (
+                    &s.id.0,
+                    s.debit.0,
+                    s.credit.0,
+                    s.amount.minor(),
+                    s.phase.as_str(),
+                    s.phase.pending_id().map(|p| p.0.as_str()),
+                    s.code.as_str(),
+                    s.allow_overdraft,
+                    &s.reference,
+                )
+            })
+            .collect();
+        sqlx::query(
+            "INSERT INTO transfers (id, debit_account_id, credit_account_id, amount, phase, pending_id, code,
+                allow_overdraft, reference, created_at)
+             SELECT value->>0, value->>1, value->>2, value->>3, value->>4, value->>5, value->>6, value->>7,
+                value->>8, ?1 FROM json_each(?2)",
+        )
+        .bind(now)
+        .bind(json(&rows)?)
+        .execute(&mut *self.tx)
+        .await?;
+        let rows: Vec<_> = transfers
+            .iter()
+            .flat_map(|t| t.entries.iter().zip(t.owners).map(move |(e, o)| (&t.spec.id, e, o)))
+            .map(|(id, e, owner)| {
+                (
+                    &id.0,
+                    e.account.0,
+                    owner,
+                    e.side.as_str(),
+                    e.amount.minor(),
+                    [e.before.available().minor(), e.after.available().minor()],
+                    [e.before.held().minor(), e.after.held().minor()],
+                    [e.before.in_flight().minor(), e.after.in_flight().minor()],
+                )
+            })
+            .collect();
+        sqlx::query(
+            "INSERT INTO entries (transfer_id, account_id, project_id, side, amount, available_before,
+                available_after, held_before, held_after, in_flight_before, in_flight_after, created_at)
+             SELECT value->>0, value->>1, value->>2, value->>3, value->>4, value->>'$[5][0]', value->>'$[5][1]',
+                value->>'$[6][0]', value->>'$[6][1]', value->>'$[7][0]', value->>'$[7][1]', ?1 FROM json_each(?2)",
+        )
+        .bind(now)
+        .bind(json(&rows)?)
+        .execute(&mut *self.tx)
+        .await?;
         // The pending transfers these post or void are resolved (the unique index on pending_id refuses a second
         // resolution, failing the whole write).
         let resolved: Vec<&str> =
             transfers.iter().filter_map(|t| t.spec.phase.pending_id()).map(|p| p.0.as_str()).collect();
-        for chunk in resolved.chunks(super::market::BULK_CHUNK) {
-            let mut q: QueryBuilder<Sqlite> = QueryBuilder::new("UPDATE transfers SET resolved = 1 WHERE id IN (");
-            let mut sep = q.separated(", ");
-            for id in chunk {
-                sep.push_bind(*id);
-            }
-            q.push(")");
-            q.build().execute(&mut *self.tx).await?;
+        if !resolved.is_empty() {
+            sqlx::query("UPDATE transfers SET resolved = 1 WHERE id IN (SELECT value FROM json_each(?1))")
+                .bind(json(&resolved)?)
+                .execute(&mut *self.tx)
+                .await?;
         }
         // Settled totals (what `balance` reports as deposit and withdrawal sums), summed before writing.
         let mut totals: std::collections::BTreeMap<(i64, &str, &str), i64> = std::collections::BTreeMap::new();
@@ -191,21 +191,33 @@ impl SqliteTx {
             *totals.entry((s.debit.0, s.code.as_str(), "debit")).or_default() += s.amount.minor();
             *totals.entry((s.credit.0, s.code.as_str(), "credit")).or_default() += s.amount.minor();
         }
-        for ((account, code, side), total) in totals {
+        if !totals.is_empty() {
+            let rows: Vec<_> = totals.into_iter().map(|((a, c, s), t)| (a, c, s, t)).collect();
+            // `WHERE true` tells SQLite's parser the upsert's ON belongs to the INSERT, not a join.
             sqlx::query(
-                "INSERT INTO transfer_totals (account_id, code, side, total) VALUES (?, ?, ?, ?)
+                "INSERT INTO transfer_totals (account_id, code, side, total)
+                 SELECT value->>0, value->>1, value->>2, value->>3 FROM json_each(?1) WHERE true
                  ON CONFLICT (account_id, code, side) DO UPDATE SET total = total + excluded.total",
             )
-            .bind(account)
-            .bind(code)
-            .bind(side)
-            .bind(total)
+            .bind(json(&rows)?)
             .execute(&mut *self.tx)
             .await?;
         }
-        for a in accounts {
-            self.save_account(a).await?;
-        }
+        let rows: Vec<_> = accounts
+            .iter()
+            .map(|a| {
+                let b = &a.balances;
+                (a.id.0, b.debits_posted, b.credits_posted, b.debits_pending, b.credits_pending)
+            })
+            .collect();
+        sqlx::query(
+            "UPDATE accounts SET debits_posted = v.value->>1, credits_posted = v.value->>2,
+                debits_pending = v.value->>3, credits_pending = v.value->>4
+             FROM json_each(?1) AS v WHERE accounts.id = v.value->>0",
+        )
+        .bind(json(&rows)?)
+        .execute(&mut *self.tx)
+        .await?;
         Ok(())
     }
 }
