@@ -452,3 +452,193 @@ fn decide(project: &Project, r: &BuyRequest, batch: &mut Batch) -> Result<String
     batch.events.push(event(project, EventType::BalanceChange, json!({"balance_value": balance.to_wire()}), now));
     Ok(body)
 }
+
+#[cfg(test)]
+mod tests {
+    //! The batch decides buys in memory from what it read up front; these check it against the obvious
+    //! model: the same requests run one by one, in order, against a plain stock, balance and key table.
+
+    use std::collections::{BTreeMap, HashMap};
+
+    use proptest::prelude::*;
+    use skingate_core::project::ProjectSettings;
+    use skingate_store::market::{MarketStore, NewUnit};
+    use skingate_store::sqlite::SqliteStore;
+
+    use super::*;
+
+    const PRICING: Pricing = Pricing { markup_bps: 500 };
+    const ITEMS: [(Game, &str); 3] = [(Game::Dota2, "Key A"), (Game::Dota2, "Key B"), (Game::Rust, "Key A")];
+
+    #[derive(Debug, Clone)]
+    struct Req {
+        pick: Pick,
+        max_price: Option<i64>,
+        custom_id: Option<u8>,
+    }
+
+    fn req() -> impl Strategy<Value = Req> {
+        let pick = prop_oneof![
+            (1_i64..14).prop_map(Pick::Id),
+            (0..ITEMS.len()).prop_map(|i| Pick::Name { game: ITEMS[i].0, name: ITEMS[i].1.to_owned() }),
+        ];
+        (pick, proptest::option::of(1_000_i64..6_000), proptest::option::of(0_u8..4))
+            .prop_map(|(pick, max_price, custom_id)| Req { pick, max_price, custom_id })
+    }
+
+    /// What a buy answered, reduced to what the model can predict.
+    #[derive(Debug, Clone, PartialEq, Eq)]
+    enum Seen {
+        Fresh { unit: i64, price: i64 },
+        Replayed { unit: i64, price: i64 },
+        Refused(Refusal),
+    }
+
+    fn fingerprint(r: &Req) -> String {
+        format!("{:?}|{:?}", r.pick, r.max_price)
+    }
+
+    fn request(r: &Req) -> BuyRequest {
+        BuyRequest {
+            pick: r.pick.clone(),
+            max_price: r.max_price.map(Money::from_minor),
+            partner: SteamId::from_account_id(77).unwrap(),
+            token: "tok".into(),
+            custom_id: r.custom_id.map(|k| format!("k{k}")),
+            fingerprint: fingerprint(r),
+        }
+    }
+
+    fn seen(outcome: &Result<Bought, BuyFailure>) -> Seen {
+        let parse = |body: &[u8]| {
+            let v: serde_json::Value = serde_json::from_slice(body).unwrap();
+            let unit = v["item"]["id"].as_str().unwrap().parse().unwrap();
+            let price = Money::from_wire(&v["item"]["price"].to_string().trim_matches('"').parse().unwrap()).unwrap();
+            (unit, price.minor())
+        };
+        match outcome {
+            Ok(Bought::Fresh(b)) => {
+                let (unit, price) = parse(b);
+                Seen::Fresh { unit, price }
+            }
+            Ok(Bought::Replayed(b)) => {
+                let (unit, price) = parse(b);
+                Seen::Replayed { unit, price }
+            }
+            Err(BuyFailure::Refused(r)) => Seen::Refused(*r),
+            Err(BuyFailure::Internal(e)) => panic!("internal failure: {e:#}"),
+        }
+    }
+
+    /// The model: buys one after another.
+    struct Model {
+        stock: BTreeMap<i64, (usize, i64)>,
+        balance: i64,
+        keys: HashMap<u8, (String, Option<(i64, i64)>)>,
+    }
+
+    impl Model {
+        fn buy(&mut self, r: &Req) -> Seen {
+            if let Some(k) = r.custom_id
+                && let Some((fp, first)) = self.keys.get(&k)
+            {
+                return match first {
+                    Some((unit, price)) if *fp == fingerprint(r) => Seen::Replayed { unit: *unit, price: *price },
+                    _ => Seen::Refused(Refusal::CustomIdExists),
+                };
+            }
+            let unit = match &r.pick {
+                Pick::Id(id) => self.stock.get(id).map(|(_, reference)| (*id, *reference)),
+                Pick::Name { game, name } => self
+                    .stock
+                    .iter()
+                    .filter(|(_, (item, _))| ITEMS[*item].0 == *game && ITEMS[*item].1 == name)
+                    .map(|(id, (_, reference))| (*id, *reference))
+                    .min_by_key(|(id, reference)| (*reference, *id)),
+            };
+            let Some((unit, reference)) = unit else { return Seen::Refused(Refusal::Unavailable) };
+            let price = PRICING.price(Money::from_minor(reference)).unwrap().minor();
+            if price <= 0 {
+                // A unit without a price is not for sale (and, being the cheapest, blocks buys by name).
+                return Seen::Refused(Refusal::Unavailable);
+            }
+            if r.max_price.is_some_and(|max| price > max) {
+                return Seen::Refused(Refusal::NotAtPrice);
+            }
+            if price > self.balance {
+                return Seen::Refused(Refusal::InsufficientFunds);
+            }
+            self.stock.remove(&unit);
+            self.balance -= price;
+            if let Some(k) = r.custom_id {
+                self.keys.insert(k, (fingerprint(r), Some((unit, price))));
+            }
+            Seen::Fresh { unit, price }
+        }
+    }
+
+    async fn check(units: Vec<(usize, i64)>, balance: i64, batches: Vec<Vec<Req>>) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(&format!("sqlite://{}", dir.path().join("t.db").display()), 1).await.unwrap();
+        let project = Arc::new(store.create_project(&ProjectSettings::named("p"), "s", 0).await.unwrap());
+        let new: Vec<NewUnit> = units
+            .iter()
+            .enumerate()
+            .map(|(i, (item, reference))| NewUnit {
+                game: ITEMS[*item].0.code().into(),
+                name: ITEMS[*item].1.into(),
+                classid: "1".into(),
+                asset_id: i as i64,
+                bot: "76561198000000001".into(),
+                reference: Money::from_minor(*reference),
+            })
+            .collect();
+        let mut tx = store.begin().await.unwrap();
+        let ids = tx.add_units(&new, 0).await.unwrap();
+        tx.commit().await.unwrap();
+        crate::adjustments::adjust(&store, &project, true, Money::from_minor(balance), "t", "top", 0).await.unwrap();
+        let mut model = Model {
+            stock: ids.iter().zip(&units).map(|(id, (item, reference))| (*id, (*item, *reference))).collect(),
+            balance,
+            keys: HashMap::new(),
+        };
+        let mut accounts = AccountIds::default();
+        let mut spent = 0;
+        for batch in batches {
+            let jobs: Vec<BuyJob> = batch
+                .iter()
+                .map(|r| BuyJob { project: project.clone(), request: request(r), reply: oneshot::channel().0 })
+                .collect();
+            let outcomes = run_batch(&store, &jobs, 10, PRICING, &mut accounts).await.unwrap();
+            for (r, outcome) in batch.iter().zip(&outcomes) {
+                let expected = model.buy(r);
+                assert_eq!(seen(outcome), expected, "request {r:?}");
+                if let Seen::Fresh { price, .. } = expected {
+                    spent += price;
+                }
+            }
+        }
+        // What the database holds agrees with the model: units still for sale, balance, money in flight.
+        let mut left: Vec<i64> =
+            store.units_page(None, UnitState::Stock, 0, 1_000).await.unwrap().iter().map(|u| u.id).collect();
+        left.sort_unstable();
+        assert_eq!(left, model.stock.keys().copied().collect::<Vec<_>>());
+        let b = store.project_balance(project.id).await.unwrap();
+        assert_eq!((b.available.minor(), b.in_flight.minor()), (model.balance, spent));
+        assert!(b.available.minor() >= 0);
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 32, ..ProptestConfig::default() })]
+
+        #[test]
+        fn a_batch_decides_like_buys_one_by_one(
+            units in proptest::collection::vec((0..ITEMS.len(), prop_oneof![Just(0_i64), 1_000_i64..5_000]), 1..14),
+            balance in 0_i64..20_000,
+            batches in proptest::collection::vec(proptest::collection::vec(req(), 1..12), 1..5),
+        ) {
+            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+            runtime.block_on(check(units, balance, batches));
+        }
+    }
+}
