@@ -235,3 +235,530 @@ async fn a_late_attempt_never_overwrites_a_newer_lease() {
     s.record_attempts(&[(&first, &attempt(1, 204), NextStep::Delivered)]).await.unwrap();
     assert_eq!(s.delivery(p.id, first.id).await.unwrap().unwrap().last_http_status, Some(200));
 }
+
+// ---- MarketTx (SQLite) ----
+
+use skingate_core::market::PurchaseStatus;
+
+use crate::MarketStore;
+use crate::market::{AnsweredKey, BulkEvent, NewPurchase, NewUnit, PurchaseUpdate, StoredKey, Unit, UnitState};
+
+fn new_unit(game: &str, name: &str, asset_id: i64, reference: i64) -> NewUnit {
+    NewUnit {
+        game: game.into(),
+        name: name.into(),
+        classid: format!("cls-{name}"),
+        asset_id,
+        bot: "76561198000000001".into(),
+        reference: Money::from_minor(reference),
+    }
+}
+
+/// Adds units in their own committed transaction; returns their ids.
+async fn seed_units(store: &SqliteStore, units: &[NewUnit], now: i64) -> Vec<i64> {
+    let mut tx = store.begin().await.unwrap();
+    let ids = tx.add_units(units, now).await.unwrap();
+    tx.commit().await.unwrap();
+    ids
+}
+
+fn sorted_ids(units: &[Unit]) -> Vec<i64> {
+    let mut ids: Vec<i64> = units.iter().map(|u| u.id).collect();
+    ids.sort_unstable();
+    ids
+}
+
+/// `n` purchases of fresh reserved units by `project`, recorded at `now` (status `creating_trade`,
+/// `next_check_at = now`); returns their ids.
+async fn seed_purchases(store: &SqliteStore, project: ProjectId, n: usize, now: i64) -> Vec<i64> {
+    let mut tx = store.begin().await.unwrap();
+    let news: Vec<NewUnit> = (0..n).map(|i| new_unit("cs2", "AK-47 | Redline", 100 + i as i64, 1_000)).collect();
+    let unit_ids = tx.add_units(&news, now).await.unwrap();
+    assert_eq!(tx.move_units(&unit_ids, &[UnitState::Stock], UnitState::Reserved, now).await.unwrap(), n as u64);
+    let first = tx.next_purchase_id().await.unwrap();
+    let rows: Vec<(i64, NewPurchase)> = unit_ids
+        .iter()
+        .zip(news)
+        .enumerate()
+        .map(|(i, (&id, u))| {
+            let unit = Unit {
+                id,
+                game: u.game,
+                name: u.name,
+                classid: u.classid,
+                asset_id: u.asset_id,
+                bot: u.bot,
+                reference: u.reference,
+                state: UnitState::Reserved,
+            };
+            let purchase = NewPurchase {
+                project,
+                unit,
+                price: Money::from_minor(1_100 + i as i64),
+                partner: "76561198000000042".into(),
+                token: "tok".into(),
+                custom_id: (i % 2 == 0).then(|| format!("c-{i}")),
+            };
+            (first + i as i64, purchase)
+        })
+        .collect();
+    tx.insert_purchases_bulk(&rows, now).await.unwrap();
+    assert_eq!(tx.next_purchase_id().await.unwrap(), first + n as i64, "the tx sees its own purchases");
+    tx.commit().await.unwrap();
+    rows.into_iter().map(|(id, _)| id).collect()
+}
+
+fn update(id: i64, from: PurchaseStatus, to: PurchaseStatus, next_check_at: i64) -> PurchaseUpdate {
+    PurchaseUpdate {
+        id,
+        from,
+        to,
+        tradeofferid: None,
+        error_reason: None,
+        sent_at: None,
+        accepted_at: None,
+        watch_until: None,
+        next_check_at,
+    }
+}
+
+#[tokio::test]
+async fn stock_units_returns_only_listed_units_in_stock() {
+    let (_dir, s) = store().await;
+    let units: Vec<NewUnit> = (0..5).map(|i| new_unit("cs2", "AWP | Asiimov", i, 2_000 + i)).collect();
+    let ids = seed_units(&s, &units, 10).await;
+    assert_eq!(ids.len(), 5);
+    assert!(ids.windows(2).all(|w| w[0] < w[1]), "ids in insertion order: {ids:?}");
+    // ids[1] withdrawn by an operator, ids[2] reserved by a buy; ids[4] is in stock but not asked for.
+    assert_eq!(s.withdraw_units(&[ids[1]], 20).await.unwrap(), 1);
+    let mut tx = s.begin().await.unwrap();
+    assert_eq!(tx.move_units(&[ids[2]], &[UnitState::Stock], UnitState::Reserved, 20).await.unwrap(), 1);
+    let unknown = ids[4] + 1_000;
+    let got = tx.stock_units(&[ids[3], ids[2], unknown, ids[1], ids[0]]).await.unwrap();
+    assert_eq!(sorted_ids(&got), vec![ids[0], ids[3]]);
+    let first = got.iter().find(|u| u.id == ids[0]).unwrap();
+    assert_eq!(
+        *first,
+        Unit {
+            id: ids[0],
+            game: "cs2".into(),
+            name: "AWP | Asiimov".into(),
+            classid: "cls-AWP | Asiimov".into(),
+            asset_id: 0,
+            bot: "76561198000000001".into(),
+            reference: Money::from_minor(2_000),
+            state: UnitState::Stock,
+        }
+    );
+    assert!(got.iter().all(|u| u.state == UnitState::Stock));
+    assert!(tx.stock_units(&[ids[1], ids[2], unknown]).await.unwrap().is_empty());
+    assert!(tx.stock_units(&[]).await.unwrap().is_empty());
+    // A unit listed twice comes back once.
+    assert_eq!(sorted_ids(&tx.stock_units(&[ids[4], ids[4]]).await.unwrap()), vec![ids[4]]);
+}
+
+#[tokio::test]
+async fn cheapest_units_orders_by_price_then_id_within_one_item_in_stock() {
+    let (_dir, s) = store().await;
+    let mut tx = s.begin().await.unwrap();
+    let ids = tx
+        .add_units(
+            &[
+                new_unit("cs2", "AK", 1, 500),  // 0
+                new_unit("cs2", "AK", 2, 300),  // 1
+                new_unit("cs2", "AK", 3, 300),  // 2 (tie with 1: higher id)
+                new_unit("cs2", "AK", 4, 100),  // 3 cheapest, but reserved below
+                new_unit("cs2", "AK", 5, 700),  // 4
+                new_unit("cs2", "M4A1", 6, 50), // 5 other name
+                new_unit("dota2", "AK", 7, 10), // 6 other game
+                new_unit("cs2", "AK", 8, 300),  // 7 (tie with 1 and 2: highest id)
+                new_unit("cs2", "AK", 9, 200),  // 8 withdrawn below
+            ],
+            10,
+        )
+        .await
+        .unwrap();
+    assert_eq!(tx.move_units(&[ids[3]], &[UnitState::Stock], UnitState::Reserved, 11).await.unwrap(), 1);
+    assert_eq!(tx.move_units(&[ids[8]], &[UnitState::Stock], UnitState::Withdrawn, 11).await.unwrap(), 1);
+    let cheapest = |units: Vec<Unit>| units.into_iter().map(|u| u.id).collect::<Vec<_>>();
+    assert_eq!(cheapest(tx.cheapest_units("cs2", "AK", 3).await.unwrap()), vec![ids[1], ids[2], ids[7]]);
+    assert_eq!(
+        cheapest(tx.cheapest_units("cs2", "AK", 10).await.unwrap()),
+        vec![ids[1], ids[2], ids[7], ids[0], ids[4]]
+    );
+    assert_eq!(cheapest(tx.cheapest_units("cs2", "AK", 1).await.unwrap()), vec![ids[1]]);
+    assert!(tx.cheapest_units("cs2", "AK", 0).await.unwrap().is_empty());
+    assert_eq!(cheapest(tx.cheapest_units("dota2", "AK", 10).await.unwrap()), vec![ids[6]]);
+    assert_eq!(cheapest(tx.cheapest_units("cs2", "M4A1", 10).await.unwrap()), vec![ids[5]]);
+    assert!(tx.cheapest_units("cs2", "Nope", 10).await.unwrap().is_empty());
+    assert!(tx.cheapest_units("rust", "AK", 10).await.unwrap().is_empty());
+    let first = tx.cheapest_units("cs2", "AK", 1).await.unwrap().remove(0);
+    assert_eq!((first.reference, first.asset_id, first.state), (Money::from_minor(300), 2, UnitState::Stock));
+    // Putting the reserved unit back makes it the cheapest again.
+    assert_eq!(tx.move_units(&[ids[3]], &[UnitState::Reserved], UnitState::Stock, 12).await.unwrap(), 1);
+    assert_eq!(cheapest(tx.cheapest_units("cs2", "AK", 2).await.unwrap()), vec![ids[3], ids[1]]);
+}
+
+#[tokio::test]
+async fn move_units_moves_only_units_in_a_from_state() {
+    let (_dir, s) = store().await;
+    let units: Vec<NewUnit> = (0..5).map(|i| new_unit("cs2", "Glock", i, 100)).collect();
+    let ids = seed_units(&s, &units, 10).await;
+    let unknown = ids[4] + 1_000;
+    let states = |s: SqliteStore, ids: Vec<i64>| async move {
+        s.units_by_ids(&ids).await.unwrap().into_iter().map(|u| (u.id, u.state)).collect::<Vec<_>>()
+    };
+    let updated_at = |s: SqliteStore, id: i64| async move {
+        sqlx::query_scalar::<_, i64>("SELECT updated_at FROM market_units WHERE id = ?")
+            .bind(id)
+            .fetch_one(&s.reader)
+            .await
+            .unwrap()
+    };
+
+    let mut tx = s.begin().await.unwrap();
+    let reserve = [ids[0], ids[1], ids[2], unknown];
+    assert_eq!(tx.move_units(&reserve, &[UnitState::Stock], UnitState::Reserved, 20).await.unwrap(), 3);
+    assert_eq!(tx.move_units(&reserve, &[UnitState::Stock], UnitState::Reserved, 21).await.unwrap(), 0, "again: 0");
+    assert_eq!(
+        tx.move_units(&[ids[1], ids[3], unknown], &[UnitState::Reserved], UnitState::Gone, 30).await.unwrap(),
+        1
+    );
+    assert_eq!(tx.move_units(&[], &[UnitState::Stock], UnitState::Gone, 30).await.unwrap(), 0);
+    tx.commit().await.unwrap();
+    use UnitState::*;
+    assert_eq!(
+        states(s.clone(), ids.clone()).await,
+        vec![(ids[0], Reserved), (ids[1], Gone), (ids[2], Reserved), (ids[3], Stock), (ids[4], Stock)]
+    );
+    assert_eq!(updated_at(s.clone(), ids[0]).await, 20, "the repeated call wrote nothing");
+    assert_eq!(updated_at(s.clone(), ids[1]).await, 30);
+    assert_eq!(updated_at(s.clone(), ids[3]).await, 10, "a unit not in a from state is untouched");
+
+    // Two from states: reserved and gone units return to stock; the one already in stock is not counted.
+    let mut tx = s.begin().await.unwrap();
+    let back = [ids[0], ids[1], ids[2], ids[3]];
+    assert_eq!(tx.move_units(&back, &[Reserved, Gone], Stock, 40).await.unwrap(), 3);
+    assert_eq!(tx.move_units(&back, &[Reserved, Gone], Stock, 41).await.unwrap(), 0);
+    tx.commit().await.unwrap();
+    assert!(states(s.clone(), ids.clone()).await.iter().all(|&(_, st)| st == Stock));
+    assert_eq!(updated_at(s.clone(), ids[1]).await, 40);
+    assert_eq!(updated_at(s.clone(), ids[3]).await, 10);
+    assert_eq!(updated_at(s.clone(), ids[4]).await, 10);
+}
+
+#[tokio::test]
+async fn update_purchases_applies_only_matching_from_and_coalesces_optional_fields() {
+    let (_dir, s) = store().await;
+    let p = s.create_project(&ProjectSettings::named("Shop"), "s", 0).await.unwrap();
+    let ids = seed_purchases(&s, p.id, 3, 100).await;
+    assert_eq!(ids, vec![1, 2, 3], "purchase ids start at 1 and are handed out in order");
+    let (a, b, c) = (ids[0], ids[1], ids[2]);
+    let read = |s: SqliteStore, id: i64| async move { s.purchases_by_ids(p.id, &[id]).await.unwrap().remove(0) };
+
+    let fresh = s.purchases_by_ids(p.id, &[c, a, 99, b]).await.unwrap();
+    assert_eq!(fresh.iter().map(|x| x.id).collect::<Vec<_>>(), ids);
+    assert!(fresh.iter().all(|x| x.status == PurchaseStatus::CreatingTrade && x.created_at == 100));
+    assert!(fresh.iter().all(|x| x.tradeofferid.is_none() && x.error_reason.is_none() && x.sent_at.is_none()));
+    assert_eq!(fresh[0].price, Money::from_minor(1_100));
+    assert_eq!((fresh[0].custom_id.as_deref(), fresh[1].custom_id.as_deref()), (Some("c-0"), None));
+    assert_eq!((fresh[1].game.as_str(), fresh[1].name.as_str()), ("cs2", "AK-47 | Redline"));
+
+    let mut tx = s.begin().await.unwrap();
+    let changed = tx
+        .update_purchases(
+            &[
+                PurchaseUpdate {
+                    tradeofferid: Some("T1".into()),
+                    sent_at: Some(110),
+                    ..update(a, PurchaseStatus::CreatingTrade, PurchaseStatus::WaitingAccept, 200)
+                },
+                // Wrong `from`: b is still creating_trade.
+                PurchaseUpdate {
+                    tradeofferid: Some("X".into()),
+                    error_reason: Some("nope".into()),
+                    ..update(b, PurchaseStatus::WaitingAccept, PurchaseStatus::Accepted, 200)
+                },
+                PurchaseUpdate {
+                    error_reason: Some("steam down".into()),
+                    ..update(c, PurchaseStatus::CreatingTrade, PurchaseStatus::TradeCreateError, 200)
+                },
+            ],
+            110,
+        )
+        .await
+        .unwrap();
+    let mut changed_sorted = changed.clone();
+    changed_sorted.sort_unstable();
+    assert_eq!(changed_sorted, vec![a, c], "returned {changed:?}");
+    tx.commit().await.unwrap();
+
+    let pa = read(s.clone(), a).await;
+    assert_eq!(
+        (pa.status, pa.tradeofferid.as_deref(), pa.error_reason.as_deref(), pa.sent_at),
+        (PurchaseStatus::WaitingAccept, Some("T1"), None, Some(110))
+    );
+    let pb = read(s.clone(), b).await;
+    assert_eq!(pb, fresh[1], "a mismatched update writes nothing");
+    let pc = read(s.clone(), c).await;
+    assert_eq!(
+        (pc.status, pc.tradeofferid.as_deref(), pc.error_reason.as_deref()),
+        (PurchaseStatus::TradeCreateError, None, Some("steam down"))
+    );
+
+    // None keeps the stored value; a stale `from` (a already left creating_trade) is skipped.
+    let mut tx = s.begin().await.unwrap();
+    let changed = tx
+        .update_purchases(
+            &[
+                PurchaseUpdate {
+                    accepted_at: Some(150),
+                    watch_until: Some(1_000),
+                    ..update(a, PurchaseStatus::WaitingAccept, PurchaseStatus::Accepted, 300)
+                },
+                update(b, PurchaseStatus::Accepted, PurchaseStatus::Canceled, 300),
+            ],
+            150,
+        )
+        .await
+        .unwrap();
+    assert_eq!(changed, vec![a]);
+    assert!(
+        tx.update_purchases(&[update(a, PurchaseStatus::CreatingTrade, PurchaseStatus::Canceled, 0)], 151)
+            .await
+            .unwrap()
+            .is_empty(),
+        "stale from"
+    );
+    assert!(tx.update_purchases(&[], 151).await.unwrap().is_empty());
+    tx.commit().await.unwrap();
+    let pa = read(s.clone(), a).await;
+    assert_eq!(
+        (pa.status, pa.tradeofferid.as_deref(), pa.error_reason.as_deref()),
+        (PurchaseStatus::Accepted, Some("T1"), None)
+    );
+    assert_eq!((pa.sent_at, pa.accepted_at, pa.watch_until), (Some(110), Some(150), Some(1_000)));
+
+    // Some overwrites a stored value.
+    let mut tx = s.begin().await.unwrap();
+    let changed = tx
+        .update_purchases(
+            &[
+                PurchaseUpdate {
+                    tradeofferid: Some("T2".into()),
+                    error_reason: Some("rolled back".into()),
+                    ..update(a, PurchaseStatus::Accepted, PurchaseStatus::RollbackUser, 400)
+                },
+                PurchaseUpdate {
+                    error_reason: Some("retry failed".into()),
+                    ..update(c, PurchaseStatus::TradeCreateError, PurchaseStatus::TradeCreateError, 400)
+                },
+            ],
+            400,
+        )
+        .await
+        .unwrap();
+    let mut changed_sorted = changed.clone();
+    changed_sorted.sort_unstable();
+    assert_eq!(changed_sorted, vec![a, c]);
+    tx.commit().await.unwrap();
+    let pa = read(s.clone(), a).await;
+    assert_eq!(
+        (pa.status, pa.tradeofferid.as_deref(), pa.error_reason.as_deref(), pa.accepted_at),
+        (PurchaseStatus::RollbackUser, Some("T2"), Some("rolled back"), Some(150))
+    );
+    assert_eq!(read(s.clone(), c).await.error_reason.as_deref(), Some("retry failed"));
+    assert_eq!(read(s.clone(), b).await, fresh[1]);
+}
+
+#[tokio::test]
+async fn set_next_checks_decides_which_purchases_are_due() {
+    let (_dir, s) = store().await;
+    let p = s.create_project(&ProjectSettings::named("Shop"), "s", 0).await.unwrap();
+    let ids = seed_purchases(&s, p.id, 4, 100).await;
+    let due = |s: SqliteStore, now: i64, limit: u32| async move {
+        s.purchases_due(now, limit).await.unwrap().into_iter().map(|x| x.id).collect::<Vec<_>>()
+    };
+    assert_eq!(due(s.clone(), 100, 10).await, ids, "new purchases are due at once");
+    assert!(due(s.clone(), 99, 10).await.is_empty());
+
+    let mut tx = s.begin().await.unwrap();
+    tx.set_next_checks(&[(ids[0], 500), (ids[1], 50), (ids[2], 300), (9_999, 0)]).await.unwrap();
+    tx.set_next_checks(&[]).await.unwrap();
+    tx.commit().await.unwrap();
+    assert!(due(s.clone(), 49, 10).await.is_empty());
+    assert_eq!(due(s.clone(), 50, 10).await, vec![ids[1]]);
+    assert_eq!(due(s.clone(), 100, 10).await, vec![ids[1], ids[3]]);
+    assert_eq!(due(s.clone(), 300, 10).await, vec![ids[1], ids[3], ids[2]]);
+    assert_eq!(due(s.clone(), 1_000, 10).await, vec![ids[1], ids[3], ids[2], ids[0]]);
+    assert_eq!(due(s.clone(), 1_000, 2).await, vec![ids[1], ids[3]]);
+
+    // A finished purchase is never due, whatever its next_check_at.
+    let mut tx = s.begin().await.unwrap();
+    let cancel = [update(ids[3], PurchaseStatus::CreatingTrade, PurchaseStatus::Canceled, 0)];
+    assert_eq!(tx.update_purchases(&cancel, 120).await.unwrap(), vec![ids[3]]);
+    tx.set_next_checks(&[(ids[0], 60)]).await.unwrap();
+    tx.commit().await.unwrap();
+    assert_eq!(due(s.clone(), 1_000, 10).await, vec![ids[1], ids[0], ids[2]]);
+    assert_eq!(due(s.clone(), 59, 10).await, vec![ids[1]]);
+}
+
+#[tokio::test]
+async fn idempotency_keys_read_inserted_answers_per_project_and_scope() {
+    let (_dir, s) = store().await;
+    let p = s.create_project(&ProjectSettings::named("Shop"), "s", 0).await.unwrap().id;
+    let q = s.create_project(&ProjectSettings::named("Other"), "s", 0).await.unwrap().id;
+    let answered = |project: ProjectId, scope: &str, key: &str, hash: &str, response: &str| AnsweredKey {
+        key: IdempotencyKey { project, scope: scope.into(), key: key.into() },
+        request_hash: hash.into(),
+        response: response.into(),
+    };
+    let stored = |key: &str, hash: &str, response: Option<&str>| StoredKey {
+        key: key.into(),
+        request_hash: hash.into(),
+        response: response.map(Into::into),
+    };
+    let read = |mut v: Vec<StoredKey>| {
+        v.sort_by(|a, b| a.key.cmp(&b.key));
+        v
+    };
+
+    let mut tx = s.begin().await.unwrap();
+    tx.insert_answered_keys(
+        &[
+            answered(p, "buy", "k1", "h1", r#"{"buy_id":1}"#),
+            answered(p, "buy", "k2", "h2", "r2"),
+            answered(p, "other", "k1", "h3", "r3"),
+            answered(q, "buy", "k1", "h4", "r4"),
+            answered(p, "buy", "42", "h5", "r5"),
+        ],
+        10,
+    )
+    .await
+    .unwrap();
+    tx.insert_answered_keys(&[], 10).await.unwrap();
+    // Seen inside the same transaction.
+    assert_eq!(
+        read(tx.idempotency_keys(p, "buy", &["k2", "k1", "k3"]).await.unwrap()),
+        vec![stored("k1", "h1", Some(r#"{"buy_id":1}"#)), stored("k2", "h2", Some("r2"))]
+    );
+    tx.commit().await.unwrap();
+
+    let mut tx = s.begin().await.unwrap();
+    assert_eq!(
+        read(tx.idempotency_keys(p, "buy", &["k1", "k2", "k3", "42"]).await.unwrap()),
+        vec![
+            stored("42", "h5", Some("r5")),
+            stored("k1", "h1", Some(r#"{"buy_id":1}"#)),
+            stored("k2", "h2", Some("r2"))
+        ]
+    );
+    assert_eq!(tx.idempotency_keys(p, "other", &["k1", "k2"]).await.unwrap(), vec![stored("k1", "h3", Some("r3"))]);
+    assert_eq!(tx.idempotency_keys(q, "buy", &["k1", "k2"]).await.unwrap(), vec![stored("k1", "h4", Some("r4"))]);
+    assert!(tx.idempotency_keys(q, "other", &["k1"]).await.unwrap().is_empty());
+    assert!(tx.idempotency_keys(p, "buy", &["k3", "K1"]).await.unwrap().is_empty());
+    assert!(tx.idempotency_keys(p, "buy", &[]).await.unwrap().is_empty());
+    // A key claimed without an answer reads back with none.
+    let claimed = IdempotencyKey { project: p, scope: "buy".into(), key: "k6".into() };
+    assert_eq!(tx.claim_idempotency_key(&claimed, "h6", 11).await.unwrap(), Claim::New);
+    assert_eq!(tx.idempotency_keys(p, "buy", &["k6"]).await.unwrap(), vec![stored("k6", "h6", None)]);
+
+    // The primary key refuses a key that exists: committed before, inserted earlier in this
+    // transaction, or twice in one call (which then writes nothing).
+    let is_unique_violation = |e: StoreError| {
+        matches!(e, StoreError::Database(_)) && e.to_string().contains("UNIQUE constraint failed: idempotency_keys")
+    };
+    let err = tx.insert_answered_keys(&[answered(p, "buy", "k1", "h1", "again")], 12).await.unwrap_err();
+    assert!(is_unique_violation(err));
+    tx.insert_answered_keys(&[answered(p, "buy", "k7", "h7", "r7")], 12).await.unwrap();
+    let err = tx.insert_answered_keys(&[answered(p, "buy", "k7", "h7", "r7")], 12).await.unwrap_err();
+    assert!(is_unique_violation(err));
+    let twice = [answered(p, "buy", "k8", "h8", "r8"), answered(p, "buy", "k8", "h8", "r8")];
+    let err = tx.insert_answered_keys(&twice, 12).await.unwrap_err();
+    assert!(is_unique_violation(err));
+    assert!(tx.idempotency_keys(p, "buy", &["k8"]).await.unwrap().is_empty());
+    assert_eq!(tx.idempotency_keys(p, "buy", &["k7"]).await.unwrap(), vec![stored("k7", "h7", Some("r7"))]);
+    assert_eq!(
+        tx.idempotency_keys(p, "buy", &["k1"]).await.unwrap(),
+        vec![stored("k1", "h1", Some(r#"{"buy_id":1}"#))]
+    );
+}
+
+#[tokio::test]
+async fn insert_events_bulk_numbers_per_project_and_delivers_only_with_a_url() {
+    let (_dir, s) = store().await;
+    let a = s.create_project(&ProjectSettings::named("A"), "s", 0).await.unwrap().id;
+    let b = s.create_project(&ProjectSettings::named("B"), "s", 0).await.unwrap().id;
+    let body = |project: ProjectId, id: i64, seq: i64| format!(r#"{{"p":{},"id":{id},"seq":{seq}}}"#, project.0);
+    let bulk = |project: ProjectId, event_type: &'static str, url: Option<&str>| BulkEvent {
+        project,
+        event_type,
+        payload: Box::new(move |id, seq| body(project, id, seq)),
+        webhook_url: url.map(Into::into),
+    };
+    let (hook_a, hook_b) = ("https://a.example/hook", "https://b.example/hook");
+
+    // One existing event of A, written the single-row way.
+    let mut tx = s.begin().await.unwrap();
+    let single = |id: i64, seq: i64| body(a, id, seq);
+    let first = tx.insert_event(a, "balance_change", &single, None, 5).await.unwrap();
+    assert_eq!((first.id, first.seq), (1, 1));
+    tx.commit().await.unwrap();
+
+    let mut tx = s.begin().await.unwrap();
+    tx.insert_events_bulk(
+        &[
+            bulk(a, "purchase", Some(hook_a)),
+            bulk(b, "purchase", None),
+            bulk(a, "purchase", None),
+            bulk(b, "balance_change", Some(hook_b)),
+            bulk(a, "balance_change", Some(hook_a)),
+        ],
+        20,
+    )
+    .await
+    .unwrap();
+    tx.insert_events_bulk(&[], 20).await.unwrap();
+    // A second batch in the same transaction continues after the first.
+    tx.insert_events_bulk(&[bulk(b, "purchase", None), bulk(a, "purchase", None)], 30).await.unwrap();
+    tx.commit().await.unwrap();
+
+    let events = s.events_after(0, 100).await.unwrap();
+    let got: Vec<_> = events.iter().map(|e| (e.id, e.project, e.seq, e.event_type.as_str(), e.created_at)).collect();
+    assert_eq!(
+        got,
+        vec![
+            (1, a, 1, "balance_change", 5),
+            (2, a, 2, "purchase", 20),
+            (3, b, 1, "purchase", 20),
+            (4, a, 3, "purchase", 20),
+            (5, b, 2, "balance_change", 20),
+            (6, a, 4, "balance_change", 20),
+            (7, b, 3, "purchase", 30),
+            (8, a, 5, "purchase", 30),
+        ]
+    );
+    assert!(events.iter().all(|e| e.payload == body(e.project, e.id, e.seq)), "payload built from id and seq");
+    let seqs = |events: Vec<StoredEvent>| events.into_iter().map(|e| (e.seq, e.id)).collect::<Vec<_>>();
+    assert_eq!(seqs(s.project_events_after(b, 0, 10).await.unwrap()), vec![(1, 3), (2, 5), (3, 7)]);
+    assert_eq!(seqs(s.project_events_after(a, 2, 10).await.unwrap()), vec![(3, 4), (4, 6), (5, 8)]);
+    assert_eq!(s.last_event_id().await.unwrap(), 8);
+
+    let deliveries = |s: SqliteStore, project: ProjectId| async move {
+        s.deliveries(project, None, 0, 10)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|d| (d.event.id, d.kind, d.url, d.state, d.attempts, d.next_attempt_at, d.created_at))
+            .collect::<Vec<_>>()
+    };
+    let pending = |event: i64, url: &str| {
+        (event, "events_webhook".to_owned(), url.to_owned(), DeliveryState::Pending, 0, Some(20), 20)
+    };
+    assert_eq!(deliveries(s.clone(), a).await, vec![pending(6, hook_a), pending(2, hook_a)]);
+    assert_eq!(deliveries(s.clone(), b).await, vec![pending(5, hook_b)]);
+    let claimed = s.claim_due_deliveries(20, 60, 10).await.unwrap();
+    let mut claimed: Vec<_> = claimed.iter().map(|d| (d.event.id, d.event.project)).collect();
+    claimed.sort_unstable();
+    assert_eq!(claimed, vec![(2, a), (5, b), (6, a)]);
+}
