@@ -207,7 +207,7 @@ impl MarketStore for SqliteStore {
             return Ok(Vec::new());
         }
         let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "SELECT {UNIT_COLUMNS} FROM market_units WHERE id IN (SELECT value FROM json_each(?1)) ORDER BY id"
+            "SELECT {UNIT_COLUMNS} FROM market_units WHERE id IN (SELECT value FROM jsonb_each(?1)) ORDER BY id"
         )))
         .bind(json(ids)?)
         .fetch_all(&self.reader)
@@ -285,7 +285,7 @@ impl MarketTx for SqliteTx {
             return Ok(Vec::new());
         }
         let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "SELECT {UNIT_COLUMNS} FROM market_units WHERE state = 'stock' AND id IN (SELECT value FROM json_each(?1))"
+            "SELECT {UNIT_COLUMNS} FROM market_units WHERE state = 'stock' AND id IN (SELECT value FROM jsonb_each(?1))"
         )))
         .bind(json(ids)?)
         .fetch_all(&mut *self.tx)
@@ -328,7 +328,7 @@ impl MarketTx for SqliteTx {
             "INSERT INTO purchases (id, project_id, unit_id, game, name, classid, price, partner, token,
                 custom_id, status, next_check_at, created_at, updated_at)
              SELECT value->>0, value->>1, value->>2, value->>3, value->>4, value->>5, value->>6, value->>7,
-                value->>8, value->>9, 'creating_trade', ?1, ?1, ?1 FROM json_each(?2)",
+                value->>8, value->>9, 'creating_trade', ?1, ?1, ?1 FROM jsonb_each(?2)",
         )
         .bind(now)
         .bind(json(&rows)?)
@@ -346,7 +346,7 @@ impl MarketTx for SqliteTx {
         let from: Vec<String> = from.iter().map(|s| format!("'{}'", s.as_str())).collect();
         let sql = format!(
             "UPDATE market_units SET state = '{}', updated_at = ?1
-             WHERE id IN (SELECT value FROM json_each(?2)) AND state IN ({})",
+             WHERE id IN (SELECT value FROM jsonb_each(?2)) AND state IN ({})",
             to.as_str(),
             from.join(", ")
         );
@@ -382,7 +382,7 @@ impl MarketTx for SqliteTx {
                 accepted_at = COALESCE(v.value->>6, purchases.accepted_at),
                 watch_until = COALESCE(v.value->>7, purchases.watch_until),
                 next_check_at = v.value->>8, updated_at = ?1
-             FROM json_each(?2) AS v WHERE purchases.id = v.value->>0 AND purchases.status = v.value->>1
+             FROM jsonb_each(?2) AS v WHERE purchases.id = v.value->>0 AND purchases.status = v.value->>1
              RETURNING purchases.id",
         )
         .bind(now)
@@ -397,7 +397,7 @@ impl MarketTx for SqliteTx {
             return Ok(());
         }
         sqlx::query(
-            "UPDATE purchases SET next_check_at = v.value->>1 FROM json_each(?1) AS v WHERE purchases.id = v.value->>0",
+            "UPDATE purchases SET next_check_at = v.value->>1 FROM jsonb_each(?1) AS v WHERE purchases.id = v.value->>0",
         )
         .bind(json(checks)?)
         .execute(&mut *self.tx)
@@ -415,7 +415,7 @@ impl MarketTx for SqliteTx {
         }
         let rows = sqlx::query(
             "SELECT key, request_hash, response FROM idempotency_keys
-             WHERE project_id = ?1 AND scope = ?2 AND key IN (SELECT value FROM json_each(?3))",
+             WHERE project_id = ?1 AND scope = ?2 AND key IN (SELECT value FROM jsonb_each(?3))",
         )
         .bind(project.0)
         .bind(scope)
@@ -435,7 +435,7 @@ impl MarketTx for SqliteTx {
             keys.iter().map(|k| (k.key.project.0, &k.key.scope, &k.key.key, &k.request_hash, &k.response)).collect();
         sqlx::query(
             "INSERT INTO idempotency_keys (project_id, scope, key, request_hash, response, created_at)
-             SELECT value->>0, value->>1, value->>2, value->>3, value->>4, ?1 FROM json_each(?2)",
+             SELECT value->>0, value->>1, value->>2, value->>3, value->>4, ?1 FROM jsonb_each(?2)",
         )
         .bind(now)
         .bind(json(&rows)?)
@@ -487,7 +487,7 @@ impl MarketTx for SqliteTx {
         let events: Vec<_> = rows.iter().map(|(id, seq, e, body)| (id, e.project.0, seq, e.event_type, body)).collect();
         sqlx::query(
             "INSERT INTO events (id, project_id, seq, event_type, payload, created_at)
-             SELECT value->>0, value->>1, value->>2, value->>3, value->>4, ?1 FROM json_each(?2)",
+             SELECT value->>0, value->>1, value->>2, value->>3, value->>4, ?1 FROM jsonb_each(?2)",
         )
         .bind(now)
         .bind(json(&events)?)
@@ -498,7 +498,7 @@ impl MarketTx for SqliteTx {
         if !deliveries.is_empty() {
             sqlx::query(
                 "INSERT INTO deliveries (event_id, project_id, kind, url, state, next_attempt_at, created_at)
-                 SELECT value->>0, value->>1, 'events_webhook', value->>2, 'pending', ?1, ?1 FROM json_each(?2)",
+                 SELECT value->>0, value->>1, 'events_webhook', value->>2, 'pending', ?1, ?1 FROM jsonb_each(?2)",
             )
             .bind(now)
             .bind(json(&deliveries)?)

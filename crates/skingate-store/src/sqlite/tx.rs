@@ -142,7 +142,7 @@ impl SqliteTx {
             "INSERT INTO transfers (id, debit_account_id, credit_account_id, amount, phase, pending_id, code,
                 allow_overdraft, reference, created_at)
              SELECT value->>0, value->>1, value->>2, value->>3, value->>4, value->>5, value->>6, value->>7,
-                value->>8, ?1 FROM json_each(?2)",
+                value->>8, ?1 FROM jsonb_each(?2)",
         )
         .bind(now)
         .bind(json(&rows)?)
@@ -168,7 +168,7 @@ impl SqliteTx {
             "INSERT INTO entries (transfer_id, account_id, project_id, side, amount, available_before,
                 available_after, held_before, held_after, in_flight_before, in_flight_after, created_at)
              SELECT value->>0, value->>1, value->>2, value->>3, value->>4, value->>'$[5][0]', value->>'$[5][1]',
-                value->>'$[6][0]', value->>'$[6][1]', value->>'$[7][0]', value->>'$[7][1]', ?1 FROM json_each(?2)",
+                value->>'$[6][0]', value->>'$[6][1]', value->>'$[7][0]', value->>'$[7][1]', ?1 FROM jsonb_each(?2)",
         )
         .bind(now)
         .bind(json(&rows)?)
@@ -179,7 +179,7 @@ impl SqliteTx {
         let resolved: Vec<&str> =
             transfers.iter().filter_map(|t| t.spec.phase.pending_id()).map(|p| p.0.as_str()).collect();
         if !resolved.is_empty() {
-            sqlx::query("UPDATE transfers SET resolved = 1 WHERE id IN (SELECT value FROM json_each(?1))")
+            sqlx::query("UPDATE transfers SET resolved = 1 WHERE id IN (SELECT value FROM jsonb_each(?1))")
                 .bind(json(&resolved)?)
                 .execute(&mut *self.tx)
                 .await?;
@@ -196,7 +196,7 @@ impl SqliteTx {
             // `WHERE true` tells SQLite's parser the upsert's ON belongs to the INSERT, not a join.
             sqlx::query(
                 "INSERT INTO transfer_totals (account_id, code, side, total)
-                 SELECT value->>0, value->>1, value->>2, value->>3 FROM json_each(?1) WHERE true
+                 SELECT value->>0, value->>1, value->>2, value->>3 FROM jsonb_each(?1) WHERE true
                  ON CONFLICT (account_id, code, side) DO UPDATE SET total = total + excluded.total",
             )
             .bind(json(&rows)?)
@@ -213,7 +213,7 @@ impl SqliteTx {
         sqlx::query(
             "UPDATE accounts SET debits_posted = v.value->>1, credits_posted = v.value->>2,
                 debits_pending = v.value->>3, credits_pending = v.value->>4
-             FROM json_each(?1) AS v WHERE accounts.id = v.value->>0",
+             FROM jsonb_each(?1) AS v WHERE accounts.id = v.value->>0",
         )
         .bind(json(&rows)?)
         .execute(&mut *self.tx)
