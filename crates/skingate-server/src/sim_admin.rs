@@ -10,8 +10,11 @@
 //!
 //! # Persistence
 //! The simulator keeps offers, profiles and moved items in memory. [`run_saver`] writes a snapshot to
-//! `meta.sim_state` whenever it changed (checked every `SAVE_EVERY`), and once more at shutdown
-//! ([`save_now`]); [`restore`] loads it at start, so offers in flight survive a restart.
+//! `meta.sim_state` whenever it changed (checked every `SAVE_EVERY`, or less often once the snapshot grows:
+//! never more than [`SAVE_SHARE`] of the time goes to saving), and once more at shutdown ([`save_now`]);
+//! [`restore`] loads it at start, so offers in flight survive a restart. The snapshot holds every offer, so
+//! under a sustained load (tens of thousands of trades) it reaches megabytes, and writing it twice a second
+//! would take the single database writer away from the buys and deposits.
 //!
 //! # Routes
 //! - `GET  /admin/sim/offers/{id}`: the offer as Steam shows it now (JSON);
@@ -87,12 +90,21 @@ pub async fn save_now(state: &AppState, saved: u64) -> u64 {
     }
 }
 
+/// At most this share of the time goes to saving snapshots: after a save that took `t`, the next waits at
+/// least `t / SAVE_SHARE`.
+pub const SAVE_SHARE: f64 = 0.05;
+
 /// Saves the simulator's state when it changes, until `shutdown`, then once more.
 pub async fn run_saver(state: AppState, shutdown: CancellationToken, mut saved: u64) -> u64 {
+    let mut wait = SAVE_EVERY;
     loop {
         tokio::select! {
             () = shutdown.cancelled() => return save_now(&state, saved).await,
-            () = tokio::time::sleep(SAVE_EVERY) => saved = save_now(&state, saved).await,
+            () = tokio::time::sleep(wait) => {
+                let started = std::time::Instant::now();
+                saved = save_now(&state, saved).await;
+                wait = SAVE_EVERY.max(started.elapsed().div_f64(SAVE_SHARE));
+            }
         }
     }
 }

@@ -23,8 +23,8 @@ use async_trait::async_trait;
 use skingate_core::currency::Currency;
 use skingate_core::ledger::AccountKind;
 use skingate_core::project::{Project, ProjectId, ProjectSettings};
-use sqlx::SqlitePool;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{ConnectOptions, SqlitePool};
 
 use crate::{
     Attempt, AttemptRow, Delivery, DeliveryState, HistoryEntry, HistoryQuery, ProjectBalance, Result, Store,
@@ -32,6 +32,7 @@ use crate::{
 };
 
 mod cache;
+mod checkpoint;
 mod deposits;
 mod events;
 mod market;
@@ -61,10 +62,20 @@ impl SqliteStore {
         {
             std::fs::create_dir_all(dir).map_err(|e| StoreError::Database(sqlx::Error::Io(e)))?;
         }
+        // Checkpoints run on a connection of their own (see `checkpoint`); only if it opens does the writer
+        // stop checkpointing on commit.
+        let checkpointer = options.clone().connect().await;
+        let writer_options = match &checkpointer {
+            Ok(_) => options.clone().pragma("wal_autocheckpoint", "0"),
+            Err(e) => {
+                tracing::warn!(error = %e, "no checkpoint connection; the writer checkpoints on commit");
+                options.clone()
+            }
+        };
         let writer = SqlitePoolOptions::new()
             .max_connections(1)
             .acquire_timeout(Duration::from_secs(30))
-            .connect_with(options.clone())
+            .connect_with(writer_options)
             .await?;
         sqlx::migrate!("./migrations/sqlite").run(&writer).await?;
         let reader = SqlitePoolOptions::new()
@@ -74,6 +85,9 @@ impl SqliteStore {
             .await?;
         let balances = cache::SharedCache::default();
         tokio::spawn(cache::watch_other_writers(std::sync::Arc::downgrade(&balances), options.read_only(true)));
+        if let Ok(conn) = checkpointer {
+            tokio::spawn(checkpoint::run(std::sync::Arc::downgrade(&balances), conn));
+        }
         Ok(Self { writer, reader, balances })
     }
 

@@ -762,3 +762,29 @@ async fn insert_events_bulk_numbers_per_project_and_delivers_only_with_a_url() {
     claimed.sort_unstable();
     assert_eq!(claimed, vec![(2, a), (5, b), (6, a)]);
 }
+
+#[tokio::test]
+async fn the_wal_is_checkpointed_off_the_writer() {
+    let (dir, s) = store().await;
+    let auto: i64 = sqlx::query_scalar("PRAGMA wal_autocheckpoint").fetch_one(&s.writer).await.unwrap();
+    assert_eq!(auto, 0, "commits on the writer never checkpoint");
+    // The log's header counts its restarts (checkpoint sequence, big-endian at byte 12); SQLite starts the
+    // log over only after a checkpoint has copied all of it back, and nothing but the checkpointer does here.
+    let wal = dir.path().join("sub/gate.db-wal");
+    let restarts = || {
+        let header = std::fs::read(&wal).unwrap();
+        u32::from_be_bytes(header[12..16].try_into().unwrap())
+    };
+    // About a thousand pages into the log, more than SQLite's own checkpoint threshold.
+    s.set_meta("big", &"x".repeat(4_000_000)).await.unwrap();
+    let before = restarts();
+    for round in 0..50 {
+        // Real time: sqlx's pool timeouts do not mix with a paused clock.
+        tokio::time::sleep(checkpoint::CHECKPOINT_EVERY).await;
+        s.set_meta("small", &round.to_string()).await.unwrap();
+        if restarts() != before {
+            return;
+        }
+    }
+    panic!("the log was never checkpointed and started over");
+}
