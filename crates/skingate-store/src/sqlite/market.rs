@@ -374,7 +374,17 @@ impl MarketTx for SqliteTx {
                 )
             })
             .collect();
-        let rows = sqlx::query(
+        let rows = json(&rows)?;
+        // Which of them are still in their `from` status, as one JSON row: `RETURNING` would hand each id
+        // over as a message of its own (about 2.5 µs a row, while holding the writer).
+        let changed: String = sqlx::query_scalar(
+            "SELECT json_group_array(p.id) FROM jsonb_each(?1) AS v
+             JOIN purchases p ON p.id = v.value->>0 AND p.status = v.value->>1",
+        )
+        .bind(&rows)
+        .fetch_one(&mut *self.tx)
+        .await?;
+        sqlx::query(
             "UPDATE purchases SET status = v.value->>2,
                 tradeofferid = COALESCE(v.value->>3, purchases.tradeofferid),
                 error_reason = COALESCE(v.value->>4, purchases.error_reason),
@@ -382,14 +392,13 @@ impl MarketTx for SqliteTx {
                 accepted_at = COALESCE(v.value->>6, purchases.accepted_at),
                 watch_until = COALESCE(v.value->>7, purchases.watch_until),
                 next_check_at = v.value->>8, updated_at = ?1
-             FROM jsonb_each(?2) AS v WHERE purchases.id = v.value->>0 AND purchases.status = v.value->>1
-             RETURNING purchases.id",
+             FROM jsonb_each(?2) AS v WHERE purchases.id = v.value->>0 AND purchases.status = v.value->>1",
         )
         .bind(now)
-        .bind(json(&rows)?)
-        .fetch_all(&mut *self.tx)
+        .bind(&rows)
+        .execute(&mut *self.tx)
         .await?;
-        rows.iter().map(|r| Ok(r.try_get(0)?)).collect()
+        serde_json::from_str(&changed).map_err(|e| StoreError::Corrupt(format!("changed purchase ids: {e}")))
     }
 
     async fn set_next_checks(&mut self, checks: &[(i64, i64)]) -> Result<()> {
