@@ -2,22 +2,22 @@
 //!
 //! A buy is a handful of small writes (reserve the unit, the pending ledger transfer, the purchase row, two
 //! outbox events, the idempotency key) and a disk flush at commit. Buys are not committed one by one: each
-//! request is queued to a single writer task, which takes everything queued (up to `market_batch_max`), runs
-//! the buys one after another in ONE transaction and commits once; the commit answers every buy of the batch
-//! (TigerBeetle-style batching, like the dispatcher's attempt recording). While a batch commits the next one
-//! queues, so the batch size follows the load.
+//! request is queued to a single writer (on a thread of its own, see [`crate::dedicated`]), which takes
+//! everything queued (up to `market_batch_max`), decides the buys in ONE transaction and commits once; the
+//! commit answers every buy of the batch (TigerBeetle-style batching, like the dispatcher's attempt recording).
+//! While a batch commits the next one queues, so the batch size follows the load.
 //!
-//! Inside the batch, statements are what costs (each is a round trip to SQLite's worker thread), so a buy only
-//! writes its own unit, purchase row and idempotency key as it goes; its funds are checked and reserved by the
-//! domain ledger (`skingate_core::ledger::apply`) against the batch's in-memory view of the balances, and the
-//! batch's ledger rows and events are written at the end with a few multi-row statements.
+//! A batch costs a fixed number of statements, whatever its size: it reads up front what its buys can touch
+//! (balances, the idempotency keys they carry, the units named by id, the cheapest units of each item name),
+//! decides every buy in memory in queue order (funds by the domain ledger's own `skingate_core::ledger::apply`
+//! against the balances it read), and writes the results with one bulk statement per table.
 //!
 //! Correctness is per buy: a refused buy (no funds, unit gone, price above `max_price`, `custom_id` reused for
-//! another request) writes nothing and leaves the others alone; buys run in order on the single writer
-//! connection, so two buyers of the last unit see each other's reservation (exactly one wins) and a repeated
-//! `custom_id` sees the first request's stored answer (replay). Nothing is answered before the commit, so no
-//! answer ever describes an uncommitted purchase; a failure of the gateway itself fails the whole batch and
-//! commits nothing.
+//! another request) writes nothing and leaves the others alone; buys are decided in queue order against what
+//! the earlier ones took, exactly as if they ran one by one (the property test below checks that against the
+//! obvious model), so two buyers of the last unit see each other (exactly one wins) and a repeated `custom_id`
+//! sees the first request's answer (replay). Nothing is answered before the commit, so no answer ever describes
+//! an uncommitted purchase; a failure of the gateway itself fails the whole batch and commits nothing.
 
 use std::collections::HashMap;
 use std::sync::Arc;
