@@ -49,6 +49,8 @@ use crate::state::AppState;
 /// single writer little more than a small one (about 10–20 ms for a full one under load); purchases due in the
 /// database come first, offers waiting in memory fill the rest. A full round is followed at once by the next.
 const ROUND_LIMIT: usize = 1024;
+/// Pause between two rounds when the first was full.
+const BACKLOG_PAUSE: Duration = Duration::from_millis(5);
 /// How often (clock seconds) an open offer is observed when nothing is pending confirmation. Waiting purchases
 /// are polled from memory; the database only holds their deadline, so polling writes nothing.
 const WAITING_CHECK_SECS: i64 = 1;
@@ -90,8 +92,11 @@ pub async fn run(state: AppState, shutdown: CancellationToken) {
             }
         };
         if full {
-            // A backlog: go on at once (the next round starts where this one left off).
-            continue;
+            // A backlog: go on almost at once (the pause bounds the loop should the same purchases keep failing).
+            tokio::select! {
+                () = shutdown.cancelled() => return,
+                () = tokio::time::sleep(BACKLOG_PAUSE) => continue,
+            }
         }
         tokio::select! {
             () = shutdown.cancelled() => return,
