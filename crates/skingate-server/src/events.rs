@@ -11,6 +11,7 @@ use serde_json::{Value, json};
 use skingate_core::Money;
 use skingate_core::events::EventType;
 use skingate_core::project::Project;
+use skingate_store::market::BulkEvent;
 use skingate_store::{StoreError, StoredEvent, WriteTx};
 
 /// Prefix of public event ids.
@@ -50,10 +51,26 @@ pub fn webhook_url(project: &Project, event: EventType) -> Option<&str> {
     if event.to_webhook() { project.active_events_url() } else { None }
 }
 
+/// An event for a transaction that writes its events together at its end
+/// (`skingate_store::market::MarketTx::insert_events_bulk`): numbered, and so enveloped, only when written.
+pub fn bulk(project: &Project, kind: EventType, data: Value, now: i64) -> BulkEvent {
+    BulkEvent {
+        project: project.id,
+        event_type: kind.as_str(),
+        webhook_url: webhook_url(project, kind).map(str::to_owned),
+        payload: Box::new(move |id, seq| envelope(kind, &data, id, seq, now)),
+    }
+}
+
+/// The data of `balance_change`: the spendable balance after the change.
+pub fn balance_change_data(balance: Money) -> Value {
+    json!({"balance_value": balance.to_wire()})
+}
+
 /// `balance_change` with the balance after the change, read inside the same transaction.
 pub async fn emit_balance_change(tx: &mut dyn WriteTx, project: &Project, now: i64) -> Result<Money, StoreError> {
     let balance = tx.project_balance(project.id).await?.available;
-    emit(tx, project, EventType::BalanceChange, json!({"balance_value": balance.to_wire()}), now).await?;
+    emit(tx, project, EventType::BalanceChange, balance_change_data(balance), now).await?;
     Ok(balance)
 }
 

@@ -22,7 +22,6 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use serde_json::json;
 use skingate_core::Money;
 use skingate_core::events::EventType;
 use skingate_core::ledger::{self, Account, AccountId, AccountKind, LedgerError};
@@ -352,15 +351,6 @@ struct Batch {
     pricing: Pricing,
 }
 
-fn event(project: &Project, kind: EventType, data: serde_json::Value, now: i64) -> BulkEvent {
-    BulkEvent {
-        project: project.id,
-        event_type: kind.as_str(),
-        webhook_url: events::webhook_url(project, kind).map(str::to_owned),
-        payload: Box::new(move |id, seq| events::envelope(kind, &data, id, seq, now)),
-    }
-}
-
 /// One buy of the batch, decided in memory.
 fn buy_one(project: &Project, r: &BuyRequest, batch: &mut Batch) -> Result<Bought, BuyFailure> {
     if let Some(k) = &r.custom_id {
@@ -448,8 +438,8 @@ fn decide(project: &Project, r: &BuyRequest, batch: &mut Batch) -> Result<String
         created_at: now,
     };
     let body = serde_json::to_string(&super::record(&purchase)).map_err(|e| BuyFailure::Internal(e.into()))?;
-    batch.events.push(event(project, EventType::BuyItem, super::buy_item_data(&purchase), now));
-    batch.events.push(event(project, EventType::BalanceChange, json!({"balance_value": balance.to_wire()}), now));
+    batch.events.push(events::bulk(project, EventType::BuyItem, super::buy_item_data(&purchase), now));
+    batch.events.push(events::bulk(project, EventType::BalanceChange, events::balance_change_data(balance), now));
     Ok(body)
 }
 

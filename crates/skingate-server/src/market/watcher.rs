@@ -24,7 +24,6 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use serde_json::json;
 use skingate_core::events::EventType;
 use skingate_core::ledger::AccountKind;
 use skingate_core::ledger::{self, Account, AccountId, Transfer, TransferSpec};
@@ -32,7 +31,6 @@ use skingate_core::market::{
     Confirmation, MoneyStep, OFFER_TIMEOUT_SECS, PurchaseStatus, TradeEvent, UnitStep, money_transfer, reserve,
     transition,
 };
-use skingate_core::project::Project;
 use skingate_steam::catalogue::Game;
 use skingate_steam::enums::OfferState;
 use skingate_steam::ids::{SteamId, TradeUrl};
@@ -463,15 +461,6 @@ impl RoundCtx {
     }
 }
 
-fn bulk_event(project: &Project, kind: EventType, data: serde_json::Value, now: i64) -> BulkEvent {
-    BulkEvent {
-        project: project.id,
-        event_type: kind.as_str(),
-        webhook_url: events::webhook_url(project, kind).map(str::to_owned),
-        payload: Box::new(move |id, seq| events::envelope(kind, &data, id, seq, now)),
-    }
-}
-
 /// Applies steps with a fixed number of statements: their rechecks, their guarded status changes, then, for
 /// the purchases that did move, the money (through `ctx`), the units and the events. Returns each purchase
 /// that moved, as it is now, with its new status.
@@ -549,13 +538,13 @@ async fn apply_steps(
             UnitStep::BackToStock => back.push(p.unit_id),
         }
         let project = state.project(p.project).await?.ok_or(StoreError::NotFound)?;
-        ctx.events.push(bulk_event(&project, EventType::StatusChange, super::status_change_data(&p, t.to), now));
+        ctx.events.push(events::bulk(&project, EventType::StatusChange, super::status_change_data(&p, t.to), now));
         if matches!(t.money, MoneyStep::Void | MoneyStep::Refund) {
             let balance = ctx.available(tx, p.project, project_account).await?;
-            ctx.events.push(bulk_event(
+            ctx.events.push(events::bulk(
                 &project,
                 EventType::BalanceChange,
-                json!({"balance_value": balance.to_wire()}),
+                events::balance_change_data(balance),
                 now,
             ));
         }
