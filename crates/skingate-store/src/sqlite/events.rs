@@ -8,6 +8,7 @@ use skingate_core::project::ProjectId;
 use sqlx::sqlite::SqliteRow;
 use sqlx::{Row, SqlitePool};
 
+use super::tx::json;
 use crate::{Attempt, AttemptRow, Delivery, DeliveryState, NextStep, Result, StoreError, StoredEvent};
 
 /// Delivery kind of the events webhook (the other kind, `result_url`, carries deposit callbacks).
@@ -76,6 +77,13 @@ macro_rules! delivery_select {
     };
 }
 
+/// The deliveries due at `?1` (now) and not leased: what [`claim_due`] looks for and claims.
+macro_rules! due_deliveries {
+    () => {
+        "FROM deliveries WHERE state = 'pending' AND next_attempt_at <= ?1 AND (locked_until IS NULL OR locked_until <= ?1)"
+    };
+}
+
 fn delivery_row(r: &SqliteRow) -> Result<Delivery> {
     let state: String = r.try_get(3)?;
     let attempts: i64 = r.try_get(4)?;
@@ -118,14 +126,10 @@ pub(crate) async fn claim_due(
     lease_secs: i64,
     limit: u32,
 ) -> Result<Vec<Delivery>> {
-    let due: Option<i64> = sqlx::query_scalar(
-        "SELECT 1 FROM deliveries WHERE state = 'pending' AND next_attempt_at <= ?
-         AND (locked_until IS NULL OR locked_until <= ?) LIMIT 1",
-    )
-    .bind(now)
-    .bind(now)
-    .fetch_optional(reader)
-    .await?;
+    let due: Option<i64> = sqlx::query_scalar(concat!("SELECT 1 ", due_deliveries!(), " LIMIT 1"))
+        .bind(now)
+        .fetch_optional(reader)
+        .await?;
     if due.is_none() {
         return Ok(Vec::new());
     }
@@ -149,11 +153,11 @@ async fn claim_in(
 ) -> Result<Vec<Delivery>> {
     use sqlx::Connection as _;
     let mut tx = conn.begin_with("BEGIN IMMEDIATE").await?;
-    let ids: String = sqlx::query_scalar(
-        "SELECT json_group_array(id) FROM (SELECT id FROM deliveries WHERE state = 'pending' AND next_attempt_at <= ?
-             AND (locked_until IS NULL OR locked_until <= ?) ORDER BY next_attempt_at, id LIMIT CAST(? AS INTEGER))",
-    )
-    .bind(now)
+    let ids: String = sqlx::query_scalar(concat!(
+        "SELECT json_group_array(id) FROM (SELECT id ",
+        due_deliveries!(),
+        " ORDER BY next_attempt_at, id LIMIT CAST(?2 AS INTEGER))"
+    ))
     .bind(now)
     .bind(i64::from(limit))
     .fetch_one(&mut *tx)
@@ -281,7 +285,7 @@ async fn record_delivered<'a>(
         }
     }
     for ((status, attempt_no, finished, lease), ids) in by_status {
-        let ids = serde_json::to_string(&ids).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        let ids = json(&ids)?;
         sqlx::query(
             "UPDATE deliveries SET state = 'delivered', attempts = ?, next_attempt_at = NULL, locked_until = NULL,
                 last_http_status = ?, finished_at = ? WHERE id IN (SELECT value FROM json_each(?)) AND locked_until IS ?",
@@ -295,7 +299,7 @@ async fn record_delivered<'a>(
         .await?;
     }
     let projects: Vec<i64> = projects.into_iter().collect();
-    let projects = serde_json::to_string(&projects).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+    let projects = json(&projects)?;
     sqlx::query(
         "UPDATE projects SET events_failing_since = NULL
          WHERE id IN (SELECT value FROM json_each(?)) AND events_failing_since IS NOT NULL",

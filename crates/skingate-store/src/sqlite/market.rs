@@ -216,18 +216,8 @@ impl MarketStore for SqliteStore {
     }
 
     async fn withdraw_units(&self, ids: &[i64], now: i64) -> Result<u64> {
-        let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
-        let mut moved = 0;
-        for id in ids {
-            moved += sqlx::query(
-                "UPDATE market_units SET state = 'withdrawn', updated_at = ? WHERE id = ? AND state = 'stock'",
-            )
-            .bind(now)
-            .bind(id)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
-        }
+        let mut tx = crate::Store::begin(self).await?;
+        let moved = tx.move_units(ids, &[UnitState::Stock], UnitState::Withdrawn, now).await?;
         tx.commit().await?;
         Ok(moved)
     }

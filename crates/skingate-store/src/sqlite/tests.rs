@@ -447,6 +447,15 @@ async fn move_units_moves_only_units_in_a_from_state() {
     assert_eq!(updated_at(s.clone(), ids[4]).await, 10);
 }
 
+/// Applies `updates` in a transaction of their own; the ids changed, sorted (their order is not promised).
+async fn commit_updates(s: &SqliteStore, updates: &[PurchaseUpdate], now: i64) -> Vec<i64> {
+    let mut tx = s.begin().await.unwrap();
+    let mut changed = tx.update_purchases(updates, now).await.unwrap();
+    tx.commit().await.unwrap();
+    changed.sort_unstable();
+    changed
+}
+
 #[tokio::test]
 async fn update_purchases_applies_only_matching_from_and_coalesces_optional_fields() {
     let (_dir, s) = store().await;
@@ -464,34 +473,29 @@ async fn update_purchases_applies_only_matching_from_and_coalesces_optional_fiel
     assert_eq!((fresh[0].custom_id.as_deref(), fresh[1].custom_id.as_deref()), (Some("c-0"), None));
     assert_eq!((fresh[1].game.as_str(), fresh[1].name.as_str()), ("cs2", "AK-47 | Redline"));
 
-    let mut tx = s.begin().await.unwrap();
-    let changed = tx
-        .update_purchases(
-            &[
-                PurchaseUpdate {
-                    tradeofferid: Some("T1".into()),
-                    sent_at: Some(110),
-                    ..update(a, PurchaseStatus::CreatingTrade, PurchaseStatus::WaitingAccept, 200)
-                },
-                // Wrong `from`: b is still creating_trade.
-                PurchaseUpdate {
-                    tradeofferid: Some("X".into()),
-                    error_reason: Some("nope".into()),
-                    ..update(b, PurchaseStatus::WaitingAccept, PurchaseStatus::Accepted, 200)
-                },
-                PurchaseUpdate {
-                    error_reason: Some("steam down".into()),
-                    ..update(c, PurchaseStatus::CreatingTrade, PurchaseStatus::TradeCreateError, 200)
-                },
-            ],
-            110,
-        )
-        .await
-        .unwrap();
-    let mut changed_sorted = changed.clone();
-    changed_sorted.sort_unstable();
-    assert_eq!(changed_sorted, vec![a, c], "returned {changed:?}");
-    tx.commit().await.unwrap();
+    let changed = commit_updates(
+        &s,
+        &[
+            PurchaseUpdate {
+                tradeofferid: Some("T1".into()),
+                sent_at: Some(110),
+                ..update(a, PurchaseStatus::CreatingTrade, PurchaseStatus::WaitingAccept, 200)
+            },
+            // Wrong `from`: b is still creating_trade.
+            PurchaseUpdate {
+                tradeofferid: Some("X".into()),
+                error_reason: Some("nope".into()),
+                ..update(b, PurchaseStatus::WaitingAccept, PurchaseStatus::Accepted, 200)
+            },
+            PurchaseUpdate {
+                error_reason: Some("steam down".into()),
+                ..update(c, PurchaseStatus::CreatingTrade, PurchaseStatus::TradeCreateError, 200)
+            },
+        ],
+        110,
+    )
+    .await;
+    assert_eq!(changed, vec![a, c]);
 
     let pa = read(s.clone(), a).await;
     assert_eq!(
@@ -540,28 +544,23 @@ async fn update_purchases_applies_only_matching_from_and_coalesces_optional_fiel
     assert_eq!((pa.sent_at, pa.accepted_at, pa.watch_until), (Some(110), Some(150), Some(1_000)));
 
     // Some overwrites a stored value.
-    let mut tx = s.begin().await.unwrap();
-    let changed = tx
-        .update_purchases(
-            &[
-                PurchaseUpdate {
-                    tradeofferid: Some("T2".into()),
-                    error_reason: Some("rolled back".into()),
-                    ..update(a, PurchaseStatus::Accepted, PurchaseStatus::RollbackUser, 400)
-                },
-                PurchaseUpdate {
-                    error_reason: Some("retry failed".into()),
-                    ..update(c, PurchaseStatus::TradeCreateError, PurchaseStatus::TradeCreateError, 400)
-                },
-            ],
-            400,
-        )
-        .await
-        .unwrap();
-    let mut changed_sorted = changed.clone();
-    changed_sorted.sort_unstable();
-    assert_eq!(changed_sorted, vec![a, c]);
-    tx.commit().await.unwrap();
+    let changed = commit_updates(
+        &s,
+        &[
+            PurchaseUpdate {
+                tradeofferid: Some("T2".into()),
+                error_reason: Some("rolled back".into()),
+                ..update(a, PurchaseStatus::Accepted, PurchaseStatus::RollbackUser, 400)
+            },
+            PurchaseUpdate {
+                error_reason: Some("retry failed".into()),
+                ..update(c, PurchaseStatus::TradeCreateError, PurchaseStatus::TradeCreateError, 400)
+            },
+        ],
+        400,
+    )
+    .await;
+    assert_eq!(changed, vec![a, c]);
     let pa = read(s.clone(), a).await;
     assert_eq!(
         (pa.status, pa.tradeofferid.as_deref(), pa.error_reason.as_deref(), pa.accepted_at),
