@@ -210,6 +210,23 @@ pub struct DecidedTransfer {
     pub owners: [i64; 2],
 }
 
+/// What one buy batch writes ([`MarketTx::write_buy_batch`]).
+#[derive(Debug)]
+pub struct BuyBatchWrites<'a> {
+    /// The units sold, to reserve.
+    pub units: &'a [i64],
+    /// The purchases, under ids from [`MarketTx::next_purchase_id`].
+    pub purchases: &'a [(i64, NewPurchase)],
+    /// The accounts the transfers touch, with their final balances.
+    pub accounts: &'a [Account],
+    /// The transfers, decided in memory by `ledger::apply`.
+    pub transfers: &'a [DecidedTransfer],
+    /// The outbox events.
+    pub events: &'a [BulkEvent],
+    /// The idempotency keys the batch answered.
+    pub answered: &'a [AnsweredKey],
+}
+
 /// An outbox event to write in bulk.
 pub struct BulkEvent {
     /// The project.
@@ -305,6 +322,10 @@ pub trait MarketTx: Send {
     ) -> Result<()>;
     /// Writes outbox events (and their webhook deliveries) in bulk, numbering them after the existing ones.
     async fn insert_events_bulk(&mut self, events: &[BulkEvent], now: i64) -> Result<()>;
+    /// Writes everything a buy batch decided, in one go: its units reserved (all of them from stock, or the
+    /// write fails), its purchases, its transfers with the accounts' balances, its events and its answered
+    /// idempotency keys. The same as the single-purpose calls in that order, in fewer hand-offs to the database.
+    async fn write_buy_batch(&mut self, writes: &BuyBatchWrites<'_>, now: i64) -> Result<()>;
     /// Applies status changes, each only if its purchase is still in `update.from`; returns the ids changed.
     /// One purchase at most once per call.
     async fn update_purchases(&mut self, updates: &[PurchaseUpdate], now: i64) -> Result<Vec<i64>>;

@@ -10,7 +10,8 @@
 //! A batch costs a fixed number of statements, whatever its size: it reads up front what its buys can touch
 //! (balances, the idempotency keys they carry, the units named by id, the cheapest units of each item name),
 //! decides every buy in memory in queue order (funds by the domain ledger's own `skingate_core::ledger::apply`
-//! against the balances it read), and writes the results with one bulk statement per table.
+//! against the balances it read), and writes the results with one bulk statement per table, all handed to
+//! SQLite's thread at once ([`skingate_store::market::MarketTx::write_buy_batch`]).
 //!
 //! Correctness is per buy: a refused buy (no funds, unit gone, price above `max_price`, `custom_id` reused for
 //! another request) writes nothing and leaves the others alone; buys are decided in queue order against what
@@ -30,7 +31,7 @@ use skingate_core::project::{Project, ProjectId};
 use skingate_steam::catalogue::Game;
 use skingate_steam::ids::SteamId;
 use skingate_store::market::{
-    AnsweredKey, BulkEvent, DecidedTransfer, NewPurchase, Purchase, StoredKey, Unit, UnitState,
+    AnsweredKey, BulkEvent, BuyBatchWrites, DecidedTransfer, NewPurchase, Purchase, StoredKey, Unit,
 };
 use skingate_store::{IdempotencyKey, Store, StoreError, WriteTx};
 use tokio::sync::{mpsc, oneshot};
@@ -205,7 +206,8 @@ struct AccountIds {
 /// Runs a batch in one transaction with a fixed number of statements, however many buys it holds: the
 /// batch's idempotency keys and candidate units are read up front (one query per project and per item name),
 /// every buy is then decided in memory, in queue order (funds by the domain ledger's own `apply` against the
-/// balances read in this transaction), and the results are written with a few multi-row statements. A refused
+/// balances read in this transaction), and the results are written with a few multi-row statements sent
+/// together. A refused
 /// buy leaves nothing behind. An error here (not a refusal) means the transaction is unusable and nothing of
 /// the batch commits.
 async fn run_batch(
@@ -249,21 +251,19 @@ async fn run_batch(
         pricing,
     };
     let outcomes: Vec<_> = jobs.iter().map(|job| buy_one(&job.project, &job.request, &mut batch)).collect();
-    if !batch.purchases.is_empty() {
-        let sold: Vec<i64> = batch.purchases.iter().map(|(_, p)| p.unit.id).collect();
-        let reserved = tx.move_units(&sold, &[UnitState::Stock], UnitState::Reserved, now).await?;
-        if reserved != sold.len() as u64 {
-            // Read in this transaction on the only writer: a unit that moved meanwhile is a bug, not a race.
-            return Err(StoreError::Corrupt(format!("reserved {reserved} of {} units sold", sold.len())));
-        }
-        tx.insert_purchases_bulk(&batch.purchases, now).await?;
+    if !batch.purchases.is_empty() || !batch.answered.is_empty() {
+        let units: Vec<i64> = batch.purchases.iter().map(|(_, p)| p.unit.id).collect();
         let mut accounts: Vec<Account> = batch.books.into_values().map(|(a, _)| a).collect();
         accounts.push(batch.sales);
-        tx.write_decided_transfers(&accounts, &batch.transfers, now).await?;
-        tx.insert_events_bulk(&batch.events, now).await?;
-    }
-    if !batch.answered.is_empty() {
-        tx.insert_answered_keys(&batch.answered, now).await?;
+        let writes = BuyBatchWrites {
+            units: &units,
+            purchases: &batch.purchases,
+            accounts: &accounts,
+            transfers: &batch.transfers,
+            events: &batch.events,
+            answered: &batch.answered,
+        };
+        tx.write_buy_batch(&writes, now).await?;
     }
     tx.commit().await?;
     Ok(outcomes)
@@ -452,7 +452,7 @@ mod tests {
 
     use proptest::prelude::*;
     use skingate_core::project::ProjectSettings;
-    use skingate_store::market::{MarketStore, NewUnit};
+    use skingate_store::market::{MarketStore, NewUnit, UnitState};
     use skingate_store::sqlite::SqliteStore;
 
     use super::*;

@@ -465,6 +465,50 @@ async fn sixty_four_identical_requests_with_one_custom_id() {
     assert_eq!(sdk.balance().await.unwrap().in_flight, Some(usd("19.95")));
 }
 
+/// A round whose transaction fails after it sent offers stores their ids on their own before retrying step by
+/// step; once the fault clears, the purchase goes on with the offer it has: none lost, none sent twice.
+#[tokio::test]
+async fn a_failed_round_keeps_the_offers_it_sent() {
+    use sqlx::Connection;
+    let (app, clock) = market_app(0).await;
+    let sdk = app.sdk();
+    app.adjust(true, 1_000_000, "topup").await;
+    set_profile(&app, 3102, Profile::Manual);
+    // The fault: every `status_change` event is refused while the `meta` row `test_fault` exists.
+    let mut db = sqlx::SqliteConnection::connect(app.database_url()).await.unwrap();
+    sqlx::query("INSERT INTO meta (key, value) VALUES ('test_fault', '1')").execute(&mut db).await.unwrap();
+    sqlx::query(
+        "CREATE TRIGGER test_fault BEFORE INSERT ON events
+         WHEN NEW.event_type = 'status_change' AND EXISTS (SELECT 1 FROM meta WHERE key = 'test_fault')
+         BEGIN SELECT RAISE(ABORT, 'injected fault'); END",
+    )
+    .execute(&mut db)
+    .await
+    .unwrap();
+    let id = add_units(&app, Game::Dota2, "Treasure Key", 1).await[0];
+    let bought = sdk.market_buy(&order(BuyTarget::Id(id), user(&app, 3102))).await.unwrap();
+    let mut stuck = None;
+    for _ in 0..500 {
+        let p = sdk.market_getinfo(&bought.buy_id).await.unwrap();
+        if p.tradeofferid.is_some() {
+            stuck = Some(p);
+            break;
+        }
+        clock.advance(1);
+        app.running.state.market.wake.notify_one();
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let stuck = stuck.expect("the offer id was stored despite the failing round");
+    assert_eq!(stuck.offer_status, "creating_trade", "the transition itself failed");
+    let offer = stuck.tradeofferid.unwrap();
+
+    sqlx::query("DELETE FROM meta WHERE key = 'test_fault'").execute(&mut db).await.unwrap();
+    let sent = wait_status(&app, &clock, &bought.buy_id, "waiting_accept", 1).await;
+    assert_eq!(sent.tradeofferid.as_deref(), Some(offer.as_str()), "the stored offer is the one it goes on with");
+    let next: u64 = offer.parse::<u64>().unwrap() + 1;
+    assert!(app.running.state.steam.offer(next).await.is_err(), "no second offer was sent");
+}
+
 /// A round that sent an offer but could not commit the move to `waiting_accept` leaves the purchase in
 /// `creating_trade` with the offer id already stored: the next round goes on with that offer and never sends a
 /// second one for the same unit.

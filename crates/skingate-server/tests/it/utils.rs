@@ -103,6 +103,11 @@ impl TestApp {
         format!("{}/api.php", self.running.base_url())
     }
 
+    /// The database this gateway runs on, for tests that reach under it (fault injection).
+    pub fn database_url(&self) -> &str {
+        &self.config.database_url
+    }
+
     pub fn client_id(&self) -> String {
         self.project.client_id()
     }

@@ -7,11 +7,12 @@ use skingate_core::project::ProjectId;
 use sqlx::sqlite::SqliteRow;
 use sqlx::{QueryBuilder, Row, Sqlite};
 
+use super::script::Script;
 use super::tx::json;
 use super::{SqliteStore, SqliteTx};
 use crate::market::{
-    AnsweredKey, BulkEvent, DecidedTransfer, MarketStore, MarketTx, NewPurchase, NewUnit, Purchase, PurchaseUpdate,
-    StoredKey, Unit, UnitGroup, UnitState,
+    AnsweredKey, BulkEvent, BuyBatchWrites, DecidedTransfer, MarketStore, MarketTx, NewPurchase, NewUnit, Purchase,
+    PurchaseUpdate, StoredKey, Unit, UnitGroup, UnitState,
 };
 use crate::{Result, StoreError};
 use skingate_core::ledger::{Account, AccountId};
@@ -297,33 +298,9 @@ impl MarketTx for SqliteTx {
     }
 
     async fn insert_purchases_bulk(&mut self, purchases: &[(i64, NewPurchase)], now: i64) -> Result<()> {
-        let rows: Vec<_> = purchases
-            .iter()
-            .map(|(id, p)| {
-                (
-                    id,
-                    p.project.0,
-                    p.unit.id,
-                    &p.unit.game,
-                    &p.unit.name,
-                    &p.unit.classid,
-                    p.price.minor(),
-                    &p.partner,
-                    &p.token,
-                    &p.custom_id,
-                )
-            })
-            .collect();
-        sqlx::query(
-            "INSERT INTO purchases (id, project_id, unit_id, game, name, classid, price, partner, token,
-                custom_id, status, next_check_at, created_at, updated_at)
-             SELECT value->>0, value->>1, value->>2, value->>3, value->>4, value->>5, value->>6, value->>7,
-                value->>8, value->>9, 'creating_trade', ?1, ?1, ?1 FROM jsonb_each(?2)",
-        )
-        .bind(now)
-        .bind(json(&rows)?)
-        .execute(&mut *self.tx)
-        .await?;
+        let mut script = Script::default();
+        push_purchases(&mut script, purchases, now)?;
+        script.run(&mut self.tx).await?;
         Ok(())
     }
 
@@ -331,17 +308,9 @@ impl MarketTx for SqliteTx {
         if ids.is_empty() {
             return Ok(0);
         }
-        // States are spliced in as literals (fixed names, not input): a bound value compared with the partial
-        // indexes' `state = 'stock'` would make SQLite re-plan the statement whenever the binding changes.
-        let from: Vec<String> = from.iter().map(|s| format!("'{}'", s.as_str())).collect();
-        let sql = format!(
-            "UPDATE market_units SET state = '{}', updated_at = ?1
-             WHERE id IN (SELECT value FROM jsonb_each(?2)) AND state IN ({})",
-            to.as_str(),
-            from.join(", ")
-        );
-        let done = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(now).bind(json(ids)?).execute(&mut *self.tx).await?;
-        Ok(done.rows_affected())
+        let mut script = Script::default();
+        push_move_units(&mut script, ids, from, to, now)?;
+        script.run(&mut self.tx).await?.first().map_or(Ok(0), |r| Ok(r.try_get::<i64, _>(0)?.unsigned_abs()))
     }
 
     async fn update_purchases(&mut self, updates: &[PurchaseUpdate], now: i64) -> Result<Vec<i64>> {
@@ -427,19 +396,9 @@ impl MarketTx for SqliteTx {
     }
 
     async fn insert_answered_keys(&mut self, keys: &[AnsweredKey], now: i64) -> Result<()> {
-        if keys.is_empty() {
-            return Ok(());
-        }
-        let rows: Vec<_> =
-            keys.iter().map(|k| (k.key.project.0, &k.key.scope, &k.key.key, &k.request_hash, &k.response)).collect();
-        sqlx::query(
-            "INSERT INTO idempotency_keys (project_id, scope, key, request_hash, response, created_at)
-             SELECT value->>0, value->>1, value->>2, value->>3, value->>4, ?1 FROM jsonb_each(?2)",
-        )
-        .bind(now)
-        .bind(json(&rows)?)
-        .execute(&mut *self.tx)
-        .await?;
+        let mut script = Script::default();
+        push_answered_keys(&mut script, keys, now)?;
+        script.run(&mut self.tx).await?;
         Ok(())
     }
 
@@ -457,53 +416,173 @@ impl MarketTx for SqliteTx {
     }
 
     async fn insert_events_bulk(&mut self, events: &[BulkEvent], now: i64) -> Result<()> {
-        if events.is_empty() {
-            return Ok(());
+        let mut script = Script::default();
+        push_events(&mut script, &self.number_events(events).await?, now)?;
+        script.run(&mut self.tx).await?;
+        Ok(())
+    }
+
+    async fn write_buy_batch(&mut self, w: &BuyBatchWrites<'_>, now: i64) -> Result<()> {
+        // The only read first (event numbers), then every write in one hand-off to SQLite.
+        let events = self.number_events(w.events).await?;
+        let mut script = Script::default();
+        push_move_units(&mut script, w.units, &[UnitState::Stock], UnitState::Reserved, now)?;
+        push_purchases(&mut script, w.purchases, now)?;
+        if !w.transfers.is_empty() {
+            super::tx::push_ledger(&mut script, w.accounts, w.transfers, now)?;
         }
-        let mut next_id: i64 =
-            sqlx::query_scalar("SELECT COALESCE(MAX(id), 0) + 1 FROM events").fetch_one(&mut *self.tx).await?;
-        let mut seqs: std::collections::HashMap<i64, i64> = std::collections::HashMap::new();
-        let mut rows = Vec::with_capacity(events.len());
-        for e in events {
-            let seq = match seqs.get_mut(&e.project.0) {
-                Some(s) => {
-                    *s += 1;
-                    *s
-                }
-                None => {
-                    let s: i64 =
-                        sqlx::query_scalar("SELECT COALESCE(MAX(seq), 0) + 1 FROM events WHERE project_id = ?")
-                            .bind(e.project.0)
-                            .fetch_one(&mut *self.tx)
-                            .await?;
-                    seqs.insert(e.project.0, s);
-                    s
-                }
-            };
-            rows.push((next_id, seq, e, (e.payload)(next_id, seq)));
-            next_id += 1;
-        }
-        let events: Vec<_> = rows.iter().map(|(id, seq, e, body)| (id, e.project.0, seq, e.event_type, body)).collect();
-        sqlx::query(
-            "INSERT INTO events (id, project_id, seq, event_type, payload, created_at)
-             SELECT value->>0, value->>1, value->>2, value->>3, value->>4, ?1 FROM jsonb_each(?2)",
-        )
-        .bind(now)
-        .bind(json(&events)?)
-        .execute(&mut *self.tx)
-        .await?;
-        let deliveries: Vec<_> =
-            rows.iter().filter_map(|(id, _, e, _)| Some((id, e.project.0, e.webhook_url.as_deref()?))).collect();
-        if !deliveries.is_empty() {
-            sqlx::query(
-                "INSERT INTO deliveries (event_id, project_id, kind, url, state, next_attempt_at, created_at)
-                 SELECT value->>0, value->>1, 'events_webhook', value->>2, 'pending', ?1, ?1 FROM jsonb_each(?2)",
-            )
-            .bind(now)
-            .bind(json(&deliveries)?)
-            .execute(&mut *self.tx)
-            .await?;
+        push_events(&mut script, &events, now)?;
+        push_answered_keys(&mut script, w.answered, now)?;
+        let rows = script.run(&mut self.tx).await?;
+        let reserved = match rows.first() {
+            Some(r) => r.try_get::<i64, _>(0)?,
+            None => 0,
+        };
+        if reserved != w.units.len() as i64 {
+            // Read in this transaction on the only writer: a unit that moved meanwhile is a bug, not a race.
+            return Err(StoreError::Corrupt(format!("reserved {reserved} of {} units sold", w.units.len())));
         }
         Ok(())
     }
+}
+
+impl SqliteTx {
+    /// Gives each event its id and its project's next sequence number (this transaction holds the only write
+    /// lock, so numbers handed out from the current maxima are free) and builds its body.
+    async fn number_events<'e>(&mut self, events: &'e [BulkEvent]) -> Result<Vec<NumberedEvent<'e>>> {
+        if events.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut projects: Vec<i64> = events.iter().map(|e| e.project.0).collect();
+        projects.sort_unstable();
+        projects.dedup();
+        // One read for the next id and every project's next sequence number.
+        let rows = sqlx::query(
+            "SELECT (SELECT COALESCE(MAX(id), 0) + 1 FROM events), p.value,
+                (SELECT COALESCE(MAX(seq), 0) + 1 FROM events WHERE project_id = p.value)
+             FROM jsonb_each(?) AS p",
+        )
+        .bind(json(&projects)?)
+        .fetch_all(&mut *self.tx)
+        .await?;
+        let mut next_id: i64 = rows.first().map_or(Ok(1), |r| r.try_get(0))?;
+        let mut seqs = std::collections::HashMap::with_capacity(rows.len());
+        for r in &rows {
+            seqs.insert(r.try_get::<i64, _>(1)?, r.try_get::<i64, _>(2)?);
+        }
+        let mut numbered = Vec::with_capacity(events.len());
+        for e in events {
+            let seq = seqs.get_mut(&e.project.0).ok_or_else(|| StoreError::Corrupt("event project".into()))?;
+            numbered.push(NumberedEvent { id: next_id, seq: *seq, body: (e.payload)(next_id, *seq), event: e });
+            next_id += 1;
+            *seq += 1;
+        }
+        Ok(numbered)
+    }
+}
+
+/// An event with its id, sequence number and body, ready to write.
+struct NumberedEvent<'e> {
+    id: i64,
+    seq: i64,
+    body: String,
+    event: &'e BulkEvent,
+}
+
+/// Adds the statements writing numbered events and the webhook deliveries of those that have a URL.
+fn push_events(script: &mut Script, events: &[NumberedEvent<'_>], now: i64) -> Result<()> {
+    if events.is_empty() {
+        return Ok(());
+    }
+    let rows: Vec<_> = events.iter().map(|e| (e.id, e.event.project.0, e.seq, e.event.event_type, &e.body)).collect();
+    script
+        .push(
+            "INSERT INTO events (id, project_id, seq, event_type, payload, created_at)
+             SELECT value->>0, value->>1, value->>2, value->>3, value->>4, ? FROM jsonb_each(?)",
+        )
+        .bind(now)?
+        .bind(json(&rows)?)?;
+    let deliveries: Vec<_> =
+        events.iter().filter_map(|e| Some((e.id, e.event.project.0, e.event.webhook_url.as_deref()?))).collect();
+    if !deliveries.is_empty() {
+        script
+            .push(
+                "INSERT INTO deliveries (event_id, project_id, kind, url, state, next_attempt_at, created_at)
+                 SELECT value->>0, value->>1, 'events_webhook', value->>2, 'pending', ?, ? FROM jsonb_each(?)",
+            )
+            .bind(now)?
+            .bind(now)?
+            .bind(json(&deliveries)?)?;
+    }
+    Ok(())
+}
+
+/// Adds the statement recording purchases in `creating_trade`, due for the watcher now.
+fn push_purchases(script: &mut Script, purchases: &[(i64, NewPurchase)], now: i64) -> Result<()> {
+    if purchases.is_empty() {
+        return Ok(());
+    }
+    let rows: Vec<_> = purchases
+        .iter()
+        .map(|(id, p)| {
+            (
+                id,
+                p.project.0,
+                p.unit.id,
+                &p.unit.game,
+                &p.unit.name,
+                &p.unit.classid,
+                p.price.minor(),
+                &p.partner,
+                &p.token,
+                &p.custom_id,
+            )
+        })
+        .collect();
+    script
+        .push(
+            "INSERT INTO purchases (id, project_id, unit_id, game, name, classid, price, partner, token,
+                custom_id, status, next_check_at, created_at, updated_at)
+             SELECT value->>0, value->>1, value->>2, value->>3, value->>4, value->>5, value->>6, value->>7,
+                value->>8, value->>9, 'creating_trade', ?, ?, ? FROM jsonb_each(?)",
+        )
+        .bind(now)?
+        .bind(now)?
+        .bind(now)?
+        .bind(json(&rows)?)?;
+    Ok(())
+}
+
+/// Adds the statements moving the units among `ids` that are in a `from` state to `to`, then reporting how
+/// many moved (one row, even for no ids).
+fn push_move_units(script: &mut Script, ids: &[i64], from: &[UnitState], to: UnitState, now: i64) -> Result<()> {
+    // States are spliced in as literals (fixed names, not input): a bound value compared with the partial
+    // indexes' `state = 'stock'` would make SQLite re-plan the statement whenever the binding changes.
+    let from: Vec<String> = from.iter().map(|s| format!("'{}'", s.as_str())).collect();
+    let sql = format!(
+        "UPDATE market_units SET state = '{}', updated_at = ?
+         WHERE id IN (SELECT value FROM jsonb_each(?)) AND state IN ({})",
+        to.as_str(),
+        from.join(", ")
+    );
+    script.push(&sql).bind(now)?.bind(json(ids)?)?;
+    script.push("SELECT changes()");
+    Ok(())
+}
+
+/// Adds the statement inserting keys with their answers (a key that exists already fails the script).
+fn push_answered_keys(script: &mut Script, keys: &[AnsweredKey], now: i64) -> Result<()> {
+    if keys.is_empty() {
+        return Ok(());
+    }
+    let rows: Vec<_> =
+        keys.iter().map(|k| (k.key.project.0, &k.key.scope, &k.key.key, &k.request_hash, &k.response)).collect();
+    script
+        .push(
+            "INSERT INTO idempotency_keys (project_id, scope, key, request_hash, response, created_at)
+             SELECT value->>0, value->>1, value->>2, value->>3, value->>4, ? FROM jsonb_each(?)",
+        )
+        .bind(now)?
+        .bind(json(&rows)?)?;
+    Ok(())
 }

@@ -37,6 +37,7 @@ mod deposits;
 mod events;
 mod market;
 mod rows;
+mod script;
 mod tx;
 
 pub use tx::SqliteTx;

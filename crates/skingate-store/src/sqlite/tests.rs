@@ -787,3 +787,80 @@ async fn the_wal_is_checkpointed_off_the_writer() {
     }
     panic!("the log was never checkpointed and started over");
 }
+
+#[tokio::test]
+async fn write_buy_batch_writes_everything_or_nothing_when_a_unit_left_stock() {
+    let (_dir, s) = store().await;
+    let p = s.create_project(&ProjectSettings::named("P"), "s", 0).await.unwrap().id;
+    let ids =
+        seed_units(&s, &[new_unit("cs2", "P250 | Sand Dune", 1, 50), new_unit("cs2", "P250 | Sand Dune", 2, 50)], 1)
+            .await;
+    let units = s.units_by_ids(&ids).await.unwrap();
+    let purchase = |id: i64, unit: &Unit| {
+        let purchase = NewPurchase {
+            project: p,
+            unit: unit.clone(),
+            price: Money::from_minor(60),
+            partner: "76561198000000042".into(),
+            token: "tok".into(),
+            custom_id: Some(format!("c-{id}")),
+        };
+        (id, purchase)
+    };
+    let event = |n: i64| BulkEvent {
+        project: p,
+        event_type: "buy_item",
+        payload: Box::new(move |id, seq| format!(r#"{{"n":{n},"id":{id},"seq":{seq}}}"#)),
+        webhook_url: Some("https://p.example/hook".into()),
+    };
+    let key = |k: &str| AnsweredKey {
+        key: IdempotencyKey { project: p, scope: "market_buy".into(), key: k.into() },
+        request_hash: "h".into(),
+        response: "r".into(),
+    };
+
+    // Unit 1 leaves stock first: a batch selling both must write nothing.
+    let mut tx = s.begin().await.unwrap();
+    assert_eq!(tx.move_units(&[ids[1]], &[UnitState::Stock], UnitState::Withdrawn, 2).await.unwrap(), 1);
+    tx.commit().await.unwrap();
+    let mut tx = s.begin().await.unwrap();
+    let first = tx.next_purchase_id().await.unwrap();
+    let (purchases, events, keys) =
+        (vec![purchase(first, &units[0]), purchase(first + 1, &units[1])], vec![event(1), event(2)], vec![key("c-1")]);
+    let writes = crate::market::BuyBatchWrites {
+        units: &ids,
+        purchases: &purchases,
+        accounts: &[],
+        transfers: &[],
+        events: &events,
+        answered: &keys,
+    };
+    let err = tx.write_buy_batch(&writes, 3).await.unwrap_err();
+    assert!(matches!(err, StoreError::Corrupt(ref m) if m.contains("reserved 1 of 2")), "{err}");
+    drop(tx);
+    assert!(s.purchases_by_ids(p, &[first, first + 1]).await.unwrap().is_empty());
+    assert_eq!(s.units_by_ids(&ids[..1]).await.unwrap()[0].state, UnitState::Stock);
+
+    // The unit still in stock alone: everything lands in one go.
+    let mut tx = s.begin().await.unwrap();
+    let purchases = vec![purchase(first, &units[0])];
+    let writes = crate::market::BuyBatchWrites { units: &ids[..1], purchases: &purchases, ..writes };
+    tx.write_buy_batch(&writes, 4).await.unwrap();
+    assert_eq!(tx.idempotency_keys(p, "market_buy", &["c-1"]).await.unwrap().len(), 1);
+    tx.commit().await.unwrap();
+    let bought = s.purchases_by_ids(p, &[first]).await.unwrap();
+    assert_eq!((bought.len(), bought[0].unit_id, bought[0].status), (1, ids[0], PurchaseStatus::CreatingTrade));
+    assert_eq!(s.units_by_ids(&ids[..1]).await.unwrap()[0].state, UnitState::Reserved);
+    let stored: Vec<(i64, i64, String)> =
+        sqlx::query_as("SELECT id, seq, payload FROM events WHERE project_id = ? ORDER BY seq")
+            .bind(p.0)
+            .fetch_all(&s.reader)
+            .await
+            .unwrap();
+    assert_eq!(stored.iter().map(|e| e.1).collect::<Vec<_>>(), [1, 2], "numbered in order");
+    for (n, (id, seq, payload)) in (1..).zip(&stored) {
+        assert_eq!(payload, &format!(r#"{{"n":{n},"id":{id},"seq":{seq}}}"#), "built from its own numbers");
+    }
+    let deliveries: i64 = sqlx::query_scalar("SELECT count(*) FROM deliveries").fetch_one(&s.reader).await.unwrap();
+    assert_eq!(deliveries, 2, "both events have a webhook URL");
+}

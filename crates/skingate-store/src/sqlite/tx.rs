@@ -9,6 +9,7 @@ use skingate_core::project::ProjectId;
 use sqlx::{Row, Sqlite, Transaction};
 
 use super::cache::SharedCache;
+use super::script::Script;
 use crate::market::DecidedTransfer;
 use crate::{Claim, IdempotencyKey, PayloadFn, ProjectBalance, Result, StoreError, StoredEvent, WriteTx};
 
@@ -110,116 +111,128 @@ impl SqliteTx {
         Ok((account, r.try_get(6)?))
     }
 
-    /// Writes decided transfers (rows, entries, resolutions, settled totals) and the accounts' new balances:
-    /// the one place ledger rows are written, for a single transfer ([`WriteTx::transfer`]) and for a batch
-    /// (the market's group-committed buys) alike. A pending transfer resolved twice fails the write (unique
-    /// index on `pending_id`).
+    /// Writes decided transfers (rows, entries, resolutions, settled totals) and the accounts' new balances
+    /// in one hand-off to SQLite (see [`push_ledger`]).
     pub(crate) async fn write_ledger(
         &mut self,
         accounts: &[Account],
         transfers: &[DecidedTransfer],
         now: i64,
     ) -> Result<()> {
-        // Constant SQL over JSON arrays (`json_each`): prepared once and cached, whatever the batch size.
-        let rows: Vec<_> = transfers
-            .iter()
-            .map(|t| {
-                let s = &t.spec;
-                (
-                    &s.id.0,
-                    s.debit.0,
-                    s.credit.0,
-                    s.amount.minor(),
-                    s.phase.as_str(),
-                    s.phase.pending_id().map(|p| p.0.as_str()),
-                    s.code.as_str(),
-                    s.allow_overdraft,
-                    &s.reference,
-                )
-            })
-            .collect();
-        sqlx::query(
+        let mut script = Script::default();
+        push_ledger(&mut script, accounts, transfers, now)?;
+        script.run(&mut self.tx).await?;
+        Ok(())
+    }
+}
+
+/// Adds the statements that write decided transfers (rows, entries, resolutions, settled totals) and the
+/// accounts' new balances: the one place ledger rows are written, for a single transfer ([`WriteTx::transfer`])
+/// and for a batch (the market's group-committed buys, the purchase watcher's rounds) alike. A pending transfer
+/// resolved twice fails the write (unique index on `pending_id`).
+pub(crate) fn push_ledger(
+    script: &mut Script,
+    accounts: &[Account],
+    transfers: &[DecidedTransfer],
+    now: i64,
+) -> Result<()> {
+    // Constant SQL over JSON arrays (`jsonb_each`): prepared once and cached, whatever the batch size.
+    let rows: Vec<_> = transfers
+        .iter()
+        .map(|t| {
+            let s = &t.spec;
+            (
+                &s.id.0,
+                s.debit.0,
+                s.credit.0,
+                s.amount.minor(),
+                s.phase.as_str(),
+                s.phase.pending_id().map(|p| p.0.as_str()),
+                s.code.as_str(),
+                s.allow_overdraft,
+                &s.reference,
+            )
+        })
+        .collect();
+    script
+        .push(
             "INSERT INTO transfers (id, debit_account_id, credit_account_id, amount, phase, pending_id, code,
                 allow_overdraft, reference, created_at)
              SELECT value->>0, value->>1, value->>2, value->>3, value->>4, value->>5, value->>6, value->>7,
-                value->>8, ?1 FROM jsonb_each(?2)",
+                value->>8, ? FROM jsonb_each(?)",
         )
-        .bind(now)
-        .bind(json(&rows)?)
-        .execute(&mut *self.tx)
-        .await?;
-        let rows: Vec<_> = transfers
-            .iter()
-            .flat_map(|t| t.entries.iter().zip(t.owners).map(move |(e, o)| (&t.spec.id, e, o)))
-            .map(|(id, e, owner)| {
-                (
-                    &id.0,
-                    e.account.0,
-                    owner,
-                    e.side.as_str(),
-                    e.amount.minor(),
-                    [e.before.available().minor(), e.after.available().minor()],
-                    [e.before.held().minor(), e.after.held().minor()],
-                    [e.before.in_flight().minor(), e.after.in_flight().minor()],
-                )
-            })
-            .collect();
-        sqlx::query(
+        .bind(now)?
+        .bind(json(&rows)?)?;
+    let rows: Vec<_> = transfers
+        .iter()
+        .flat_map(|t| t.entries.iter().zip(t.owners).map(move |(e, o)| (&t.spec.id, e, o)))
+        .map(|(id, e, owner)| {
+            (
+                &id.0,
+                e.account.0,
+                owner,
+                e.side.as_str(),
+                e.amount.minor(),
+                e.before.available().minor(),
+                e.after.available().minor(),
+                e.before.held().minor(),
+                e.after.held().minor(),
+                e.before.in_flight().minor(),
+                e.after.in_flight().minor(),
+            )
+        })
+        .collect();
+    script
+        .push(
             "INSERT INTO entries (transfer_id, account_id, project_id, side, amount, available_before,
                 available_after, held_before, held_after, in_flight_before, in_flight_after, created_at)
-             SELECT value->>0, value->>1, value->>2, value->>3, value->>4, value->>'$[5][0]', value->>'$[5][1]',
-                value->>'$[6][0]', value->>'$[6][1]', value->>'$[7][0]', value->>'$[7][1]', ?1 FROM jsonb_each(?2)",
+             SELECT value->>0, value->>1, value->>2, value->>3, value->>4, value->>5, value->>6, value->>7,
+                value->>8, value->>9, value->>10, ? FROM jsonb_each(?)",
         )
-        .bind(now)
-        .bind(json(&rows)?)
-        .execute(&mut *self.tx)
-        .await?;
-        // The pending transfers these post or void are resolved (the unique index on pending_id refuses a second
-        // resolution, failing the whole write).
-        let resolved: Vec<&str> =
-            transfers.iter().filter_map(|t| t.spec.phase.pending_id()).map(|p| p.0.as_str()).collect();
-        if !resolved.is_empty() {
-            sqlx::query("UPDATE transfers SET resolved = 1 WHERE id IN (SELECT value FROM jsonb_each(?1))")
-                .bind(json(&resolved)?)
-                .execute(&mut *self.tx)
-                .await?;
-        }
-        // Settled totals (what `balance` reports as deposit and withdrawal sums), summed before writing.
-        let mut totals: std::collections::BTreeMap<(i64, &str, &str), i64> = std::collections::BTreeMap::new();
-        for t in transfers.iter().filter(|t| !matches!(t.spec.phase, Phase::Pending | Phase::Void(_))) {
-            let s = &t.spec;
-            *totals.entry((s.debit.0, s.code.as_str(), "debit")).or_default() += s.amount.minor();
-            *totals.entry((s.credit.0, s.code.as_str(), "credit")).or_default() += s.amount.minor();
-        }
-        if !totals.is_empty() {
-            let rows: Vec<_> = totals.into_iter().map(|((a, c, s), t)| (a, c, s, t)).collect();
-            // `WHERE true` tells SQLite's parser the upsert's ON belongs to the INSERT, not a join.
-            sqlx::query(
+        .bind(now)?
+        .bind(json(&rows)?)?;
+    // The pending transfers these post or void are resolved (the unique index on pending_id refuses a second
+    // resolution, failing the whole write).
+    let resolved: Vec<&str> =
+        transfers.iter().filter_map(|t| t.spec.phase.pending_id()).map(|p| p.0.as_str()).collect();
+    if !resolved.is_empty() {
+        script
+            .push("UPDATE transfers SET resolved = 1 WHERE id IN (SELECT value FROM jsonb_each(?))")
+            .bind(json(&resolved)?)?;
+    }
+    // Settled totals (what `balance` reports as deposit and withdrawal sums), summed before writing.
+    let mut totals: std::collections::BTreeMap<(i64, &str, &str), i64> = std::collections::BTreeMap::new();
+    for t in transfers.iter().filter(|t| !matches!(t.spec.phase, Phase::Pending | Phase::Void(_))) {
+        let s = &t.spec;
+        *totals.entry((s.debit.0, s.code.as_str(), "debit")).or_default() += s.amount.minor();
+        *totals.entry((s.credit.0, s.code.as_str(), "credit")).or_default() += s.amount.minor();
+    }
+    if !totals.is_empty() {
+        let rows: Vec<_> = totals.into_iter().map(|((a, c, s), t)| (a, c, s, t)).collect();
+        // `WHERE true` tells SQLite's parser the upsert's ON belongs to the INSERT, not a join.
+        script
+            .push(
                 "INSERT INTO transfer_totals (account_id, code, side, total)
-                 SELECT value->>0, value->>1, value->>2, value->>3 FROM jsonb_each(?1) WHERE true
+                 SELECT value->>0, value->>1, value->>2, value->>3 FROM jsonb_each(?) WHERE true
                  ON CONFLICT (account_id, code, side) DO UPDATE SET total = total + excluded.total",
             )
-            .bind(json(&rows)?)
-            .execute(&mut *self.tx)
-            .await?;
-        }
-        let rows: Vec<_> = accounts
-            .iter()
-            .map(|a| {
-                let b = &a.balances;
-                (a.id.0, b.debits_posted, b.credits_posted, b.debits_pending, b.credits_pending)
-            })
-            .collect();
-        sqlx::query(
+            .bind(json(&rows)?)?;
+    }
+    let rows: Vec<_> = accounts
+        .iter()
+        .map(|a| {
+            let b = &a.balances;
+            (a.id.0, b.debits_posted, b.credits_posted, b.debits_pending, b.credits_pending)
+        })
+        .collect();
+    script
+        .push(
             "UPDATE accounts SET debits_posted = v.value->>1, credits_posted = v.value->>2,
                 debits_pending = v.value->>3, credits_pending = v.value->>4
-             FROM jsonb_each(?1) AS v WHERE accounts.id = v.value->>0",
+             FROM jsonb_each(?) AS v WHERE accounts.id = v.value->>0",
         )
-        .bind(json(&rows)?)
-        .execute(&mut *self.tx)
-        .await?;
-        Ok(())
-    }
+        .bind(json(&rows)?)?;
+    Ok(())
 }
 
 #[async_trait]
