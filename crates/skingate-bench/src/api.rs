@@ -141,7 +141,44 @@ struct Sample {
     secs: f64,
     latencies_us: Vec<u32>,
     first_error: Option<String>,
+    /// The machine's CPU time over the measured window (see [`CpuTimes`]), when it could be read.
+    cpu: Option<CpuTimes>,
 }
+
+/// Busy and total CPU time of the whole machine (every core, every process), in `/proc/stat` ticks.
+///
+/// The gateway and the load generator share the machine's cores, so a scenario's rate is bounded by its CPU
+/// cost per request: busy time over requests tells how much of the gap to the no-op route is work (CPU per
+/// request) and how much is waiting (idle CPU while clients wait on a serial resource, such as one writer).
+#[derive(Debug, Default, Clone, Copy)]
+struct CpuTimes {
+    busy: u64,
+    total: u64,
+}
+
+impl CpuTimes {
+    /// The aggregate `cpu` line of `/proc/stat` (Linux); `None` elsewhere.
+    fn now() -> Option<Self> {
+        let stat = std::fs::read_to_string("/proc/stat").ok()?;
+        let fields: Vec<u64> =
+            stat.lines().next()?.split_whitespace().skip(1).map(|f| f.parse().ok()).collect::<Option<_>>()?;
+        // user nice system idle iowait irq softirq steal …: idle and iowait are the time nothing ran.
+        let total: u64 = fields.iter().take(8).sum();
+        let idle = fields.get(3)? + fields.get(4).unwrap_or(&0);
+        Some(Self { busy: total - idle, total })
+    }
+
+    fn since(self, start: Self) -> Self {
+        Self { busy: self.busy.saturating_sub(start.busy), total: self.total.saturating_sub(start.total) }
+    }
+
+    fn add(self, other: Self) -> Self {
+        Self { busy: self.busy + other.busy, total: self.total + other.total }
+    }
+}
+
+/// `/proc/stat` counts in USER_HZ, which Linux fixes at 100 ticks a second for user space.
+const TICK_US: f64 = 10_000.0;
 
 impl Sample {
     fn rate(&self) -> f64 {
@@ -149,6 +186,10 @@ impl Sample {
     }
 
     fn merge(&mut self, other: Sample) {
+        self.cpu = match (self.cpu, other.cpu) {
+            (Some(a), Some(b)) => Some(a.add(b)),
+            (a, b) => a.or(b),
+        };
         self.ok += other.ok;
         self.errors += other.errors;
         self.latencies_us.extend(other.latencies_us);
@@ -227,10 +268,18 @@ async fn round(host: &str, s: &Arc<Scenario>, clients: usize, opts: &Opts) -> an
     let until = measure_from + Duration::from_secs_f64(opts.seconds);
     let tasks: Vec<_> =
         (0..clients).map(|_| tokio::spawn(client(host.to_owned(), s.clone(), measure_from, until))).collect();
+    // The machine's CPU over exactly the measured window.
+    let cpu = tokio::spawn(async move {
+        tokio::time::sleep_until(measure_from.into()).await;
+        let start = CpuTimes::now()?;
+        tokio::time::sleep_until(until.into()).await;
+        Some(CpuTimes::now()?.since(start))
+    });
     let mut total = Sample { secs: opts.seconds, ..Sample::default() };
     for t in tasks {
         total.merge(t.await??);
     }
+    total.cpu = cpu.await?;
     Ok(total)
 }
 
@@ -242,6 +291,10 @@ pub(crate) struct Summary {
     p99_ms: f64,
     pub(crate) errors: u64,
     first_error: Option<String>,
+    /// Machine CPU time per successful request over all rounds, in microseconds (all cores together).
+    cpu_us: Option<f64>,
+    /// Share of the machine's CPU time that was busy over all rounds.
+    busy: Option<f64>,
 }
 
 fn summarise(mut samples: Vec<Sample>) -> Summary {
@@ -252,7 +305,10 @@ fn summarise(mut samples: Vec<Sample>) -> Summary {
         all.merge(s);
     }
     all.latencies_us.sort_unstable();
+    let cpu = all.cpu.filter(|c| c.total > 0 && all.ok > 0);
     Summary {
+        cpu_us: cpu.map(|c| c.busy as f64 * TICK_US / all.ok as f64),
+        busy: cpu.map(|c| c.busy as f64 / c.total as f64),
         rate,
         p50_ms: percentile_ms(&all.latencies_us, 0.50),
         p99_ms: percentile_ms(&all.latencies_us, 0.99),
@@ -279,16 +335,18 @@ pub(crate) async fn measure(
 
 pub(crate) fn print_header() {
     println!(
-        "{:>7}  {:<18} {:>10} {:>9} {:>9} {:>8} {:>7}",
-        "clients", "scenario", "req/s", "p50 ms", "p99 ms", "vs noop", "errors"
+        "{:>7}  {:<18} {:>10} {:>9} {:>9} {:>8} {:>7} {:>10} {:>6}",
+        "clients", "scenario", "req/s", "p50 ms", "p99 ms", "vs noop", "errors", "CPU µs/req", "busy"
     );
 }
 
 /// Prints one table row and returns its JSON record.
 pub(crate) fn report_row(clients: usize, s: &Scenario, sum: &Summary, noop_rate: f64) -> serde_json::Value {
     let ratio = if noop_rate > 0.0 { sum.rate / noop_rate } else { 0.0 };
+    let cpu_us = sum.cpu_us.map_or_else(|| "-".to_owned(), |us| format!("{us:.1}"));
+    let busy = sum.busy.map_or_else(|| "-".to_owned(), |b| format!("{:.0}%", b * 100.0));
     println!(
-        "{clients:>7}  {:<18} {:>10.0} {:>9.3} {:>9.3} {:>7.0}% {:>7}",
+        "{clients:>7}  {:<18} {:>10.0} {:>9.3} {:>9.3} {:>7.0}% {:>7} {cpu_us:>10} {busy:>6}",
         s.name,
         sum.rate,
         sum.p50_ms,
@@ -300,7 +358,9 @@ pub(crate) fn report_row(clients: usize, s: &Scenario, sum: &Summary, noop_rate:
         println!("         ^ {} failed request(s); first answer: {e}", sum.errors);
     }
     json!({"clients": clients, "scenario": s.name, "rps": sum.rate.round(), "p50_ms": sum.p50_ms,
-        "p99_ms": sum.p99_ms, "ratio_vs_noop": (ratio * 1000.0).round() / 1000.0, "errors": sum.errors})
+        "p99_ms": sum.p99_ms, "ratio_vs_noop": (ratio * 1000.0).round() / 1000.0, "errors": sum.errors,
+        "cpu_us_per_req": sum.cpu_us.map(|us| (us * 10.0).round() / 10.0),
+        "machine_busy": sum.busy.map(|b| (b * 1000.0).round() / 1000.0)})
 }
 
 async fn drive(host: String, client_id: &str, secret: &str, opts: &Opts) -> anyhow::Result<()> {
