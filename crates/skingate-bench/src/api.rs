@@ -141,43 +141,38 @@ struct Sample {
     secs: f64,
     latencies_us: Vec<u32>,
     first_error: Option<String>,
-    /// The machine's CPU time over the measured window (see [`CpuTimes`]), when it could be read.
+    /// This process's CPU time over the measured window (see [`CpuTimes`]), when it could be read.
     cpu: Option<CpuTimes>,
 }
 
-/// Busy and total CPU time of the whole machine (every core, every process), in `/proc/stat` ticks.
+/// CPU time this process used (all its threads, in `/proc/self/stat` ticks) over some wall-clock time.
 ///
-/// The gateway and the load generator share the machine's cores, so a scenario's rate is bounded by its CPU
-/// cost per request: busy time over requests tells how much of the gap to the no-op route is work (CPU per
-/// request) and how much is waiting (idle CPU while clients wait on a serial resource, such as one writer).
+/// The gateway runs inside the bench process with its load generator (unless `--url` points elsewhere; then
+/// only the load generator is counted), and the two share the machine's cores, so a scenario's rate is bounded
+/// by its CPU cost per request. Busy time over requests tells how much of the gap to the no-op route is work
+/// (CPU per request) and how much is waiting (cores left idle while requests wait on something serial, such
+/// as one writer). Other processes on the machine are not counted.
 #[derive(Debug, Default, Clone, Copy)]
 struct CpuTimes {
-    busy: u64,
-    total: u64,
+    ticks: u64,
+    wall: Duration,
 }
 
 impl CpuTimes {
-    /// The aggregate `cpu` line of `/proc/stat` (Linux); `None` elsewhere.
-    fn now() -> Option<Self> {
-        let stat = std::fs::read_to_string("/proc/stat").ok()?;
-        let fields: Vec<u64> =
-            stat.lines().next()?.split_whitespace().skip(1).map(|f| f.parse().ok()).collect::<Option<_>>()?;
-        // user nice system idle iowait irq softirq steal …: idle and iowait are the time nothing ran.
-        let total: u64 = fields.iter().take(8).sum();
-        let idle = fields.get(3)? + fields.get(4).unwrap_or(&0);
-        Some(Self { busy: total - idle, total })
-    }
-
-    fn since(self, start: Self) -> Self {
-        Self { busy: self.busy.saturating_sub(start.busy), total: self.total.saturating_sub(start.total) }
+    /// User plus system time of this process so far (Linux); `None` elsewhere.
+    fn used() -> Option<u64> {
+        let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+        // Fields after the command name (which may hold spaces) start at the 3rd: utime is the 14th, stime the 15th.
+        let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+        Some(fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?)
     }
 
     fn add(self, other: Self) -> Self {
-        Self { busy: self.busy + other.busy, total: self.total + other.total }
+        Self { ticks: self.ticks + other.ticks, wall: self.wall + other.wall }
     }
 }
 
-/// `/proc/stat` counts in USER_HZ, which Linux fixes at 100 ticks a second for user space.
+/// `/proc` counts CPU time in USER_HZ, which Linux fixes at 100 ticks a second for user space.
 const TICK_US: f64 = 10_000.0;
 
 impl Sample {
@@ -268,12 +263,12 @@ async fn round(host: &str, s: &Arc<Scenario>, clients: usize, opts: &Opts) -> an
     let until = measure_from + Duration::from_secs_f64(opts.seconds);
     let tasks: Vec<_> =
         (0..clients).map(|_| tokio::spawn(client(host.to_owned(), s.clone(), measure_from, until))).collect();
-    // The machine's CPU over exactly the measured window.
+    // This process's CPU over exactly the measured window.
     let cpu = tokio::spawn(async move {
         tokio::time::sleep_until(measure_from.into()).await;
-        let start = CpuTimes::now()?;
+        let (start, from) = (CpuTimes::used()?, Instant::now());
         tokio::time::sleep_until(until.into()).await;
-        Some(CpuTimes::now()?.since(start))
+        Some(CpuTimes { ticks: CpuTimes::used()?.saturating_sub(start), wall: from.elapsed() })
     });
     let mut total = Sample { secs: opts.seconds, ..Sample::default() };
     for t in tasks {
@@ -291,9 +286,9 @@ pub(crate) struct Summary {
     p99_ms: f64,
     pub(crate) errors: u64,
     first_error: Option<String>,
-    /// Machine CPU time per successful request over all rounds, in microseconds (all cores together).
+    /// This process's CPU time per successful request over all rounds, in microseconds (all cores together).
     cpu_us: Option<f64>,
-    /// Share of the machine's CPU time that was busy over all rounds.
+    /// Share of the machine's cores this process kept busy over all rounds.
     busy: Option<f64>,
 }
 
@@ -305,10 +300,11 @@ fn summarise(mut samples: Vec<Sample>) -> Summary {
         all.merge(s);
     }
     all.latencies_us.sort_unstable();
-    let cpu = all.cpu.filter(|c| c.total > 0 && all.ok > 0);
+    let cores = std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get) as f64;
+    let cpu = all.cpu.filter(|c| !c.wall.is_zero() && all.ok > 0);
     Summary {
-        cpu_us: cpu.map(|c| c.busy as f64 * TICK_US / all.ok as f64),
-        busy: cpu.map(|c| c.busy as f64 / c.total as f64),
+        cpu_us: cpu.map(|c| c.ticks as f64 * TICK_US / all.ok as f64),
+        busy: cpu.map(|c| c.ticks as f64 * TICK_US / (c.wall.as_micros() as f64 * cores)),
         rate,
         p50_ms: percentile_ms(&all.latencies_us, 0.50),
         p99_ms: percentile_ms(&all.latencies_us, 0.99),
@@ -360,7 +356,7 @@ pub(crate) fn report_row(clients: usize, s: &Scenario, sum: &Summary, noop_rate:
     json!({"clients": clients, "scenario": s.name, "rps": sum.rate.round(), "p50_ms": sum.p50_ms,
         "p99_ms": sum.p99_ms, "ratio_vs_noop": (ratio * 1000.0).round() / 1000.0, "errors": sum.errors,
         "cpu_us_per_req": sum.cpu_us.map(|us| (us * 10.0).round() / 10.0),
-        "machine_busy": sum.busy.map(|b| (b * 1000.0).round() / 1000.0)})
+        "process_busy": sum.busy.map(|b| (b * 1000.0).round() / 1000.0)})
 }
 
 async fn drive(host: String, client_id: &str, secret: &str, opts: &Opts) -> anyhow::Result<()> {

@@ -127,6 +127,7 @@ pub struct Running {
     shutdown: CancellationToken,
     server: JoinHandle<std::io::Result<()>>,
     saver: JoinHandle<u64>,
+    market_watcher: crate::dedicated::Finished,
     /// Stops the background work when a `Running` is dropped without [`Running::stop`] (tests do): tasks on
     /// dedicated threads do not end with the runtime that started them.
     _stop_on_drop: tokio_util::sync::DropGuard,
@@ -142,6 +143,11 @@ impl Running {
     pub async fn stop(self) -> anyhow::Result<()> {
         self.shutdown.cancel();
         self.server.await.context("server task")??;
+        // The purchase watcher finishes its round: one cut after sending offers and before recording their
+        // ids would send them again after a restart. Bounded, as a round waits on Steam.
+        if tokio::time::timeout(WATCHER_STOP_TIMEOUT, self.market_watcher.wait()).await.is_err() {
+            tracing::warn!(timeout = ?WATCHER_STOP_TIMEOUT, "the market watcher's round did not end in time");
+        }
         // The simulator's last changes are on disk before a restart reads them.
         self.saver.await.context("simulator saver task")?;
         Ok(())
@@ -153,6 +159,9 @@ impl Running {
         Ok(())
     }
 }
+
+/// How long [`Running::stop`] waits for the purchase watcher to finish its current round.
+const WATCHER_STOP_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Opens storage, binds `config.listen` and starts serving.
 pub async fn start(mut config: Config, clock: Arc<dyn Clock>) -> anyhow::Result<Running> {
@@ -172,7 +181,10 @@ pub async fn start(mut config: Config, clock: Arc<dyn Clock>) -> anyhow::Result<
     let server = tokio::spawn(serve(listener, state.clone(), shutdown.clone().cancelled_owned()));
     tokio::spawn(refresh_loop(state.clone(), shutdown.clone()));
     tokio::spawn(crate::hub::run_tailer(state.clone(), shutdown.clone()));
-    crate::dedicated::spawn("skingate-market-watcher", crate::market::watcher::run(state.clone(), shutdown.clone()));
+    let market_watcher = crate::dedicated::spawn(
+        "skingate-market-watcher",
+        crate::market::watcher::run(state.clone(), shutdown.clone()),
+    );
     let policy = crate::webhook::AddressPolicy {
         allow_private: state.config.webhook_allow_private,
         allowed: state.config.webhook_allowed_networks.clone(),
@@ -181,7 +193,7 @@ pub async fn start(mut config: Config, clock: Arc<dyn Clock>) -> anyhow::Result<
     tokio::spawn(crate::dispatcher::run(state.clone(), client, shutdown.clone()));
     tokio::spawn(crate::deposits::watcher::run(state.clone(), shutdown.clone()));
     let _stop_on_drop = shutdown.clone().drop_guard();
-    Ok(Running { addr, state, demo, shutdown, server, saver, _stop_on_drop })
+    Ok(Running { addr, state, demo, shutdown, server, saver, market_watcher, _stop_on_drop })
 }
 
 /// Serves HTTP on `listener` until `shutdown` resolves, then drains in-flight requests.

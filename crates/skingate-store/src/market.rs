@@ -325,6 +325,8 @@ pub trait MarketTx: Send {
     /// Writes everything a buy batch decided, in one go: its units reserved (all of them from stock, or the
     /// write fails), its purchases, its transfers with the accounts' balances, its events and its answered
     /// idempotency keys. The same as the single-purpose calls in that order, in fewer hand-offs to the database.
+    /// On an error, the writes before the failing one may have run: the caller drops (rolls back) the
+    /// transaction.
     async fn write_buy_batch(&mut self, writes: &BuyBatchWrites<'_>, now: i64) -> Result<()>;
     /// Applies status changes, each only if its purchase is still in `update.from`; returns the ids changed.
     /// One purchase at most once per call.

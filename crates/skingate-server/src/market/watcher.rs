@@ -135,6 +135,7 @@ pub async fn round(state: &AppState, memory: &mut Memory) -> Result<usize, Store
     for p in due {
         steps.push(decide(state, p, now, &mut memory.pending, &assets).await);
     }
+    remember_sent_offers(state, &mut steps, now).await;
     // Waiting purchases are rescheduled in memory; everything else goes to the database.
     let mut writes = Vec::with_capacity(steps.len());
     for step in steps {
@@ -276,12 +277,12 @@ async fn send(state: &AppState, p: Purchase, assets: &HashMap<i64, i64>) -> Step
     }
 }
 
-/// Stores the offers a round sent when its main transaction failed, in one short transaction of its own,
-/// before the round is retried step by step: should a step fail again, the next round finds its offer id on
-/// its purchase (still `creating_trade`) and goes on with it instead of sending a second offer for the same
+/// Stores the offers this round has just sent, in one short transaction of their own, before the round's
+/// main transaction moves the purchases on: should that transaction fail, the next round finds each offer id
+/// on its purchase (still `creating_trade`) and goes on with it instead of sending a second offer for the same
 /// unit. If even this write fails, those offers are cancelled at Steam and their purchases retried next round,
-/// so no offer Steam knows of is ever untracked. When the main transaction commits, it has recorded the offer
-/// ids itself: one commit per round, not two, on the single writer connection the buy path shares.
+/// so no offer Steam knows of is ever untracked. One commit per round, not per purchase: the single writer
+/// connection is shared with the buy path.
 async fn remember_sent_offers(state: &AppState, steps: &mut [Step], now: i64) {
     let sent: Vec<(i64, u64)> = steps
         .iter()
@@ -341,9 +342,6 @@ async fn apply(state: &AppState, steps: Vec<Step>, now: i64) -> Result<Vec<(Purc
         Ok(applied) => applied,
         Err(e) => {
             tracing::warn!(error = %e, "market watcher round failed; retrying step by step");
-            // The offers sent this round were lost with that transaction: store them before anything else.
-            let mut steps = steps;
-            remember_sent_offers(state, &mut steps, now).await;
             apply_round(state, steps, now, true).await?
         }
     };

@@ -24,6 +24,8 @@ pub(crate) struct Script {
     sql: String,
     args: SqliteArguments,
     statements: usize,
+    /// `?` placeholders pushed so far: sqlx binds a missing value as NULL and ignores an extra one, silently.
+    placeholders: usize,
 }
 
 impl Script {
@@ -32,6 +34,8 @@ impl Script {
         self.sql.push_str(sql);
         self.sql.push_str(";\n");
         self.statements += 1;
+        // The statements carry no `?` inside string literals, so every `?` is a placeholder.
+        self.placeholders += sql.matches('?').count();
         self
     }
 
@@ -47,6 +51,7 @@ impl Script {
         if self.statements == 0 {
             return Ok(Vec::new());
         }
+        debug_assert_eq!(self.placeholders, self.args.len(), "values bound for a script's `?` placeholders");
         Ok(sqlx::query_with(sqlx::AssertSqlSafe(self.sql), self.args).fetch_all(conn).await?)
     }
 }
@@ -89,6 +94,15 @@ mod tests {
         tx.rollback().await.unwrap();
         let count: i64 = sqlx::query_scalar("SELECT count(*) FROM t").fetch_one(&mut conn).await.unwrap();
         assert_eq!(count, 0);
+    }
+
+    #[tokio::test]
+    #[should_panic(expected = "placeholders")]
+    async fn a_missing_value_is_caught_in_debug_builds() {
+        let mut conn = SqliteConnection::connect("sqlite::memory:").await.unwrap();
+        let mut s = Script::default();
+        s.push("SELECT ?, ?").bind(1_i64).unwrap();
+        let _ = s.run(&mut conn).await;
     }
 
     #[tokio::test]
