@@ -210,12 +210,10 @@ pub struct DecidedTransfer {
     pub owners: [i64; 2],
 }
 
-/// What one buy batch writes ([`MarketTx::write_buy_batch`]).
-#[derive(Debug)]
+/// What one buy batch writes ([`MarketTx::write_buy_batch`]); empty parts write nothing.
+#[derive(Debug, Default)]
 pub struct BuyBatchWrites<'a> {
-    /// The units sold, to reserve.
-    pub units: &'a [i64],
-    /// The purchases, under ids from [`MarketTx::next_purchase_id`].
+    /// The purchases, under ids from [`MarketTx::next_purchase_id`]; their units are reserved.
     pub purchases: &'a [(i64, NewPurchase)],
     /// The accounts the transfers touch, with their final balances.
     pub accounts: &'a [Account],
@@ -296,9 +294,6 @@ pub trait MarketTx: Send {
     /// The `limit` cheapest units in stock of one item, cheapest first (ties: lowest id), read inside the
     /// transaction: a buy batch fetches as many as it has buyers of that name and hands them out in order.
     async fn cheapest_units(&mut self, game: &str, name: &str, limit: u32) -> Result<Vec<Unit>>;
-    /// Records purchases in `creating_trade` due for the watcher now, under ids from
-    /// [`MarketTx::next_purchase_id`], in bulk.
-    async fn insert_purchases_bulk(&mut self, purchases: &[(i64, NewPurchase)], now: i64) -> Result<()>;
     /// Moves the units among `ids` that are in one of the `from` states to `to`; returns how many moved.
     async fn move_units(&mut self, ids: &[i64], from: &[UnitState], to: UnitState, now: i64) -> Result<u64>;
     /// The id the next purchase gets (the transaction holds the only write lock, so ids handed out in order
@@ -306,9 +301,6 @@ pub trait MarketTx: Send {
     async fn next_purchase_id(&mut self) -> Result<i64>;
     /// The stored keys among `keys` of one project and scope, read inside the transaction.
     async fn idempotency_keys(&mut self, project: ProjectId, scope: &str, keys: &[&str]) -> Result<Vec<StoredKey>>;
-    /// Inserts keys with their answers; a key that exists already fails the write (the caller looked them up
-    /// in this transaction, so that would be a bug, not a race).
-    async fn insert_answered_keys(&mut self, keys: &[AnsweredKey], now: i64) -> Result<()>;
     /// A ledger account with its balances and owner, read inside this transaction.
     async fn ledger_account(&mut self, id: AccountId) -> Result<(Account, i64)>;
     /// Writes transfers decided in memory, and the accounts' final balances, in bulk. The caller decided them
@@ -322,9 +314,10 @@ pub trait MarketTx: Send {
     ) -> Result<()>;
     /// Writes outbox events (and their webhook deliveries) in bulk, numbering them after the existing ones.
     async fn insert_events_bulk(&mut self, events: &[BulkEvent], now: i64) -> Result<()>;
-    /// Writes everything a buy batch decided, in one go: its units reserved (all of them from stock, or the
-    /// write fails), its purchases, its transfers with the accounts' balances, its events and its answered
-    /// idempotency keys. The same as the single-purpose calls in that order, in fewer hand-offs to the database.
+    /// Writes everything a buy batch decided, in one go: its purchases' units reserved (all of them from
+    /// stock, or the write fails), its purchases (in `creating_trade`, due for the watcher now), its transfers with the
+    /// accounts' balances, its events and its answered idempotency keys (a key that exists already fails the
+    /// write: the caller looked them up in this transaction, so that would be a bug, not a race).
     /// On an error, the writes before the failing one may have run: the caller drops (rolls back) the
     /// transaction.
     async fn write_buy_batch(&mut self, writes: &BuyBatchWrites<'_>, now: i64) -> Result<()>;

@@ -207,9 +207,8 @@ struct AccountIds {
 /// batch's idempotency keys and candidate units are read up front (one query per project and per item name),
 /// every buy is then decided in memory, in queue order (funds by the domain ledger's own `apply` against the
 /// balances read in this transaction), and the results are written with a few multi-row statements sent
-/// together. A refused
-/// buy leaves nothing behind. An error here (not a refusal) means the transaction is unusable and nothing of
-/// the batch commits.
+/// together. A refused buy leaves nothing behind. An error here (not a refusal) means the transaction is
+/// unusable and nothing of the batch commits.
 async fn run_batch(
     store: &dyn Store,
     jobs: &[BuyJob],
@@ -252,11 +251,9 @@ async fn run_batch(
     };
     let outcomes: Vec<_> = jobs.iter().map(|job| buy_one(&job.project, &job.request, &mut batch)).collect();
     if !batch.purchases.is_empty() || !batch.answered.is_empty() {
-        let units: Vec<i64> = batch.purchases.iter().map(|(_, p)| p.unit.id).collect();
         let mut accounts: Vec<Account> = batch.books.into_values().map(|(a, _)| a).collect();
         accounts.push(batch.sales);
         let writes = BuyBatchWrites {
-            units: &units,
             purchases: &batch.purchases,
             accounts: &accounts,
             transfers: &batch.transfers,

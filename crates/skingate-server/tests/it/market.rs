@@ -67,11 +67,23 @@ fn usd(s: &str) -> Decimal {
 /// Polls `market_getinfo` until the purchase reaches `want`, advancing the clock by `step` seconds per look
 /// (the watcher acts on the shared clock and needs two agreeing observations).
 async fn wait_status(app: &TestApp, clock: &ManualClock, buy_id: &str, want: &str, step: i64) -> Purchase {
+    wait_for(app, clock, buy_id, want, step, |p| p.offer_status == want).await
+}
+
+/// Advances the clock by `step` and wakes the watcher until the purchase satisfies `done` (`what` names it).
+async fn wait_for(
+    app: &TestApp,
+    clock: &ManualClock,
+    buy_id: &str,
+    what: &str,
+    step: i64,
+    done: impl Fn(&Purchase) -> bool,
+) -> Purchase {
     let sdk = app.sdk();
     let mut last = None;
     for _ in 0..500 {
         let p = sdk.market_getinfo(buy_id).await.unwrap();
-        if p.offer_status == want {
+        if done(&p) {
             return p;
         }
         last = Some(p.offer_status.clone());
@@ -79,7 +91,7 @@ async fn wait_status(app: &TestApp, clock: &ManualClock, buy_id: &str, want: &st
         app.running.state.market.wake.notify_one();
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
-    panic!("purchase {buy_id} never reached {want}; last {last:?}");
+    panic!("purchase {buy_id} never reached {what}; last {last:?}");
 }
 
 async fn available(sdk: &Client) -> Decimal {
@@ -487,18 +499,8 @@ async fn a_failed_round_keeps_the_offers_it_sent() {
     .unwrap();
     let id = add_units(&app, Game::Dota2, "Treasure Key", 1).await[0];
     let bought = sdk.market_buy(&order(BuyTarget::Id(id), user(&app, 3102))).await.unwrap();
-    let mut stuck = None;
-    for _ in 0..500 {
-        let p = sdk.market_getinfo(&bought.buy_id).await.unwrap();
-        if p.tradeofferid.is_some() {
-            stuck = Some(p);
-            break;
-        }
-        clock.advance(1);
-        app.running.state.market.wake.notify_one();
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    let stuck = stuck.expect("the offer id was stored despite the failing round");
+    // The offer id is stored despite the failing round.
+    let stuck = wait_for(&app, &clock, &bought.buy_id, "a stored offer id", 1, |p| p.tradeofferid.is_some()).await;
     assert_eq!(stuck.offer_status, "creating_trade", "the transition itself failed");
     let offer = stuck.tradeofferid.unwrap();
 

@@ -297,20 +297,13 @@ impl MarketTx for SqliteTx {
         rows.iter().map(unit).collect()
     }
 
-    async fn insert_purchases_bulk(&mut self, purchases: &[(i64, NewPurchase)], now: i64) -> Result<()> {
-        let mut script = Script::default();
-        push_purchases(&mut script, purchases, now)?;
-        script.run(&mut self.tx).await?;
-        Ok(())
-    }
-
     async fn move_units(&mut self, ids: &[i64], from: &[UnitState], to: UnitState, now: i64) -> Result<u64> {
         if ids.is_empty() {
             return Ok(0);
         }
         let mut script = Script::default();
         push_move_units(&mut script, ids, from, to, now)?;
-        script.run(&mut self.tx).await?.first().map_or(Ok(0), |r| Ok(r.try_get::<i64, _>(0)?.unsigned_abs()))
+        moved(&script.run(&mut self.tx).await?)
     }
 
     async fn update_purchases(&mut self, updates: &[PurchaseUpdate], now: i64) -> Result<Vec<i64>> {
@@ -395,13 +388,6 @@ impl MarketTx for SqliteTx {
             .collect()
     }
 
-    async fn insert_answered_keys(&mut self, keys: &[AnsweredKey], now: i64) -> Result<()> {
-        let mut script = Script::default();
-        push_answered_keys(&mut script, keys, now)?;
-        script.run(&mut self.tx).await?;
-        Ok(())
-    }
-
     async fn ledger_account(&mut self, id: AccountId) -> Result<(Account, i64)> {
         self.load_account(id).await
     }
@@ -425,22 +411,22 @@ impl MarketTx for SqliteTx {
     async fn write_buy_batch(&mut self, w: &BuyBatchWrites<'_>, now: i64) -> Result<()> {
         // The only read first (event numbers), then every write in one hand-off to SQLite.
         let events = self.number_events(w.events).await?;
+        let units: Vec<i64> = w.purchases.iter().map(|(_, p)| p.unit.id).collect();
         let mut script = Script::default();
-        push_move_units(&mut script, w.units, &[UnitState::Stock], UnitState::Reserved, now)?;
+        if !units.is_empty() {
+            push_move_units(&mut script, &units, &[UnitState::Stock], UnitState::Reserved, now)?;
+        }
         push_purchases(&mut script, w.purchases, now)?;
         if !w.transfers.is_empty() {
             super::tx::push_ledger(&mut script, w.accounts, w.transfers, now)?;
         }
         push_events(&mut script, &events, now)?;
         push_answered_keys(&mut script, w.answered, now)?;
-        let rows = script.run(&mut self.tx).await?;
-        let reserved = match rows.first() {
-            Some(r) => r.try_get::<i64, _>(0)?,
-            None => 0,
-        };
-        if reserved != w.units.len() as i64 {
+        // The units' `SELECT changes()` is the script's only row.
+        let reserved = moved(&script.run(&mut self.tx).await?)?;
+        if reserved != units.len() as u64 {
             // Read in this transaction on the only writer: a unit that moved meanwhile is a bug, not a race.
-            return Err(StoreError::Corrupt(format!("reserved {reserved} of {} units sold", w.units.len())));
+            return Err(StoreError::Corrupt(format!("reserved {reserved} of {} units sold", units.len())));
         }
         Ok(())
     }
@@ -568,6 +554,11 @@ fn push_move_units(script: &mut Script, ids: &[i64], from: &[UnitState], to: Uni
     script.push(&sql).bind(now)?.bind(json(ids)?)?;
     script.push("SELECT changes()");
     Ok(())
+}
+
+/// How many units the script's [`push_move_units`] moved: its `SELECT changes()` row (0 without one).
+fn moved(rows: &[SqliteRow]) -> Result<u64> {
+    rows.first().map_or(Ok(0), |r| Ok(r.try_get::<i64, _>(0)?.unsigned_abs()))
 }
 
 /// Adds the statement inserting keys with their answers (a key that exists already fails the script).

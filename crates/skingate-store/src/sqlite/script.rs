@@ -23,7 +23,6 @@ use crate::{Result, StoreError};
 pub(crate) struct Script {
     sql: String,
     args: SqliteArguments,
-    statements: usize,
     /// `?` placeholders pushed so far: sqlx binds a missing value as NULL and ignores an extra one, silently.
     placeholders: usize,
 }
@@ -33,7 +32,6 @@ impl Script {
     pub(crate) fn push(&mut self, sql: &str) -> &mut Self {
         self.sql.push_str(sql);
         self.sql.push_str(";\n");
-        self.statements += 1;
         // The statements carry no `?` inside string literals, so every `?` is a placeholder.
         self.placeholders += sql.matches('?').count();
         self
@@ -48,7 +46,7 @@ impl Script {
     /// Runs every statement, in order, in one hand-off; returns the rows they produced, in order (statements
     /// that should report something end with a `SELECT`).
     pub(crate) async fn run(self, conn: &mut SqliteConnection) -> Result<Vec<SqliteRow>> {
-        if self.statements == 0 {
+        if self.sql.is_empty() {
             return Ok(Vec::new());
         }
         debug_assert_eq!(self.placeholders, self.args.len(), "values bound for a script's `?` placeholders");

@@ -254,6 +254,11 @@ fn new_unit(game: &str, name: &str, asset_id: i64, reference: i64) -> NewUnit {
     }
 }
 
+/// Answered keys written the way a buy batch writes them.
+async fn insert_answered_keys(tx: &mut dyn crate::WriteTx, keys: &[AnsweredKey], now: i64) -> Result<()> {
+    tx.write_buy_batch(&crate::market::BuyBatchWrites { answered: keys, ..Default::default() }, now).await
+}
+
 /// Adds units in their own committed transaction; returns their ids.
 async fn seed_units(store: &SqliteStore, units: &[NewUnit], now: i64) -> Vec<i64> {
     let mut tx = store.begin().await.unwrap();
@@ -274,7 +279,6 @@ async fn seed_purchases(store: &SqliteStore, project: ProjectId, n: usize, now: 
     let mut tx = store.begin().await.unwrap();
     let news: Vec<NewUnit> = (0..n).map(|i| new_unit("cs2", "AK-47 | Redline", 100 + i as i64, 1_000)).collect();
     let unit_ids = tx.add_units(&news, now).await.unwrap();
-    assert_eq!(tx.move_units(&unit_ids, &[UnitState::Stock], UnitState::Reserved, now).await.unwrap(), n as u64);
     let first = tx.next_purchase_id().await.unwrap();
     let rows: Vec<(i64, NewPurchase)> = unit_ids
         .iter()
@@ -302,7 +306,8 @@ async fn seed_purchases(store: &SqliteStore, project: ProjectId, n: usize, now: 
             (first + i as i64, purchase)
         })
         .collect();
-    tx.insert_purchases_bulk(&rows, now).await.unwrap();
+    // Reserves every unit, or fails.
+    tx.write_buy_batch(&crate::market::BuyBatchWrites { purchases: &rows, ..Default::default() }, now).await.unwrap();
     assert_eq!(tx.next_purchase_id().await.unwrap(), first + n as i64, "the tx sees its own purchases");
     tx.commit().await.unwrap();
     rows.into_iter().map(|(id, _)| id).collect()
@@ -623,7 +628,8 @@ async fn idempotency_keys_read_inserted_answers_per_project_and_scope() {
     };
 
     let mut tx = s.begin().await.unwrap();
-    tx.insert_answered_keys(
+    insert_answered_keys(
+        tx.as_mut(),
         &[
             answered(p, "buy", "k1", "h1", r#"{"buy_id":1}"#),
             answered(p, "buy", "k2", "h2", "r2"),
@@ -635,7 +641,7 @@ async fn idempotency_keys_read_inserted_answers_per_project_and_scope() {
     )
     .await
     .unwrap();
-    tx.insert_answered_keys(&[], 10).await.unwrap();
+    insert_answered_keys(tx.as_mut(), &[], 10).await.unwrap();
     // Seen inside the same transaction.
     assert_eq!(
         read(tx.idempotency_keys(p, "buy", &["k2", "k1", "k3"]).await.unwrap()),
@@ -667,13 +673,13 @@ async fn idempotency_keys_read_inserted_answers_per_project_and_scope() {
     let is_unique_violation = |e: StoreError| {
         matches!(e, StoreError::Database(_)) && e.to_string().contains("UNIQUE constraint failed: idempotency_keys")
     };
-    let err = tx.insert_answered_keys(&[answered(p, "buy", "k1", "h1", "again")], 12).await.unwrap_err();
+    let err = insert_answered_keys(tx.as_mut(), &[answered(p, "buy", "k1", "h1", "again")], 12).await.unwrap_err();
     assert!(is_unique_violation(err));
-    tx.insert_answered_keys(&[answered(p, "buy", "k7", "h7", "r7")], 12).await.unwrap();
-    let err = tx.insert_answered_keys(&[answered(p, "buy", "k7", "h7", "r7")], 12).await.unwrap_err();
+    insert_answered_keys(tx.as_mut(), &[answered(p, "buy", "k7", "h7", "r7")], 12).await.unwrap();
+    let err = insert_answered_keys(tx.as_mut(), &[answered(p, "buy", "k7", "h7", "r7")], 12).await.unwrap_err();
     assert!(is_unique_violation(err));
     let twice = [answered(p, "buy", "k8", "h8", "r8"), answered(p, "buy", "k8", "h8", "r8")];
-    let err = tx.insert_answered_keys(&twice, 12).await.unwrap_err();
+    let err = insert_answered_keys(tx.as_mut(), &twice, 12).await.unwrap_err();
     assert!(is_unique_violation(err));
     assert!(tx.idempotency_keys(p, "buy", &["k8"]).await.unwrap().is_empty());
     assert_eq!(tx.idempotency_keys(p, "buy", &["k7"]).await.unwrap(), vec![stored("k7", "h7", Some("r7"))]);
@@ -828,7 +834,6 @@ async fn write_buy_batch_writes_everything_or_nothing_when_a_unit_left_stock() {
     let (purchases, events, keys) =
         (vec![purchase(first, &units[0]), purchase(first + 1, &units[1])], vec![event(1), event(2)], vec![key("c-1")]);
     let writes = crate::market::BuyBatchWrites {
-        units: &ids,
         purchases: &purchases,
         accounts: &[],
         transfers: &[],
@@ -844,7 +849,7 @@ async fn write_buy_batch_writes_everything_or_nothing_when_a_unit_left_stock() {
     // The unit still in stock alone: everything lands in one go.
     let mut tx = s.begin().await.unwrap();
     let purchases = vec![purchase(first, &units[0])];
-    let writes = crate::market::BuyBatchWrites { units: &ids[..1], purchases: &purchases, ..writes };
+    let writes = crate::market::BuyBatchWrites { purchases: &purchases, ..writes };
     tx.write_buy_batch(&writes, 4).await.unwrap();
     assert_eq!(tx.idempotency_keys(p, "market_buy", &["c-1"]).await.unwrap().len(), 1);
     tx.commit().await.unwrap();
