@@ -128,6 +128,8 @@ pub struct Running {
     server: JoinHandle<std::io::Result<()>>,
     saver: JoinHandle<u64>,
     market_watcher: crate::dedicated::Finished,
+    deposit_watcher: JoinHandle<()>,
+    dispatcher: JoinHandle<()>,
     /// Stops the background work when a `Running` is dropped without [`Running::stop`] (tests do): tasks on
     /// dedicated threads do not end with the runtime that started them.
     _stop_on_drop: tokio_util::sync::DropGuard,
@@ -139,15 +141,20 @@ impl Running {
         format!("http://{}", self.addr)
     }
 
-    /// Stops accepting, lets in-flight requests finish, and returns when the server is down.
+    /// Stops accepting, lets in-flight requests finish, lets the background loops end their current round,
+    /// and returns when the server is down.
     pub async fn stop(self) -> anyhow::Result<()> {
         self.shutdown.cancel();
         self.server.await.context("server task")??;
-        // The purchase watcher finishes its round: one cut after sending offers and before recording their
-        // ids would send them again after a restart. Bounded, as a round waits on Steam.
-        if tokio::time::timeout(WATCHER_STOP_TIMEOUT, self.market_watcher.wait()).await.is_err() {
-            tracing::warn!(timeout = ?WATCHER_STOP_TIMEOUT, "the market watcher's round did not end in time");
-        }
+        // Each loop ends its round, bounded, as rounds wait on Steam or on merchants' endpoints: the purchase
+        // watcher (a round cut after sending offers and before recording their ids would send them again after
+        // a restart), the deposit watcher, and the webhook dispatcher (attempts under way are logged, the
+        // leases of the rows it leased ahead are handed back for the next process to deliver at once).
+        let webhooks = Duration::from_millis(self.state.config.webhook_timeout_ms) + DISPATCHER_STOP_MARGIN;
+        let market = bounded("market watcher", WATCHER_STOP_TIMEOUT, self.market_watcher.wait());
+        let deposits = bounded("deposit watcher", WATCHER_STOP_TIMEOUT, self.deposit_watcher);
+        let dispatcher = bounded("webhook dispatcher", webhooks, self.dispatcher);
+        tokio::join!(market, deposits, dispatcher);
         // The simulator's last changes are on disk before a restart reads them.
         self.saver.await.context("simulator saver task")?;
         Ok(())
@@ -160,8 +167,18 @@ impl Running {
     }
 }
 
-/// How long [`Running::stop`] waits for the purchase watcher to finish its current round.
+/// How long [`Running::stop`] waits for a trade watcher (purchases, deposits) to finish its current round.
 const WATCHER_STOP_TIMEOUT: Duration = Duration::from_secs(30);
+/// How much longer than one webhook attempt [`Running::stop`] waits for the dispatcher to log its attempts.
+const DISPATCHER_STOP_MARGIN: Duration = Duration::from_secs(5);
+
+/// Waits up to `limit` for a background loop stopping; a loop that takes longer is left (and logged): what it
+/// had not written yet is picked up after a restart (leases run out, rounds start again).
+async fn bounded<T>(name: &str, limit: Duration, ended: impl Future<Output = T>) {
+    if tokio::time::timeout(limit, ended).await.is_err() {
+        tracing::warn!(timeout = ?limit, "the {name} did not stop in time");
+    }
+}
 
 /// Opens storage, binds `config.listen` and starts serving.
 pub async fn start(mut config: Config, clock: Arc<dyn Clock>) -> anyhow::Result<Running> {
@@ -190,10 +207,21 @@ pub async fn start(mut config: Config, clock: Arc<dyn Clock>) -> anyhow::Result<
         allowed: state.config.webhook_allowed_networks.clone(),
     };
     let client = crate::webhook::WebhookClient::new(policy, Duration::from_millis(state.config.webhook_timeout_ms));
-    tokio::spawn(crate::dispatcher::run(state.clone(), client, shutdown.clone()));
-    tokio::spawn(crate::deposits::watcher::run(state.clone(), shutdown.clone()));
+    let dispatcher = tokio::spawn(crate::dispatcher::run(state.clone(), client, shutdown.clone()));
+    let deposit_watcher = tokio::spawn(crate::deposits::watcher::run(state.clone(), shutdown.clone()));
     let _stop_on_drop = shutdown.clone().drop_guard();
-    Ok(Running { addr, state, demo, shutdown, server, saver, market_watcher, _stop_on_drop })
+    Ok(Running {
+        addr,
+        state,
+        demo,
+        shutdown,
+        server,
+        saver,
+        market_watcher,
+        deposit_watcher,
+        dispatcher,
+        _stop_on_drop,
+    })
 }
 
 /// Serves HTTP on `listener` until `shutdown` resolves, then drains in-flight requests.

@@ -43,6 +43,14 @@ const LEASE_AHEAD: usize = 16;
 /// How long the recorder waits for more results before writing a batch.
 const GATHER: Duration = Duration::from_millis(2);
 
+/// What became of a leased delivery, on its way to the recorder.
+enum Finished {
+    /// Attempted: the attempt to log and the delivery's next step.
+    Attempted(Done),
+    /// Never attempted (the dispatcher is stopping): its lease is handed back.
+    Unstarted(Delivery),
+}
+
 /// A finished attempt on its way to the database.
 struct Done {
     delivery: Delivery,
@@ -52,7 +60,10 @@ struct Done {
     project: Option<Arc<Project>>,
 }
 
-/// Runs until `shutdown`; in-flight attempts finish or their leases expire.
+/// Runs until `shutdown`, then stops gracefully: it returns once the attempts already under way have
+/// finished and been logged, and the leases of the rows leased ahead but not yet attempted have been handed
+/// back, so the next process delivers those at once rather than when their leases run out (minutes with the
+/// default timeout). A crash instead loses nothing either: the leases expire and the rows are due again.
 ///
 /// Three stages: this loop leases due rows (up to `LEASE_AHEAD` times `webhook_concurrency` ahead), one task per
 /// delivery sends it (at most `webhook_concurrency` at once), and a recorder writes finished attempts in
@@ -71,7 +82,7 @@ pub async fn run(state: AppState, client: WebhookClient, shutdown: CancellationT
     let in_flight = Arc::new(AtomicUsize::new(0));
     let progress = Arc::new(Notify::new());
     let (done_tx, done_rx) = mpsc::unbounded_channel();
-    tokio::spawn(recorder(state.clone(), policy.clone(), done_rx, in_flight.clone(), progress.clone()));
+    let recorder = tokio::spawn(recorder(state.clone(), policy.clone(), done_rx, in_flight.clone(), progress.clone()));
     loop {
         let busy = in_flight.load(Ordering::Acquire);
         // Lease in batches: a claim is a write transaction, so claiming one row at a time would cost a disk
@@ -89,25 +100,42 @@ pub async fn run(state: AppState, client: WebhookClient, shutdown: CancellationT
         let idle = due.is_empty();
         in_flight.fetch_add(due.len(), Ordering::AcqRel);
         for delivery in due {
-            let (state, client, policy, permits, done_tx) =
-                (state.clone(), client.clone(), policy.clone(), permits.clone(), done_tx.clone());
+            let (state, client, policy, permits, done_tx, shutdown) =
+                (state.clone(), client.clone(), policy.clone(), permits.clone(), done_tx.clone(), shutdown.clone());
             tokio::spawn(async move {
-                let Ok(permit) = permits.acquire_owned().await else { return };
-                let done = deliver(&state, &client, &policy, delivery).await;
-                drop(permit);
-                let _ = done_tx.send(done);
+                // A stop while waiting for a slot leaves the row to the next process; an attempt under way
+                // runs to its end (at most the webhook timeout) so its result is logged, not sent again.
+                let permit = tokio::select! {
+                    biased;
+                    () = shutdown.cancelled() => None,
+                    permit = permits.acquire_owned() => permit.ok(),
+                };
+                let finished = match permit {
+                    Some(permit) if !shutdown.is_cancelled() => {
+                        let done = deliver(&state, &client, &policy, delivery).await;
+                        drop(permit);
+                        Finished::Attempted(done)
+                    }
+                    _ => Finished::Unstarted(delivery),
+                };
+                let _ = done_tx.send(finished);
             });
         }
         if idle {
             tokio::select! {
-                () = shutdown.cancelled() => return,
+                () = shutdown.cancelled() => break,
                 () = state.dispatch_wake.notified() => {}
                 () = progress.notified(), if room == 0 => {}
                 () = tokio::time::sleep(poll) => {}
             }
         } else if shutdown.is_cancelled() {
-            return;
+            break;
         }
+    }
+    // The recorder ends once every delivery task has reported (each holds a sender) and its batch is written.
+    drop(done_tx);
+    if let Err(e) = recorder.await {
+        tracing::error!(error = %e, "the webhook attempt recorder failed");
     }
 }
 
@@ -172,47 +200,76 @@ async fn deliver(state: &AppState, client: &WebhookClient, policy: &RetryPolicy,
     Done { delivery: d, attempt, next, outcome, project: Some(project) }
 }
 
-/// Writes finished attempts in batches and disables endpoints that asked for it or failed too long.
+/// Writes finished attempts in batches, disables endpoints that asked for it or failed too long, and hands
+/// back the leases of deliveries a stop left unattempted.
 async fn recorder(
     state: AppState,
     policy: Arc<RetryPolicy>,
-    mut rx: mpsc::UnboundedReceiver<Done>,
+    mut rx: mpsc::UnboundedReceiver<Finished>,
     in_flight: Arc<AtomicUsize>,
     progress: Arc<Notify>,
 ) {
     while let Some(first) = rx.recv().await {
-        let mut batch = vec![first];
+        let mut finished = vec![first];
         // Group commit: gather what finishes within a couple of milliseconds into one transaction.
         let gather_until = tokio::time::Instant::now() + GATHER;
-        while batch.len() < RECORD_BATCH {
+        while finished.len() < RECORD_BATCH {
             match tokio::time::timeout_at(gather_until, rx.recv()).await {
-                Ok(Some(done)) => batch.push(done),
+                Ok(Some(f)) => finished.push(f),
                 Ok(None) | Err(_) => break,
             }
         }
-        let rows: Vec<_> = batch.iter().map(|d| (&d.delivery, &d.attempt, d.next)).collect();
-        match state.store.record_attempts(&rows).await {
-            Ok(streaks) => {
-                for (done, failing_since) in batch.iter().zip(streaks) {
-                    let now = done.attempt.started_at;
-                    let reason = match (done.outcome, failing_since) {
-                        (AttemptOutcome::Gone, _) => Some("gone"),
-                        (_, Some(since)) if policy.should_disable(since, now) => Some("failing"),
-                        _ => None,
-                    };
-                    // Only the events endpoint is ever disabled: a failing Result URL keeps being retried.
-                    let reason = reason.filter(|_| done.delivery.kind != RESULT_URL);
-                    if let (Some(reason), Some(project)) = (reason, &done.project) {
-                        let since = failing_since.unwrap_or(now);
-                        disable_endpoint(&state, project, &done.delivery.url, reason, since).await;
-                    }
+        let count = finished.len();
+        let (mut batch, mut unstarted) = (Vec::new(), Vec::new());
+        for f in finished {
+            match f {
+                Finished::Attempted(done) => batch.push(done),
+                Finished::Unstarted(delivery) => unstarted.push(delivery),
+            }
+        }
+        if !unstarted.is_empty() {
+            release(&state, &unstarted).await;
+        }
+        if !batch.is_empty() {
+            record(&state, &policy, &batch).await;
+        }
+        in_flight.fetch_sub(count, Ordering::AcqRel);
+        progress.notify_one();
+    }
+}
+
+/// Logs a batch of attempts and disables the endpoints that asked for it or failed too long.
+async fn record(state: &AppState, policy: &RetryPolicy, batch: &[Done]) {
+    let rows: Vec<_> = batch.iter().map(|d| (&d.delivery, &d.attempt, d.next)).collect();
+    match state.store.record_attempts(&rows).await {
+        Ok(streaks) => {
+            for (done, failing_since) in batch.iter().zip(streaks) {
+                let now = done.attempt.started_at;
+                let reason = match (done.outcome, failing_since) {
+                    (AttemptOutcome::Gone, _) => Some("gone"),
+                    (_, Some(since)) if policy.should_disable(since, now) => Some("failing"),
+                    _ => None,
+                };
+                // Only the events endpoint is ever disabled: a failing Result URL keeps being retried.
+                let reason = reason.filter(|_| done.delivery.kind != RESULT_URL);
+                if let (Some(reason), Some(project)) = (reason, &done.project) {
+                    let since = failing_since.unwrap_or(now);
+                    disable_endpoint(state, project, &done.delivery.url, reason, since).await;
                 }
             }
-            // The leases expire and the deliveries are attempted again: at least once, never lost.
-            Err(e) => tracing::error!(error = %e, count = batch.len(), "recording webhook attempts failed"),
         }
-        in_flight.fetch_sub(batch.len(), Ordering::AcqRel);
-        progress.notify_one();
+        // The leases expire and the deliveries are attempted again: at least once, never lost.
+        Err(e) => tracing::error!(error = %e, count = batch.len(), "recording webhook attempts failed"),
+    }
+}
+
+/// Hands back the leases of deliveries a stop left unattempted.
+async fn release(state: &AppState, unstarted: &[Delivery]) {
+    let leased: Vec<&Delivery> = unstarted.iter().collect();
+    match state.store.release_deliveries(&leased).await {
+        Ok(n) => tracing::info!(released = n, "stopping: handed back the leases of unattempted deliveries"),
+        // They are delivered when their leases run out instead.
+        Err(e) => tracing::warn!(error = %e, count = leased.len(), "handing back delivery leases failed"),
     }
 }
 

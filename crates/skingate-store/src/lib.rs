@@ -284,6 +284,10 @@ pub trait Store: DepositStore + MarketStore + Send + Sync + std::fmt::Debug + 's
     /// the whole batch). Also tracks each endpoint's failing streak: the result, in the batch's order, is
     /// when the current streak started (`None` after a success).
     async fn record_attempts(&self, batch: &[AttemptRow<'_>]) -> Result<Vec<Option<i64>>>;
+    /// Hands back leases taken by [`Store::claim_due_deliveries`] whose attempts never started (a graceful
+    /// stop): those rows are due again at once, for the next process, instead of when their lease runs out.
+    /// A row whose lease changed meanwhile (claimed again) is left alone. Returns how many were released.
+    async fn release_deliveries(&self, leased: &[&Delivery]) -> Result<u64>;
     /// A project's deliveries, newest first, after the cursor `before_id` (0 = from the newest).
     async fn deliveries(
         &self,

@@ -196,6 +196,11 @@ impl Received {
 impl Receiver {
     /// Starts the receiver; it answers 200 unless told otherwise.
     pub async fn start() -> Receiver {
+        Self::start_with_delay(std::time::Duration::ZERO).await
+    }
+
+    /// Starts a receiver that takes `delay` to answer each request (a slow merchant endpoint).
+    pub async fn start_with_delay(delay: std::time::Duration) -> Receiver {
         let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
         let statuses = Arc::new(std::sync::Mutex::new(std::collections::VecDeque::new()));
         let script = statuses.clone();
@@ -204,6 +209,7 @@ impl Receiver {
             let script = script.clone();
             async move {
                 let _ = tx.send((headers, body));
+                tokio::time::sleep(delay).await;
                 let status = script.lock().unwrap().pop_front().unwrap_or(200);
                 (axum::http::StatusCode::from_u16(status).unwrap(), "receiver says hi")
             }

@@ -207,6 +207,23 @@ async fn claim_in(
         .collect()
 }
 
+/// Clears the leases of `leased` that still hold (see `Store::release_deliveries`). A lease lost in a crash
+/// before this commits only runs out as it would have without the release.
+pub(crate) async fn release(pool: &SqlitePool, leased: &[&Delivery]) -> Result<u64> {
+    let rows: Vec<(i64, i64)> = leased.iter().filter_map(|d| Some((d.id, d.leased_until?))).collect();
+    if rows.is_empty() {
+        return Ok(0);
+    }
+    let released = sqlx::query(
+        "UPDATE deliveries SET locked_until = NULL FROM jsonb_each(?) AS v
+         WHERE deliveries.id = v.value->>0 AND deliveries.locked_until = v.value->>1 AND deliveries.state = 'pending'",
+    )
+    .bind(json(&rows)?)
+    .execute(pool)
+    .await?;
+    Ok(released.rows_affected())
+}
+
 pub(crate) async fn record_attempts(pool: &SqlitePool, batch: &[AttemptRow<'_>]) -> Result<Vec<Option<i64>>> {
     let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
     // The common case, a first-time 2xx, is written with a few set-based statements for the whole batch;

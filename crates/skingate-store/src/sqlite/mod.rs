@@ -291,6 +291,10 @@ impl Store for SqliteStore {
         events::record_attempts(&self.writer, batch).await
     }
 
+    async fn release_deliveries(&self, leased: &[&Delivery]) -> Result<u64> {
+        events::release(&self.writer, leased).await
+    }
+
     async fn deliveries(
         &self,
         project: ProjectId,

@@ -206,6 +206,31 @@ async fn claims_lease_without_a_flush_and_leave_the_writer_flushing() {
 }
 
 #[tokio::test]
+async fn released_leases_are_due_again_at_once_unless_claimed_anew() {
+    let (_dir, s) = store().await;
+    let p = s.create_project(&ProjectSettings::named("Shop"), "s", 0).await.unwrap();
+    let mut tx = s.begin().await.unwrap();
+    let body = |id: i64, seq: i64| format!(r#"{{"id":{id},"seq":{seq}}}"#);
+    for _ in 0..3 {
+        tx.insert_event(p.id, "balance_change", &body, Some("https://shop.example/hook"), 10).await.unwrap();
+    }
+    tx.commit().await.unwrap();
+    let claimed = s.claim_due_deliveries(10, 60, 10).await.unwrap();
+    assert_eq!(claimed.len(), 3);
+    // The leases ran out and another claim took the rows: releasing an old lease must not free its row.
+    let retaken = s.claim_due_deliveries(75, 60, 10).await.unwrap();
+    assert_eq!(retaken.iter().map(|d| d.id).collect::<Vec<_>>(), claimed.iter().map(|d| d.id).collect::<Vec<_>>());
+    let fresh = s.claim_due_deliveries(10, 60, 10).await.unwrap();
+    assert!(fresh.is_empty(), "all leased until 135");
+    let (old, new) = (&claimed[2], &retaken[0]);
+    let released = s.release_deliveries(&[new, &retaken[1], old]).await.unwrap();
+    assert_eq!(released, 2, "the two current leases, not the stale one");
+    let again: Vec<i64> = s.claim_due_deliveries(76, 60, 10).await.unwrap().iter().map(|d| d.id).collect();
+    assert_eq!(again, vec![retaken[0].id, retaken[1].id], "released rows are claimable before their lease ends");
+    assert_eq!(s.release_deliveries(&[]).await.unwrap(), 0);
+}
+
+#[tokio::test]
 async fn a_late_attempt_never_overwrites_a_newer_lease() {
     let (_dir, s) = store().await;
     let p = s.create_project(&ProjectSettings::named("Shop"), "s", 0).await.unwrap();
