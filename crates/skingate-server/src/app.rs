@@ -151,7 +151,10 @@ impl Running {
         // a restart), the deposit watcher, and the webhook dispatcher (attempts under way are logged, the
         // leases of the rows it leased ahead are handed back for the next process to deliver at once).
         let webhooks = Duration::from_millis(self.state.config.webhook_timeout_ms) + DISPATCHER_STOP_MARGIN;
-        let market = bounded("market watcher", WATCHER_STOP_TIMEOUT, self.market_watcher.wait());
+        let market = bounded("market watcher", WATCHER_STOP_TIMEOUT, async {
+            self.market_watcher.wait().await;
+            Ok::<(), std::convert::Infallible>(())
+        });
         let deposits = bounded("deposit watcher", WATCHER_STOP_TIMEOUT, self.deposit_watcher);
         let dispatcher = bounded("webhook dispatcher", webhooks, self.dispatcher);
         tokio::join!(market, deposits, dispatcher);
@@ -173,10 +176,13 @@ const WATCHER_STOP_TIMEOUT: Duration = Duration::from_secs(30);
 const DISPATCHER_STOP_MARGIN: Duration = Duration::from_secs(5);
 
 /// Waits up to `limit` for a background loop stopping; a loop that takes longer is left (and logged): what it
-/// had not written yet is picked up after a restart (leases run out, rounds start again).
-async fn bounded<T>(name: &str, limit: Duration, ended: impl Future<Output = T>) {
-    if tokio::time::timeout(limit, ended).await.is_err() {
-        tracing::warn!(timeout = ?limit, "the {name} did not stop in time");
+/// had not written yet is picked up after a restart (leases run out, rounds start again). A loop that ended
+/// in a panic is logged too: the stop itself goes on.
+async fn bounded<E: std::fmt::Display>(name: &str, limit: Duration, ended: impl Future<Output = Result<(), E>>) {
+    match tokio::time::timeout(limit, ended).await {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => tracing::error!(error = %e, "the {name} failed"),
+        Err(_) => tracing::warn!(timeout = ?limit, "the {name} did not stop in time"),
     }
 }
 

@@ -199,28 +199,32 @@ async fn restart_between_commit_and_delivery_loses_nothing() {
 
 #[tokio::test]
 async fn a_graceful_stop_logs_the_attempt_under_way_and_hands_back_the_rest() {
-    // One attempt at a time to an endpoint that takes 300 ms to answer: a stop finds one attempt under way and
-    // the other deliveries leased ahead of it, waiting for the slot (leased for 200 s with the default timeout).
+    // One attempt at a time to an endpoint whose first answer takes a second: a stop finds that attempt under
+    // way and the other deliveries leased ahead of it, waiting for the slot (leased for 200 s by default).
     let mut app = spawn_with(|c| allow_loopback(c).with("webhook_concurrency", 1).unwrap()).await;
-    let receiver = Receiver::start_with_delay(std::time::Duration::from_millis(300)).await;
+    let receiver = Receiver::start_slow(1, std::time::Duration::from_secs(1)).await;
     app.set_events_url(&receiver.url).await;
     for i in 0..5 {
         app.adjust(true, 100, &format!("top-up-{i}")).await;
     }
     let mut seen = vec![receiver.next().await.json()["id"].clone()];
+    let first_id = seen[0].clone();
     let app = app
         .restart_after(async move |url: String| {
             let db = sqlx::SqlitePool::connect(&url).await.unwrap();
-            let rows: Vec<(String, Option<i64>, i64)> =
-                sqlx::query_as("SELECT state, locked_until, attempts FROM deliveries ORDER BY id")
-                    .fetch_all(&db)
-                    .await
-                    .unwrap();
+            let rows: Vec<(String, Option<i64>, i64, i64)> = sqlx::query_as(
+                "SELECT d.state, d.locked_until, d.attempts, e.id FROM deliveries d JOIN events e ON e.id = d.event_id",
+            )
+            .fetch_all(&db)
+            .await
+            .unwrap();
             assert_eq!(rows.len(), 5);
-            assert_eq!(rows[0], ("delivered".to_owned(), None, 1), "the attempt under way finished and was logged");
-            for row in &rows[1..] {
+            let first = rows.iter().find(|r| first_id == skingate_server::events::public_id(r.3).as_str()).unwrap();
+            assert_eq!(first.0, "delivered", "the attempt under way finished and was logged");
+            assert_eq!((first.1, first.2), (None, 1));
+            for row in &rows {
                 // At most one more attempt can have started before the stop; none is left leased.
-                assert!(matches!(row, (s, None, _) if s == "delivered" || s == "pending"), "{row:?}");
+                assert!(matches!(row, (s, None, ..) if s == "delivered" || s == "pending"), "{row:?}");
             }
             assert!(rows.iter().filter(|r| r.0 == "pending").count() >= 3, "{rows:?}");
             db.close().await;

@@ -196,20 +196,28 @@ impl Received {
 impl Receiver {
     /// Starts the receiver; it answers 200 unless told otherwise.
     pub async fn start() -> Receiver {
-        Self::start_with_delay(std::time::Duration::ZERO).await
+        Self::start_slow(0, std::time::Duration::ZERO).await
     }
 
-    /// Starts a receiver that takes `delay` to answer each request (a slow merchant endpoint).
-    pub async fn start_with_delay(delay: std::time::Duration) -> Receiver {
+    /// Starts a receiver whose first `slow` answers take `delay` each (a slow merchant endpoint).
+    pub async fn start_slow(slow: usize, delay: std::time::Duration) -> Receiver {
+        let slow = Arc::new(std::sync::atomic::AtomicUsize::new(slow));
         let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
         let statuses = Arc::new(std::sync::Mutex::new(std::collections::VecDeque::new()));
         let script = statuses.clone();
         let app = axum::Router::new().fallback(move |headers: axum::http::HeaderMap, body: bytes::Bytes| {
             let tx = tx.clone();
             let script = script.clone();
+            let slow = slow.clone();
             async move {
                 let _ = tx.send((headers, body));
-                tokio::time::sleep(delay).await;
+                let take = |n: usize| n.checked_sub(1);
+                if slow
+                    .fetch_update(std::sync::atomic::Ordering::AcqRel, std::sync::atomic::Ordering::Acquire, take)
+                    .is_ok()
+                {
+                    tokio::time::sleep(delay).await;
+                }
                 let status = script.lock().unwrap().pop_front().unwrap_or(200);
                 (axum::http::StatusCode::from_u16(status).unwrap(), "receiver says hi")
             }
