@@ -197,13 +197,15 @@ pub async fn start(mut config: Config, clock: Arc<dyn Clock>) -> anyhow::Result<
     crate::sim_admin::restore(&state).await?;
     state.listen_to_steam();
     crate::market::stock::seed_if_empty(&state).await.context("seeding the market stock")?;
+    // Where live events start, read before anything is served: every later commit reaches the WebSocket hub.
+    let events_from = state.store.last_event_id().await.context("reading the events outbox")?;
     let shutdown = CancellationToken::new();
     let saved = state.sim.as_ref().map_or(0, |s| s.version());
     let saver = tokio::spawn(crate::sim_admin::run_saver(state.clone(), shutdown.clone(), saved));
     let addr = listener.local_addr()?;
     let server = tokio::spawn(serve(listener, state.clone(), shutdown.clone().cancelled_owned()));
     tokio::spawn(refresh_loop(state.clone(), shutdown.clone()));
-    tokio::spawn(crate::hub::run_tailer(state.clone(), shutdown.clone()));
+    tokio::spawn(crate::hub::run_tailer(state.clone(), shutdown.clone(), events_from));
     let market_watcher = crate::dedicated::spawn(
         "skingate-market-watcher",
         crate::market::watcher::run(state.clone(), shutdown.clone()),

@@ -132,16 +132,13 @@ impl Hub {
     }
 }
 
-/// Reads committed events in id order and publishes them, until `shutdown`.
-pub async fn run_tailer(state: AppState, shutdown: CancellationToken) {
+/// Reads committed events in id order after `last` and publishes them, until `shutdown`.
+///
+/// `last` is the outbox's last id read by the caller before the gateway serves anything (see `app::start`):
+/// read here instead, in a task that may first run after requests have committed events, it would skip those
+/// events for every connected client.
+pub async fn run_tailer(state: AppState, shutdown: CancellationToken, mut last: i64) {
     let poll = Duration::from_millis(state.config.events_poll_interval_ms);
-    let mut last = match state.store.last_event_id().await {
-        Ok(id) => id,
-        Err(e) => {
-            tracing::error!(error = %e, "hub cannot read the outbox; WebSocket events are off");
-            return;
-        }
-    };
     loop {
         loop {
             match state.store.events_after(last, 1000).await {
@@ -298,5 +295,38 @@ async fn serve(state: &AppState, socket: WebSocket, sub: &mut Subscription<'_>, 
             Ok(Ok(())) => {}
             _ => return,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use skingate_core::project::ProjectSettings;
+    use skingate_store::{SqliteStore, Store};
+
+    use super::*;
+    use crate::Config;
+    use crate::clock::SystemClock;
+
+    /// An event committed after the cursor was read and before the tailer first runs still reaches a client
+    /// subscribed by then.
+    #[tokio::test]
+    async fn the_tailer_publishes_what_was_committed_before_it_first_ran() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(&format!("sqlite://{}/g.db", dir.path().display()), 1).await.unwrap();
+        let project = store.create_project(&ProjectSettings::named("P"), "s", 0).await.unwrap();
+        let state = AppState::new(Config::defaults(), Arc::new(store), Arc::new(SystemClock)).await.unwrap();
+        let last = state.store.last_event_id().await.unwrap();
+        let mut sub = state.hub.subscribe(project.id, 8);
+        let money = skingate_core::Money::from_minor(2_500);
+        crate::adjustments::adjust(state.store.as_ref(), &project, true, money, "t", "early", 0).await.unwrap();
+        let shutdown = CancellationToken::new();
+        let tailer = tokio::spawn(run_tailer(state.clone(), shutdown.clone(), last));
+        let (seq, frame) = tokio::time::timeout(Duration::from_secs(10), sub.rx.recv()).await.unwrap().unwrap();
+        assert_eq!(seq, 1);
+        assert!(frame.as_str().contains(r#""balance_value":"2.50""#), "{}", frame.as_str());
+        shutdown.cancel();
+        tailer.await.unwrap();
     }
 }
