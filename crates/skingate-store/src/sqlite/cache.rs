@@ -68,6 +68,11 @@ pub(crate) async fn watch_other_writers(cache: Weak<BalanceCache>, options: Sqli
         return;
     };
     let mut last = data_version(&mut conn).await;
+    // Entries cached before this baseline may predate a commit it already counts: start them afresh.
+    match cache.upgrade() {
+        Some(cache) => cache.bump(),
+        None => return,
+    }
     let mut tick = tokio::time::interval(POLL_INTERVAL);
     loop {
         tick.tick().await;

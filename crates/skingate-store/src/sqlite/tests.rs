@@ -166,6 +166,27 @@ async fn concurrent_claims_run_the_work_once() {
 }
 
 #[tokio::test]
+async fn the_balance_watcher_drops_what_was_cached_before_its_baseline() {
+    // A commit by another process can land after an entry is cached and before the watcher reads its first
+    // `data_version`, which then already counts it: that entry must not outlive the watcher's start.
+    let dir = tempfile::tempdir().unwrap();
+    let options = connect_options(&format!("sqlite://{}", dir.path().join("w.db").display())).unwrap();
+    sqlx::query("CREATE TABLE t (x)").execute(&mut options.connect().await.unwrap()).await.unwrap();
+    let cache = cache::SharedCache::default();
+    let stale = ProjectBalance::default();
+    cache.put(ProjectId(1), cache.generation(), stale);
+    assert_eq!(cache.get(ProjectId(1)), Some(stale));
+    let watcher = tokio::spawn(cache::watch_other_writers(Arc::downgrade(&cache), options));
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while cache.get(ProjectId(1)).is_some() {
+        assert!(std::time::Instant::now() < deadline, "an entry from before the baseline survived");
+        tokio::time::sleep(cache::POLL_INTERVAL).await;
+    }
+    drop(cache);
+    watcher.await.unwrap();
+}
+
+#[tokio::test]
 async fn balance_cache_sees_own_writes_at_once_and_other_processes_soon() {
     let (dir, a) = store().await;
     let url = format!("sqlite://{}", dir.path().join("sub/gate.db").display());
