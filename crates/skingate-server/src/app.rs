@@ -125,6 +125,8 @@ pub struct Running {
     /// The demo project, if configured.
     pub demo: Option<Project>,
     shutdown: CancellationToken,
+    /// Ends the simulator saver: cancelled last, so its final save holds what the stopping loops changed.
+    saver_stop: CancellationToken,
     server: JoinHandle<std::io::Result<()>>,
     saver: JoinHandle<u64>,
     market_watcher: crate::dedicated::Finished,
@@ -132,7 +134,7 @@ pub struct Running {
     dispatcher: JoinHandle<()>,
     /// Stops the background work when a `Running` is dropped without [`Running::stop`] (tests do): tasks on
     /// dedicated threads do not end with the runtime that started them.
-    _stop_on_drop: tokio_util::sync::DropGuard,
+    _stop_on_drop: [tokio_util::sync::DropGuard; 2],
 }
 
 impl Running {
@@ -158,7 +160,9 @@ impl Running {
         let deposits = bounded("deposit watcher", WATCHER_STOP_TIMEOUT, self.deposit_watcher);
         let dispatcher = bounded("webhook dispatcher", webhooks, self.dispatcher);
         tokio::join!(market, deposits, dispatcher);
-        // The simulator's last changes are on disk before a restart reads them.
+        // Only now that nothing changes the simulator any more (offers sent by the last rounds and requests
+        // included) is its state saved a last time, for a restart to read.
+        self.saver_stop.cancel();
         self.saver.await.context("simulator saver task")?;
         Ok(())
     }
@@ -201,7 +205,8 @@ pub async fn start(mut config: Config, clock: Arc<dyn Clock>) -> anyhow::Result<
     let events_from = state.store.last_event_id().await.context("reading the events outbox")?;
     let shutdown = CancellationToken::new();
     let saved = state.sim.as_ref().map_or(0, |s| s.version());
-    let saver = tokio::spawn(crate::sim_admin::run_saver(state.clone(), shutdown.clone(), saved));
+    let saver_stop = CancellationToken::new();
+    let saver = tokio::spawn(crate::sim_admin::run_saver(state.clone(), saver_stop.clone(), saved));
     let addr = listener.local_addr()?;
     let server = tokio::spawn(serve(listener, state.clone(), shutdown.clone().cancelled_owned()));
     tokio::spawn(refresh_loop(state.clone(), shutdown.clone()));
@@ -217,12 +222,13 @@ pub async fn start(mut config: Config, clock: Arc<dyn Clock>) -> anyhow::Result<
     let client = crate::webhook::WebhookClient::new(policy, Duration::from_millis(state.config.webhook_timeout_ms));
     let dispatcher = tokio::spawn(crate::dispatcher::run(state.clone(), client, shutdown.clone()));
     let deposit_watcher = tokio::spawn(crate::deposits::watcher::run(state.clone(), shutdown.clone()));
-    let _stop_on_drop = shutdown.clone().drop_guard();
+    let _stop_on_drop = [shutdown.clone().drop_guard(), saver_stop.clone().drop_guard()];
     Ok(Running {
         addr,
         state,
         demo,
         shutdown,
+        saver_stop,
         server,
         saver,
         market_watcher,

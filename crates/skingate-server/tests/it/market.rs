@@ -549,3 +549,37 @@ async fn a_sent_offer_is_never_sent_twice() {
 
     assert!(state.steam.offer(next).await.is_err(), "no second offer was sent");
 }
+
+/// A stop lets the watcher finish the round a buy woke, and that round sends an offer: the simulator's state
+/// saved at the stop must hold that offer, or after a restart the purchase would wait on an offer Steam does
+/// not know and the simulator would hand its id to the next offer.
+#[tokio::test]
+async fn offers_sent_while_stopping_survive_the_restart() {
+    let clock = ManualClock::new(START);
+    let app = spawn_with_clock(
+        |c| {
+            // Rounds only when a buy wakes the watcher, 200 ms later: the stop below lands in between.
+            c.with("market_seed_units", 0)
+                .unwrap()
+                .with("market_poll_interval_ms", 60_000)
+                .unwrap()
+                .with("market_watch_coalesce_ms", 200)
+                .unwrap()
+        },
+        Arc::new(clock.clone()),
+    )
+    .await;
+    app.adjust(true, 1_000_000, "topup").await;
+    set_profile(&app, 3103, Profile::Manual);
+    let ids = add_units(&app, Game::Dota2, "Treasure Key", 2).await;
+    let buyer = user(&app, 3103);
+    let first = app.sdk().market_buy(&order(BuyTarget::Id(ids[0]), buyer.clone())).await.unwrap();
+    let app = app.restart_after(async |_| {}).await;
+    let sent = wait_status(&app, &clock, &first.buy_id, "waiting_accept", 1).await;
+    let offer: u64 = sent.tradeofferid.unwrap().parse().unwrap();
+    let known = app.running.state.steam.offer(offer).await.expect("the restarted simulator knows the offer");
+    assert_eq!(known.partner, SteamId::from_account_id(3103).unwrap());
+    let second = app.sdk().market_buy(&order(BuyTarget::Id(ids[1]), buyer)).await.unwrap();
+    let next = wait_status(&app, &clock, &second.buy_id, "waiting_accept", 1).await;
+    assert_ne!(next.tradeofferid.unwrap().parse::<u64>().unwrap(), offer, "an offer id is never handed out twice");
+}
