@@ -159,7 +159,13 @@ impl Running {
         });
         let deposits = bounded("deposit watcher", WATCHER_STOP_TIMEOUT, self.deposit_watcher);
         let dispatcher = bounded("webhook dispatcher", webhooks, self.dispatcher);
-        tokio::join!(market, deposits, dispatcher);
+        // Deposit offers being sent for requests whose clients left: recorded before the process ends.
+        self.state.background.close();
+        let sends = bounded("deposit offer sends", WATCHER_STOP_TIMEOUT, async {
+            self.state.background.wait().await;
+            Ok::<(), std::convert::Infallible>(())
+        });
+        tokio::join!(market, deposits, dispatcher, sends);
         // Only now that nothing changes the simulator any more (offers sent by the last rounds and requests
         // included) is its state saved a last time, for a restart to read.
         self.saver_stop.cancel();

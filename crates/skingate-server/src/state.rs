@@ -54,6 +54,9 @@ pub struct Inner {
     pub deposits_wake: tokio::sync::Notify,
     /// Offers Steam said changed since the watcher last looked (see [`AppState::offer_changed`]).
     changed_offers: std::sync::Mutex<Vec<u64>>,
+    /// Work that outlives the request that started it (a bot's deposit offer being sent, then recorded): a
+    /// stop waits for it, so an offer Steam has is never left unrecorded by a shutdown.
+    pub background: tokio_util::task::TaskTracker,
     projects: RwLock<HashMap<ProjectId, (Instant, Arc<Project>)>>,
     rates: RwLock<Arc<Rates>>,
     maintenance_runtime: AtomicBool,
@@ -83,6 +86,7 @@ impl AppState {
             hub_wake: tokio::sync::Notify::new(),
             market: crate::market::Market::default(),
             deposits_wake: tokio::sync::Notify::new(),
+            background: tokio_util::task::TaskTracker::new(),
             changed_offers: std::sync::Mutex::default(),
             projects: RwLock::default(),
             rates: RwLock::new(Arc::new(Rates::new([]))),

@@ -578,7 +578,7 @@ pub async fn send_and_record(
 }
 
 /// [`send_and_record`] as a task the caller awaits: dropping the caller (a client that disconnects) does
-/// not stop it.
+/// not stop it, and a stop of the gateway waits for it ([`AppState`]'s `background`).
 pub async fn spawn_send(
     state: &AppState,
     project: Arc<Project>,
@@ -589,7 +589,7 @@ pub async fn spawn_send(
     reply: Option<(IdempotencyKey, ReplyFn)>,
 ) -> Result<(OfferStarted, Option<String>), DepositError> {
     let task = send_and_record(state.clone(), project, id, sel, magic_token, on_failure, reply);
-    tokio::spawn(task).await.map_err(|e| DepositError::Internal(anyhow::anyhow!("offer task: {e}")))?
+    state.background.spawn(task).await.map_err(|e| DepositError::Internal(anyhow::anyhow!("offer task: {e}")))?
 }
 
 /// The hosted page's submit: checks the payer's choice against the deposit's limits, marks the deposit as

@@ -607,3 +607,30 @@ async fn the_fee_is_taken_from_the_value_and_follows_holds_and_reversals() {
 }
 
 mod review;
+
+/// Work a request hands to `background` (a deposit offer being sent and recorded after its client left) is
+/// finished before a stop returns: the process never ends between Steam's answer and its record.
+#[tokio::test]
+async fn a_stop_waits_for_work_outliving_its_request() {
+    let app = crate::utils::spawn().await;
+    let state = app.running.state.clone();
+    let (started, running) = tokio::sync::oneshot::channel();
+    state.background.spawn({
+        let state = state.clone();
+        async move {
+            let _ = started.send(());
+            tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+            state.store.set_meta("test_background", "recorded").await.unwrap();
+        }
+    });
+    running.await.unwrap();
+    let app = app
+        .restart_after(async |url: String| {
+            use skingate_store::Store;
+            let store = skingate_store::SqliteStore::open(&url, 1).await.unwrap();
+            assert_eq!(store.meta("test_background").await.unwrap().as_deref(), Some("recorded"));
+            store.close().await;
+        })
+        .await;
+    drop(app);
+}
