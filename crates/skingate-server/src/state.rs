@@ -60,6 +60,8 @@ pub struct Inner {
     projects: RwLock<HashMap<ProjectId, (Instant, Arc<Project>)>>,
     rates: RwLock<Arc<Rates>>,
     maintenance_runtime: AtomicBool,
+    /// A full round of the deposit watcher was asked for (see [`AppState::wake_deposits`]).
+    deposits_full_round: AtomicBool,
 }
 
 impl std::ops::Deref for AppState {
@@ -91,6 +93,7 @@ impl AppState {
             projects: RwLock::default(),
             rates: RwLock::new(Arc::new(Rates::new([]))),
             maintenance_runtime: AtomicBool::new(false),
+            deposits_full_round: AtomicBool::new(false),
         }));
         state.refresh().await?;
         Ok(state)
@@ -139,7 +142,7 @@ impl AppState {
     /// Call after moving the clock: whatever waits for a time (holds ending, offers timing out, retries
     /// falling due) looks again now.
     pub fn wake_watchers(&self) {
-        self.deposits_wake.notify_one();
+        self.wake_deposits();
         self.market.wake.notify_one();
         self.dispatch_wake.notify_one();
     }
@@ -165,6 +168,18 @@ impl AppState {
         self.deposits_wake.notify_one();
     }
 
+    /// Asks the deposit trade watcher for a full round now: a new offer was recorded, a hold ended, the clock
+    /// moved. Kept apart from [`AppState::offer_changed`]'s named offers, with which its wake-up may merge.
+    pub fn wake_deposits(&self) {
+        self.deposits_full_round.store(true, Ordering::Release);
+        self.deposits_wake.notify_one();
+    }
+
+    /// Whether a full round was asked for since the last call (the watcher's side).
+    pub fn take_full_round(&self) -> bool {
+        self.deposits_full_round.swap(false, Ordering::AcqRel)
+    }
+
     /// The offers named by [`AppState::offer_changed`] since the last call (the watcher's side).
     pub fn take_changed_offers(&self) -> Vec<u64> {
         std::mem::take(&mut *self.changed_offers.lock().unwrap_or_else(std::sync::PoisonError::into_inner))
@@ -182,5 +197,28 @@ impl AppState {
         let on = self.store.meta(MAINTENANCE_KEY).await?.is_some_and(|v| v == "on");
         self.maintenance_runtime.store(on, Ordering::Relaxed);
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use skingate_store::SqliteStore;
+
+    use super::*;
+    use crate::clock::SystemClock;
+
+    /// A full round asked for survives a named offer's wake-up arriving before the watcher looks: the two
+    /// wake-ups merge into one (one stored permit), the request for a full round does not.
+    #[tokio::test]
+    async fn a_full_round_request_is_not_lost_in_a_merged_wake_up() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(&format!("sqlite://{}/g.db", dir.path().display()), 1).await.unwrap();
+        let state = AppState::new(Config::defaults(), Arc::new(store), Arc::new(SystemClock)).await.unwrap();
+        state.wake_deposits();
+        state.offer_changed(7);
+        tokio::time::timeout(Duration::from_secs(5), state.deposits_wake.notified()).await.unwrap();
+        assert_eq!(state.take_changed_offers(), vec![7]);
+        assert!(state.take_full_round(), "the full round is still asked for");
+        assert!(!state.take_full_round(), "and only once");
     }
 }

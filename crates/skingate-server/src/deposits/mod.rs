@@ -558,7 +558,7 @@ pub async fn send_and_record(
     };
     match recorded.await {
         Ok(Some(body)) => {
-            state.deposits_wake.notify_one();
+            state.wake_deposits();
             Ok((offer, body))
         }
         Ok(None) => {

@@ -86,8 +86,9 @@ pub async fn run(state: AppState, shutdown: CancellationToken) {
                         None => unresolved.push(*offer),
                     }
                 }
-                // A new offer (nothing named) or one not seen yet: read everything.
-                full = named.is_empty() || !unresolved.is_empty();
+                // A full round asked for (a new offer, a hold ended; its wake-up may have merged with named
+                // offers'), nothing named, or an offer not seen yet: read everything.
+                full = state.take_full_round() || named.is_empty() || !unresolved.is_empty();
             }
             () = tokio::time::sleep(wait) => full = focus.is_empty(),
         }

@@ -49,7 +49,7 @@ impl TestCompleteHold {
         let now = ctx.state.now();
         tx.set_hold_until(dep.id, now, now).await?;
         tx.commit().await?;
-        ctx.state.deposits_wake.notify_one();
+        ctx.state.wake_deposits();
         Reply::success(&HoldCompleted { transaction_id: dep.id })
     }
 }
