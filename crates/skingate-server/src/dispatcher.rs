@@ -284,19 +284,29 @@ fn failed_attempt(attempt_no: u32, now: i64, why: &str) -> Attempt {
     }
 }
 
-/// Disables the endpoint and tells the merchant over its WebSocket channel.
+/// Disables the endpoint and tells the merchant over its WebSocket channel, in one transaction: the endpoint
+/// is never disabled without the notice, and an endpoint disabled already gets no second one.
 async fn disable_endpoint(state: &AppState, project: &Project, url: &str, reason: &str, since: i64) {
     let now = state.now();
-    tracing::warn!(project = %project.id, url, reason, "disabling events webhook endpoint");
     let notice = async {
-        state.store.disable_events_endpoint(project.id, now).await?;
         let mut tx = state.store.begin().await?;
+        if !tx.disable_events_endpoint(project.id, now).await? {
+            return Ok(false);
+        }
         let data = json!({"url": url, "reason": reason, "failing_since": since});
         emit(tx.as_mut(), project, EventType::WebhookEndpointDisabled, data, now).await?;
-        tx.commit().await
+        tx.commit().await?;
+        Ok::<_, skingate_store::StoreError>(true)
     };
     match notice.await {
-        Ok(()) => state.events_committed(),
+        Ok(true) => {
+            tracing::warn!(project = %project.id, url, reason, "disabled the events webhook endpoint");
+            // Attempts already under way read the cached project: let them see the switch.
+            state.forget_project(project.id);
+            state.events_committed();
+        }
+        Ok(false) => {}
+        // Nothing changed: the endpoint's next failing attempt decides again.
         Err(e) => tracing::error!(error = %e, project = %project.id, "disabling the events endpoint failed"),
     }
 }

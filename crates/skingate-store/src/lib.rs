@@ -304,8 +304,6 @@ pub trait Store: DepositStore + MarketStore + Send + Sync + std::fmt::Debug + 's
     async fn resend_delivery(&self, project: ProjectId, id: i64, now: i64) -> Result<bool>;
     /// Schedules again every failed delivery created at or after `since`; returns how many.
     async fn recover_deliveries(&self, project: ProjectId, since: i64, now: i64) -> Result<u64>;
-    /// Disables the project's events endpoint and fails its pending events-webhook deliveries.
-    async fn disable_events_endpoint(&self, project: ProjectId, now: i64) -> Result<()>;
 }
 
 /// One business transaction. Everything done through it commits together; drop it to roll back.
@@ -332,6 +330,9 @@ pub trait WriteTx: DepositTx + MarketTx + Send {
     ) -> Result<StoredEvent>;
     /// The project's current balance figures, inside this transaction.
     async fn project_balance(&mut self, project: ProjectId) -> Result<ProjectBalance>;
+    /// Disables the project's events endpoint and fails its pending events-webhook deliveries; false if it
+    /// was disabled already (then nothing changes). In a transaction so the merchant's notice commits with it.
+    async fn disable_events_endpoint(&mut self, project: ProjectId, now: i64) -> Result<bool>;
     /// Makes everything durable.
     async fn commit(self: Box<Self>) -> Result<()>;
 }

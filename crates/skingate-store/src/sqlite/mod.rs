@@ -338,25 +338,6 @@ impl Store for SqliteStore {
         .await?;
         Ok(done.rows_affected())
     }
-
-    async fn disable_events_endpoint(&self, project: ProjectId, now: i64) -> Result<()> {
-        let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
-        sqlx::query("UPDATE projects SET events_disabled_at = ? WHERE id = ? AND events_disabled_at IS NULL")
-            .bind(now)
-            .bind(project.0)
-            .execute(&mut *tx)
-            .await?;
-        sqlx::query(
-            "UPDATE deliveries SET state = 'failed', next_attempt_at = NULL, locked_until = NULL, finished_at = ?
-             WHERE project_id = ? AND kind = 'events_webhook' AND state = 'pending'",
-        )
-        .bind(now)
-        .bind(project.0)
-        .execute(&mut *tx)
-        .await?;
-        tx.commit().await?;
-        Ok(())
-    }
 }
 
 #[cfg(test)]

@@ -252,6 +252,33 @@ async fn released_leases_are_due_again_at_once_unless_claimed_anew() {
 }
 
 #[tokio::test]
+async fn disabling_an_endpoint_fails_its_pending_deliveries_once_and_rolls_back_with_its_transaction() {
+    let (_dir, s) = store().await;
+    let p = s.create_project(&ProjectSettings::named("Shop"), "s", 0).await.unwrap();
+    let mut tx = s.begin().await.unwrap();
+    let body = |id: i64, seq: i64| format!(r#"{{"id":{id},"seq":{seq}}}"#);
+    let event = tx.insert_event(p.id, "balance_change", &body, Some("https://shop.example/hook"), 10).await.unwrap();
+    tx.commit().await.unwrap();
+    let delivery = s.deliveries(p.id, None, 0, 10).await.unwrap().remove(0);
+    assert_eq!((delivery.event.id, delivery.state), (event.id, DeliveryState::Pending));
+    // Rolled back: nothing changed.
+    let mut tx = s.begin().await.unwrap();
+    assert!(tx.disable_events_endpoint(p.id, 20).await.unwrap());
+    drop(tx);
+    assert_eq!(s.project(p.id).await.unwrap().unwrap().events_disabled_at, None);
+    assert_eq!(s.delivery(p.id, delivery.id).await.unwrap().unwrap().state, DeliveryState::Pending);
+    // Committed: disabled, the pending delivery failed; a second disable changes nothing.
+    let mut tx = s.begin().await.unwrap();
+    assert!(tx.disable_events_endpoint(p.id, 20).await.unwrap());
+    tx.commit().await.unwrap();
+    let mut tx = s.begin().await.unwrap();
+    assert!(!tx.disable_events_endpoint(p.id, 30).await.unwrap(), "disabled already");
+    tx.commit().await.unwrap();
+    assert_eq!(s.project(p.id).await.unwrap().unwrap().events_disabled_at, Some(20));
+    assert_eq!(s.delivery(p.id, delivery.id).await.unwrap().unwrap().state, DeliveryState::Failed);
+}
+
+#[tokio::test]
 async fn a_late_attempt_never_overwrites_a_newer_lease() {
     let (_dir, s) = store().await;
     let p = s.create_project(&ProjectSettings::named("Shop"), "s", 0).await.unwrap();

@@ -362,6 +362,28 @@ impl WriteTx for SqliteTx {
         super::rows::balance(&row.ok_or(StoreError::NotFound)?)
     }
 
+    async fn disable_events_endpoint(&mut self, project: ProjectId, now: i64) -> Result<bool> {
+        let disabled =
+            sqlx::query("UPDATE projects SET events_disabled_at = ? WHERE id = ? AND events_disabled_at IS NULL")
+                .bind(now)
+                .bind(project.0)
+                .execute(&mut *self.tx)
+                .await?
+                .rows_affected();
+        if disabled == 0 {
+            return Ok(false);
+        }
+        sqlx::query(
+            "UPDATE deliveries SET state = 'failed', next_attempt_at = NULL, locked_until = NULL, finished_at = ?
+             WHERE project_id = ? AND kind = 'events_webhook' AND state = 'pending'",
+        )
+        .bind(now)
+        .bind(project.0)
+        .execute(&mut *self.tx)
+        .await?;
+        Ok(true)
+    }
+
     async fn commit(self: Box<Self>) -> Result<()> {
         self.tx.commit().await?;
         self.balances.bump();
