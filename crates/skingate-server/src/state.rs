@@ -133,6 +133,16 @@ impl AppState {
         Ok(Some(project))
     }
 
+    /// A handle that does not keep the state alive, for tasks the state itself owns (the buy writer).
+    pub fn downgrade(&self) -> std::sync::Weak<Inner> {
+        Arc::downgrade(&self.0)
+    }
+
+    /// The state behind a [`AppState::downgrade`] handle, while it lives.
+    pub fn upgrade(weak: &std::sync::Weak<Inner>) -> Option<Self> {
+        weak.upgrade().map(Self)
+    }
+
     /// Call after committing events: delivery and fan-out start at once instead of at the next poll.
     pub fn events_committed(&self) {
         self.dispatch_wake.notify_one();
@@ -152,7 +162,7 @@ impl AppState {
     /// it never keeps a stopped gateway alive.
     pub fn listen_to_steam(&self) {
         let Some(sim) = &self.sim else { return };
-        let weak = Arc::downgrade(&self.0);
+        let weak = self.downgrade();
         sim.add_listener(Arc::new(move |offer| {
             if let Some(inner) = weak.upgrade() {
                 inner.market.wake.notify_one();

@@ -142,7 +142,7 @@ pub struct BuyJob {
     reply: oneshot::Sender<Result<Bought, BuyFailure>>,
 }
 
-/// Buys through the group-committing writer and, on success, wakes event delivery and the watcher.
+/// Buys through the group-committing writer (which wakes event delivery and the watcher after each commit).
 pub async fn buy(state: &AppState, project: Arc<Project>, request: BuyRequest) -> Result<Bought, BuyFailure> {
     let (reply, answer) = oneshot::channel();
     let queue = state.market.buy_queue(state);
@@ -150,25 +150,21 @@ pub async fn buy(state: &AppState, project: Arc<Project>, request: BuyRequest) -
         .send(BuyJob { project, request, reply })
         .await
         .map_err(|_| BuyFailure::Internal(anyhow::anyhow!("market buy writer stopped")))?;
-    let outcome = answer.await.map_err(|_| BuyFailure::Internal(anyhow::anyhow!("market buy writer dropped a buy")))?;
-    if matches!(outcome, Ok(Bought::Fresh(_))) {
-        state.events_committed();
-        state.market.wake.notify_one();
-    }
-    outcome
+    answer.await.map_err(|_| BuyFailure::Internal(anyhow::anyhow!("market buy writer dropped a buy")))?
 }
 
 /// Starts the writer on a thread of its own (see [`crate::dedicated`]); it ends when the state (and so the
-/// queue's sender) is dropped.
+/// queue's sender) is dropped: it holds the state only weakly.
 pub(super) fn spawn_writer(state: &AppState) -> mpsc::Sender<BuyJob> {
     let max = state.config.market_batch_max;
     let (tx, rx) = mpsc::channel(max.saturating_mul(8).max(64));
-    let task = writer(state.store.clone(), state.clock.clone(), super::pricing(state), max, rx);
+    let task = writer(state.downgrade(), state.store.clone(), state.clock.clone(), super::pricing(state), max, rx);
     crate::dedicated::spawn("skingate-buy-writer", task);
     tx
 }
 
 async fn writer(
+    wake: std::sync::Weak<crate::state::Inner>,
     store: Arc<dyn Store>,
     clock: Arc<dyn Clock>,
     pricing: Pricing,
@@ -180,6 +176,14 @@ async fn writer(
     while rx.recv_many(&mut jobs, max).await > 0 {
         match run_batch(store.as_ref(), &jobs, clock.now(), pricing, &mut accounts).await {
             Ok(outcomes) => {
+                // The batch's events and purchases are committed: delivery and the watcher start now, also
+                // for buys whose callers have gone (a client that disconnected while waiting).
+                if outcomes.iter().any(|o| matches!(o, Ok(Bought::Fresh(_))))
+                    && let Some(state) = AppState::upgrade(&wake)
+                {
+                    state.events_committed();
+                    state.market.wake.notify_one();
+                }
                 for (job, outcome) in jobs.drain(..).zip(outcomes) {
                     let _ = job.reply.send(outcome);
                 }

@@ -583,3 +583,27 @@ async fn offers_sent_while_stopping_survive_the_restart() {
     let next = wait_status(&app, &clock, &second.buy_id, "waiting_accept", 1).await;
     assert_ne!(next.tradeofferid.unwrap().parse::<u64>().unwrap(), offer, "an offer id is never handed out twice");
 }
+
+/// A buy's events go out at once: the buy writer wakes delivery after each commit (the outbox is polled only
+/// every minute here, so only a wake-up is in time), whether or not the buyer still waits for its answer.
+#[tokio::test]
+async fn a_committed_buy_wakes_event_delivery() {
+    let clock = ManualClock::new(START);
+    let app = spawn_with_clock(
+        |c| c.with("market_seed_units", 0).unwrap().with("events_poll_interval_ms", 60_000).unwrap(),
+        Arc::new(clock.clone()),
+    )
+    .await;
+    app.adjust(true, 1_000_000, "topup").await;
+    let (mut ws, _) = ws_connect(&app.ws_url("")).await;
+    let id = add_units(&app, Game::Dota2, "Treasure Key", 1).await[0];
+    let bought = app.sdk().market_buy(&order(BuyTarget::Id(id), user(&app, 3104))).await.unwrap();
+    // The top-up's own event (written straight to the store, which wakes nothing) may come first.
+    let mut event = ws_next(&mut ws).await;
+    if event["seq"] == 1 {
+        event = ws_next(&mut ws).await;
+    }
+    assert_eq!(event["event"], "buy_item", "{event}");
+    assert_eq!(event["data"]["buy_id"].as_str(), Some(bought.buy_id.as_str()), "{event}");
+    assert_eq!(ws_next(&mut ws).await["event"], "balance_change");
+}
