@@ -65,11 +65,17 @@ pub async fn admin_token(store: &dyn skingate_store::Store) -> Result<String, sk
 }
 
 /// Loads the saved simulator state, if any. A snapshot that does not parse is logged and ignored: the
-/// world then starts from its seed, as on a first start.
+/// world then starts from its seed, as on a first start. Either way the simulator then skips every offer id
+/// the gateway has recorded: after a crash the last snapshot may predate some of them.
 pub async fn restore(state: &AppState) -> Result<(), skingate_store::StoreError> {
-    let (Some(sim), Some(json)) = (&state.sim, state.store.meta(SIM_STATE_KEY).await?) else { return Ok(()) };
-    if let Err(e) = sim.restore(&json) {
+    let Some(sim) = &state.sim else { return Ok(()) };
+    if let Some(json) = state.store.meta(SIM_STATE_KEY).await?
+        && let Err(e) = sim.restore(&json)
+    {
         tracing::error!(error = %e, "saved simulator state does not parse; starting from the seed");
+    }
+    if let Some(max) = state.store.max_recorded_offer_id().await? {
+        sim.skip_ids_through(max);
     }
     Ok(())
 }

@@ -267,6 +267,9 @@ pub trait Store: DepositStore + MarketStore + Send + Sync + std::fmt::Debug + 's
     async fn meta(&self, key: &str) -> Result<Option<String>>;
     /// Sets an installation-wide setting.
     async fn set_meta(&self, key: &str, value: &str) -> Result<()>;
+    /// The highest Steam trade offer id recorded on a deposit or a purchase (`None` when there is none): ids a
+    /// restarted simulator must never hand out again.
+    async fn max_recorded_offer_id(&self) -> Result<Option<u64>>;
     /// Opens a write transaction.
     async fn begin(&self) -> Result<Box<dyn WriteTx>>;
 

@@ -182,15 +182,26 @@ async fn decide(
                 let reason = Some("not accepted within 10 minutes; the offer was cancelled".to_owned());
                 return Step::Apply { purchase: Box::new(p), event: TradeEvent::TimedOut, offer: None, reason };
             }
-            let seen = match state.steam.offer(offer).await {
+            let observed = state.steam.offer(offer).await;
+            // Steam does not know the offer (a simulator that lost it in a crash) and the deadline has passed:
+            // no trade can come of it any more.
+            let lost = now >= deadline && matches!(observed, Err(SteamError::NotFound));
+            let seen = match observed {
                 Ok(o) if o.state == OfferState::Accepted => Some(TradeEvent::Accepted),
                 // Cancelled by us at the deadline in a round whose transaction did not commit: still a timeout.
                 Ok(o) if o.state == OfferState::Canceled && now >= deadline => Some(TradeEvent::TimedOut),
                 Ok(o) if o.state.is_failed() => Some(TradeEvent::Declined),
+                _ if lost => Some(TradeEvent::TimedOut),
                 Ok(_) | Err(_) => None,
             };
             let next = (now + WAITING_CHECK_SECS).min(deadline.max(now));
-            confirm(p, seen, next, now, pending, false)
+            let mut step = confirm(p, seen, next, now, pending, false);
+            if let Step::Apply { event: TradeEvent::TimedOut, reason, .. } = &mut step
+                && lost
+            {
+                *reason = Some("not accepted within 10 minutes; Steam no longer knows the offer".to_owned());
+            }
+            step
         }
         PurchaseStatus::Accepted => {
             let until = p.watch_until.unwrap_or(0);

@@ -607,3 +607,39 @@ async fn a_committed_buy_wakes_event_delivery() {
     assert_eq!(event["data"]["buy_id"].as_str(), Some(bought.buy_id.as_str()), "{event}");
     assert_eq!(ws_next(&mut ws).await["event"], "balance_change");
 }
+
+/// After a crash the simulator's last snapshot can predate an offer a purchase recorded: the restored
+/// simulator never hands that id out again, and once the 10 minutes have passed the purchase ends in
+/// `timeout` (refund, unit back in stock) instead of waiting forever on an offer Steam does not know.
+#[tokio::test]
+async fn an_offer_the_simulator_lost_times_out_and_its_id_is_never_reused() {
+    let (app, clock) = market_app(0).await;
+    let sdk = app.sdk();
+    app.adjust(true, 1_000_000, "topup").await;
+    set_profile(&app, 3105, Profile::Manual);
+    let sim = app.running.state.sim.clone().unwrap();
+    let (_, before) = sim.snapshot();
+    let ids = add_units(&app, Game::Dota2, "Treasure Key", 2).await;
+    let funds = available(&sdk).await;
+    let first = sdk.market_buy(&order(BuyTarget::Id(ids[0]), user(&app, 3105))).await.unwrap();
+    let sent = wait_status(&app, &clock, &first.buy_id, "waiting_accept", 1).await;
+    let lost: u64 = sent.tradeofferid.unwrap().parse().unwrap();
+    // The crash: the simulator comes back from a snapshot taken before the offer; the restore step runs.
+    sim.restore(&before).unwrap();
+    set_profile(&app, 3105, Profile::Manual);
+    skingate_server::sim_admin::restore(&app.running.state).await.unwrap();
+    assert!(app.running.state.steam.offer(lost).await.is_err(), "the simulator lost the offer");
+    let second = sdk.market_buy(&order(BuyTarget::Id(ids[1]), user(&app, 3105))).await.unwrap();
+    let other = wait_status(&app, &clock, &second.buy_id, "waiting_accept", 1).await;
+    assert!(other.tradeofferid.unwrap().parse::<u64>().unwrap() > lost, "a recorded offer id is never reused");
+    // Nothing to observe for ten minutes, then the purchase ends and its money comes back.
+    let ended = wait_status(&app, &clock, &first.buy_id, "timeout", 30).await;
+    assert!(ended.error_reason.unwrap_or_default().contains("no longer knows"));
+    let ended_second = wait_status(&app, &clock, &second.buy_id, "timeout", 30).await;
+    assert_eq!(ended_second.offer_status, "timeout");
+    assert_eq!(available(&sdk).await, funds, "both purchases refunded");
+    let listed = sdk.market_search(Some("dota2"), &["Treasure Key"]).await.unwrap();
+    for id in ids {
+        assert!(listed.items.iter().any(|i| i.id == id.to_string()), "unit {id} back in stock");
+    }
+}

@@ -247,6 +247,17 @@ impl Store for SqliteStore {
         Ok((items, has_more))
     }
 
+    async fn max_recorded_offer_id(&self) -> Result<Option<u64>> {
+        let max: Option<i64> = sqlx::query_scalar(
+            "SELECT MAX(id) FROM (
+                 SELECT CAST(offer_id AS INTEGER) AS id FROM deposits WHERE offer_id IS NOT NULL
+                 UNION ALL SELECT CAST(tradeofferid AS INTEGER) FROM purchases WHERE tradeofferid IS NOT NULL)",
+        )
+        .fetch_one(&self.reader)
+        .await?;
+        Ok(max.and_then(|m| u64::try_from(m).ok()))
+    }
+
     async fn meta(&self, key: &str) -> Result<Option<String>> {
         Ok(sqlx::query_scalar("SELECT value FROM meta WHERE key = ?").bind(key).fetch_optional(&self.reader).await?)
     }
