@@ -25,7 +25,7 @@ use skingate_core::deposit::{self, DepositStatus, HOLD_SECS, Observed, Protectio
 use skingate_core::project::{HoldPolicy, Project, ProjectId};
 use skingate_steam::catalogue::Game;
 use skingate_steam::enums::OfferState;
-use skingate_steam::sim::Offer;
+use skingate_steam::sim::{Offer, SteamError};
 use skingate_store::deposits::{Deposit, StatusChange};
 use tokio_util::sync::CancellationToken;
 
@@ -258,11 +258,22 @@ async fn check(
         credit_early: project.settings.hold_policy == HoldPolicy::CreditEarly,
     };
     let offer_id = dep.offer_id.as_deref().and_then(|s| s.parse().ok());
-    let offer = match offer_id {
-        Some(id) => state.steam.offer(id).await.ok(),
+    let observed = match offer_id {
+        Some(id) => Some(state.steam.offer(id).await),
         None => None,
     };
-    let Some(offer) = offer else {
+    // A pending deposit's offer that Steam does not know at all once it would have expired (the simulator lost
+    // it in a crash): no trade can come of it, like an expired offer. Held deposits are left alone: their
+    // items did move, and only observations that show no reversal end a hold.
+    let lost = dep.status == DepositStatus::Pending
+        && matches!(observed, Some(Err(SteamError::NotFound)))
+        && dep.offer_expires_at.is_some_and(|at| now >= at);
+    if lost {
+        let steps = deposit::next_statuses(dep.status, previous, Observed::Failed, protection, dep.hold_until, now);
+        apply(state, project, dep, &steps, None, "expired").await?;
+        return Ok((Some(Observed::Failed), previous != Some(Observed::Failed)));
+    }
+    let Some(offer) = observed.and_then(Result::ok) else {
         // Steam cannot show the trade: that is no observation at all (never an acceptance), and it breaks the
         // chain of agreeing observations, so a hold only ends once two fresh looks agree again.
         tracing::debug!(deposit = dep.id, "Steam cannot show the deposit's offer; nothing decided");

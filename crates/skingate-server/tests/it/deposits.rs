@@ -634,3 +634,26 @@ async fn a_stop_waits_for_work_outliving_its_request() {
         .await;
     drop(app);
 }
+
+/// After a crash the simulator's last snapshot can predate a deposit's offer: the deposit waits while the offer
+/// could still be live, then fails as `expired` once it would have expired, instead of staying pending for good.
+#[tokio::test]
+async fn a_pending_offer_the_simulator_lost_fails_once_it_would_have_expired() {
+    let e = env(|_| {}).await;
+    let user = payer(13);
+    e.sim().set_profile(user, Profile::Manual);
+    let items = e.items(user, Game::Rust, 1).await;
+    let (_, before) = e.sim().snapshot();
+    let id = e.deposit("lost-1", user, Game::Rust, &items).await;
+    // The crash: the simulator comes back from a snapshot taken before the offer; the restore step runs.
+    e.sim().restore(&before).unwrap();
+    skingate_server::sim_admin::restore(&e.app.running.state).await.unwrap();
+    e.advance(86_400);
+    e.advance(1);
+    assert_eq!(e.status(id).await, "pending", "the offer could still be live");
+    e.advance(14 * 86_400);
+    let cb = e.callback().await;
+    assert_eq!((cb["status"].as_str(), cb["fail_reason"].as_str()), (Some("fail"), Some("expired")));
+    assert_eq!(e.status(id).await, "fail");
+    assert_eq!(e.balance().await, ("0.00".into(), "0.00".into()));
+}
