@@ -262,10 +262,12 @@ async fn check(
         Some(id) => Some(state.steam.offer(id).await),
         None => None,
     };
-    // A pending deposit's offer that Steam does not know at all once it would have expired (the simulator lost
-    // it in a crash): no trade can come of it, like an expired offer. Held deposits are left alone: their
-    // items did move, and only observations that show no reversal end a hold.
-    let lost = dep.status == DepositStatus::Pending
+    // A pending deposit's offer that the simulator does not know at all once it would have expired (it lost it
+    // in a crash): no trade can come of it, like an expired offer. Only the simulator's "not found" is that
+    // certain (from a real Steam client it may be a passing error). Held deposits are left alone: their items
+    // did move, and only observations that show no reversal end a hold.
+    let lost = state.sim.is_some()
+        && dep.status == DepositStatus::Pending
         && matches!(observed, Some(Err(SteamError::NotFound)))
         && dep.offer_expires_at.is_some_and(|at| now >= at);
     if lost {

@@ -183,9 +183,10 @@ async fn decide(
                 return Step::Apply { purchase: Box::new(p), event: TradeEvent::TimedOut, offer: None, reason };
             }
             let observed = state.steam.offer(offer).await;
-            // Steam does not know the offer (a simulator that lost it in a crash) and the deadline has passed:
-            // no trade can come of it any more.
-            let lost = now >= deadline && matches!(observed, Err(SteamError::NotFound));
+            // The simulator does not know the offer (it lost it in a crash) and the deadline has passed: no
+            // trade can come of it any more. Only the simulator's "not found" is that certain; from a real
+            // Steam client it may be a passing error, and the offer is looked at again.
+            let lost = state.sim.is_some() && now >= deadline && matches!(observed, Err(SteamError::NotFound));
             let seen = match observed {
                 Ok(o) if o.state == OfferState::Accepted => Some(TradeEvent::Accepted),
                 // Cancelled by us at the deadline in a round whose transaction did not commit: still a timeout.

@@ -199,16 +199,18 @@ async fn restart_between_commit_and_delivery_loses_nothing() {
 
 #[tokio::test]
 async fn a_graceful_stop_logs_the_attempt_under_way_and_hands_back_the_rest() {
-    // One attempt at a time to an endpoint whose first answer takes a second: a stop finds that attempt under
-    // way and the other deliveries leased ahead of it, waiting for the slot (leased for 200 s by default).
+    // One attempt at a time to an endpoint that takes a second to answer until the restart: a stop finds an
+    // attempt under way and the other deliveries leased ahead of it, waiting for the slot (leased for 200 s by
+    // default).
     let mut app = spawn_with(|c| allow_loopback(c).with("webhook_concurrency", 1).unwrap()).await;
-    let receiver = Receiver::start_slow(1, std::time::Duration::from_secs(1)).await;
+    let receiver = Receiver::start_slow(usize::MAX, std::time::Duration::from_secs(1)).await;
     app.set_events_url(&receiver.url).await;
     for i in 0..5 {
         app.adjust(true, 100, &format!("top-up-{i}")).await;
     }
     let mut seen = vec![receiver.next().await.json()["id"].clone()];
     let first_id = seen[0].clone();
+    let endpoint = &receiver;
     let app = app
         .restart_after(async move |url: String| {
             let db = sqlx::SqlitePool::connect(&url).await.unwrap();
@@ -228,6 +230,7 @@ async fn a_graceful_stop_logs_the_attempt_under_way_and_hands_back_the_rest() {
             }
             assert!(rows.iter().filter(|r| r.0 == "pending").count() >= 3, "{rows:?}");
             db.close().await;
+            endpoint.answer_fast();
         })
         .await;
     // The new process delivers the rest at once (each within `next`'s 10 s), each once.

@@ -175,6 +175,7 @@ pub struct Receiver {
     pub url: String,
     requests: tokio::sync::Mutex<tokio::sync::mpsc::UnboundedReceiver<(axum::http::HeaderMap, bytes::Bytes)>>,
     statuses: Arc<std::sync::Mutex<std::collections::VecDeque<u16>>>,
+    slow: Arc<std::sync::atomic::AtomicUsize>,
 }
 
 /// One request the receiver got.
@@ -202,6 +203,7 @@ impl Receiver {
     /// Starts a receiver whose first `slow` answers take `delay` each (a slow merchant endpoint).
     pub async fn start_slow(slow: usize, delay: std::time::Duration) -> Receiver {
         let slow = Arc::new(std::sync::atomic::AtomicUsize::new(slow));
+        let slow_left = slow.clone();
         let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
         let statuses = Arc::new(std::sync::Mutex::new(std::collections::VecDeque::new()));
         let script = statuses.clone();
@@ -225,7 +227,12 @@ impl Receiver {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}/hook", listener.local_addr().unwrap());
         tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-        Receiver { url, requests: tokio::sync::Mutex::new(rx), statuses }
+        Receiver { url, requests: tokio::sync::Mutex::new(rx), statuses, slow: slow_left }
+    }
+
+    /// Answers at once from now on (ends [`Receiver::start_slow`]'s slow answers).
+    pub fn answer_fast(&self) {
+        self.slow.store(0, std::sync::atomic::Ordering::Release);
     }
 
     /// The next answers, in order (then 200).
