@@ -13,7 +13,8 @@
 //!
 //! Purchases waiting for the user are observed every clock second from the watcher's memory (the database
 //! keeps only their 10-minute deadline, so polling writes nothing; after a restart they are picked up again at
-//! the latest by that deadline). Accepted trades are checked hourly until Trade Protection ends.
+//! the latest by that deadline). Accepted trades are checked hourly until Trade Protection ends, and become
+//! final only once two looks after its end agree that the trade stands (a reversal in the last hour counts).
 //!
 //! Steam flaps (an accepted offer is seen once as active), so an observation is acted on only when the next
 //! one agrees ([`Confirmation`]); a purchase with an unconfirmed observation is looked at again on the next
@@ -206,22 +207,70 @@ async fn decide(
         }
         PurchaseStatus::Accepted => {
             let until = p.watch_until.unwrap_or(0);
-            let offer = p.tradeofferid.as_deref().and_then(|s| s.parse::<u64>().ok());
-            let (Some(offer), true) = (offer, now < until) else {
+            let Some(offer) = p.tradeofferid.as_deref().and_then(|s| s.parse::<u64>().ok()) else {
                 pending.remove(&p.id);
                 return Step::Recheck { id: p.id, at: NEVER, persist: true };
             };
-            let seen = match state.steam.offer(offer).await {
+            let observed = state.steam.offer(offer).await;
+            let seen = match &observed {
                 Ok(o) if o.trade_status.is_some_and(|t| t.is_rolled_back()) => match o.reversed_by {
                     Some(Party::Bot) => Some(TradeEvent::ReversedBySupplier),
                     _ => Some(TradeEvent::ReversedByUser),
                 },
                 Ok(_) | Err(_) => None,
             };
-            confirm(p, seen, (now + ACCEPTED_CHECK_SECS).min(until), now, pending, true)
+            if now < until {
+                return confirm(p, seen, (now + ACCEPTED_CHECK_SECS).min(until), now, pending, true);
+            }
+            settle(p, observed.map(|_| seen), state.sim.is_some(), now, pending)
         }
         _ => Step::Recheck { id: p.id, at: NEVER, persist: true },
     }
+}
+
+/// Trade Protection is over (`watch_until`, from the gateway's acceptance, is never before Steam's own end): the
+/// purchase becomes final only once two agreeing looks show the trade not reversed, so a reversal made in the
+/// last hour, after the last hourly check, is still seen and refunded. A look Steam cannot answer counts for
+/// nothing and is tried again in an hour; an offer the simulator no longer knows (lost in a crash) cannot
+/// show anything any more.
+fn settle(
+    p: Purchase,
+    seen: Result<Option<TradeEvent>, SteamError>,
+    simulator: bool,
+    now: i64,
+    pending: &mut HashMap<i64, Confirmation<Option<TradeEvent>>>,
+) -> Step {
+    let seen = match seen {
+        Ok(seen) => seen,
+        Err(SteamError::NotFound) if simulator => {
+            pending.remove(&p.id);
+            return Step::Recheck { id: p.id, at: NEVER, persist: true };
+        }
+        Err(_) => return Step::Recheck { id: p.id, at: now + ACCEPTED_CHECK_SECS, persist: true },
+    };
+    match pending.entry(p.id).or_default().observe(seen) {
+        Some(None) => {
+            pending.remove(&p.id);
+            Step::Recheck { id: p.id, at: NEVER, persist: true }
+        }
+        Some(Some(event)) => {
+            pending.remove(&p.id);
+            Step::Apply { purchase: Box::new(p), event, offer: None, reason: reason(event) }
+        }
+        None => Step::Recheck { id: p.id, at: now, persist: true },
+    }
+}
+
+/// The `error_reason` a failure or rollback records.
+fn reason(event: TradeEvent) -> Option<String> {
+    let text = match event {
+        TradeEvent::Declined => "the user declined the offer",
+        TradeEvent::TimedOut => "not accepted within 10 minutes; the offer was cancelled",
+        TradeEvent::ReversedByUser => "the user reversed the trade (Trade Protection)",
+        TradeEvent::ReversedBySupplier => "the supplier reversed the trade (Trade Protection)",
+        _ => return None,
+    };
+    Some(text.to_owned())
 }
 
 /// Acts on an observation only when it repeats; otherwise looks again next round (now) or at `next`.
@@ -236,14 +285,7 @@ fn confirm(
     match pending.entry(p.id).or_default().observe(seen) {
         Some(Some(event)) => {
             pending.remove(&p.id);
-            let reason = match event {
-                TradeEvent::Declined => Some("the user declined the offer".to_owned()),
-                TradeEvent::TimedOut => Some("not accepted within 10 minutes; the offer was cancelled".to_owned()),
-                TradeEvent::ReversedByUser => Some("the user reversed the trade (Trade Protection)".to_owned()),
-                TradeEvent::ReversedBySupplier => Some("the supplier reversed the trade (Trade Protection)".to_owned()),
-                _ => None,
-            };
-            Step::Apply { purchase: Box::new(p), event, offer: None, reason }
+            Step::Apply { purchase: Box::new(p), event, offer: None, reason: reason(event) }
         }
         _ if seen.is_some() => Step::Recheck { id: p.id, at: now, persist },
         _ => {

@@ -650,3 +650,33 @@ async fn an_offer_the_simulator_lost_times_out_and_its_id_is_never_reused() {
         assert!(listed.items.iter().any(|i| i.id == id.to_string()), "unit {id} back in stock");
     }
 }
+
+/// A reversal in Trade Protection's last hour, after the last hourly check, is still seen: the purchase is
+/// final only once two looks after the protection ended agree that the trade stands.
+#[tokio::test]
+async fn a_reversal_in_the_last_hour_of_trade_protection_is_refunded() {
+    let (app, clock) = market_app(0).await;
+    let sdk = app.sdk();
+    let sim = app.running.state.sim.clone().unwrap();
+    app.adjust(true, 1_000_000, "topup").await;
+    let start = available(&sdk).await;
+    let id = add_units(&app, Game::Cs2, "AK-47 | Redline (Field-Tested)", 1).await[0];
+    set_profile(&app, 4003, Profile::Manual);
+    let bought = sdk.market_buy(&order(BuyTarget::Id(id), user(&app, 4003))).await.unwrap();
+    let waiting = wait_status(&app, &clock, &bought.buy_id, "waiting_accept", 1).await;
+    let offer: u64 = waiting.tradeofferid.unwrap().parse().unwrap();
+    sim.accept(offer).unwrap();
+    let accepted = wait_status(&app, &clock, &bought.buy_id, "accepted", 1).await;
+    assert!(accepted.error_reason.is_none());
+    // Through the hourly checks up to the last one, 167 hours after acceptance.
+    for _ in 0..167 {
+        clock.advance(3_600);
+        app.running.state.market.wake.notify_one();
+        tokio::time::sleep(Duration::from_millis(15)).await;
+    }
+    clock.advance(1_800);
+    sim.reverse(offer).unwrap();
+    let rolled = wait_status(&app, &clock, &bought.buy_id, "rollback_user", 600).await;
+    assert!(rolled.error_reason.unwrap().contains("user"));
+    assert_eq!(available(&sdk).await, start, "refunded");
+}
