@@ -58,13 +58,15 @@ pub enum GlobalError {
     RequestBodyTooLarge = -11,
     /// skingate: the `Content-Type` is neither JSON nor form-encoded.
     UnsupportedContentType = -12,
+    /// skingate: the `Idempotency-Key` header is longer than 255 bytes or not printable ASCII.
+    InvalidIdempotencyKey = -13,
     /// skingate: something failed inside the gateway; details are in its log, never in the answer.
     InternalError = -100,
 }
 
 impl GlobalError {
     /// Every variant, for documentation and exhaustive tests.
-    pub const ALL: [GlobalError; 13] = [
+    pub const ALL: [GlobalError; 14] = [
         Self::NotPost,
         Self::InvalidShopid,
         Self::InvalidSignature,
@@ -77,6 +79,7 @@ impl GlobalError {
         Self::InvalidRequestBody,
         Self::RequestBodyTooLarge,
         Self::UnsupportedContentType,
+        Self::InvalidIdempotencyKey,
         Self::InternalError,
     ];
 
@@ -100,6 +103,7 @@ impl GlobalError {
             Self::InvalidRequestBody => "invalid_request_body",
             Self::RequestBodyTooLarge => "request_body_too_large",
             Self::UnsupportedContentType => "unsupported_content_type",
+            Self::InvalidIdempotencyKey => "invalid_idempotency_key",
             Self::InternalError => "internal_error",
         }
     }

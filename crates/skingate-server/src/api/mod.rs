@@ -66,7 +66,12 @@ async fn handle(
     }
     let client_ip = auth::client_ip(peer.ip(), headers, &state.config.trusted_proxies);
     let project = auth::authenticate(state, headers, &params, client_ip).await?;
-    let idempotency_key = headers.get(IDEMPOTENCY_KEY_HEADER).and_then(|v| v.to_str().ok());
+    // A key that cannot be used is refused, never ignored: ignoring it would let a retry do the work twice.
+    let idempotency_key = match headers.get(IDEMPOTENCY_KEY_HEADER).map(|v| v.to_str()) {
+        None => None,
+        Some(Ok(k)) if !k.is_empty() && k.len() <= crate::idempotency::MAX_KEY_LEN => Some(k),
+        Some(_) => return Err(GlobalError::InvalidIdempotencyKey.into()),
+    };
     let ctx = Ctx { state, project: &project, params: &params, idempotency_key };
     let call = call?;
     let span = tracing::debug_span!("api", method = %name, project = %project.id);

@@ -43,6 +43,11 @@ use crate::state::AppState;
 
 /// Idempotency scope of `custom_id`, shared by `market_buy` and `market_batch_buy` items.
 pub const CUSTOM_ID_SCOPE: &str = "market_buy";
+/// Idempotency scope of a `market_buy` without `custom_id` sent with an `Idempotency-Key` header.
+pub const HEADER_SCOPE: &str = "market_buy:idempotency-key";
+/// Idempotency scope of the items without `custom_id` of a `market_batch_buy` sent with an `Idempotency-Key`
+/// header: item `i` is stored under `<header>#<i>`.
+pub const BATCH_HEADER_SCOPE: &str = "market_batch_buy:idempotency-key";
 
 /// Which unit to buy.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -69,9 +74,11 @@ pub struct BuyRequest {
     pub partner: SteamId,
     /// The recipient's trade-URL token.
     pub token: String,
-    /// The merchant's id, for idempotency.
+    /// The merchant's id, recorded on the purchase.
     pub custom_id: Option<String>,
-    /// Hash of the request, compared when `custom_id` repeats.
+    /// What the buy is idempotent on (scope, key): its `custom_id`, or else the request's `Idempotency-Key`.
+    pub key: Option<(&'static str, String)>,
+    /// Hash of the request, compared when the key repeats.
     pub fingerprint: String,
 }
 
@@ -271,21 +278,21 @@ async fn run_batch(
 }
 
 /// The batch's idempotency keys: what is stored, plus what earlier buys of the batch answered.
-struct Keys(HashMap<(ProjectId, String), StoredKey>);
+struct Keys(HashMap<(ProjectId, &'static str, String), StoredKey>);
 
 impl Keys {
-    /// Reads the stored keys the batch's buys carry, one query per project.
+    /// Reads the stored keys the batch's buys carry, one query per project and scope.
     async fn load(tx: &mut dyn WriteTx, jobs: &[BuyJob]) -> Result<Self, StoreError> {
-        let mut wanted: HashMap<ProjectId, Vec<&str>> = HashMap::new();
+        let mut wanted: HashMap<(ProjectId, &'static str), Vec<&str>> = HashMap::new();
         for job in jobs {
-            if let Some(k) = &job.request.custom_id {
-                wanted.entry(job.project.id).or_default().push(k);
+            if let Some((scope, k)) = &job.request.key {
+                wanted.entry((job.project.id, scope)).or_default().push(k);
             }
         }
         let mut found = HashMap::new();
-        for (project, keys) in wanted {
-            for stored in tx.idempotency_keys(project, CUSTOM_ID_SCOPE, &keys).await? {
-                found.insert((project, stored.key.clone()), stored);
+        for ((project, scope), keys) in wanted {
+            for stored in tx.idempotency_keys(project, scope, &keys).await? {
+                found.insert((project, scope, stored.key.clone()), stored);
             }
         }
         Ok(Self(found))
@@ -354,8 +361,8 @@ struct Batch {
 
 /// One buy of the batch, decided in memory.
 fn buy_one(project: &Project, r: &BuyRequest, batch: &mut Batch) -> Result<Bought, BuyFailure> {
-    if let Some(k) = &r.custom_id {
-        match batch.keys.0.get(&(project.id, k.clone())) {
+    if let Some((scope, k)) = &r.key {
+        match batch.keys.0.get(&(project.id, *scope, k.clone())) {
             Some(StoredKey { request_hash, response: Some(body), .. }) if *request_hash == r.fingerprint => {
                 return Ok(Bought::Replayed(body.clone().into_bytes()));
             }
@@ -365,11 +372,11 @@ fn buy_one(project: &Project, r: &BuyRequest, batch: &mut Batch) -> Result<Bough
         }
     }
     let body = decide(project, r, batch)?;
-    if let Some(k) = &r.custom_id {
+    if let Some((scope, k)) = &r.key {
         let stored = StoredKey { key: k.clone(), request_hash: r.fingerprint.clone(), response: Some(body.clone()) };
-        batch.keys.0.insert((project.id, k.clone()), stored);
+        batch.keys.0.insert((project.id, *scope, k.clone()), stored);
         batch.answered.push(AnsweredKey {
-            key: IdempotencyKey { project: project.id, scope: CUSTOM_ID_SCOPE.into(), key: k.clone() },
+            key: IdempotencyKey { project: project.id, scope: (*scope).into(), key: k.clone() },
             request_hash: r.fingerprint.clone(),
             response: body.clone(),
         });
@@ -496,6 +503,7 @@ mod tests {
             partner: SteamId::from_account_id(77).unwrap(),
             token: "tok".into(),
             custom_id: r.custom_id.map(|k| format!("k{k}")),
+            key: r.custom_id.map(|k| (CUSTOM_ID_SCOPE, format!("k{k}"))),
             fingerprint: fingerprint(r),
         }
     }

@@ -680,3 +680,50 @@ async fn a_reversal_in_the_last_hour_of_trade_protection_is_refunded() {
     assert!(rolled.error_reason.unwrap().contains("user"));
     assert_eq!(available(&sdk).await, start, "refunded");
 }
+
+/// Without `custom_id`, an `Idempotency-Key` header makes `market_buy` and each `market_batch_buy` item happen
+/// once: a retry with the key replays the first answer, the same key on another request is refused.
+#[tokio::test]
+async fn an_idempotency_key_header_makes_buys_without_custom_id_happen_once() {
+    let (app, _clock) = market_app(0).await;
+    let sdk = app.sdk();
+    app.adjust(true, 1_000_000, "topup").await;
+    let ids = add_units(&app, Game::Dota2, "Treasure Key", 4).await;
+    let start = available(&sdk).await;
+    let (partner, token) = user(&app, 3106);
+    let buy = json!({"game": "dota2", "name": "Treasure Key", "partner": partner, "token": token});
+    let params = |v: &Value| v.as_object().unwrap().clone();
+
+    let first = sdk.call_raw("market_buy", params(&buy), Some("order-42")).await.unwrap();
+    let again = sdk.call_raw("market_buy", params(&buy), Some("order-42")).await.unwrap();
+    assert_eq!(first.body["status"], "success", "{}", first.body);
+    assert_eq!(again.body, first.body, "the retry answers like the first time");
+    assert_eq!(again.header("idempotent-replayed"), Some("true"));
+    let price: Decimal = first.body["item"]["price"].as_str().unwrap().parse().unwrap();
+    assert_eq!(available(&sdk).await.to_string(), minus(&start, &price), "charged once");
+    let mut other = params(&buy);
+    other.insert("max_price".into(), json!("100.00"));
+    let refused = sdk.call_raw("market_buy", other, Some("order-42")).await.unwrap();
+    assert_eq!(
+        (refused.body["error_code"].as_i64(), refused.body["error_message"].as_str()),
+        (Some(7), Some("custom_id_already_exists"))
+    );
+    let fresh = sdk.call_raw("market_buy", params(&buy), Some("order-43")).await.unwrap();
+    assert_ne!(fresh.body["buy_id"], first.body["buy_id"], "another key is another buy");
+
+    let items = json!([{"id": ids[2].to_string()}, {"id": ids[3].to_string()}]);
+    let batch = json!({"partner": partner, "token": token, "items": items});
+    let one = sdk.call_raw("market_batch_buy", params(&batch), Some("batch-1")).await.unwrap();
+    let two = sdk.call_raw("market_batch_buy", params(&batch), Some("batch-1")).await.unwrap();
+    let bought = |r: &skingate_sdk::RawResponse| -> Vec<String> {
+        r.body["purchased"].as_array().unwrap().iter().map(|p| p["buy_id"].as_str().unwrap().to_owned()).collect()
+    };
+    assert_eq!(bought(&one).len(), 2, "{}", one.body);
+    assert_eq!(bought(&two), bought(&one), "the retried batch replays both items");
+    let after = sdk.market_search(Some("dota2"), &["Treasure Key"]).await.unwrap();
+    assert!(after.items.is_empty(), "four units, four purchases: nothing bought twice");
+
+    let too_long = "k".repeat(256);
+    let bad = sdk.call_raw("market_buy", params(&buy), Some(&too_long)).await.unwrap();
+    assert_eq!(bad.body["error_code"], -13, "{}", bad.body);
+}

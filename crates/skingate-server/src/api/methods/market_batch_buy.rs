@@ -20,7 +20,7 @@ use super::market_buy::{custom_id, max_price, recipient};
 use super::{Ctx, Reply};
 use crate::api::params::{ParamError, Params};
 use crate::error::ApiError;
-use crate::market::buy::{Bought, BuyRequest, Pick, buy};
+use crate::market::buy::{BATCH_HEADER_SCOPE, Bought, BuyRequest, CUSTOM_ID_SCOPE, Pick, buy};
 
 const NO_ITEMS: ApiError = ApiError::method(1, "missing_name_and_id");
 const TOO_MANY: ApiError = ApiError::method(10, "too_many_items");
@@ -90,6 +90,7 @@ impl MarketBatchBuy {
                         max_price,
                         partner,
                         token: token.clone(),
+                        key: custom_id.clone().map(|k| (CUSTOM_ID_SCOPE, k)),
                         custom_id,
                         fingerprint,
                     })
@@ -104,11 +105,18 @@ impl MarketBatchBuy {
     pub async fn apply(self, ctx: &Ctx<'_>) -> Result<Reply, ApiError> {
         ctx.state.market.ensure_enabled(ctx.state).await?;
         let project = Arc::new(ctx.project.clone());
-        let outcomes = futures::future::join_all(self.items.iter().map(|item| {
+        let outcomes = futures::future::join_all(self.items.iter().enumerate().map(|(i, item)| {
             let project = project.clone();
             async move {
                 match &item.request {
-                    Ok(r) => Some(buy(ctx.state, project, r.clone()).await.map_err(ApiError::from)),
+                    Ok(r) => {
+                        let mut r = r.clone();
+                        // Without its own `custom_id`, an item is idempotent on the header and its position.
+                        if r.key.is_none() {
+                            r.key = ctx.idempotency_key.map(|k| (BATCH_HEADER_SCOPE, format!("{k}#{i}")));
+                        }
+                        Some(buy(ctx.state, project, r).await.map_err(ApiError::from))
+                    }
                     Err(_) => None,
                 }
             }

@@ -28,7 +28,7 @@ use super::{Ctx, Reply};
 use crate::api::params::{ParamError, Params};
 use crate::error::ApiError;
 use crate::idempotency::MAX_KEY_LEN;
-use crate::market::buy::{Bought, BuyRequest, Pick, Refusal, buy};
+use crate::market::buy::{Bought, BuyRequest, CUSTOM_ID_SCOPE, HEADER_SCOPE, Pick, Refusal, buy};
 
 const MISSING_NAME_AND_ID: ApiError = ApiError::method(1, "missing_name_and_id");
 const NAME_TOO_SHORT: ApiError = ApiError::method(2, "name_min_length_3");
@@ -95,14 +95,18 @@ impl MarketBuy {
         let max_price = max_price(params, "max_price")?;
         let custom_id = custom_id(params, "custom_id")?;
         let fingerprint = crate::idempotency::fingerprint(method::BUY, params);
-        let request = pick.map(|pick| BuyRequest { pick, max_price, partner, token, custom_id, fingerprint });
+        let key = custom_id.clone().map(|k| (CUSTOM_ID_SCOPE, k));
+        let request = pick.map(|pick| BuyRequest { pick, max_price, partner, token, custom_id, key, fingerprint });
         Ok(Self { request })
     }
 
-    /// Buys through the group-committed writer.
+    /// Buys through the group-committed writer; without `custom_id`, an `Idempotency-Key` header is the key.
     pub async fn apply(self, ctx: &Ctx<'_>) -> Result<Reply, ApiError> {
         ctx.state.market.ensure_enabled(ctx.state).await?;
-        let request = self.request.map_err(Refusal::error)?;
+        let mut request = self.request.map_err(Refusal::error)?;
+        if request.key.is_none() {
+            request.key = ctx.idempotency_key.map(|k| (HEADER_SCOPE, k.to_owned()));
+        }
         let (record, replayed) = match buy(ctx.state, Arc::new(ctx.project.clone()), request).await? {
             Bought::Fresh(body) => (body, false),
             Bought::Replayed(body) => (body, true),
