@@ -55,20 +55,27 @@ pub(crate) fn recipient(params: &Params) -> Result<(SteamId, String), ApiError> 
     Ok((id.map_err(|_| MISSING_PARTNER)?, token.trim().to_owned()))
 }
 
-/// `max_price` in USD, exact to the thousandth.
+/// `max_price` in USD, exact to the thousandth. Absent (or null, or empty) means no cap; anything else that is
+/// not a number is refused, never taken as no cap.
 pub(crate) fn max_price(params: &Params, key: &str) -> Result<Option<Money>, ApiError> {
-    let Ok(text) = params.text(key) else { return Ok(None) };
+    let text = match params.text(key) {
+        Ok(text) => text,
+        Err(ParamError::Missing) => return Ok(None),
+        Err(ParamError::Invalid) => return Err(INVALID_MAX_PRICE),
+    };
     let d = Decimal::from_str(text.trim()).map_err(|_| INVALID_MAX_PRICE)?;
     let m = Money::from_wire(&d).map_err(|_| INVALID_MAX_PRICE)?;
     if m.minor() < 0 { Err(INVALID_MAX_PRICE) } else { Ok(Some(m)) }
 }
 
-/// `custom_id`, at most 255 bytes.
+/// `custom_id`, at most 255 bytes. One that is not text or a number (an array, say) is refused, never dropped:
+/// dropping it would let a retry buy twice.
 pub(crate) fn custom_id(params: &Params, key: &str) -> Result<Option<String>, ApiError> {
     match params.text(key) {
         Ok(k) if k.len() > MAX_KEY_LEN => Err(INVALID_CUSTOM_ID),
         Ok(k) => Ok(Some(k)),
-        Err(_) => Ok(None),
+        Err(ParamError::Missing) => Ok(None),
+        Err(ParamError::Invalid) => Err(INVALID_CUSTOM_ID),
     }
 }
 
@@ -137,6 +144,13 @@ mod tests {
         assert_eq!(code(parse(json!({"id": 5, "partner": "x", "token": "AbCdEfGh"}))), 3);
         assert_eq!(code(parse(json!({"id": 5, "partner": "1", "token": "AbCdEfGh", "max_price": "1.2345"}))), 8);
         assert_eq!(code(parse(json!({"id": 5, "partner": "1", "token": "t", "custom_id": "x".repeat(256)}))), 9);
+        // Not a number or text: refused, never read as "no cap" or "no key".
+        assert_eq!(code(parse(json!({"id": 5, "partner": "1", "token": "AbCdEfGh", "max_price": [0.5]}))), 8);
+        assert_eq!(code(parse(json!({"id": 5, "partner": "1", "token": "AbCdEfGh", "max_price": true}))), 8);
+        assert_eq!(code(parse(json!({"id": 5, "partner": "1", "token": "AbCdEfGh", "custom_id": ["a"]}))), 9);
+        let open = parse(json!({"id": 5, "partner": "1", "token": "AbCdEfGh", "max_price": null, "custom_id": ""}));
+        let open = open.unwrap().request.unwrap();
+        assert_eq!((open.max_price, open.custom_id), (None, None), "null and empty mean absent");
         let ok = parse(json!({"id": "5", "partner": 12, "token": "AbCdEfGh", "max_price": 1.5, "custom_id": 7}))
             .unwrap()
             .request
