@@ -61,12 +61,14 @@ fn panic_response(panic: Box<dyn std::any::Any + Send + 'static>) -> axum::respo
 /// hub; everything else is 404.
 async fn fallback(
     ws: Result<axum::extract::ws::WebSocketUpgrade, axum::extract::ws::rejection::WebSocketUpgradeRejection>,
+    peer: axum::extract::ConnectInfo<SocketAddr>,
+    headers: axum::http::HeaderMap,
     state: axum::extract::State<AppState>,
     query: axum::extract::Query<std::collections::HashMap<String, String>>,
 ) -> axum::response::Response {
     use axum::response::IntoResponse;
     match ws {
-        Ok(ws) => crate::hub::handler(ws, state, query).await,
+        Ok(ws) => crate::hub::handler(ws, peer, headers, state, query).await,
         Err(_) => axum::http::StatusCode::NOT_FOUND.into_response(),
     }
 }

@@ -18,12 +18,14 @@
 //! process's commits, polling for other processes') and hands each event to its project's subscribers.
 
 use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
-use axum::extract::{Query, State};
+use axum::extract::{ConnectInfo, Query, State};
+use axum::http::HeaderMap;
 use axum::response::Response;
 use futures::{SinkExt, StreamExt};
 use skingate_core::project::{Project, ProjectId};
@@ -166,22 +168,26 @@ pub async fn run_tailer(state: AppState, shutdown: CancellationToken, mut last: 
 /// The upgrade handler for `/ws` and `/ws/`.
 pub async fn handler(
     ws: WebSocketUpgrade,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
     State(state): State<AppState>,
     Query(params): Query<HashMap<String, String>>,
 ) -> Response {
+    // The project's IP allow-list binds its event stream as it binds its API.
+    let client_ip = crate::api::auth::client_ip(peer.ip(), &headers, &state.config.trusted_proxies);
     ws.read_buffer_size(4 * 1024)
         .write_buffer_size(4 * 1024)
         .max_write_buffer_size(4 * 1024 * 1024)
         .max_message_size(MAX_INBOUND_BYTES)
         .max_frame_size(MAX_INBOUND_BYTES)
-        .on_upgrade(move |socket| connection(state, socket, params))
+        .on_upgrade(move |socket| connection(state, socket, params, client_ip))
 }
 
-async fn authenticate(state: &AppState, params: &HashMap<String, String>) -> Option<Arc<Project>> {
+async fn authenticate(state: &AppState, params: &HashMap<String, String>, ip: IpAddr) -> Option<Arc<Project>> {
     let id: ProjectId = params.get("shopid")?.parse().ok()?;
     let project = state.project(id).await.ok()??;
     let ok = verify_static_sign(&project.client_id(), &project.client_secret, params.get("signature")?);
-    (ok && project.settings.active).then_some(project)
+    (ok && project.settings.active && project.settings.allows_ip(ip)).then_some(project)
 }
 
 fn text(s: &'static str) -> Message {
@@ -192,8 +198,8 @@ fn close(code: u16, reason: &'static str) -> Message {
     Message::Close(Some(CloseFrame { code, reason: Utf8Bytes::from_static(reason) }))
 }
 
-async fn connection(state: AppState, mut socket: WebSocket, params: HashMap<String, String>) {
-    let Some(project) = authenticate(&state, &params).await else {
+async fn connection(state: AppState, mut socket: WebSocket, params: HashMap<String, String>, ip: IpAddr) {
+    let Some(project) = authenticate(&state, &params, ip).await else {
         let _ = socket.send(text(r#"{"event":"auth_failed"}"#)).await;
         let _ = socket.send(close(CLOSE_AUTH_FAILED, "auth failed")).await;
         return;

@@ -121,8 +121,13 @@ async fn ip_allow_list() {
         .await
         .unwrap();
     assert_error(&resp, -8, "invalid_ip_address");
+    // The event stream is bound by the same list: a valid signature from elsewhere is not enough.
+    let (_, first) = crate::utils::ws_connect(&app.ws_url("")).await;
+    assert_eq!(first, json!({"event": "auth_failed"}));
     app.update(|s| s.ip_allowlist = vec!["10.0.0.0/8".parse().unwrap(), "127.0.0.1/32".parse().unwrap()]).await;
     assert_eq!(app.post_json(json!({"method": "balance"})).await["status"], "success");
+    let (_, first) = crate::utils::ws_connect(&app.ws_url("")).await;
+    assert_eq!(first, json!({"event": "auth_success"}));
 }
 
 #[tokio::test]
