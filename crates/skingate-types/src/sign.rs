@@ -44,7 +44,7 @@ pub fn string_to_sign(params: &Map<String, Value>, canon: Canonicalization) -> S
             (Value::Null, Canonicalization::Php) => String::new(),
             (Value::Bool(b), Canonicalization::Js) => b.to_string(),
             (Value::Bool(b), Canonicalization::Php) => if *b { "1" } else { "" }.to_owned(),
-            (Value::Number(n), _) => n.to_string(),
+            (Value::Number(n), _) => number_text(n),
             (Value::String(s), _) => {
                 push_pair(&mut out, key, s);
                 continue;
@@ -53,6 +53,17 @@ pub fn string_to_sign(params: &Map<String, Value>, canon: Canonicalization) -> S
         push_pair(&mut out, key, &rendered);
     }
     out
+}
+
+/// A JSON number as the client's language renders it before signing. JSON keeps `10.0` a float, which Rust
+/// prints as `10.0`, while JavaScript's `String(10.0)` and PHP's `(string) 10.0` both give `10`: a whole float
+/// in the range where every integer is exact renders as that integer. Other numbers print as serde_json does
+/// (integers exactly, other floats in their shortest round-trip form, as JavaScript and PHP ≥ 7.1 also do).
+fn number_text(n: &serde_json::Number) -> String {
+    match n.as_f64() {
+        Some(f) if n.is_f64() && f.fract() == 0.0 && f.abs() < 9_007_199_254_740_992.0 => format!("{}", f as i64),
+        _ => n.to_string(),
+    }
 }
 
 fn push_pair(out: &mut String, key: &str, value: &str) {
@@ -160,7 +171,8 @@ pub fn verify_standard(
     tolerance_secs: i64,
 ) -> Result<(), StandardError> {
     let ts: i64 = timestamp.trim().parse().map_err(|_| StandardError::BadTimestamp)?;
-    if (now - ts).abs() > tolerance_secs {
+    // A timestamp far from now (even i64::MIN) is out of tolerance, never an overflow.
+    if now.checked_sub(ts).is_none_or(|d| d.unsigned_abs() > tolerance_secs.unsigned_abs()) {
         return Err(StandardError::OutsideTolerance);
     }
     let given: Vec<&str> = header.split_whitespace().filter(|s| s.starts_with("v1,")).collect();
@@ -233,6 +245,14 @@ mod tests {
     }
 
     #[test]
+    fn numbers_render_as_javascript_and_php_print_them() {
+        let p = map(json!({"a": 10.0, "b": 1.5, "c": 7, "d": -3.0, "e": 0.1, "f": 12345678901234567_u64}));
+        let expected = "a:10;b:1.5;c:7;d:-3;e:0.1;f:12345678901234567;";
+        assert_eq!(string_to_sign(&p, Canonicalization::Js), expected);
+        assert_eq!(string_to_sign(&p, Canonicalization::Php), expected);
+    }
+
+    #[test]
     fn standard_webhooks_round_trip() {
         let body = br#"{"event":"balance_change","data":{"balance_value":"1.00"}}"#;
         let sig = standard_signature("new", "evt_1", 1_000, body);
@@ -249,6 +269,11 @@ mod tests {
             Err(StandardError::BadTimestamp)
         );
         assert_eq!(verify_standard(&["new"], "evt_2", "1000", body, &header, 1_000, 300), Err(StandardError::NoMatch));
+        let far = i64::MIN.to_string();
+        assert_eq!(
+            verify_standard(&["new"], "evt_1", &far, body, &header, 1_000, 300),
+            Err(StandardError::OutsideTolerance)
+        );
         assert!(verify_events_signature("123", br#"{"a":1}"#, &events_signature("123", br#"{"a":1}"#).to_uppercase()));
     }
 
