@@ -86,6 +86,15 @@ pub fn is_public(ip: IpAddr) -> bool {
                 return is_public(IpAddr::V4(v4));
             }
             let seg = v6.segments();
+            // Addresses that carry an IPv4 address a translator reaches: NAT64 (64:ff9b::/96, and the local-use
+            // 64:ff9b:1::/48) and SIIT's IPv4-translated ::ffff:0:a.b.c.d. Judged by that IPv4 address.
+            let [a, b] = [seg[6].to_be_bytes(), seg[7].to_be_bytes()];
+            let embedded = std::net::Ipv4Addr::new(a[0], a[1], b[0], b[1]);
+            let nat64 = seg[0] == 0x64 && seg[1] == 0xff9b && (seg[2..6] == [0; 4] || seg[2] == 1);
+            let translated = seg[..4] == [0; 4] && seg[4] == 0xffff && seg[5] == 0;
+            if nat64 || translated {
+                return is_public(IpAddr::V4(embedded));
+            }
             !(v6.is_loopback()
                 || v6.is_unspecified()
                 || v6.is_multicast()
@@ -290,11 +299,16 @@ mod tests {
             "http://localhost:8080/",
             "ftp://example.com/",
             "http://[fd00::1]/",
+            "http://[::ffff:127.0.0.1]/",
+            "http://[64:ff9b::a9fe:a9fe]/",
+            "http://[64:ff9b:1::7f00:1]/",
+            "http://[::ffff:0:a00:1]/",
         ] {
             assert!(strict.check_url(bad).is_err(), "{bad}");
         }
         assert!(strict.check_url("https://shop.example.com/hook").is_ok());
         assert!(strict.check_url("http://93.184.216.34/hook").is_ok());
+        assert!(strict.check_url("http://[64:ff9b::5db8:d822]/hook").is_ok(), "NAT64 of a public address");
         let dev = AddressPolicy { allow_private: true, allowed: vec![] };
         assert!(dev.check_url("http://127.0.0.1:9000/hook").is_ok());
         let listed = AddressPolicy { allow_private: false, allowed: vec!["10.20.0.0/16".parse().unwrap()] };
