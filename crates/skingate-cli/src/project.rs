@@ -80,7 +80,7 @@ pub struct AdjustArgs {
     /// Why: shown to the merchant in balance_history.
     #[arg(long)]
     reason: String,
-    /// Transfer id, to make a retried command harmless (default: a new random one).
+    /// Transfer id, to make a retried command harmless (default: a new random one); always under `adj:`.
     #[arg(long)]
     transfer_id: Option<String>,
     /// Print one JSON line.

@@ -43,6 +43,9 @@ pub enum CurrencyError {
     /// Display scale above 6 decimals is refused.
     #[error("scale must be 0..=6")]
     BadScale,
+    /// USD is the ledger's currency: its rate is 1 and its scale the ledger's, always.
+    #[error("usd is the ledger currency: rate 1, scale {LEDGER_SCALE}")]
+    LedgerCurrency,
 }
 
 /// Divides with rounding half away from zero; `den` > 0.
@@ -67,6 +70,9 @@ impl Currency {
             .and_then(|r| i64::try_from(r).ok())
             .filter(|r| *r > 0)
             .ok_or(CurrencyError::BadRate)?;
+        if code == LEDGER_CURRENCY && (scale != LEDGER_SCALE || rate_micro != usd().rate_micro) {
+            return Err(CurrencyError::LedgerCurrency);
+        }
         Ok(Self { code: code.to_owned(), name: name.to_owned(), scale, rate_micro })
     }
 
@@ -101,10 +107,11 @@ pub struct Rates {
 }
 
 impl Rates {
-    /// Builds the table; USD is added at rate 1 if missing, because every conversion starts from it.
+    /// Builds the table; USD is always the ledger's own (rate 1, ledger scale), whatever a stored row says,
+    /// because every conversion starts from it and every USD amount on the wire is a ledger amount.
     pub fn new(currencies: impl IntoIterator<Item = Currency>) -> Self {
         let mut by_code: BTreeMap<String, Currency> = currencies.into_iter().map(|c| (c.code.clone(), c)).collect();
-        by_code.entry(LEDGER_CURRENCY.to_owned()).or_insert_with(usd);
+        by_code.insert(LEDGER_CURRENCY.to_owned(), usd());
         Self { by_code }
     }
 
@@ -182,6 +189,12 @@ mod tests {
         assert_eq!(Currency::new("RUB", "x", 2, &"1".parse().unwrap()), Err(CurrencyError::BadCode));
         assert_eq!(Currency::new("rub", "x", 2, &"0".parse().unwrap()), Err(CurrencyError::BadRate));
         assert_eq!(Currency::new("rub", "x", 2, &"1.0000001".parse().unwrap()), Err(CurrencyError::BadRate));
+        assert_eq!(Currency::new("usd", "x", 3, &"2".parse().unwrap()), Err(CurrencyError::LedgerCurrency));
+        assert_eq!(Currency::new("usd", "x", 0, &"1".parse().unwrap()), Err(CurrencyError::LedgerCurrency));
+        assert!(Currency::new("usd", "Dollar", 3, &"1".parse().unwrap()).is_ok());
+        let stored = Currency { code: "usd".into(), name: "x".into(), scale: 0, rate_micro: 2_000_000 };
+        let forced = Rates::new([stored]);
+        assert_eq!(forced.get("usd").unwrap().from_usd(Money::from_minor(1_500)).to_string(), "1.50", "always 1:1");
         let rates = Rates::new(seed_currencies());
         assert_eq!(rates.get("usd").unwrap().from_usd(Money::from_minor(12_345)).to_string(), "12.345");
         assert_eq!(rates.get("usd").unwrap().from_usd(Money::from_minor(12_500)).to_string(), "12.50");

@@ -48,8 +48,21 @@ impl From<StoreError> for AdjustError {
     }
 }
 
+/// The ledger id of an adjustment named `id`: always in the `adj:` namespace, so an operator's id can never
+/// take the id a deposit or a purchase will need for its own transfer (`dep:42:credit`, say).
+pub fn adjustment_transfer_id(id: &str) -> TransferId {
+    if id.starts_with(ADJUSTMENT_PREFIX) {
+        TransferId(id.to_owned())
+    } else {
+        TransferId(format!("{ADJUSTMENT_PREFIX}{id}"))
+    }
+}
+
+/// The namespace of adjustment transfer ids.
+pub const ADJUSTMENT_PREFIX: &str = "adj:";
+
 /// Credits (`credit = true`) or debits `amount` with `reason`, under `transfer_id` (a retry with the same
-/// id does nothing the second time). Emits `balance_change` when money moved.
+/// id does nothing the second time; see [`adjustment_transfer_id`]). Emits `balance_change` when money moved.
 pub async fn adjust(
     store: &dyn Store,
     project: &Project,
@@ -63,8 +76,9 @@ pub async fn adjust(
     let operator = tx.system_account(AccountKind::OperatorAdjustments).await?;
     let merchant = tx.project_account(project.id).await?;
     let (debit, credit_acc) = if credit { (operator, merchant) } else { (merchant, operator) };
+    let id = adjustment_transfer_id(transfer_id);
     let spec = TransferSpec {
-        id: TransferId(transfer_id.to_owned()),
+        id: id.clone(),
         debit,
         credit: credit_acc,
         amount,
@@ -80,5 +94,14 @@ pub async fn adjust(
         tx.project_balance(project.id).await?.available
     };
     tx.commit().await?;
-    Ok(Adjusted { transfer_id: transfer_id.to_owned(), balance, applied })
+    Ok(Adjusted { transfer_id: id.0, balance, applied })
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn operator_ids_stay_in_their_namespace() {
+        assert_eq!(super::adjustment_transfer_id("dep:42:credit").0, "adj:dep:42:credit");
+        assert_eq!(super::adjustment_transfer_id("adj:7").0, "adj:7");
+    }
 }
