@@ -90,6 +90,17 @@ impl Currency {
             .trimmed(crate::money::WIRE_MIN_SCALE.min(self.scale))
     }
 
+    /// A bound stated in this currency as a USD bound that never widens it: a minimum rounds up, a maximum
+    /// down, to the ledger scale (a rounded-down minimum would admit deposits just under the stated one).
+    /// `None` as for [`Currency::to_usd`].
+    pub fn to_usd_bound(&self, amount: &Decimal, minimum: bool) -> Option<Money> {
+        let num = amount.mantissa().checked_mul(10i128.pow(RATE_SCALE + LEDGER_SCALE))?;
+        let den = i128::from(self.rate_micro).checked_mul(10i128.pow(amount.scale()))?;
+        let (q, r) = (num.div_euclid(den), num.rem_euclid(den));
+        let bound = if minimum && r != 0 { q + 1 } else { q };
+        i64::try_from(bound).ok().map(Money::from_minor)
+    }
+
     /// An amount of this currency in USD, rounded half away from zero to the ledger scale.
     /// `None` if the amount is beyond range or has more than [`skingate_types::decimal::MAX_SCALE`] decimals.
     pub fn to_usd(&self, amount: &Decimal) -> Option<Money> {
@@ -182,6 +193,17 @@ mod tests {
         assert_eq!(rub().to_usd(&"971.25".parse().unwrap()), Some(Money::from_minor(10_500)));
         // 100 RUB / 92.5 = 1.081081... -> 1.081
         assert_eq!(rub().to_usd(&"100".parse().unwrap()), Some(Money::from_minor(1_081)));
+    }
+
+    #[test]
+    fn bounds_never_widen() {
+        // 100 RUB / 92.5 = 1.081081… USD: a minimum of 1.082, a maximum of 1.081.
+        let hundred = "100".parse().unwrap();
+        assert_eq!(rub().to_usd_bound(&hundred, true), Some(Money::from_minor(1_082)));
+        assert_eq!(rub().to_usd_bound(&hundred, false), Some(Money::from_minor(1_081)));
+        // Exact conversions stay exact; a tiny maximum becomes zero (the caller refuses it).
+        assert_eq!(rub().to_usd_bound(&"92.5".parse().unwrap(), true), Some(Money::from_minor(1_000)));
+        assert_eq!(rub().to_usd_bound(&"0.04".parse().unwrap(), false), Some(Money::ZERO));
     }
 
     #[test]

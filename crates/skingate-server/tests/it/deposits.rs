@@ -340,6 +340,10 @@ async fn bad_inputs_get_the_spec_errors_and_change_nothing() {
     assert_eq!(sdk.create_deposit("c-2", &inverted).await.unwrap_err().code(), Some(7));
     let bad_cur = CreateDeposit { currency: Some("zzz".into()), ..CreateDeposit::default() };
     assert_eq!(sdk.create_deposit("c-2", &bad_cur).await.unwrap_err().code(), Some(8));
+    // 0.04 RUB is under the ledger's smallest unit: a maximum no deposit could meet.
+    let tiny =
+        CreateDeposit { max_amount: Some("0.04".into()), currency: Some("rub".into()), ..CreateDeposit::default() };
+    assert_eq!(sdk.create_deposit("c-2", &tiny).await.unwrap_err().code(), Some(6));
 
     // Unknown transaction.
     assert_eq!(sdk.order_status(DepositRef::Transaction(999_999)).await.unwrap_err().code(), Some(4));

@@ -133,10 +133,16 @@ impl Create {
         let rates = state.rates();
         let code = self.currency.clone().unwrap_or_else(|| "usd".to_owned());
         let currency = rates.get(&code).ok_or(INVALID_CURRENCY)?;
-        let limit = |d: &Option<Decimal>| -> Result<Option<(Money, String)>, ApiError> {
-            d.as_ref().map(|d| currency.to_usd(d).map(|usd| (usd, d.to_string())).ok_or(INVALID_AMOUNT)).transpose()
+        // Converted so they never widen: the minimum rounds up, the maximum down.
+        let limit = |d: &Option<Decimal>, minimum: bool| -> Result<Option<(Money, String)>, ApiError> {
+            let usd = |d: &Decimal| currency.to_usd_bound(d, minimum).ok_or(INVALID_AMOUNT);
+            d.as_ref().map(|d| usd(d).map(|usd| (usd, d.to_string()))).transpose()
         };
-        let (min, max) = (limit(&self.min)?, limit(&self.max)?);
+        let (min, max) = (limit(&self.min, true)?, limit(&self.max, false)?);
+        if max.as_ref().is_some_and(|hi| !hi.0.is_positive()) {
+            // A maximum under the ledger's smallest unit would let no deposit through.
+            return Err(INVALID_AMOUNT);
+        }
         if let (Some(lo), Some(hi)) = (&min, &max)
             && hi.0 < lo.0
         {
