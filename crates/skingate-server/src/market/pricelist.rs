@@ -106,10 +106,17 @@ fn render_groups(spec: &ListSpec, groups: &[UnitGroup], first: bool) -> Vec<u8> 
     out
 }
 
-/// The whole answer, `{"status":"success","last_update":…,"items":[…]}`, as a streamed body.
-pub fn body(store: Arc<dyn Store>, spec: ListSpec) -> Body {
-    let head = format!(r#"{{"status":"{STATUS_SUCCESS}","last_update":{},"items":["#, spec.now);
-    let state = (store, spec, Cursor::Start, true, Some(head));
+/// The whole answer, `{"status":"success","last_update":…,"items":[…]}`, as a streamed body. The first page
+/// is read before anything is sent, so a failing database still gets the error envelope; only a failure
+/// after that (the status line is out by then) can cut the stream.
+pub async fn body(store: Arc<dyn Store>, spec: ListSpec) -> Result<Body, skingate_store::StoreError> {
+    let (chunk, cursor, first) = match next_chunk(store.as_ref(), &spec, Cursor::Start, true).await? {
+        Some(step) => step,
+        None => (b"]}".to_vec(), Cursor::Done, true),
+    };
+    let mut head = format!(r#"{{"status":"{STATUS_SUCCESS}","last_update":{},"items":["#, spec.now).into_bytes();
+    head.extend_from_slice(&chunk);
+    let state = (store, spec, cursor, first, Some(head));
     let stream = futures::stream::unfold(state, |(store, spec, cursor, first, head)| async move {
         if let Some(head) = head {
             return Some((Ok(Bytes::from(head)), (store, spec, cursor, first, None)));
@@ -124,7 +131,7 @@ pub fn body(store: Arc<dyn Store>, spec: ListSpec) -> Body {
         };
         Some((Ok(Bytes::from(chunk)), (store, spec, next, first, None)))
     });
-    Body::from_stream(stream)
+    Ok(Body::from_stream(stream))
 }
 
 type Step = (Vec<u8>, Cursor, bool);

@@ -727,3 +727,17 @@ async fn an_idempotency_key_header_makes_buys_without_custom_id_happen_once() {
     let bad = sdk.call_raw("market_buy", params(&buy), Some(&too_long)).await.unwrap();
     assert_eq!(bad.body["error_code"], -13, "{}", bad.body);
 }
+
+/// A price list whose first page cannot be read answers the error envelope, not a cut-off success.
+#[tokio::test]
+async fn a_price_list_that_cannot_be_read_answers_the_error_envelope() {
+    use sqlx::Connection;
+    let (app, _clock) = market_app(3).await;
+    let sdk = app.sdk();
+    let listed = raw(&sdk, "market_pricelist", json!({"game": "dota2", "full": 1})).await.unwrap();
+    assert_eq!(listed["status"], "success");
+    let mut db = sqlx::SqliteConnection::connect(app.database_url()).await.unwrap();
+    sqlx::query("ALTER TABLE market_units RENAME TO market_units_gone").execute(&mut db).await.unwrap();
+    let failed = raw(&sdk, "market_pricelist", json!({"game": "dota2", "full": 1})).await.unwrap_err();
+    assert_eq!(failed.code(), Some(-100), "{failed:?}");
+}

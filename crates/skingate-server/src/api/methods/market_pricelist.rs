@@ -66,7 +66,7 @@ impl MarketPricelist {
             pricing: crate::market::pricing(ctx.state),
             now: ctx.state.now(),
         };
-        let body = body(ctx.state.store.clone(), spec);
+        let body = body(ctx.state.store.clone(), spec).await?;
         Ok(([(header::CONTENT_TYPE, "application/json")], body).into_response())
     }
 
