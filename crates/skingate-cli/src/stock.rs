@@ -81,7 +81,8 @@ pub async fn run(config: &Config, cmd: StockCmd) -> anyhow::Result<()> {
         StockCmd::Add { game, name, count } => {
             let game = Game::parse(&game).ok_or_else(|| anyhow::anyhow!("unknown game {game}"))?;
             let sim = Simulator::new(config.sim_seed, Arc::new(now));
-            let salt = u64::try_from(now()).unwrap_or(0);
+            // A fresh salt per run: two runs in the same second must not make the same asset ids.
+            let salt = rand::random::<u64>();
             let units = catalogue_units(game, &name, count, sim.bots(), salt)
                 .ok_or_else(|| anyhow::anyhow!("{name} is not in the {} catalogue", game.code()))?;
             let mut tx = store.begin().await?;

@@ -392,6 +392,15 @@ fn market_stock_and_switch() {
     assert!(run(&db, &["stock", "withdraw", &id, "999999"]).contains("withdrew 1 of 2"));
     assert_eq!(run(&db, &["stock", "list", "--game", "rust"]).lines().count(), 2);
     assert!(!skingate(&db).args(["stock", "add", "--name", "No Such Skin"]).output().unwrap().status.success());
+    // A second run (most likely in the same second) makes units of its own: no asset id twice.
+    run(&db, &["stock", "add", "--game", "rust", "--name", "Tempered AK47", "--count", "3"]);
+    let listed = run(&db, &["stock", "list", "--game", "rust", "--json"]);
+    let assets: std::collections::HashSet<(String, i64)> = listed
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+        .map(|u| (u["bot"].as_str().unwrap().to_owned(), u["asset_id"].as_i64().unwrap()))
+        .collect();
+    assert_eq!(assets.len(), 5, "{listed}");
     assert!(run(&db, &["market", "status"]).contains("market: on"));
     assert!(run(&db, &["market", "off"]).contains("market: off"));
     assert!(run(&db, &["market", "on"]).contains("market: on"));
