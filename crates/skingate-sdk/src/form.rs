@@ -29,7 +29,9 @@ fn flatten(out: &mut Vec<(String, String)>, key: String, value: &Value) {
     match value {
         Value::Null => {}
         Value::Bool(b) => out.push((key, b.to_string())),
-        Value::Number(n) => out.push((key, n.to_string())),
+        // The text the signature was computed over (`10.0` is signed as `10`), so the gateway, which sees
+        // only this text, signs the same thing.
+        Value::Number(n) => out.push((key, skingate_types::sign::number_text(n))),
         Value::String(s) => out.push((key, s.clone())),
         Value::Array(items) if items.iter().all(is_scalar) => {
             for item in items {
@@ -74,6 +76,8 @@ mod tests {
             "name=AK-47+%7C+Redline+%28FT%29&q=a%26b%3Dc"
         );
         assert_eq!(enc(json!({})), "");
+        // Numbers as they are signed: a whole float is written without its `.0`.
+        assert_eq!(enc(json!({"m": 1.0, "n": 1.5, "o": -3.0})), "m=1&n=1.5&o=-3");
     }
 
     #[test]

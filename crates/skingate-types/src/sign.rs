@@ -59,7 +59,7 @@ pub fn string_to_sign(params: &Map<String, Value>, canon: Canonicalization) -> S
 /// prints as `10.0`, while JavaScript's `String(10.0)` and PHP's `(string) 10.0` both give `10`: a whole float
 /// in the range where every integer is exact renders as that integer. Other numbers print as serde_json does
 /// (integers exactly, other floats in their shortest round-trip form, as JavaScript and PHP ≥ 7.1 also do).
-fn number_text(n: &serde_json::Number) -> String {
+pub fn number_text(n: &serde_json::Number) -> String {
     match n.as_f64() {
         Some(f) if n.is_f64() && f.fract() == 0.0 && f.abs() < 9_007_199_254_740_992.0 => format!("{}", f as i64),
         _ => n.to_string(),

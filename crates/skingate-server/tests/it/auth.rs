@@ -22,6 +22,27 @@ async fn signature_mode_json_and_form() {
     assert_eq!(resp["status"], "success", "{resp}");
 }
 
+/// A whole float (`10.0`, as PHP's json_encode writes it) is signed as both languages print it, `10`; the SDK
+/// signs and sends it the same way in JSON and in form bodies.
+#[tokio::test]
+async fn whole_floats_verify_in_json_and_form_bodies() {
+    let app = spawn().await;
+    let mut map = json!({"method": "balance", "shopid": app.client_id(), "x": 10.0}).as_object().cloned().unwrap();
+    let php_sign = api_sign(
+        &app.project.client_secret,
+        &json!({"method": "balance", "shopid": app.client_id(), "x": "10"}).as_object().cloned().unwrap(),
+        Canonicalization::Php,
+    );
+    map.insert("sign".into(), json!(php_sign));
+    assert_eq!(app.post_raw(&map).await["status"], "success", "signed as PHP would, over x:10");
+    for encoding in [skingate_sdk::Encoding::Json, skingate_sdk::Encoding::Form] {
+        let sdk = app.sdk().with_encoding(encoding);
+        let params = json!({"x": 10.0, "y": 2.5}).as_object().cloned().unwrap();
+        let answer = sdk.call("balance", params).await;
+        assert!(answer.is_ok(), "{encoding:?}: {answer:?}");
+    }
+}
+
 #[tokio::test]
 async fn php_and_js_renderings_of_booleans_both_verify() {
     let app = spawn().await;
