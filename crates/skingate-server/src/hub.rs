@@ -306,23 +306,13 @@ async fn serve(state: &AppState, socket: WebSocket, sub: &mut Subscription<'_>, 
 
 #[cfg(test)]
 mod tests {
-    use std::sync::Arc;
-
-    use skingate_core::project::ProjectSettings;
-    use skingate_store::{SqliteStore, Store};
-
     use super::*;
-    use crate::Config;
-    use crate::clock::SystemClock;
 
     /// An event committed after the cursor was read and before the tailer first runs still reaches a client
     /// subscribed by then.
     #[tokio::test]
     async fn the_tailer_publishes_what_was_committed_before_it_first_ran() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = SqliteStore::open(&format!("sqlite://{}/g.db", dir.path().display()), 1).await.unwrap();
-        let project = store.create_project(&ProjectSettings::named("P"), "s", 0).await.unwrap();
-        let state = AppState::new(Config::defaults(), Arc::new(store), Arc::new(SystemClock)).await.unwrap();
+        let (_dir, state, project) = crate::state::testing::state_with_project().await;
         let last = state.store.last_event_id().await.unwrap();
         let mut sub = state.hub.subscribe(project.id, 8);
         let money = skingate_core::Money::from_minor(2_500);

@@ -96,12 +96,9 @@ mod tests {
     use serde_json::json;
     use skingate_core::Money;
     use skingate_core::ledger::{AccountKind, Phase, TransferCode, TransferId, TransferSpec};
-    use skingate_core::project::{ProjectId, ProjectSettings};
-    use skingate_store::{SqliteStore, Store};
+    use skingate_core::project::ProjectId;
 
     use super::*;
-    use crate::clock::SystemClock;
-    use crate::config::Config;
 
     fn params(v: Value) -> Params {
         Params(v.as_object().unwrap().clone())
@@ -142,10 +139,7 @@ mod tests {
     /// conflicts on different parameters, and leaves no key behind when the work fails.
     #[tokio::test]
     async fn work_runs_once_and_replays() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = SqliteStore::open(&format!("sqlite://{}/g.db", dir.path().display()), 1).await.unwrap();
-        let project = store.create_project(&ProjectSettings::named("P"), "s", 0).await.unwrap();
-        let state = AppState::new(Config::defaults(), Arc::new(store), Arc::new(SystemClock)).await.unwrap();
+        let (_dir, state, project) = crate::state::testing::state_with_project().await;
         let runs = Arc::new(AtomicUsize::new(0));
         let key = |k: &str| IdempotencyKey { project: project.id, scope: "test_credit".into(), key: k.into() };
         let credit = |id: &'static str, minor: i64| credit_work(runs.clone(), project.id, id, minor);

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use skingate_core::currency::Rates;
 use skingate_core::project::{Project, ProjectId};
-use skingate_steam::sim::{Simulator, Steam};
+use skingate_steam::sim::{Simulator, Steam, SteamError};
 use skingate_store::{Store, StoreError};
 
 use crate::clock::Clock;
@@ -171,6 +171,13 @@ impl AppState {
         }));
     }
 
+    /// Whether Steam's answer about an offer proves the offer is gone for good. Only the simulator's "not
+    /// found" does (it lost the offer in a crash); from a real Steam client it may be a passing error, and the
+    /// offer is looked at again. The watchers end a trade on it only past the trade's own deadline.
+    pub fn offer_gone<T>(&self, observed: &Result<T, SteamError>) -> bool {
+        self.sim.is_some() && matches!(observed, Err(SteamError::NotFound))
+    }
+
     /// Steam (or the simulator's operator surface) says trade offer `id` changed: the deposit trade watcher
     /// looks at that offer at once instead of at its next poll ([`AppState::listen_to_steam`] calls it).
     pub fn offer_changed(&self, id: u64) {
@@ -210,20 +217,35 @@ impl AppState {
     }
 }
 
+/// What the unit tests of this crate start from.
 #[cfg(test)]
-mod tests {
+pub(crate) mod testing {
+    use skingate_core::project::ProjectSettings;
     use skingate_store::SqliteStore;
 
     use super::*;
     use crate::clock::SystemClock;
 
+    /// A state with default settings on a fresh SQLite file (kept while the returned directory lives), and a
+    /// project in it.
+    pub(crate) async fn state_with_project() -> (tempfile::TempDir, AppState, Project) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(&format!("sqlite://{}/g.db", dir.path().display()), 1).await.unwrap();
+        let project = store.create_project(&ProjectSettings::named("P"), "s", 0).await.unwrap();
+        let state = AppState::new(Config::defaults(), Arc::new(store), Arc::new(SystemClock)).await.unwrap();
+        (dir, state, project)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
     /// A full round asked for survives a named offer's wake-up arriving before the watcher looks: the two
     /// wake-ups merge into one (one stored permit), the request for a full round does not.
     #[tokio::test]
     async fn a_full_round_request_is_not_lost_in_a_merged_wake_up() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = SqliteStore::open(&format!("sqlite://{}/g.db", dir.path().display()), 1).await.unwrap();
-        let state = AppState::new(Config::defaults(), Arc::new(store), Arc::new(SystemClock)).await.unwrap();
+        let (_dir, state, _) = testing::state_with_project().await;
         state.wake_deposits();
         state.offer_changed(7);
         tokio::time::timeout(Duration::from_secs(5), state.deposits_wake.notified()).await.unwrap();

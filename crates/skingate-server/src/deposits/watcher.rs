@@ -25,7 +25,7 @@ use skingate_core::deposit::{self, DepositStatus, HOLD_SECS, Observed, Protectio
 use skingate_core::project::{HoldPolicy, Project, ProjectId};
 use skingate_steam::catalogue::Game;
 use skingate_steam::enums::OfferState;
-use skingate_steam::sim::{Offer, SteamError};
+use skingate_steam::sim::Offer;
 use skingate_store::deposits::{Deposit, StatusChange};
 use tokio_util::sync::CancellationToken;
 
@@ -262,13 +262,11 @@ async fn check(
         Some(id) => Some(state.steam.offer(id).await),
         None => None,
     };
-    // A pending deposit's offer that the simulator does not know at all once it would have expired (it lost it
-    // in a crash): no trade can come of it, like an expired offer. Only the simulator's "not found" is that
-    // certain (from a real Steam client it may be a passing error). Held deposits are left alone: their items
-    // did move, and only observations that show no reversal end a hold.
-    let lost = state.sim.is_some()
-        && dep.status == DepositStatus::Pending
-        && matches!(observed, Some(Err(SteamError::NotFound)))
+    // A pending deposit's offer that is gone (see `AppState::offer_gone`) once it would have expired: no trade
+    // can come of it, like an expired offer. Held deposits are left alone: their items did move, and only
+    // observations that show no reversal end a hold.
+    let lost = dep.status == DepositStatus::Pending
+        && observed.as_ref().is_some_and(|o| state.offer_gone(o))
         && dep.offer_expires_at.is_some_and(|at| now >= at);
     if lost {
         let steps = deposit::next_statuses(dep.status, previous, Observed::Failed, protection, dep.hold_until, now);

@@ -184,10 +184,8 @@ async fn decide(
                 return Step::Apply { purchase: Box::new(p), event: TradeEvent::TimedOut, offer: None, reason };
             }
             let observed = state.steam.offer(offer).await;
-            // The simulator does not know the offer (it lost it in a crash) and the deadline has passed: no
-            // trade can come of it any more. Only the simulator's "not found" is that certain; from a real
-            // Steam client it may be a passing error, and the offer is looked at again.
-            let lost = state.sim.is_some() && now >= deadline && matches!(observed, Err(SteamError::NotFound));
+            // The offer is gone (see `AppState::offer_gone`) and the deadline has passed: no trade can come of it.
+            let lost = now >= deadline && state.offer_gone(&observed);
             let seen = match observed {
                 Ok(o) if o.state == OfferState::Accepted => Some(TradeEvent::Accepted),
                 // Cancelled by us at the deadline in a round whose transaction did not commit: still a timeout.
@@ -222,7 +220,8 @@ async fn decide(
             if now < until {
                 return confirm(p, seen, (now + ACCEPTED_CHECK_SECS).min(until), now, pending, true);
             }
-            settle(p, observed.map(|_| seen), state.sim.is_some(), now, pending)
+            let gone = state.offer_gone(&observed);
+            settle(p, observed.map(|_| seen), gone, now, pending)
         }
         _ => Step::Recheck { id: p.id, at: NEVER, persist: true },
     }
@@ -231,18 +230,18 @@ async fn decide(
 /// Trade Protection is over (`watch_until`, from the gateway's acceptance, is never before Steam's own end): the
 /// purchase becomes final only once two agreeing looks show the trade not reversed, so a reversal made in the
 /// last hour, after the last hourly check, is still seen and refunded. A look Steam cannot answer counts for
-/// nothing and is tried again in an hour; an offer the simulator no longer knows (lost in a crash) cannot
-/// show anything any more.
+/// nothing and is tried again in an hour; an offer that is `gone` (`AppState::offer_gone`) cannot show
+/// anything any more.
 fn settle(
     p: Purchase,
     seen: Result<Option<TradeEvent>, SteamError>,
-    simulator: bool,
+    gone: bool,
     now: i64,
     pending: &mut HashMap<i64, Confirmation<Option<TradeEvent>>>,
 ) -> Step {
     let seen = match seen {
         Ok(seen) => seen,
-        Err(SteamError::NotFound) if simulator => {
+        Err(_) if gone => {
             pending.remove(&p.id);
             return Step::Recheck { id: p.id, at: NEVER, persist: true };
         }

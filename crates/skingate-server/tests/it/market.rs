@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use serde_json::{Map, Value, json};
 use skingate_sdk::{BatchItem, BuyOrder, BuyTarget, Client};
+use skingate_server::Config;
 use skingate_server::clock::ManualClock;
 use skingate_steam::catalogue::Game;
 use skingate_steam::ids::SteamId;
@@ -19,16 +20,14 @@ use crate::utils::{TestApp, spawn_with_clock, ws_connect, ws_next};
 const START: i64 = 1_800_000_000;
 
 async fn market_app(seed_units: u32) -> (TestApp, ManualClock) {
+    market_app_with(|c| c.with("market_seed_units", seed_units).unwrap()).await
+}
+
+/// [`market_app`]'s gateway (watcher polling every 10 ms, 5 % markup) with settings of the test's on top.
+async fn market_app_with(tweak: impl FnOnce(Config) -> Config) -> (TestApp, ManualClock) {
     let clock = ManualClock::new(START);
     let app = spawn_with_clock(
-        |c| {
-            c.with("market_seed_units", seed_units)
-                .unwrap()
-                .with("market_poll_interval_ms", 10)
-                .unwrap()
-                .with("market_markup_bps", 500)
-                .unwrap()
-        },
+        |c| tweak(c.with("market_poll_interval_ms", 10).unwrap().with("market_markup_bps", 500).unwrap()),
         Arc::new(clock.clone()),
     )
     .await;
@@ -555,20 +554,16 @@ async fn a_sent_offer_is_never_sent_twice() {
 /// not know and the simulator would hand its id to the next offer.
 #[tokio::test]
 async fn offers_sent_while_stopping_survive_the_restart() {
-    let clock = ManualClock::new(START);
-    let app = spawn_with_clock(
-        |c| {
-            // Rounds only when a buy wakes the watcher, and at most one per 3 s (counted from the round at
-            // start): the buy's round comes after the stop below has begun.
-            c.with("market_seed_units", 0)
-                .unwrap()
-                .with("market_poll_interval_ms", 60_000)
-                .unwrap()
-                .with("market_watch_coalesce_ms", 3_000)
-                .unwrap()
-        },
-        Arc::new(clock.clone()),
-    )
+    let (app, clock) = market_app_with(|c| {
+        // Rounds only when a buy wakes the watcher, and at most one per 3 s (counted from the round at start):
+        // the buy's round comes after the stop below has begun.
+        c.with("market_seed_units", 0)
+            .unwrap()
+            .with("market_poll_interval_ms", 60_000)
+            .unwrap()
+            .with("market_watch_coalesce_ms", 3_000)
+            .unwrap()
+    })
     .await;
     app.adjust(true, 1_000_000, "topup").await;
     set_profile(&app, 3103, Profile::Manual);
@@ -590,12 +585,9 @@ async fn offers_sent_while_stopping_survive_the_restart() {
 /// wake-up is in time).
 #[tokio::test]
 async fn a_buy_whose_client_left_still_wakes_event_delivery() {
-    let clock = ManualClock::new(START);
-    let app = spawn_with_clock(
-        |c| c.with("market_seed_units", 0).unwrap().with("events_poll_interval_ms", 60_000).unwrap(),
-        Arc::new(clock.clone()),
-    )
-    .await;
+    let (app, _clock) =
+        market_app_with(|c| c.with("market_seed_units", 0).unwrap().with("events_poll_interval_ms", 60_000).unwrap())
+            .await;
     app.adjust(true, 1_000_000, "topup").await;
     let (mut ws, _) = ws_connect(&app.ws_url("")).await;
     let id = add_units(&app, Game::Dota2, "Treasure Key", 1).await[0];

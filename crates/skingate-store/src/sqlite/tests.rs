@@ -14,6 +14,20 @@ async fn store() -> (tempfile::TempDir, SqliteStore) {
     (dir, store)
 }
 
+/// A project with `n` events committed at time 10, each with a pending events-webhook delivery.
+async fn project_with_deliveries(s: &SqliteStore, n: usize) -> (skingate_core::project::Project, Vec<StoredEvent>) {
+    let p = s.create_project(&ProjectSettings::named("Shop"), "s", 0).await.unwrap();
+    let mut tx = s.begin().await.unwrap();
+    let body = |id: i64, seq: i64| format!(r#"{{"id":{id},"seq":{seq}}}"#);
+    let mut events = Vec::with_capacity(n);
+    for _ in 0..n {
+        events
+            .push(tx.insert_event(p.id, "balance_change", &body, Some("https://shop.example/hook"), 10).await.unwrap());
+    }
+    tx.commit().await.unwrap();
+    (p, events)
+}
+
 async fn credit(store: &SqliteStore, project: ProjectId, id: &str, minor: i64, phase: Phase) -> Result<Applied> {
     let mut tx = store.begin().await?;
     let spec = TransferSpec {
@@ -211,11 +225,7 @@ async fn balance_cache_sees_own_writes_at_once_and_other_processes_soon() {
 #[tokio::test]
 async fn claims_lease_without_a_flush_and_leave_the_writer_flushing() {
     let (_dir, s) = store().await;
-    let p = s.create_project(&ProjectSettings::named("Shop"), "s", 0).await.unwrap();
-    let mut tx = s.begin().await.unwrap();
-    let body = |id: i64, seq: i64| format!(r#"{{"id":{id},"seq":{seq}}}"#);
-    tx.insert_event(p.id, "balance_change", &body, Some("https://shop.example/hook"), 10).await.unwrap();
-    tx.commit().await.unwrap();
+    project_with_deliveries(&s, 1).await;
     let synchronous =
         || async { sqlx::query_scalar::<_, i64>("PRAGMA synchronous").fetch_one(&s.writer).await.unwrap() };
     assert_eq!(synchronous().await, 2, "FULL before");
@@ -229,13 +239,7 @@ async fn claims_lease_without_a_flush_and_leave_the_writer_flushing() {
 #[tokio::test]
 async fn released_leases_are_due_again_at_once_unless_claimed_anew() {
     let (_dir, s) = store().await;
-    let p = s.create_project(&ProjectSettings::named("Shop"), "s", 0).await.unwrap();
-    let mut tx = s.begin().await.unwrap();
-    let body = |id: i64, seq: i64| format!(r#"{{"id":{id},"seq":{seq}}}"#);
-    for _ in 0..3 {
-        tx.insert_event(p.id, "balance_change", &body, Some("https://shop.example/hook"), 10).await.unwrap();
-    }
-    tx.commit().await.unwrap();
+    project_with_deliveries(&s, 3).await;
     let claimed = s.claim_due_deliveries(10, 60, 10).await.unwrap();
     assert_eq!(claimed.len(), 3);
     // The leases ran out and another claim took the rows: releasing an old lease must not free its row.
@@ -254,11 +258,8 @@ async fn released_leases_are_due_again_at_once_unless_claimed_anew() {
 #[tokio::test]
 async fn disabling_an_endpoint_fails_its_pending_deliveries_once_and_rolls_back_with_its_transaction() {
     let (_dir, s) = store().await;
-    let p = s.create_project(&ProjectSettings::named("Shop"), "s", 0).await.unwrap();
-    let mut tx = s.begin().await.unwrap();
-    let body = |id: i64, seq: i64| format!(r#"{{"id":{id},"seq":{seq}}}"#);
-    let event = tx.insert_event(p.id, "balance_change", &body, Some("https://shop.example/hook"), 10).await.unwrap();
-    tx.commit().await.unwrap();
+    let (p, events) = project_with_deliveries(&s, 1).await;
+    let event = &events[0];
     let delivery = s.deliveries(p.id, None, 0, 10).await.unwrap().remove(0);
     assert_eq!((delivery.event.id, delivery.state), (event.id, DeliveryState::Pending));
     // Rolled back: nothing changed.
@@ -281,11 +282,7 @@ async fn disabling_an_endpoint_fails_its_pending_deliveries_once_and_rolls_back_
 #[tokio::test]
 async fn a_late_attempt_never_overwrites_a_newer_lease() {
     let (_dir, s) = store().await;
-    let p = s.create_project(&ProjectSettings::named("Shop"), "s", 0).await.unwrap();
-    let mut tx = s.begin().await.unwrap();
-    let body = |id: i64, seq: i64| format!(r#"{{"id":{id},"seq":{seq}}}"#);
-    tx.insert_event(p.id, "balance_change", &body, Some("https://shop.example/hook"), 10).await.unwrap();
-    tx.commit().await.unwrap();
+    let (p, _) = project_with_deliveries(&s, 1).await;
     let first = s.claim_due_deliveries(10, 60, 10).await.unwrap().remove(0);
     assert_eq!(first.leased_until, Some(70));
     // The first attempt hangs past its lease; the row is claimed again and delivered.
