@@ -56,7 +56,15 @@ pub async fn listen(config: &Config, args: Listen) -> anyhow::Result<()> {
     eprintln!("listening for events of project {} on {ws_base}, forwarding to {}", args.client_id, args.forward_to);
     let mut forwarded = 0;
     while args.max_events.is_none_or(|max| forwarded < max) {
-        let event = stream.next().await.map_err(|e| anyhow::anyhow!("{e}"))?;
+        let event = match stream.next().await {
+            Ok(event) => event,
+            Err(e @ skingate_sdk::ws::StreamError::ResumeFailed { .. }) => {
+                // Not fatal: say what may be missing and go on with live events.
+                eprintln!("warning: {e}");
+                continue;
+            }
+            Err(e) => anyhow::bail!("{e}"),
+        };
         let id = event.id.clone().unwrap_or_else(|| format!("local_{forwarded}"));
         let ts = now();
         let resp = http

@@ -5,6 +5,13 @@
 //! connection drops it reconnects with exponential backoff (100 ms doubling to 10 s) and `last_event_id`
 //! set to the last event it returned, so the gateway replays what was missed. Events already returned
 //! are never returned twice (they are recognised by their per-project `seq`).
+//!
+//! A fresh stream asks skingate for its starting point (`cursor=1`): the `auth_success` frame names the
+//! project's newest event, so a stream that drops before its first event still resumes without a gap. (A
+//! gateway that does not know `cursor` sends the plain frame; the stream then starts live, as before.)
+//! When the gateway cannot replay (`resume_failed`: the id is unknown to it), [`EventStream::next`] says so
+//! once with [`StreamError::ResumeFailed`]: what happened in between must be reconciled from the API
+//! (`market_history`, `orders`); calling it again goes on with live events.
 
 use std::time::Duration;
 
@@ -38,12 +45,26 @@ pub struct Event {
     pub raw: String,
 }
 
-/// Why the stream stopped.
+/// Why [`EventStream::next`] returned no event.
 #[derive(Debug, thiserror::Error)]
 pub enum StreamError {
     /// The gateway refused the credentials; reconnecting would not help.
     #[error("authentication failed")]
     AuthFailed,
+    /// The gateway could not resume after `after` (it does not know that id): events committed since may
+    /// never arrive on this stream. Not fatal: the next call goes on with live events.
+    #[error("the gateway could not resume after {after}; events since then may be missing")]
+    ResumeFailed {
+        /// The id the stream asked to resume after.
+        after: String,
+    },
+}
+
+/// What one frame means to the stream.
+enum Frame {
+    Event(Event),
+    ResumeFailed,
+    Nothing,
 }
 
 /// A resumable stream of a project's events.
@@ -53,6 +74,8 @@ pub struct EventStream {
     socket: Option<Socket>,
     last_id: Option<String>,
     last_seq: i64,
+    /// The id the current connection resumed after (named by a `resume_failed`).
+    resuming: Option<String>,
     backoff: Duration,
     reconnects: u64,
 }
@@ -62,7 +85,7 @@ impl EventStream {
     pub fn new(base_url: &str, client_id: &str, client_secret: &str) -> Self {
         let sig = static_sign(client_id, client_secret);
         let url = format!("{}/ws/?shopid={client_id}&signature={sig}", base_url.trim_end_matches('/'));
-        Self { url, socket: None, last_id: None, last_seq: 0, backoff: BACKOFF_START, reconnects: 0 }
+        Self { url, socket: None, last_id: None, last_seq: 0, resuming: None, backoff: BACKOFF_START, reconnects: 0 }
     }
 
     /// Starts after this event id (as if it had been received already).
@@ -71,7 +94,7 @@ impl EventStream {
         self
     }
 
-    /// The id of the last event returned.
+    /// The id of the last event returned (or, before the first, the starting point skingate announced).
     pub fn last_event_id(&self) -> Option<&str> {
         self.last_id.as_deref()
     }
@@ -87,7 +110,8 @@ impl EventStream {
         self.socket = None;
     }
 
-    /// The next event, reconnecting as often as needed. Errors only when the credentials are refused.
+    /// The next event, reconnecting as often as needed. Errors when the credentials are refused (final) and,
+    /// once, when a resume failed (see [`StreamError::ResumeFailed`]; call again to go on).
     pub async fn next(&mut self) -> Result<Event, StreamError> {
         loop {
             let Some(socket) = self.socket.as_mut() else {
@@ -104,28 +128,37 @@ impl EventStream {
                 }
             };
             match frame {
-                Some(Ok(Message::Text(text))) => {
-                    if let Some(event) = self.accept(text.as_str()) {
-                        return Ok(event);
+                Some(Ok(Message::Text(text))) => match self.accept(text.as_str()) {
+                    Frame::Event(event) => return Ok(event),
+                    Frame::ResumeFailed => {
+                        let after = self.resuming.take().unwrap_or_default();
+                        return Err(StreamError::ResumeFailed { after });
                     }
-                }
+                    Frame::Nothing => {}
+                },
                 Some(Ok(Message::Close(_))) | Some(Err(_)) | None => self.socket = None,
                 Some(Ok(_)) => {}
             }
         }
     }
 
-    /// Parses a frame; `None` for control events and repeats.
-    fn accept(&mut self, text: &str) -> Option<Event> {
-        let v: Value = serde_json::from_str(text).ok()?;
-        let event = v.get("event")?.as_str()?.to_owned();
-        if matches!(event.as_str(), "auth_success" | "resume_failed") {
-            return None;
+    /// Parses a frame: an event to return, a failed resume to report, or nothing (control frames, repeats).
+    fn accept(&mut self, text: &str) -> Frame {
+        let Ok(v) = serde_json::from_str::<Value>(text) else { return Frame::Nothing };
+        let Some(event) = v.get("event").and_then(Value::as_str) else { return Frame::Nothing };
+        match event {
+            "auth_success" => return Frame::Nothing,
+            "resume_failed" => {
+                // Live events follow the newest event the gateway names; resume from there next time.
+                self.last_id = Self::cursor_of(text);
+                return Frame::ResumeFailed;
+            }
+            _ => {}
         }
         let seq = v.get("seq").and_then(Value::as_i64);
         if let Some(seq) = seq {
             if seq <= self.last_seq {
-                return None;
+                return Frame::Nothing;
             }
             self.last_seq = seq;
         }
@@ -134,18 +167,28 @@ impl EventStream {
             self.last_id.clone_from(&id);
         }
         let data = v.get("data").cloned().unwrap_or(Value::Null);
-        Some(Event { event, data, id, seq, raw: text.to_owned() })
+        Frame::Event(Event { event: event.to_owned(), data, id, seq, raw: text.to_owned() })
+    }
+
+    /// The starting point a `cursor=1` welcome or a `resume_failed` names, if any.
+    fn cursor_of(welcome: &str) -> Option<String> {
+        let v: Value = serde_json::from_str(welcome).ok()?;
+        Some(v.get("data")?.get("last_event_id")?.as_str()?.to_owned())
     }
 
     async fn connect(&mut self) -> Result<(), StreamError> {
         loop {
             let url = match &self.last_id {
                 Some(id) => format!("{}&last_event_id={id}", self.url),
-                None => self.url.clone(),
+                None => format!("{}&cursor=1", self.url),
             };
             if let Ok((mut socket, _)) = tokio_tungstenite::connect_async(url.as_str()).await {
                 match socket.next().await {
                     Some(Ok(Message::Text(t))) if t.as_str().contains("\"auth_success\"") => {
+                        if self.last_id.is_none() {
+                            self.last_id = Self::cursor_of(t.as_str());
+                        }
+                        self.resuming.clone_from(&self.last_id);
                         self.socket = Some(socket);
                         self.backoff = BACKOFF_START;
                         return Ok(());

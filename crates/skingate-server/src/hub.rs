@@ -7,9 +7,14 @@
 //! - The client's text `ping` keeps the connection; it gets no answer (a non-JSON `pong` would break
 //!   legacy parsers). The server sends WebSocket pings every `ws_ping_interval_secs` and drops a peer
 //!   silent for `ws_idle_timeout_secs`.
+//! - Cursor: a client that connects without `last_event_id` and with `cursor=1` gets
+//!   `{"event":"auth_success","data":{"last_event_id":"evt_N"}}` instead, N being the project's newest event
+//!   (`evt_0` for none): every later event follows on this socket, so a client that drops before its first
+//!   event resumes from there without a gap. Without `cursor=1` the frame is the vendor's, byte for byte.
 //! - Resume: with `last_event_id`, the client first receives every later event of its project from the
 //!   outbox, in order, then live events, with no gap and no duplicate. An unknown id gets
-//!   `{"event":"resume_failed","data":{"reason":"unknown_event_id"}}` and live events only.
+//!   `{"event":"resume_failed","data":{"reason":"unknown_event_id","last_event_id":"evt_N"}}` and live
+//!   events after N, the project's newest.
 //! - A client that cannot keep up (its queue of `ws_queue_len` events is full) is closed with code 4008:
 //!   reconnect and resume from the last id seen. Frames over 64 KiB close the socket with 1009.
 //!
@@ -34,7 +39,7 @@ use skingate_types::sign::verify_static_sign;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use crate::events::parse_public_id;
+use crate::events::{parse_public_id, public_id};
 use crate::state::AppState;
 
 /// Largest frame or message a client may send.
@@ -45,6 +50,8 @@ pub const CLOSE_AUTH_FAILED: u16 = 4001;
 pub const CLOSE_SLOW_CONSUMER: u16 = 4008;
 /// Close code: the server is going away (shutdown); reconnect and resume.
 pub const CLOSE_GOING_AWAY: u16 = 1001;
+/// Close code: the gateway failed; reconnect and resume.
+pub const CLOSE_INTERNAL_ERROR: u16 = 1011;
 
 type Frame = (i64, Utf8Bytes);
 
@@ -205,31 +212,51 @@ async fn connection(state: AppState, mut socket: WebSocket, params: HashMap<Stri
         return;
     };
     let mut sub = state.hub.subscribe(project.id, state.config.ws_queue_len);
-    if socket.send(text(r#"{"event":"auth_success"}"#)).await.is_err() {
+    let resume = params.get("last_event_id");
+    let mut last_sent = 0;
+    let welcome = if resume.is_none() && params.get("cursor").is_some_and(|v| v == "1") {
+        let Some((id, seq)) = newest(&state, &mut socket, project.id).await else { return };
+        last_sent = seq;
+        Message::text(format!(r#"{{"event":"auth_success","data":{{"last_event_id":"{}"}}}}"#, public_id(id)))
+    } else {
+        text(r#"{"event":"auth_success"}"#)
+    };
+    if socket.send(welcome).await.is_err() {
         return;
     }
-    let mut last_sent = 0;
-    if let Some(resume) = params.get("last_event_id") {
+    if let Some(resume) = resume {
         match replay(&state, &mut socket, project.id, resume).await {
             Ok(Some(seq)) => last_sent = seq,
             Ok(None) => {
-                let msg = r#"{"event":"resume_failed","data":{"reason":"unknown_event_id"}}"#;
-                if socket.send(text(msg)).await.is_err() {
+                // Nothing from before is owed: live events from the project's newest on, named so that the
+                // client can resume from there.
+                let Some((id, seq)) = newest(&state, &mut socket, project.id).await else { return };
+                last_sent = seq;
+                let msg = format!(
+                    r#"{{"event":"resume_failed","data":{{"reason":"unknown_event_id","last_event_id":"{}"}}}}"#,
+                    public_id(id)
+                );
+                if socket.send(Message::text(msg)).await.is_err() {
                     return;
                 }
-                last_sent = i64::MAX; // nothing from before is owed; live events only
             }
             Err(()) => return,
         }
-        if last_sent == i64::MAX {
-            last_sent = 0;
-            // Skip whatever was queued before the failed resume: only events after this point follow.
-            while let Ok((seq, _)) = sub.rx.try_recv() {
-                last_sent = last_sent.max(seq);
-            }
-        }
     }
     serve(&state, socket, &mut sub, last_sent).await;
+}
+
+/// The project's newest event as (id, seq), `(0, 0)` for none; read after subscribing, so every later event
+/// reaches the socket live. `None` (the socket closed with 1011) if the store failed.
+async fn newest(state: &AppState, socket: &mut WebSocket, project: ProjectId) -> Option<(i64, i64)> {
+    match state.store.project_last_event(project).await {
+        Ok(latest) => Some(latest.map_or((0, 0), |e| (e.id, e.seq))),
+        Err(e) => {
+            tracing::warn!(error = %e, "reading the project's newest event failed");
+            let _ = socket.send(close(CLOSE_INTERNAL_ERROR, "internal error")).await;
+            None
+        }
+    }
 }
 
 /// Sends every event after the named one; returns the last sequence number sent, `Ok(None)` for an unknown id.

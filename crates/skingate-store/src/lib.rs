@@ -277,6 +277,9 @@ pub trait Store: DepositStore + MarketStore + Send + Sync + std::fmt::Debug + 's
     async fn project_events_after(&self, project: ProjectId, after_seq: i64, limit: u32) -> Result<Vec<StoredEvent>>;
     /// One event of a project by its global id.
     async fn project_event(&self, project: ProjectId, id: i64) -> Result<Option<StoredEvent>>;
+    /// A project's newest event: the cursor a fresh WebSocket subscriber resumes from if it drops before its
+    /// first event.
+    async fn project_last_event(&self, project: ProjectId) -> Result<Option<StoredEvent>>;
     /// Events of every project after global id `after_id`, oldest first (the fan-out tailer).
     async fn events_after(&self, after_id: i64, limit: u32) -> Result<Vec<StoredEvent>>;
     /// The highest event id (0 when there is none).

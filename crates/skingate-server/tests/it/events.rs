@@ -266,7 +266,10 @@ async fn resume_after_a_dropped_connection_has_no_gap_and_no_duplicate() {
     assert_eq!(ws_next(&mut ws).await["seq"], 6, "no duplicate of 5");
     // An unknown id is reported, then live events flow.
     let (mut ws2, _) = ws_connect(&app.ws_url("&last_event_id=evt_999999")).await;
-    assert_eq!(ws_next(&mut ws2).await["event"], "resume_failed");
+    let failed = ws_next(&mut ws2).await;
+    let newest = app.running.state.store.project_last_event(app.project.id).await.unwrap().unwrap();
+    assert_eq!(failed["event"], "resume_failed");
+    assert_eq!(failed["data"]["last_event_id"], format!("evt_{}", newest.id), "names where live events start");
     app.adjust(true, 1_000, "e7").await;
     assert_eq!(ws_next(&mut ws2).await["seq"], 7);
 }
@@ -328,6 +331,60 @@ async fn sdk_stream_resumes_after_a_drop_and_sdk_verifier_accepts_deliveries() {
     let bad = skingate_sdk::ws::EventStream::new(&base, &app.client_id(), "nope").next().await;
     assert!(matches!(bad, Err(skingate_sdk::ws::StreamError::AuthFailed)));
     assert_eq!(wrong.status().await.unwrap_err().api_code(), Some(-3));
+}
+
+/// `cursor=1` names the project's newest event in `auth_success`; without it the frame is the vendor's.
+#[tokio::test]
+async fn cursor_welcome_names_the_newest_event_and_plain_clients_get_the_vendor_frame() {
+    let app = spawn_with(|c| c).await;
+    let (_ws, first) = ws_connect(&app.ws_url("&cursor=1")).await;
+    assert_eq!(first, json!({"event": "auth_success", "data": {"last_event_id": "evt_0"}}));
+    app.adjust(true, 1_000, "c1").await;
+    app.adjust(true, 1_000, "c2").await;
+    let (_ws, plain) = ws_connect(&app.ws_url("")).await;
+    assert_eq!(plain, json!({"event": "auth_success"}));
+    let (mut ws, first) = ws_connect(&app.ws_url("&cursor=1")).await;
+    let newest = app.running.state.store.project_last_event(app.project.id).await.unwrap().unwrap();
+    assert_eq!(first["data"]["last_event_id"], format!("evt_{}", newest.id));
+    app.adjust(true, 1_000, "c3").await;
+    assert_eq!(ws_next(&mut ws).await["seq"], 3, "only what follows the cursor");
+    // With `last_event_id` the client has its cursor already: the frame stays plain.
+    let (_ws, resumed) = ws_connect(&app.ws_url("&cursor=1&last_event_id=0")).await;
+    assert_eq!(resumed, json!({"event": "auth_success"}));
+}
+
+/// An SDK stream that drops before its first event resumes from the cursor it was given: nothing committed
+/// in between is lost.
+#[tokio::test]
+async fn sdk_stream_dropped_before_its_first_event_misses_nothing() {
+    let app = spawn_with(|c| c).await;
+    let base = format!("ws://{}", app.running.addr);
+    let mut stream = skingate_sdk::ws::EventStream::new(&base, &app.client_id(), &app.project.client_secret);
+    let idle = tokio::time::timeout(std::time::Duration::from_millis(300), stream.next()).await;
+    assert!(idle.is_err(), "no event yet");
+    assert_eq!(stream.last_event_id(), Some("evt_0"), "connected, with the gateway's cursor");
+    stream.disconnect();
+    app.adjust(true, 1_000, "d1").await;
+    app.adjust(true, 1_000, "d2").await;
+    let seqs = [stream.next().await.unwrap().seq, stream.next().await.unwrap().seq];
+    assert_eq!(seqs, [Some(1), Some(2)]);
+}
+
+/// A resume the gateway cannot serve is reported once; the stream then goes on live.
+#[tokio::test]
+async fn sdk_stream_reports_a_failed_resume_then_goes_on() {
+    let app = spawn_with(|c| c).await;
+    let base = format!("ws://{}", app.running.addr);
+    let mut stream = skingate_sdk::ws::EventStream::new(&base, &app.client_id(), &app.project.client_secret)
+        .resume_from("evt_999999");
+    match stream.next().await {
+        Err(skingate_sdk::ws::StreamError::ResumeFailed { after }) => assert_eq!(after, "evt_999999"),
+        other => panic!("expected ResumeFailed, got {other:?}"),
+    }
+    assert_eq!(stream.last_event_id(), Some("evt_0"), "resumes from where live events started");
+    app.adjust(true, 1_000, "r1").await;
+    let event = stream.next().await.unwrap();
+    assert_eq!((event.event.as_str(), event.seq), ("balance_change", Some(1)));
 }
 
 #[tokio::test]

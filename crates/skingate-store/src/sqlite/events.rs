@@ -57,6 +57,16 @@ pub(crate) async fn project_event(pool: &SqlitePool, project: ProjectId, id: i64
     row.map(|r| event(&r, 0)).transpose()
 }
 
+pub(crate) async fn project_last_event(pool: &SqlitePool, project: ProjectId) -> Result<Option<StoredEvent>> {
+    let row = sqlx::query(
+        "SELECT id, project_id, seq, event_type, payload, created_at FROM events WHERE project_id = ? ORDER BY seq DESC LIMIT 1",
+    )
+    .bind(project.0)
+    .fetch_optional(pool)
+    .await?;
+    row.map(|r| event(&r, 0)).transpose()
+}
+
 pub(crate) async fn events_after(pool: &SqlitePool, after_id: i64, limit: u32) -> Result<Vec<StoredEvent>> {
     let rows = sqlx::query(
         "SELECT id, project_id, seq, event_type, payload, created_at FROM events WHERE id > ? ORDER BY id LIMIT CAST(? AS INTEGER)",

@@ -286,6 +286,10 @@ impl Store for SqliteStore {
         events::project_event(&self.reader, project, id).await
     }
 
+    async fn project_last_event(&self, project: ProjectId) -> Result<Option<StoredEvent>> {
+        events::project_last_event(&self.reader, project).await
+    }
+
     async fn events_after(&self, after_id: i64, limit: u32) -> Result<Vec<StoredEvent>> {
         events::events_after(&self.reader, after_id, limit).await
     }
