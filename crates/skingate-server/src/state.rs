@@ -12,7 +12,8 @@ use std::time::{Duration, Instant};
 
 use skingate_core::currency::Rates;
 use skingate_core::project::{Project, ProjectId};
-use skingate_steam::sim::{Simulator, Steam, SteamError};
+use skingate_steam::ids::SteamId;
+use skingate_steam::sim::{Offer, Simulator, Steam, SteamError};
 use skingate_store::{Store, StoreError};
 
 use crate::clock::Clock;
@@ -176,6 +177,33 @@ impl AppState {
     /// offer is looked at again. The watchers end a trade on it only past the trade's own deadline.
     pub fn offer_gone<T>(&self, observed: &Result<T, SteamError>) -> bool {
         self.sim.is_some() && matches!(observed, Err(SteamError::NotFound))
+    }
+
+    /// The newest offer the gateway's bots sent to `partner` at or after `since` that gives exactly `give`
+    /// and asks for exactly `receive` (asset ids): an offer that was sent but whose id was never recorded (a
+    /// crash, or a failed write, between Steam's answer and the commit). Whoever finds one adopts it rather
+    /// than sending a second offer for the same items. An error means "unknown": send nothing meanwhile.
+    pub async fn find_sent_offer(
+        &self,
+        partner: SteamId,
+        since: i64,
+        give: &[u64],
+        receive: &[u64],
+    ) -> Result<Option<Offer>, SteamError> {
+        fn sorted(mut ids: Vec<u64>) -> Vec<u64> {
+            ids.sort_unstable();
+            ids
+        }
+        let (give, receive) = (sorted(give.to_vec()), sorted(receive.to_vec()));
+        for id in self.steam.sent_offers(partner, since).await? {
+            let offer = self.steam.offer(id).await?;
+            let gives = sorted(offer.items_to_give.iter().map(|a| a.asset_id).collect());
+            let asks = sorted(offer.items.iter().map(|a| a.asset_id).collect());
+            if gives == give && asks == receive {
+                return Ok(Some(offer));
+            }
+        }
+        Ok(None)
     }
 
     /// Steam (or the simulator's operator surface) says trade offer `id` changed: the deposit trade watcher

@@ -160,6 +160,11 @@ pub trait Steam: Send + Sync + std::fmt::Debug {
     async fn offer(&self, id: OfferId) -> Result<Offer, SteamError>;
     /// Cancels an offer that is still active (the gateway's own timeout).
     async fn cancel_offer(&self, id: OfferId) -> Result<(), SteamError>;
+    /// The offers the gateway's bots sent to `partner` at or after `since` (clock seconds), newest first.
+    /// How the gateway finds an offer whose id it could not record (a crash or a failed write between
+    /// Steam's answer and the commit) instead of sending a second one; a real client reads the bots' sent
+    /// offers (`IEconService/GetTradeOffers` with `get_sent_offers` and `time_historical_cutoff`).
+    async fn sent_offers(&self, partner: SteamId, since: i64) -> Result<Vec<OfferId>, SteamError>;
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -535,6 +540,14 @@ impl Steam for Simulator {
 
     async fn cancel_offer(&self, id: OfferId) -> Result<(), SteamError> {
         self.decide(id, OfferState::Canceled)
+    }
+
+    async fn sent_offers(&self, partner: SteamId, since: i64) -> Result<Vec<OfferId>, SteamError> {
+        let world = self.world();
+        let mut ids: Vec<OfferId> =
+            world.offers.values().filter(|o| o.partner == partner && o.created_at >= since).map(|o| o.id).collect();
+        ids.sort_unstable_by(|a, b| b.cmp(a));
+        Ok(ids)
     }
 }
 

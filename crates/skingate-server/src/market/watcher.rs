@@ -74,6 +74,12 @@ pub struct Memory {
     pending: HashMap<i64, Confirmation<Option<TradeEvent>>>,
     /// Purchases in `waiting_accept`, with when to observe them next.
     waiting: HashMap<i64, (Purchase, i64)>,
+    /// Offers sent whose id could not be stored and that could not be cancelled either (accepted already, or
+    /// Steam unreachable): their purchases go on with them, never with a second offer for the same unit.
+    unrecorded: HashMap<i64, u64>,
+    /// The clock at this watcher's first round. A purchase created before it may have had its offer sent by
+    /// an earlier process that stopped before recording it: Steam is asked before anything is sent.
+    started: Option<i64>,
 }
 
 /// Runs rounds until `shutdown`.
@@ -110,6 +116,7 @@ pub async fn run(state: AppState, shutdown: CancellationToken) {
 /// it looked at.
 pub async fn round(state: &AppState, memory: &mut Memory) -> Result<usize, StoreError> {
     let now = state.now();
+    let started = *memory.started.get_or_insert(now);
     let mut due = state.store.purchases_due(now, ROUND_LIMIT as u32).await?;
     let from_db: std::collections::HashSet<i64> = due.iter().map(|p| p.id).collect();
     for (p, next) in memory.waiting.values() {
@@ -133,10 +140,11 @@ pub async fn round(state: &AppState, memory: &mut Memory) -> Result<usize, Store
     let assets: HashMap<i64, i64> =
         state.store.units_by_ids(&sending).await?.into_iter().map(|u| (u.id, u.asset_id)).collect();
     let mut steps = Vec::with_capacity(due.len());
+    let sent = Sent { assets: &assets, unrecorded: &memory.unrecorded, started };
     for p in due {
-        steps.push(decide(state, p, now, &mut memory.pending, &assets).await);
+        steps.push(decide(state, p, now, &mut memory.pending, &sent).await);
     }
-    remember_sent_offers(state, &mut steps, now).await;
+    remember_sent_offers(state, &mut steps, &mut memory.unrecorded, now).await;
     // Waiting purchases are rescheduled in memory; everything else goes to the database.
     let mut writes = Vec::with_capacity(steps.len());
     for step in steps {
@@ -159,15 +167,25 @@ pub async fn round(state: &AppState, memory: &mut Memory) -> Result<usize, Store
     Ok(seen)
 }
 
+/// What a round knows about the offers it may send.
+struct Sent<'a> {
+    /// Asset id by unit id, for the units about to be sent.
+    assets: &'a HashMap<i64, i64>,
+    /// See [`Memory::unrecorded`].
+    unrecorded: &'a HashMap<i64, u64>,
+    /// See [`Memory::started`].
+    started: i64,
+}
+
 async fn decide(
     state: &AppState,
     p: Purchase,
     now: i64,
     pending: &mut HashMap<i64, Confirmation<Option<TradeEvent>>>,
-    assets: &HashMap<i64, i64>,
+    sent: &Sent<'_>,
 ) -> Step {
     match p.status {
-        PurchaseStatus::CreatingTrade => send(state, p, assets).await,
+        PurchaseStatus::CreatingTrade => send(state, p, sent, now).await,
         PurchaseStatus::WaitingAccept => {
             let Some(offer) = p.tradeofferid.as_deref().and_then(|s| s.parse::<u64>().ok()) else {
                 return Step::Apply {
@@ -294,12 +312,17 @@ fn confirm(
     }
 }
 
-/// Sends the purchase's offer; Steam's answer decides the step. A purchase that already carries an offer id
-/// (sent by a round whose main transaction failed, see [`remember_sent_offers`]) goes on with that offer.
-async fn send(state: &AppState, p: Purchase, assets: &HashMap<i64, i64>) -> Step {
-    if let Some(sent) = p.tradeofferid.as_deref().and_then(|s| s.parse::<u64>().ok()) {
-        return Step::Apply { purchase: Box::new(p), event: TradeEvent::OfferSent, offer: Some(sent), reason: None };
+/// Sends the purchase's offer; Steam's answer decides the step. A purchase whose offer was already sent goes
+/// on with that offer instead: one recorded by a round whose main transaction failed (see
+/// [`remember_sent_offers`]), one this watcher could neither record nor cancel ([`Memory::unrecorded`]), or,
+/// for a purchase older than this watcher, one an earlier process sent and never recorded (Steam is asked;
+/// while it cannot answer, nothing is sent).
+async fn send(state: &AppState, p: Purchase, sent: &Sent<'_>, now: i64) -> Step {
+    let known = p.tradeofferid.as_deref().and_then(|s| s.parse::<u64>().ok());
+    if let Some(offer) = known.or_else(|| sent.unrecorded.get(&p.id).copied()) {
+        return Step::Apply { purchase: Box::new(p), event: TradeEvent::OfferSent, offer: Some(offer), reason: None };
     }
+    let assets = sent.assets;
     let game = Game::parse(&p.game).unwrap_or(Game::Cs2);
     let partner = p.partner.parse::<SteamId>().ok().and_then(|id| TradeUrl::new(id, &p.token).ok());
     let Some(partner) = partner else {
@@ -316,6 +339,20 @@ async fn send(state: &AppState, p: Purchase, assets: &HashMap<i64, i64>) -> Step
         price_cents: u64::try_from(p.price.minor() / 10).unwrap_or(0),
         tradable: true,
     };
+    if p.created_at < sent.started {
+        match state.find_sent_offer(partner.steam_id, p.created_at, &[asset.asset_id], &[]).await {
+            Ok(Some(offer)) => {
+                tracing::warn!(purchase = p.id, offer = offer.id, "adopting an offer sent but never recorded");
+                let offer = Some(offer.id);
+                return Step::Apply { purchase: Box::new(p), event: TradeEvent::OfferSent, offer, reason: None };
+            }
+            Ok(None) => {}
+            Err(e) => {
+                tracing::warn!(purchase = p.id, error = %e, "cannot tell whether an offer was sent; waiting");
+                return Step::Recheck { id: p.id, at: now + 1, persist: true };
+            }
+        }
+    }
     let offer = NewOffer { partner, game, items_to_receive: Vec::new(), items_to_give: vec![asset] };
     match state.steam.send_offer(offer).await {
         Ok(id) => Step::Apply { purchase: Box::new(p), event: TradeEvent::OfferSent, offer: Some(id), reason: None },
@@ -333,10 +370,11 @@ async fn send(state: &AppState, p: Purchase, assets: &HashMap<i64, i64>) -> Step
 /// Stores the offers this round has just sent, in one short transaction of their own, before the round's
 /// main transaction moves the purchases on: should that transaction fail, the next round finds each offer id
 /// on its purchase (still `creating_trade`) and goes on with it instead of sending a second offer for the same
-/// unit. If even this write fails, those offers are cancelled at Steam and their purchases retried next round,
-/// so no offer Steam knows of is ever untracked. One commit per round, not per purchase: the single writer
-/// connection is shared with the buy path.
-async fn remember_sent_offers(state: &AppState, steps: &mut [Step], now: i64) {
+/// unit. If even this write fails, those offers are cancelled at Steam and their purchases retried next round;
+/// an offer that cannot be cancelled (accepted already, or Steam unreachable) is kept in `unrecorded` and its
+/// purchase goes on with it next round, so no offer Steam knows of is ever untracked or doubled. One commit
+/// per round, not per purchase: the single writer connection is shared with the buy path.
+async fn remember_sent_offers(state: &AppState, steps: &mut [Step], unrecorded: &mut HashMap<i64, u64>, now: i64) {
     let sent: Vec<(i64, u64)> = steps
         .iter()
         .filter_map(|step| match step {
@@ -370,14 +408,25 @@ async fn remember_sent_offers(state: &AppState, steps: &mut [Step], now: i64) {
         tx.update_purchases(&updates, now).await?;
         tx.commit().await
     };
-    let Err(e) = stored.await else { return };
+    let Err(e) = stored.await else {
+        for (purchase, _) in &sent {
+            unrecorded.remove(purchase);
+        }
+        return;
+    };
     tracing::warn!(error = %e, offers = sent.len(), "could not store sent offers; cancelling them");
     for step in steps.iter_mut() {
         if let Step::Apply { purchase, event: TradeEvent::OfferSent, offer: Some(id), .. } = step
             && purchase.tradeofferid.is_none()
         {
-            if let Err(e) = state.steam.cancel_offer(*id).await {
-                tracing::error!(error = %e, purchase = purchase.id, offer = *id, "cancelling an unrecorded offer failed");
+            match state.steam.cancel_offer(*id).await {
+                Ok(()) => {
+                    unrecorded.remove(&purchase.id);
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, purchase = purchase.id, offer = *id, "an unrecorded offer could not be cancelled; kept");
+                    unrecorded.insert(purchase.id, *id);
+                }
             }
             *step = Step::Recheck { id: purchase.id, at: now + 1, persist: true };
         }

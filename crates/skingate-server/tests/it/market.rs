@@ -549,6 +549,79 @@ async fn a_sent_offer_is_never_sent_twice() {
     assert!(state.steam.offer(next).await.is_err(), "no second offer was sent");
 }
 
+/// A fault that refuses to store an offer id on a purchase while the `meta` row `test_fault` exists.
+async fn refuse_offer_records(app: &TestApp) -> sqlx::SqliteConnection {
+    use sqlx::Connection;
+    let mut db = sqlx::SqliteConnection::connect(app.database_url()).await.unwrap();
+    sqlx::query("INSERT INTO meta (key, value) VALUES ('test_fault', '1')").execute(&mut db).await.unwrap();
+    sqlx::query(
+        "CREATE TRIGGER test_fault BEFORE UPDATE ON purchases
+         WHEN NEW.tradeofferid IS NOT NULL AND OLD.tradeofferid IS NULL
+           AND EXISTS (SELECT 1 FROM meta WHERE key = 'test_fault')
+         BEGIN SELECT RAISE(ABORT, 'injected fault'); END",
+    )
+    .execute(&mut db)
+    .await
+    .unwrap();
+    db
+}
+
+/// The offers the simulator holds for a user, after letting the watcher run a few more rounds.
+async fn offers_to(app: &TestApp, clock: &ManualClock, account: u64) -> Vec<u64> {
+    for _ in 0..5 {
+        clock.advance(2);
+        app.running.state.market.wake.notify_one();
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    app.running.state.steam.sent_offers(SteamId::from_account_id(account).unwrap(), 0).await.unwrap()
+}
+
+/// An offer accepted at once, whose id the watcher cannot store, cannot be cancelled either: the purchase goes
+/// on with it once the store works again. No second offer is ever sent for the unit (there were six).
+#[tokio::test]
+async fn an_offer_that_can_be_neither_recorded_nor_cancelled_is_never_sent_again() {
+    let (app, clock) = market_app(0).await;
+    let sdk = app.sdk();
+    app.adjust(true, 1_000_000, "topup").await;
+    set_profile(&app, 3201, Profile::AcceptAfter { secs: 0 });
+    let mut db = refuse_offer_records(&app).await;
+    let id = add_units(&app, Game::Dota2, "Treasure Key", 1).await[0];
+    let before = available(&sdk).await;
+    let bought = sdk.market_buy(&order(BuyTarget::Id(id), user(&app, 3201))).await.unwrap();
+    let paid = minus(&before, &available(&sdk).await);
+    let offers = offers_to(&app, &clock, 3201).await;
+    assert_eq!(offers.len(), 1, "one offer while its id cannot be stored: {offers:?}");
+    sqlx::query("DELETE FROM meta WHERE key = 'test_fault'").execute(&mut db).await.unwrap();
+    let done = wait_status(&app, &clock, &bought.buy_id, "accepted", 1).await;
+    assert_eq!(done.tradeofferid, Some(offers[0].to_string()));
+    assert_eq!(offers_to(&app, &clock, 3201).await.len(), 1);
+    assert_eq!(minus(&before, &available(&sdk).await), paid, "paid once");
+}
+
+/// A process that sent an offer and stopped before recording it: the next process finds the offer at Steam
+/// and adopts it instead of sending a second one.
+#[tokio::test]
+async fn a_restart_adopts_the_offer_an_earlier_process_sent_and_never_recorded() {
+    let (app, clock) = market_app(0).await;
+    app.adjust(true, 1_000_000, "topup").await;
+    set_profile(&app, 3202, Profile::AcceptAfter { secs: 0 });
+    let db = refuse_offer_records(&app).await;
+    let id = add_units(&app, Game::Dota2, "Treasure Key", 1).await[0];
+    let bought = app.sdk().market_buy(&order(BuyTarget::Id(id), user(&app, 3202))).await.unwrap();
+    let offers = offers_to(&app, &clock, 3202).await;
+    assert_eq!(offers.len(), 1);
+    let app = app
+        .restart_after(async |_| {
+            let mut db = db;
+            sqlx::query("DELETE FROM meta WHERE key = 'test_fault'").execute(&mut db).await.unwrap();
+        })
+        .await;
+    clock.advance(1);
+    let done = wait_status(&app, &clock, &bought.buy_id, "accepted", 1).await;
+    assert_eq!(done.tradeofferid, Some(offers[0].to_string()), "the offer sent before the restart");
+    assert_eq!(offers_to(&app, &clock, 3202).await, offers, "no second offer");
+}
+
 /// A stop lets the watcher finish the round a buy woke, and that round sends an offer: the simulator's state
 /// saved at the stop must hold that offer, or after a restart the purchase would wait on an offer Steam does
 /// not know and the simulator would hand its id to the next offer.

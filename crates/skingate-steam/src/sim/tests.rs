@@ -243,3 +243,22 @@ async fn snapshot_restores_offers_profiles_and_moved_items() {
     assert_eq!(again.offer(id).await.unwrap().state, OfferState::Accepted);
     assert!(again.version() > 0);
 }
+
+/// The bots' sent offers to one user since a time, newest first: what the gateway searches for an offer it
+/// sent but could not record.
+#[tokio::test]
+async fn sent_offers_lists_one_users_offers_since_a_time_newest_first() {
+    let f = fixture();
+    let (a, b) = (f.user(7001), f.user(7002));
+    let a_items = f.tradable(a, 3).await;
+    let b_items = f.tradable(b, 1).await;
+    let first = f.send(a, vec![a_items[0]]).await.unwrap();
+    f.advance(10);
+    let since = f.clock.load(Ordering::SeqCst);
+    let second = f.send(a, vec![a_items[1]]).await.unwrap();
+    let _other = f.send(b, vec![b_items[0]]).await.unwrap();
+    let third = f.send(a, vec![a_items[2]]).await.unwrap();
+    assert_eq!(f.steam.sent_offers(a, 0).await.unwrap(), vec![third, second, first]);
+    assert_eq!(f.steam.sent_offers(a, since).await.unwrap(), vec![third, second]);
+    assert!(f.steam.sent_offers(f.user(7003), 0).await.unwrap().is_empty());
+}
