@@ -145,10 +145,13 @@ impl Running {
         format!("http://{}", self.addr)
     }
 
-    /// Stops accepting, lets in-flight requests finish, lets the background loops end their current round,
-    /// and returns when the server is down.
+    /// Stops accepting, closes every WebSocket with 1001, lets in-flight requests finish, lets the background
+    /// loops end their current round, and returns when the server is down.
     pub async fn stop(self) -> anyhow::Result<()> {
         self.shutdown.cancel();
+        // Upgraded connections are not waited for by the server's graceful shutdown: each sends close 1001
+        // ("reconnect and resume") and ends, while in-flight requests finish.
+        self.state.hub.close();
         self.server.await.context("server task")??;
         // Each loop ends its round, bounded, as rounds wait on Steam or on merchants' endpoints: the purchase
         // watcher (a round cut after sending offers and before recording their ids would send them again after
@@ -167,7 +170,12 @@ impl Running {
             self.state.background.wait().await;
             Ok::<(), std::convert::Infallible>(())
         });
-        tokio::join!(market, deposits, dispatcher, sends);
+        let sockets_limit = crate::hub::write_timeout(&self.state.config) + WEBSOCKETS_STOP_MARGIN;
+        let sockets = bounded("WebSocket connections", sockets_limit, async {
+            self.state.hub.closed().await;
+            Ok::<(), std::convert::Infallible>(())
+        });
+        tokio::join!(market, deposits, dispatcher, sends, sockets);
         // Only now that nothing changes the simulator any more (offers sent by the last rounds and requests
         // included) is its state saved a last time, for a restart to read.
         self.saver_stop.cancel();
@@ -186,6 +194,8 @@ impl Running {
 const WATCHER_STOP_TIMEOUT: Duration = Duration::from_secs(30);
 /// How much longer than one webhook attempt [`Running::stop`] waits for the dispatcher to log its attempts.
 const DISPATCHER_STOP_MARGIN: Duration = Duration::from_secs(5);
+/// How much longer than one frame's write timeout [`Running::stop`] waits for the WebSockets to close.
+const WEBSOCKETS_STOP_MARGIN: Duration = Duration::from_secs(1);
 
 /// Waits up to `limit` for a background loop stopping; a loop that takes longer is left (and logged): what it
 /// had not written yet is picked up after a restart (leases run out, rounds start again). A loop that ended

@@ -17,6 +17,10 @@
 //!   events after N, the project's newest.
 //! - A client that cannot keep up (its queue of `ws_queue_len` events is full) is closed with code 4008:
 //!   reconnect and resume from the last id seen. Frames over 64 KiB close the socket with 1009.
+//! - Every frame the server sends (welcome, replayed and live events, close frames) must be taken by the peer
+//!   within [`write_timeout`]; a peer that does not read (also in the middle of a replay) is dropped.
+//! - When the gateway stops ([`Hub::close`]), every connection sends close 1001 and ends; `Running::stop`
+//!   waits for them ([`Hub::closed`]), bounded.
 //!
 //! # Fan-out
 //! Only committed events are ever sent: a single tailer reads the outbox in id order (woken by this
@@ -38,7 +42,9 @@ use skingate_store::StoredEvent;
 use skingate_types::sign::verify_static_sign;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
+use crate::config::Config;
 use crate::events::{parse_public_id, public_id};
 use crate::state::AppState;
 
@@ -52,6 +58,10 @@ pub const CLOSE_SLOW_CONSUMER: u16 = 4008;
 pub const CLOSE_GOING_AWAY: u16 = 1001;
 /// Close code: the gateway failed; reconnect and resume.
 pub const CLOSE_INTERNAL_ERROR: u16 = 1011;
+/// Longest wait for a peer to take one frame: one that takes longer is not reading, and holding its socket,
+/// task and queue forever would let clients that stop reading exhaust the gateway. A shorter
+/// `ws_idle_timeout_secs` replaces it (see [`write_timeout`]).
+pub const WRITE_TIMEOUT: Duration = Duration::from_secs(5);
 
 type Frame = (i64, Utf8Bytes);
 
@@ -67,6 +77,11 @@ pub struct Hub {
     subscribers: RwLock<HashMap<ProjectId, Vec<Subscriber>>>,
     next_id: AtomicU64,
     connections: AtomicU64,
+    /// Cancelled when the gateway stops: every connection closes with 1001.
+    closing: CancellationToken,
+    /// Every upgraded connection's task (axum's graceful shutdown does not wait for them), for the stop to
+    /// wait on.
+    tasks: TaskTracker,
 }
 
 impl std::fmt::Debug for Hub {
@@ -101,6 +116,20 @@ impl Hub {
     /// Authenticated connections on this node.
     pub fn connections(&self) -> u64 {
         self.connections.load(Ordering::Relaxed)
+    }
+
+    /// Has every connection, open or opening, send close 1001 ("server shutting down": reconnect and resume)
+    /// and end. Called by `Running::stop`: without it upgraded sockets outlive the server, and the process's
+    /// exit cuts them without a close frame.
+    pub fn close(&self) {
+        self.closing.cancel();
+        self.tasks.close();
+    }
+
+    /// Resolves when every connection has ended after [`Hub::close`]; a peer that does not take its close
+    /// frame holds it up to [`write_timeout`].
+    pub async fn closed(&self) {
+        self.tasks.wait().await;
     }
 
     fn subscribe(&self, project: ProjectId, queue: usize) -> Subscription<'_> {
@@ -182,12 +211,29 @@ pub async fn handler(
 ) -> Response {
     // The project's IP allow-list binds its event stream as it binds its API.
     let client_ip = crate::api::auth::client_ip(peer.ip(), &headers, &state.config.trusted_proxies);
+    // Tracked from before the upgrade, so that a stop also waits for a connection whose task has not started.
+    let tracked = state.hub.tasks.token();
     ws.read_buffer_size(4 * 1024)
         .write_buffer_size(4 * 1024)
         .max_write_buffer_size(4 * 1024 * 1024)
         .max_message_size(MAX_INBOUND_BYTES)
         .max_frame_size(MAX_INBOUND_BYTES)
-        .on_upgrade(move |socket| connection(state, socket, params, client_ip))
+        .on_upgrade(move |socket| async move {
+            connection(state, socket, params, client_ip).await;
+            drop(tracked);
+        })
+}
+
+/// How long a peer may take to take one frame: [`WRITE_TIMEOUT`], or the idle limit if shorter (a peer that
+/// takes no frame for that long is as gone as one silent for that long).
+pub fn write_timeout(config: &Config) -> Duration {
+    WRITE_TIMEOUT.min(Duration::from_secs(config.ws_idle_timeout_secs))
+}
+
+/// Sends `msg` unless the peer does not take it within `limit`; whether it was sent. A `false` ends the
+/// connection: the peer is not reading (a close frame would not get through either) or the socket failed.
+async fn send_within<S: futures::Sink<Message> + Unpin>(sink: &mut S, msg: Message, limit: Duration) -> bool {
+    matches!(tokio::time::timeout(limit, sink.send(msg)).await, Ok(Ok(())))
 }
 
 async fn authenticate(state: &AppState, params: &HashMap<String, String>, ip: IpAddr) -> Option<Arc<Project>> {
@@ -206,61 +252,97 @@ fn close(code: u16, reason: &'static str) -> Message {
 }
 
 async fn connection(state: AppState, mut socket: WebSocket, params: HashMap<String, String>, ip: IpAddr) {
-    let Some(project) = authenticate(&state, &params, ip).await else {
-        let _ = socket.send(text(r#"{"event":"auth_failed"}"#)).await;
-        let _ = socket.send(close(CLOSE_AUTH_FAILED, "auth failed")).await;
-        return;
+    let limit = write_timeout(&state.config);
+    let opened = tokio::select! {
+        biased;
+        () = state.hub.closing.cancelled() => None,
+        opened = open(&state, &mut socket, &params, ip, limit) => Some(opened),
     };
-    let mut sub = state.hub.subscribe(project.id, state.config.ws_queue_len);
+    match opened {
+        Some(Some((mut sub, last_sent))) => serve(&state, socket, &mut sub, last_sent, limit).await,
+        Some(None) => {}
+        // Stopping while authenticating or replaying: the client resumes from the last event it got.
+        None => {
+            send_within(&mut socket, close(CLOSE_GOING_AWAY, SHUTTING_DOWN), limit).await;
+        }
+    }
+}
+
+/// The reason of the close frame (1001) every connection gets when the gateway stops.
+const SHUTTING_DOWN: &str = "server shutting down";
+
+/// Authenticates, subscribes, sends the welcome and replays what a resuming client missed; the subscription
+/// and the last sequence number sent, or `None` if the connection is over (close frame sent where one is owed).
+async fn open<'s>(
+    state: &'s AppState,
+    socket: &mut WebSocket,
+    params: &HashMap<String, String>,
+    ip: IpAddr,
+    limit: Duration,
+) -> Option<(Subscription<'s>, i64)> {
+    let Some(project) = authenticate(state, params, ip).await else {
+        if send_within(socket, text(r#"{"event":"auth_failed"}"#), limit).await {
+            send_within(socket, close(CLOSE_AUTH_FAILED, "auth failed"), limit).await;
+        }
+        return None;
+    };
+    let sub = state.hub.subscribe(project.id, state.config.ws_queue_len);
     let resume = params.get("last_event_id");
     let mut last_sent = 0;
     let welcome = if resume.is_none() && params.get("cursor").is_some_and(|v| v == "1") {
-        let Some((id, seq)) = newest(&state, &mut socket, project.id).await else { return };
+        let (id, seq) = newest(state, socket, project.id, limit).await?;
         last_sent = seq;
         Message::text(format!(r#"{{"event":"auth_success","data":{{"last_event_id":"{}"}}}}"#, public_id(id)))
     } else {
         text(r#"{"event":"auth_success"}"#)
     };
-    if socket.send(welcome).await.is_err() {
-        return;
+    if !send_within(socket, welcome, limit).await {
+        return None;
     }
     if let Some(resume) = resume {
-        match replay(&state, &mut socket, project.id, resume).await {
+        match replay(state, socket, project.id, resume, limit).await {
             Ok(Some(seq)) => last_sent = seq,
             Ok(None) => {
                 // Nothing from before is owed: live events from the project's newest on, named so that the
                 // client can resume from there.
-                let Some((id, seq)) = newest(&state, &mut socket, project.id).await else { return };
+                let (id, seq) = newest(state, socket, project.id, limit).await?;
                 last_sent = seq;
                 let msg = format!(
                     r#"{{"event":"resume_failed","data":{{"reason":"unknown_event_id","last_event_id":"{}"}}}}"#,
                     public_id(id)
                 );
-                if socket.send(Message::text(msg)).await.is_err() {
-                    return;
+                if !send_within(socket, Message::text(msg), limit).await {
+                    return None;
                 }
             }
-            Err(()) => return,
+            Err(()) => return None,
         }
     }
-    serve(&state, socket, &mut sub, last_sent).await;
+    Some((sub, last_sent))
 }
 
 /// The project's newest event as (id, seq), `(0, 0)` for none; read after subscribing, so every later event
 /// reaches the socket live. `None` (the socket closed with 1011) if the store failed.
-async fn newest(state: &AppState, socket: &mut WebSocket, project: ProjectId) -> Option<(i64, i64)> {
+async fn newest(state: &AppState, socket: &mut WebSocket, project: ProjectId, limit: Duration) -> Option<(i64, i64)> {
     match state.store.project_last_event(project).await {
         Ok(latest) => Some(latest.map_or((0, 0), |e| (e.id, e.seq))),
         Err(e) => {
             tracing::warn!(error = %e, "reading the project's newest event failed");
-            let _ = socket.send(close(CLOSE_INTERNAL_ERROR, "internal error")).await;
+            send_within(socket, close(CLOSE_INTERNAL_ERROR, "internal error"), limit).await;
             None
         }
     }
 }
 
 /// Sends every event after the named one; returns the last sequence number sent, `Ok(None)` for an unknown id.
-async fn replay(state: &AppState, socket: &mut WebSocket, project: ProjectId, resume: &str) -> Result<Option<i64>, ()> {
+/// A peer that does not take an event within `limit` ends the replay and the connection (`Err`).
+async fn replay(
+    state: &AppState,
+    socket: &mut WebSocket,
+    project: ProjectId,
+    resume: &str,
+    limit: Duration,
+) -> Result<Option<i64>, ()> {
     let Some(id) = parse_public_id(resume) else { return Ok(None) };
     let mut seq = match state.store.project_event(project, id).await {
         Ok(Some(e)) => e.seq,
@@ -273,20 +355,27 @@ async fn replay(state: &AppState, socket: &mut WebSocket, project: ProjectId, re
         let Some(last) = events.last() else { return Ok(Some(seq)) };
         seq = last.seq;
         for e in events {
-            socket.send(Message::Text(Utf8Bytes::from(e.payload))).await.map_err(|_| ())?;
+            if !send_within(socket, Message::Text(Utf8Bytes::from(e.payload)), limit).await {
+                return Err(());
+            }
         }
     }
 }
 
-async fn serve(state: &AppState, socket: WebSocket, sub: &mut Subscription<'_>, mut last_sent: i64) {
+async fn serve(state: &AppState, socket: WebSocket, sub: &mut Subscription<'_>, mut last_sent: i64, limit: Duration) {
     let (mut sink, mut stream) = socket.split();
     let ping_every = Duration::from_secs(state.config.ws_ping_interval_secs);
     let idle_limit = Duration::from_secs(state.config.ws_idle_timeout_secs);
-    let write_timeout = Duration::from_secs(5);
+    let closing = &state.hub.closing;
     let mut ping = tokio::time::interval_at(tokio::time::Instant::now() + ping_every, ping_every);
     let mut last_heard = Instant::now();
     loop {
+        if closing.is_cancelled() {
+            send_within(&mut sink, close(CLOSE_GOING_AWAY, SHUTTING_DOWN), limit).await;
+            return;
+        }
         let outgoing = tokio::select! {
+            () = closing.cancelled() => continue,
             frame = sub.rx.recv() => match frame {
                 Some((seq, _)) if seq <= last_sent => continue,
                 Some((seq, payload)) => {
@@ -294,11 +383,13 @@ async fn serve(state: &AppState, socket: WebSocket, sub: &mut Subscription<'_>, 
                     Message::Text(payload)
                 }
                 None if sub.slow.load(Ordering::Relaxed) => {
-                    let _ = sink.send(close(CLOSE_SLOW_CONSUMER, "slow consumer: reconnect with last_event_id")).await;
+                    let msg = close(CLOSE_SLOW_CONSUMER, "slow consumer: reconnect with last_event_id");
+                    send_within(&mut sink, msg, limit).await;
                     return;
                 }
+                // The hub dropped this subscriber without marking it slow (it does not today).
                 None => {
-                    let _ = sink.send(close(CLOSE_GOING_AWAY, "server shutting down")).await;
+                    send_within(&mut sink, close(CLOSE_GOING_AWAY, SHUTTING_DOWN), limit).await;
                     return;
                 }
             },
@@ -312,21 +403,24 @@ async fn serve(state: &AppState, socket: WebSocket, sub: &mut Subscription<'_>, 
                 }
                 Some(Err(e)) => {
                     tracing::debug!(error = %e, "websocket read error");
-                    let _ = sink.send(close(1009, "message too big or malformed")).await;
+                    send_within(&mut sink, close(1009, "message too big or malformed"), limit).await;
                     return;
                 }
             },
             _ = ping.tick() => {
                 if last_heard.elapsed() > idle_limit {
-                    let _ = sink.send(close(CLOSE_GOING_AWAY, "idle")).await;
+                    send_within(&mut sink, close(CLOSE_GOING_AWAY, "idle"), limit).await;
                     return;
                 }
                 Message::Ping(Default::default())
             }
         };
-        match tokio::time::timeout(write_timeout, sink.send(outgoing)).await {
-            Ok(Ok(())) => {}
-            _ => return,
+        // A stop does not wait for a frame the peer is slow to take: the next round sends the close frame
+        // (after whatever part of this frame was already written).
+        tokio::select! {
+            biased;
+            () = closing.cancelled() => {}
+            sent = send_within(&mut sink, outgoing, limit) => if !sent { return },
         }
     }
 }

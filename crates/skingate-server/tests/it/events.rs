@@ -534,3 +534,57 @@ async fn endpoints_failing_for_too_long_are_disabled() {
     let p = app.running.state.store.project(app.project.id).await.unwrap().unwrap();
     assert!(p.events_disabled_at.is_some());
 }
+
+/// Polls `state.hub.connections()` until it is `n`, for at most `limit`.
+async fn wait_for_connections(state: &skingate_server::AppState, n: u64, limit: std::time::Duration) {
+    let deadline = std::time::Instant::now() + limit;
+    while state.hub.connections() != n {
+        assert!(std::time::Instant::now() < deadline, "{} connections after {limit:?}", state.hub.connections());
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_resuming_client_that_stops_reading_during_the_replay_is_dropped() {
+    // The write timeout follows the idle limit down: a peer that takes no frame for 2 s is gone.
+    let app =
+        spawn_with(|c| c.with("ws_ping_interval_secs", 1).unwrap().with("ws_idle_timeout_secs", 2).unwrap()).await;
+    // Far more than the kernel's socket buffers and the WebSocket's write buffer hold: 2000 events of 16 KiB.
+    let state = &app.running.state;
+    let p = state.store.project(app.project.id).await.unwrap().unwrap();
+    let mut tx = state.store.begin().await.unwrap();
+    let padding = "x".repeat(16 * 1024);
+    for i in 0..2000 {
+        let data = json!({"n": i, "padding": padding});
+        skingate_server::events::emit(tx.as_mut(), &p, skingate_core::events::EventType::StatusChange, data, 1)
+            .await
+            .unwrap();
+    }
+    tx.commit().await.unwrap();
+    // The client reads the welcome, then nothing more.
+    let (ws, first) = ws_connect(&app.ws_url("&last_event_id=0")).await;
+    assert_eq!(first["event"], "auth_success");
+    wait_for_connections(state, 1, std::time::Duration::from_secs(1)).await;
+    wait_for_connections(state, 0, std::time::Duration::from_secs(8)).await;
+    drop(ws);
+}
+
+#[tokio::test]
+async fn stopping_the_server_closes_websockets_with_1001() {
+    let app = spawn_with(|c| c).await;
+    let (mut live, first) = ws_connect(&app.ws_url("&cursor=1")).await;
+    assert_eq!(first["data"]["last_event_id"], "evt_0");
+    app.adjust(true, 1_000, "s1").await;
+    let (mut resumed, _) = ws_connect(&app.ws_url("&last_event_id=0")).await;
+    assert_eq!(ws_next(&mut resumed).await["seq"], 1);
+    assert_eq!(ws_next(&mut live).await["seq"], 1);
+    let state = app.running.state.clone();
+    assert_eq!(state.hub.connections(), 2);
+    let started = std::time::Instant::now();
+    app.running.stop().await.unwrap();
+    // Stop waited for the connections to end, and did not take long doing so.
+    assert_eq!(state.hub.connections(), 0);
+    assert!(started.elapsed() < std::time::Duration::from_secs(5), "stop took {:?}", started.elapsed());
+    assert_eq!(ws_close_code(&mut live).await, 1001);
+    assert_eq!(ws_close_code(&mut resumed).await, 1001);
+}
