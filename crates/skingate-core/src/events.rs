@@ -35,11 +35,13 @@ impl EventType {
         }
     }
 
+    /// Every event type.
+    pub const ALL: [Self; 5] =
+        [Self::BalanceChange, Self::BuyItem, Self::StatusChange, Self::WebhookEndpointDisabled, Self::DepositStatus];
+
     /// Inverse of [`EventType::as_str`].
     pub fn parse(s: &str) -> Option<Self> {
-        [Self::BalanceChange, Self::BuyItem, Self::StatusChange, Self::WebhookEndpointDisabled, Self::DepositStatus]
-            .into_iter()
-            .find(|e| e.as_str() == s)
+        Self::ALL.into_iter().find(|e| e.as_str() == s)
     }
 
     /// Whether the event goes to the events webhook too (operational notices go to WebSockets and logs).

@@ -117,7 +117,10 @@ impl Config {
             None if default_file.exists() => fig = fig.merge(Toml::file_exact(default_file)),
             None => {}
         }
-        fig = fig.merge(Env::prefixed(ENV_PREFIX).ignore(&["CONFIG"]).lowercase(true));
+        // Variables of the CLI itself, not configuration keys: `SKINGATE_CONFIG` names this file, and
+        // `skingate listen` takes its credentials from `SKINGATE_CLIENT_ID` / `SKINGATE_CLIENT_SECRET`.
+        let cli_only = ["CONFIG", "CLIENT_ID", "CLIENT_SECRET"];
+        fig = fig.merge(Env::prefixed(ENV_PREFIX).ignore(&cli_only).lowercase(true));
         let cfg: Config = fig.extract().map_err(Box::new)?;
         cfg.validate().map_err(|e| Box::new(figment::Error::from(e)))?;
         Ok(cfg)
@@ -208,6 +211,23 @@ mod tests {
             assert_eq!(cfg.database_url, "sqlite:///tmp/x/gate.db");
             assert_eq!(cfg.body_limit_bytes, 4096);
             assert!(cfg.webhook_allow_private);
+            Ok(())
+        });
+    }
+
+    /// The CLI's own variables do not make the configuration fail (`skingate listen` documents them), and
+    /// list keys take the bracketed form README shows.
+    #[test]
+    #[expect(clippy::result_large_err, reason = "figment::Jail fixes the closure's error type")]
+    fn cli_variables_are_not_keys_and_lists_are_bracketed() {
+        figment::Jail::expect_with(|jail| {
+            jail.set_env("SKINGATE_CLIENT_ID", "1");
+            jail.set_env("SKINGATE_CLIENT_SECRET", "s");
+            jail.set_env("SKINGATE_TRUSTED_PROXIES", "[10.0.0.0/8, 127.0.0.1/32]");
+            jail.set_env("SKINGATE_WEBHOOK_RETRY_DELAYS_SECS", "[5, 60, 600]");
+            let cfg = Config::load(None).map_err(|e| e.to_string())?;
+            assert_eq!(cfg.trusted_proxies.len(), 2);
+            assert_eq!(cfg.webhook_retry_delays_secs, [5, 60, 600]);
             Ok(())
         });
     }

@@ -140,7 +140,7 @@ pub async fn run(state: AppState, client: WebhookClient, shutdown: CancellationT
 }
 
 /// One attempt of one delivery.
-async fn deliver(state: &AppState, client: &WebhookClient, policy: &RetryPolicy, d: Delivery) -> Done {
+async fn deliver(state: &AppState, client: &WebhookClient, policy: &RetryPolicy, mut d: Delivery) -> Done {
     let now = state.now();
     let attempt_no = d.attempts + 1;
     let give_up = |d: Delivery, why: &str, project| Done {
@@ -174,12 +174,22 @@ async fn deliver(state: &AppState, client: &WebhookClient, policy: &RetryPolicy,
         let (content_type, body) = crate::deposits::wire::callback_body(&project, &data);
         client.send_callback(&d.url, &project, &public_id(d.event.id), content_type, body).await
     } else {
-        if project.events_disabled_at.is_some() {
-            return give_up(d, "endpoint disabled", Some(project));
+        // The endpoint as it is now: a delivery queued before the URL changed (retried, resent or recovered)
+        // goes to the new one.
+        let Some(url) = project.active_events_url() else {
+            return give_up(d, "endpoint disabled or unset", Some(project));
+        };
+        if url != d.url {
+            d.url = url.to_owned();
         }
         client.send(&d.url, &project, &public_id(d.event.id), &d.event.payload, now).await
     };
-    let outcome = AttemptOutcome::from_status(result.status, result.timed_out, result.retry_after_secs);
+    let outcome = match AttemptOutcome::from_status(result.status, result.timed_out, result.retry_after_secs) {
+        // 410 switches the events endpoint off; a Result URL is retried like any other failure (only a 2xx
+        // counts, DEPOSITS.md), since the deposit's outcome must reach the merchant.
+        AttemptOutcome::Gone if d.kind == RESULT_URL => AttemptOutcome::Failed { retry_after_secs: None },
+        outcome => outcome,
+    };
     let next = match outcome {
         AttemptOutcome::Delivered => NextStep::Delivered,
         AttemptOutcome::Gone => NextStep::Fail,

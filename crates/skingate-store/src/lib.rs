@@ -308,8 +308,25 @@ pub trait Store: DepositStore + MarketStore + Send + Sync + std::fmt::Debug + 's
     async fn delivery_attempts(&self, delivery_id: i64) -> Result<Vec<Attempt>>;
     /// Schedules a delivery again now, whatever its state; false if it is not the project's.
     async fn resend_delivery(&self, project: ProjectId, id: i64, now: i64) -> Result<bool>;
-    /// Schedules again every failed delivery created at or after `since`; returns how many.
-    async fn recover_deliveries(&self, project: ProjectId, since: i64, now: i64) -> Result<u64>;
+    /// Schedules again every failed delivery created at or after `since` and, with `missed`, queues to it
+    /// the project's events of those types created since then that never had an events-webhook delivery
+    /// (emitted while the endpoint was disabled or unset); returns how many were scheduled in all.
+    async fn recover_deliveries(
+        &self,
+        project: ProjectId,
+        since: i64,
+        now: i64,
+        missed: Option<MissedEvents<'_>>,
+    ) -> Result<u64>;
+}
+
+/// What [`Store::recover_deliveries`] queues besides the failed deliveries.
+#[derive(Debug, Clone, Copy)]
+pub struct MissedEvents<'a> {
+    /// The project's events webhook URL now.
+    pub url: &'a str,
+    /// The event types the events webhook receives.
+    pub event_types: &'a [&'a str],
 }
 
 /// One business transaction. Everything done through it commits together; drop it to roll back.

@@ -425,6 +425,22 @@ async fn failing_result_url_is_retried_listed_and_never_disables_events() {
     assert_eq!(project.events_disabled_at, None);
 }
 
+/// 410 from a Result URL is a failure like any other: retried on the schedule (only a 2xx counts), not
+/// given up at once as the events endpoint would be.
+#[tokio::test]
+async fn a_result_url_answering_410_is_retried() {
+    let e = env(|_| {}).await;
+    e.hook.answer_with(&[410]);
+    let user = payer(12);
+    let items = e.items(user, Game::Rust, 1).await;
+    e.deposit("gone-1", user, Game::Rust, &items).await;
+    e.advance(10);
+    let first = e.hook.next().await;
+    e.advance(5);
+    let second = e.hook.next().await;
+    assert_eq!(second.body, first.body, "the same callback again");
+}
+
 #[tokio::test]
 async fn a_restart_between_commit_and_callback_loses_nothing() {
     let e = env(|_| {}).await;

@@ -7,6 +7,7 @@ mod api_methods;
 mod auth;
 mod bad_input;
 mod deposits;
+mod endpoints;
 mod events;
 mod market;
 mod pay;

@@ -27,8 +27,8 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 use sqlx::{ConnectOptions, SqlitePool};
 
 use crate::{
-    Attempt, AttemptRow, Delivery, DeliveryState, HistoryEntry, HistoryQuery, ProjectBalance, Result, Store,
-    StoreError, StoredEvent, WriteTx,
+    Attempt, AttemptRow, Delivery, DeliveryState, HistoryEntry, HistoryQuery, MissedEvents, ProjectBalance, Result,
+    Store, StoreError, StoredEvent, WriteTx,
 };
 
 mod cache;
@@ -169,11 +169,14 @@ impl Store for SqliteStore {
 
     async fn update_project(&self, p: &Project, now: i64) -> Result<()> {
         let s = &p.settings;
+        let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
         let done = sqlx::query(
             "UPDATE projects SET client_secret = ?, name = ?, active = ?, result_url = ?, success_url = ?,
                 fail_url = ?, events_url = ?, ip_allowlist = ?, rate_limit_per_min = ?, hold_policy = ?,
                 previous_secret = ?, previous_secret_until = ?, events_disabled_at = ?, updated_at = ?, test_mode = ?,
-                multiplier_ppm = ?, deposit_fee_ppm = ?, callback_format = ?, frame_ancestors = ? WHERE id = ?",
+                multiplier_ppm = ?, deposit_fee_ppm = ?, callback_format = ?, frame_ancestors = ?,
+                events_failing_since = CASE WHEN events_url IS ? THEN events_failing_since END
+             WHERE id = ?",
         )
         .bind(&p.client_secret)
         .bind(&s.name)
@@ -194,10 +197,29 @@ impl Store for SqliteStore {
         .bind(s.deposit_fee_ppm)
         .bind(s.callback_format.as_str())
         .bind(s.frame_ancestors.join(" "))
+        // A new events URL starts without the old one's failing streak.
+        .bind(&s.events_url)
         .bind(p.id.0)
-        .execute(&self.writer)
+        .execute(&mut *tx)
         .await?;
-        if done.rows_affected() == 0 { Err(StoreError::NotFound) } else { Ok(()) }
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound);
+        }
+        if let Some(url) = &s.events_url {
+            // Deliveries still to make go to the endpoint as it is now (the dispatcher sends them there in
+            // any case); the log shows where they will go.
+            sqlx::query(
+                "UPDATE deliveries SET url = ? WHERE project_id = ? AND kind = 'events_webhook'
+                   AND state != 'delivered' AND url != ?",
+            )
+            .bind(url)
+            .bind(p.id.0)
+            .bind(url)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
     }
 
     async fn currencies(&self) -> Result<Vec<Currency>> {
@@ -341,17 +363,45 @@ impl Store for SqliteStore {
         Ok(done.rows_affected() == 1)
     }
 
-    async fn recover_deliveries(&self, project: ProjectId, since: i64, now: i64) -> Result<u64> {
-        let done = sqlx::query(
+    async fn recover_deliveries(
+        &self,
+        project: ProjectId,
+        since: i64,
+        now: i64,
+        missed: Option<MissedEvents<'_>>,
+    ) -> Result<u64> {
+        let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
+        let mut n = sqlx::query(
             "UPDATE deliveries SET state = 'pending', next_attempt_at = ?, locked_until = NULL, finished_at = NULL
              WHERE project_id = ? AND state = 'failed' AND created_at >= ?",
         )
         .bind(now)
         .bind(project.0)
         .bind(since)
-        .execute(&self.writer)
-        .await?;
-        Ok(done.rows_affected())
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        if let Some(missed) = missed {
+            n += sqlx::query(
+                "INSERT INTO deliveries (event_id, project_id, kind, url, state, next_attempt_at, created_at)
+                 SELECT e.id, e.project_id, 'events_webhook', ?, 'pending', ?, ? FROM events e
+                 WHERE e.project_id = ? AND e.created_at >= ?
+                   AND e.event_type IN (SELECT value FROM json_each(?))
+                   AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.event_id = e.id AND d.kind = 'events_webhook')
+                 ORDER BY e.id",
+            )
+            .bind(missed.url)
+            .bind(now)
+            .bind(now)
+            .bind(project.0)
+            .bind(since)
+            .bind(serde_json::to_string(missed.event_types).map_err(|e| StoreError::Corrupt(e.to_string()))?)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        }
+        tx.commit().await?;
+        Ok(n)
     }
 }
 

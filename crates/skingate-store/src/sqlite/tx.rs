@@ -364,7 +364,11 @@ impl WriteTx for SqliteTx {
 
     async fn disable_events_endpoint(&mut self, project: ProjectId, now: i64) -> Result<bool> {
         let disabled =
-            sqlx::query("UPDATE projects SET events_disabled_at = ? WHERE id = ? AND events_disabled_at IS NULL")
+            // The failing streak ends with the endpoint: a URL set later starts afresh.
+            sqlx::query(
+                "UPDATE projects SET events_disabled_at = ?, events_failing_since = NULL
+                 WHERE id = ? AND events_disabled_at IS NULL",
+            )
                 .bind(now)
                 .bind(project.0)
                 .execute(&mut *self.tx)

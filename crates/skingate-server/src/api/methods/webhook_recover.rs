@@ -1,11 +1,15 @@
 //! `webhook_recover` (skingate): deliver again every failed delivery created since a time.
 //!
 //! For the morning after an outage: the merchant's endpoint was down, deliveries exhausted their retries,
-//! and one call sends them all again (in event order, as usual).
+//! and one call sends them all again (in event order, as usual), to the events URL set now. Events emitted
+//! while the endpoint was disabled (or no URL was set) had no delivery at all: those since the time are
+//! queued too, so a re-enabled endpoint can catch up on everything it missed.
 //!
 //! # Format
 //! Request: `since` (Unix seconds). Response: `{"rescheduled":N}`. Errors: `1 invalid_since`.
 
+use skingate_core::events::EventType;
+use skingate_store::MissedEvents;
 use skingate_types::api::RescheduledResponse;
 
 use super::{Ctx, Reply};
@@ -27,7 +31,9 @@ impl WebhookRecover {
     /// Schedules them and wakes the dispatcher.
     pub async fn apply(self, ctx: &Ctx<'_>) -> Result<Reply, ApiError> {
         let state = ctx.state;
-        let n = state.store.recover_deliveries(ctx.project.id, self.since, state.now()).await?;
+        let types: Vec<&str> = EventType::ALL.into_iter().filter(|t| t.to_webhook()).map(EventType::as_str).collect();
+        let missed = ctx.project.active_events_url().map(|url| MissedEvents { url, event_types: &types });
+        let n = state.store.recover_deliveries(ctx.project.id, self.since, state.now(), missed).await?;
         state.events_committed();
         Reply::success(&RescheduledResponse { rescheduled: i64::try_from(n).unwrap_or(i64::MAX) })
     }
