@@ -260,8 +260,10 @@ pub trait DepositTx: Send {
     async fn insert_deposit(&mut self, new: &NewDeposit) -> Result<i64>;
     /// Reads a deposit inside the transaction (what the transaction's decisions are based on).
     async fn deposit_in_tx(&mut self, id: i64) -> Result<Option<Deposit>>;
-    /// Records the sent offer on a pending deposit that has none yet (and ends its sending state); false when
-    /// it already had one or is no longer pending (a concurrent submit won, or the watcher gave up on it).
+    /// Records the sent offer on a pending deposit that has none yet, or already has this very one (and ends its
+    /// sending state); false when it has another or is no longer pending (a concurrent submit won, or the
+    /// watcher gave up on it). "This very one": the watcher may have adopted the offer of a send that was
+    /// taking too long, and the send's own late record must then not cancel it.
     async fn record_offer(&mut self, id: i64, offer: &OfferRecord, now: i64) -> Result<bool>;
     /// Marks a pending deposit without an offer as sending one to `target`; false when it is not pending,
     /// already has an offer, or another send is under way (so one deposit never gets two offers).

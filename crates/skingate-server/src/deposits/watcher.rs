@@ -23,10 +23,11 @@ use std::time::Duration;
 
 use skingate_core::deposit::{self, DepositStatus, HOLD_SECS, Observed, Protection};
 use skingate_core::project::{HoldPolicy, Project, ProjectId};
+use skingate_steam::SteamId;
 use skingate_steam::catalogue::Game;
 use skingate_steam::enums::OfferState;
 use skingate_steam::sim::Offer;
-use skingate_store::deposits::{Deposit, StatusChange};
+use skingate_store::deposits::{Deposit, OfferRecord, StatusChange};
 use tokio_util::sync::CancellationToken;
 
 use super::{transitions, wire};
@@ -159,13 +160,23 @@ pub async fn round(state: &AppState, seen: &mut Seen) -> anyhow::Result<HashSet<
     Ok(recheck)
 }
 
-/// Fails deposits whose offer started sending more than [`super::SEND_GRACE_SECS`] ago and was never
-/// recorded: the send was interrupted (a crash between Steam's answer and the record). Failing them in a
-/// transaction that requires "still no offer" means a send that finishes late finds the deposit failed and
-/// cancels its offer, and one that finished first is left alone: never two offers, never an unwatched one.
+/// Settles deposits whose offer started sending more than [`super::SEND_GRACE_SECS`] ago and was never
+/// recorded: the send was interrupted (a crash between Steam's answer and the record). If Steam holds the
+/// offer that send made (still open, or accepted: the payer's items may be on their way), the deposit adopts
+/// it and goes on as if it had been recorded. Otherwise it fails, in a transaction that requires "still no
+/// offer", so a send that finishes late finds the deposit failed and cancels its offer, and one that finished
+/// first is left alone: never two offers, never an unwatched one. While Steam cannot answer, nothing is decided.
 async fn fail_stuck_sends(state: &AppState, projects: &mut HashMap<ProjectId, Arc<Project>>) -> anyhow::Result<()> {
     let stuck = state.store.stuck_sending(state.now() - super::SEND_GRACE_SECS, PAGE).await?;
     for dep in stuck {
+        match adopt_interrupted_send(state, &dep).await {
+            Ok(true) => continue,
+            Ok(false) => {}
+            Err(e) => {
+                tracing::warn!(deposit = dep.id, error = format!("{e:#}"), "looking for an interrupted send's offer");
+                continue;
+            }
+        }
         let project = match projects.get(&dep.project) {
             Some(p) => p.clone(),
             None => match state.project(dep.project).await? {
@@ -183,6 +194,37 @@ async fn fail_stuck_sends(state: &AppState, projects: &mut HashMap<ProjectId, Ar
         }
     }
     Ok(())
+}
+
+/// Records on `dep` the offer its interrupted send made, if Steam has one that is open or accepted (sent to
+/// the payer since the send began, asking for exactly the deposit's items); true if it did.
+async fn adopt_interrupted_send(state: &AppState, dep: &Deposit) -> anyhow::Result<bool> {
+    let Some(partner) = dep.steam_id.as_deref().and_then(|s| s.parse::<SteamId>().ok()) else { return Ok(false) };
+    let receive: Vec<u64> = dep.items.iter().filter_map(|i| i.asset_id.parse().ok()).collect();
+    // `updated_at` is when the send began: nothing else writes a deposit in the sending state.
+    let Some(offer) = state.find_sent_offer(partner, dep.updated_at, &[], &receive).await? else { return Ok(false) };
+    if offer.state.is_failed() {
+        return Ok(false);
+    }
+    let record = OfferRecord {
+        steam_id: partner.to_string(),
+        trade_token: dep.trade_token.clone().unwrap_or_default(),
+        game: dep.game.clone().unwrap_or_default(),
+        offer_id: offer.id.to_string(),
+        bot_steam_id: offer.bot.steam_id.to_string(),
+        bot_name: offer.bot.name.clone(),
+        offer_date: offer.created_at,
+        offer_expires_at: offer.expires_at,
+        items: dep.items.clone(),
+    };
+    let mut tx = state.store.begin().await?;
+    let recorded = tx.record_offer(dep.id, &record, state.now()).await?;
+    tx.commit().await?;
+    if recorded {
+        tracing::warn!(deposit = dep.id, offer = offer.id, "adopted the offer of an interrupted send");
+        state.wake_deposits();
+    }
+    Ok(recorded)
 }
 
 /// A pass over the named deposits only.

@@ -256,7 +256,7 @@ impl DepositTx for SqliteTx {
         let done = sqlx::query(
             "UPDATE deposits SET steam_id = ?, trade_token = ?, game = ?, offer_id = ?, bot_steam_id = ?, bot_name = ?,
                 offer_date = ?, offer_expires_at = ?, items = ?, updated_at = ?, offer_sending_at = NULL
-             WHERE id = ? AND status = 'pending' AND offer_id IS NULL",
+             WHERE id = ? AND status = 'pending' AND (offer_id IS NULL OR offer_id = ?)",
         )
         .bind(&o.steam_id)
         .bind(&o.trade_token)
@@ -269,6 +269,7 @@ impl DepositTx for SqliteTx {
         .bind(items_json(&o.items)?)
         .bind(now)
         .bind(id)
+        .bind(&o.offer_id)
         .execute(&mut *self.tx)
         .await?;
         Ok(done.rows_affected() == 1)

@@ -12,6 +12,7 @@ use skingate_core::ledger::{AccountKind, Applied, Phase, TransferCode, TransferI
 use skingate_sdk::deposits::DepositRef;
 use skingate_steam::catalogue::Game;
 use skingate_steam::sim::{Profile, Steam};
+use skingate_steam::users::Asset;
 use skingate_store::deposits::{DepositItem, NewDeposit, OfferTarget};
 
 use super::{env, payer, value};
@@ -147,19 +148,15 @@ async fn a_client_that_gives_up_mid_send_loses_no_offer_and_its_retry_replays() 
     assert_eq!(e.status(id).await, "success");
 }
 
-/// A crash between Steam's answer and the record leaves a deposit in the sending state with no offer id:
-/// the watcher fails it after the grace period (with its callback) instead of leaving it pending forever,
-/// and a retry of the order gets `trade_create_error`, not a second offer.
-#[tokio::test]
-async fn a_send_interrupted_by_a_crash_is_failed_by_the_watcher() {
-    let e = env(|_| {}).await;
+/// A deposit of one Dota 2 item of `user`, committed in the sending state with no offer id: what a crash
+/// between the start of a send and its record leaves behind.
+async fn interrupted_send(e: &super::Env, order: &str, user: skingate_steam::SteamId) -> (i64, Vec<Asset>) {
     let state = &e.app.running.state;
-    let user = payer(205);
     let items = e.items(user, Game::Dota2, 1).await;
     let new = NewDeposit {
         project: e.app.project.id,
-        order_id: "crash-1".into(),
-        page_token: "crash-page-token".into(),
+        order_id: order.into(),
+        page_token: format!("{order}-page-token"),
         steam_id: Some(user.to_string()),
         trade_token: Some(e.token(user)),
         game: Some("dota2".into()),
@@ -191,6 +188,16 @@ async fn a_send_interrupted_by_a_crash_is_failed_by_the_watcher() {
     let id = tx.insert_deposit(&new).await.unwrap();
     assert!(tx.begin_sending(id, &target, state.now()).await.unwrap());
     tx.commit().await.unwrap();
+    (id, items)
+}
+
+/// A crash between Steam's answer and the record leaves a deposit in the sending state with no offer id:
+/// the watcher fails it after the grace period (with its callback) instead of leaving it pending forever,
+/// and a retry of the order gets `trade_create_error`, not a second offer.
+#[tokio::test]
+async fn a_send_interrupted_by_a_crash_is_failed_by_the_watcher() {
+    let e = env(|_| {}).await;
+    let (id, _) = interrupted_send(&e, "crash-1", payer(205)).await;
     // Within the grace period a send may still be under way: nothing happens.
     e.advance(skingate_server::deposits::SEND_GRACE_SECS - 1);
     tokio::time::sleep(Duration::from_millis(100)).await;
@@ -200,4 +207,25 @@ async fn a_send_interrupted_by_a_crash_is_failed_by_the_watcher() {
     assert_eq!(cb["status"], "fail");
     assert_eq!(cb["fail_reason"], "trade_create_error");
     assert_eq!(e.status(id).await, "fail");
+}
+
+/// If the interrupted send did reach Steam, the watcher finds that offer and adopts it instead of failing the
+/// deposit: the payer who accepts it is credited, and no offer is left unwatched.
+#[tokio::test]
+async fn an_interrupted_send_whose_offer_reached_steam_is_adopted() {
+    use skingate_steam::ids::TradeUrl;
+    use skingate_steam::sim::NewOffer;
+    let e = env(|_| {}).await;
+    let user = payer(206);
+    let (id, items) = interrupted_send(&e, "crash-2", user).await;
+    let partner = TradeUrl::new(user, &e.token(user)).unwrap();
+    let sent =
+        NewOffer { partner, game: Game::Dota2, items_to_receive: vec![items[0].asset_id], items_to_give: vec![] };
+    let offer = e.sim().send_offer(sent).await.unwrap();
+    e.advance(skingate_server::deposits::SEND_GRACE_SECS);
+    let cb = e.callback().await;
+    assert_eq!(cb["status"], "success", "the payer accepted the adopted offer 10 s after it was sent");
+    let st = e.app.sdk().order_status(DepositRef::Transaction(id)).await.unwrap();
+    assert_eq!(st.trade_offer_id, Some(offer.to_string()));
+    assert_eq!(e.balance().await.0, value(&items).to_wire().to_string());
 }
