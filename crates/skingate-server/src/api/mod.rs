@@ -5,9 +5,12 @@
 //! 2. body within the size limit (`-11`), a known content type (`-12`), parseable (`-10`);
 //! 3. maintenance (`-9`), except for `status`, which reports it instead;
 //! 4. authentication and access rules ([`auth`]: `-2`, `-3`, `-8`, `-4`, `-7`);
-//! 5. the method ([`methods`]): unknown is `-5`; each method parses its own parameters and applies.
+//! 5. a usable `Idempotency-Key` header (`-13`);
+//! 6. the market switch (`-6`) for every `market_*` method, so while the market is off they answer `-6`
+//!    whatever parameters they were sent;
+//! 7. the method ([`methods`]): unknown is `-5`; each method parses its own parameters and applies.
 //!
-//! Nothing in steps 1–4 writes anything, so a refused request changes nothing.
+//! Nothing in steps 1–6 writes anything, so a refused request changes nothing.
 
 use std::net::SocketAddr;
 
@@ -72,11 +75,24 @@ async fn handle(
         Some(Ok(k)) if !k.is_empty() && k.len() <= crate::idempotency::MAX_KEY_LEN => Some(k),
         Some(_) => return Err(GlobalError::InvalidIdempotencyKey.into()),
     };
+    // Checked here, before the parse error is answered: a method's own parameter error would otherwise hide
+    // that the market is off, and a caller fixing its parameters would only then learn that.
+    if is_market_method(&name) {
+        state.market.ensure_enabled(state).await?;
+    }
     let ctx = Ctx { state, project: &project, params: &params, idempotency_key };
     let call = call?;
     let span = tracing::debug_span!("api", method = %name, project = %project.id);
     let _guard = span.enter();
     call.respond(&ctx).await
+}
+
+/// Whether `name` is one of the market methods the operator's switch turns off. Only known names: an unknown
+/// `market_*` name stays `-5 invalid_method`.
+fn is_market_method(name: &str) -> bool {
+    use skingate_types::market::method as market;
+    [market::PRICELIST, market::SEARCH, market::BUY, market::BATCH_BUY, market::GETINFO, market::HISTORY]
+        .contains(&name)
 }
 
 async fn read_params(state: &AppState, headers: &HeaderMap, body: Body) -> Result<Params, ApiError> {

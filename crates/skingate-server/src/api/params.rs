@@ -49,6 +49,40 @@ impl Params {
         }
     }
 
+    /// The entries of a list parameter in request order, or `None` when it is absent or not a list.
+    ///
+    /// One reading for every list parameter, so they all take the same shapes (spec §11.1): a JSON array, or an
+    /// object keyed by index, which is what PHP's `json_encode` makes of an array whose keys are not 0, 1, …
+    /// (`{"0":"a","2":"b"}`). Form lists (`ids[]=a`, `ids[0]=a`) already arrive as arrays ([`super::body`]).
+    /// An object's entries are ordered by numeric key, since a map would sort `"10"` before `"2"` (other keys
+    /// last, by name).
+    pub fn list(&self, key: &str) -> Option<Vec<&Value>> {
+        match self.get(key)? {
+            Value::Array(items) => Some(items.iter().collect()),
+            Value::Object(map) => {
+                let mut entries: Vec<(&String, &Value)> = map.iter().collect();
+                entries.sort_by_key(|(k, _)| (k.parse::<u64>().unwrap_or(u64::MAX), *k));
+                Some(entries.into_iter().map(|(_, v)| v).collect())
+            }
+            _ => None,
+        }
+    }
+
+    /// The strings of a list parameter ([`Params::list`]), or one string sent alone; numbers are taken as
+    /// their text and other entries are skipped. For lists of names and ids whose entries need no stricter
+    /// check.
+    pub fn strings(&self, key: &str) -> Option<Vec<String>> {
+        let scalar = |v: &Value| match v {
+            Value::String(s) => Some(s.clone()),
+            Value::Number(n) => Some(n.to_string()),
+            _ => None,
+        };
+        match self.list(key) {
+            Some(items) => Some(items.into_iter().filter_map(scalar).collect()),
+            None => scalar(self.get(key)?).map(|s| vec![s]),
+        }
+    }
+
     /// An optional integer: `Ok(None)` when absent.
     pub fn opt_i64(&self, key: &str) -> Result<Option<i64>, ParamError> {
         match self.i64(key) {

@@ -117,3 +117,58 @@ async fn refused_requests_change_nothing() {
     let _ = app.post_json(json!({"method": "nope", "amount": "5"})).await;
     assert_eq!(app.running.state.store.project_balance(app.project.id).await.unwrap(), before);
 }
+
+#[tokio::test]
+async fn market_off_outranks_market_parameter_errors() {
+    let app = spawn().await;
+    // Each market method with missing or bad parameters, and the error it answers while the market is on.
+    let calls = [
+        (json!({"method": "market_search"}), 1, "name_or_names_required"),
+        (json!({"method": "market_getinfo"}), 1, "missing_buy_id"),
+        (json!({"method": "market_history"}), 1, "missing_starting_or_ending"),
+        (json!({"method": "market_buy", "id": 1}), 3, "missing_partner_or_token"),
+        (json!({"method": "market_batch_buy"}), 1, "missing_name_and_id"),
+    ];
+    for (params, code, message) in &calls {
+        assert_error(&app.post_json(params.clone()).await, *code, message);
+    }
+    app.running.state.store.set_meta(skingate_server::market::MARKET_KEY, "off").await.unwrap();
+    for (params, ..) in &calls {
+        assert_error(&app.post_json(params.clone()).await, -6, "market_disabled");
+    }
+    // Well-formed calls too, and the one market method that has no parameter errors.
+    assert_error(&app.post_json(json!({"method": "market_pricelist"})).await, -6, "market_disabled");
+    assert_error(&app.post_json(json!({"method": "market_getinfo", "buy_id": 1})).await, -6, "market_disabled");
+    // The global errors still come first, and only real market methods are switched off.
+    assert_error(
+        &app.post_raw(&json!({"method": "market_search", "shopid": app.client_id()})).await,
+        -3,
+        "invalid_signature",
+    );
+    assert_error(&app.post_json(json!({"method": "market_sell"})).await, -5, "invalid_method");
+    assert_error(&app.post_json(json!({"method": "balance_history"})).await, 1, "missing_starting_or_ending");
+    app.running.state.store.set_meta(skingate_server::market::MARKET_KEY, "on").await.unwrap();
+    for (params, code, message) in &calls {
+        assert_error(&app.post_json(params.clone()).await, *code, message);
+    }
+}
+
+#[tokio::test]
+async fn item_asset_ids_as_an_index_keyed_object() {
+    let app = spawn().await;
+    let user = skingate_steam::SteamId::from_account_id(91_001).unwrap();
+    let token = app.running.state.sim.as_deref().unwrap().trade_token(user);
+    let call = |order: &str, ids: Value| {
+        json!({"method": "create_from_user_inventory", "order_id": order, "steam_id": user.to_string(),
+               "trade_token": token, "game": "dota2", "item_asset_ids": ids})
+    };
+    // A fake id gets past the parameters and is not in the payer's inventory, in either shape.
+    assert_error(&app.post_json(call("as-array", json!(["123"]))).await, 6, "items_not_available");
+    assert_error(&app.post_json(call("as-object", json!({"0": "123"}))).await, 6, "items_not_available");
+    assert_error(&app.post_json(call("as-object-2", json!({"3": "123", "7": 456}))).await, 6, "items_not_available");
+    // Each entry is still checked, whatever the shape.
+    assert_error(&app.post_json(call("bad-1", json!({"0": "abc"}))).await, 5, "invalid_item_asset_ids");
+    assert_error(&app.post_json(call("bad-2", json!({"0": "123", "1": -4}))).await, 5, "invalid_item_asset_ids");
+    assert_error(&app.post_json(call("bad-3", json!({}))).await, 5, "invalid_item_asset_ids");
+    assert_error(&app.post_json(call("bad-4", json!("123"))).await, 5, "invalid_item_asset_ids");
+}

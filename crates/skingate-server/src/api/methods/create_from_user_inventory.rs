@@ -10,7 +10,8 @@
 //!
 //! # Format
 //! Request: `order_id`, `steam_id`, `trade_token` (or a full trade URL), `item_asset_ids` (array of asset
-//! ids from `user_inventory`; excluded from `sign` like every array), optional `game` (`cs2` default),
+//! ids from `user_inventory`, or an object keyed by index as PHP's `json_encode` makes of a non-sequential
+//! array; excluded from `sign` like every array), optional `game` (`cs2` default),
 //! `currency` (the deposit's currency, default `usd`), `result_url`, and `custom_multiplier` (0.5–2).
 //! Response: `{"data": {transaction_id, sum (USD, net of fee), local_sum, local_sum_multiplied,
 //! local_currency, trade_offer_id, trade_offer_expiry_at, bot_steam_id, bot_name}}`.
@@ -90,17 +91,18 @@ impl CreateFromUserInventory {
         let token = params.text("trade_token").map_err(|_| INVALID_TRADE_TOKEN)?;
         let trade_url = deposits::parse_trade_token(user, &token).map_err(|_| INVALID_TRADE_TOKEN)?;
         let game = parse_game(params, INVALID_GAME)?;
-        let asset_ids: Vec<String> = match params.get("item_asset_ids") {
-            Some(Value::Array(ids)) => ids
-                .iter()
-                .map(|v| match v {
-                    Value::String(s) if s.trim().parse::<u64>().is_ok() => Ok(s.trim().to_owned()),
-                    Value::Number(n) if n.is_u64() => Ok(n.to_string()),
-                    _ => Err(INVALID_ASSET_IDS),
-                })
-                .collect::<Result<_, _>>()?,
-            _ => return Err(INVALID_ASSET_IDS),
-        };
+        // Any list shape the other list parameters take (a JSON array, an index-keyed object, `ids[0]=` in a
+        // form), but every entry must be an id: one bad entry refuses the call rather than being skipped.
+        let asset_ids: Vec<String> = params
+            .list("item_asset_ids")
+            .ok_or(INVALID_ASSET_IDS)?
+            .into_iter()
+            .map(|v| match v {
+                Value::String(s) if s.trim().parse::<u64>().is_ok() => Ok(s.trim().to_owned()),
+                Value::Number(n) if n.is_u64() => Ok(n.to_string()),
+                _ => Err(INVALID_ASSET_IDS),
+            })
+            .collect::<Result<_, _>>()?;
         if asset_ids.is_empty() || asset_ids.len() > 200 {
             return Err(INVALID_ASSET_IDS);
         }

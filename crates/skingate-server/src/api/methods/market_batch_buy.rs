@@ -44,17 +44,8 @@ pub struct MarketBatchBuy {
 impl MarketBatchBuy {
     /// Reads the recipient and the items; an item's own bad parameters make only that item unavailable.
     pub fn parse(params: &Params) -> Result<Self, ApiError> {
-        let raw: Vec<Value> = match params.get("items") {
-            Some(Value::Array(items)) => items.clone(),
-            // PHP-style `items[0][id]=…` arrives as an object keyed "0", "1", … "10": keep the request's order
-            // (a map sorts "10" before "2").
-            Some(Value::Object(map)) => {
-                let mut entries: Vec<(&String, &Value)> = map.iter().collect();
-                entries.sort_by_key(|(k, _)| (k.parse::<u64>().map_or(u64::MAX, |n| n), (*k).clone()));
-                entries.into_iter().map(|(_, v)| v.clone()).collect()
-            }
-            _ => Vec::new(),
-        };
+        // A JSON array or PHP-style `items[0][id]=…`, in the request's order.
+        let raw: Vec<Value> = params.list("items").unwrap_or_default().into_iter().cloned().collect();
         if raw.is_empty() {
             return Err(NO_ITEMS);
         }
@@ -103,7 +94,6 @@ impl MarketBatchBuy {
 
     /// Buys every item through the group-committed writer (they usually share one commit).
     pub async fn apply(self, ctx: &Ctx<'_>) -> Result<Reply, ApiError> {
-        ctx.state.market.ensure_enabled(ctx.state).await?;
         let project = Arc::new(ctx.project.clone());
         let outcomes = futures::future::join_all(self.items.iter().enumerate().map(|(i, item)| {
             let project = project.clone();

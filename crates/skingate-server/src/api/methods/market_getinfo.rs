@@ -11,7 +11,6 @@
 
 use skingate_types::market::PurchasesResponse;
 
-use super::market_search::strings;
 use super::{Ctx, Reply};
 use crate::api::params::{ParamError, Params};
 use crate::error::ApiError;
@@ -41,7 +40,7 @@ impl MarketGetinfo {
         let query = match params.i64("buy_id") {
             Ok(id) => Query::One(id),
             Err(ParamError::Invalid) => return Err(NOT_FOUND),
-            Err(ParamError::Missing) => match (strings(params, "buy_ids"), strings(params, "custom_ids")) {
+            Err(ParamError::Missing) => match (params.strings("buy_ids"), params.strings("custom_ids")) {
                 (Some(ids), _) if !ids.is_empty() => {
                     Query::Ids(ids.iter().filter_map(|s| s.trim().parse().ok()).collect())
                 }
@@ -54,7 +53,6 @@ impl MarketGetinfo {
 
     /// Reads the purchases.
     pub async fn apply(self, ctx: &Ctx<'_>) -> Result<Reply, ApiError> {
-        ctx.state.market.ensure_enabled(ctx.state).await?;
         let store = &ctx.state.store;
         let project = ctx.project.id;
         let found = match &self.query {

@@ -31,7 +31,6 @@ impl MarketHistory {
 
     /// Reads one page.
     pub async fn apply(self, ctx: &Ctx<'_>) -> Result<Reply, ApiError> {
-        ctx.state.market.ensure_enabled(ctx.state).await?;
         let (found, has_more) = ctx
             .state
             .store
