@@ -10,8 +10,10 @@
 //! accepted ──within protection: supplier reverses──▶ rollback_supplier     refund (posted)
 //! ```
 //! At the buy the unit's price moves `available → in_flight` as a PENDING transfer project → market sales
-//! ([`reserve`]). Acceptance posts it ([`post`]); a failure before acceptance voids it ([`void`]); a rollback
-//! after acceptance is a posted refund market sales → project ([`refund`]). [`transition`] is the only place
+//! ([`reserve`]). Acceptance posts it ([`MoneyStep::Post`]); a failure before acceptance voids it ([`MoneyStep::Void`]); a
+//! rollback
+//! after acceptance is a posted refund market sales → project ([`MoneyStep::Refund`]), each built by
+//! [`money_transfer`]. [`transition`] is the only place
 //! that decides which of these a status change does, so each refund happens exactly once: a terminal status
 //! has no outgoing transition except `accepted → rollback_*`, and a rollback status has none.
 //!

@@ -519,7 +519,7 @@ async fn give_up(state: &AppState, id: i64, on_failure: &OnSendFailure) {
     }
 }
 
-/// Sends the offer of a deposit already marked as sending ([`DepositTx::begin_sending`], committed) and
+/// Sends the offer of a deposit already marked as sending ([`skingate_store::deposits::DepositTx::begin_sending`], committed) and
 /// records it in a second short transaction, with `reply` stored for `key` in the same one. Steam is called
 /// outside every transaction. If the send fails, the deposit is released or abandoned (`on_failure`); if the
 /// record fails after the send (commit error, or the watcher gave up on the deposit meanwhile), the offer

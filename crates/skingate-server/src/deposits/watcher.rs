@@ -14,7 +14,7 @@
 //!   reversed; a Steam error is no observation (it never counts as accepted).
 //!
 //! Everything it needs is in the database: after a restart it resumes from the rows. It wakes on
-//! [`crate::AppState::deposits_wake`] (a new offer was sent) or [`crate::AppState::offer_changed`] (Steam
+//! [`crate::AppState::wake_deposits`] (a new offer was sent) or [`crate::AppState::offer_changed`] (Steam
 //! says an offer changed: the simulator's change listener should call it), or every poll interval.
 
 use std::collections::{HashMap, HashSet};
