@@ -10,12 +10,11 @@
 //! accepted ──within protection: supplier reverses──▶ rollback_supplier     refund (posted)
 //! ```
 //! At the buy the unit's price moves `available → in_flight` as a PENDING transfer project → market sales
-//! ([`reserve`]). Acceptance posts it ([`MoneyStep::Post`]); a failure before acceptance voids it ([`MoneyStep::Void`]); a
-//! rollback
-//! after acceptance is a posted refund market sales → project ([`MoneyStep::Refund`]), each built by
-//! [`money_transfer`]. [`transition`] is the only place
-//! that decides which of these a status change does, so each refund happens exactly once: a terminal status
-//! has no outgoing transition except `accepted → rollback_*`, and a rollback status has none.
+//! ([`reserve`]). Acceptance posts it ([`MoneyStep::Post`]); a failure before acceptance voids it
+//! ([`MoneyStep::Void`]); a rollback after acceptance is a posted refund market sales → project
+//! ([`MoneyStep::Refund`]); [`money_transfer`] builds each. [`transition`] is the only place that decides
+//! which of these a status change does, so each refund happens exactly once: a terminal status has no
+//! outgoing transition except `accepted → rollback_*`, and a rollback status has none.
 //!
 //! Transfer ids are deterministic (`buy:<id>:reserve|post|void|refund`), so a retried step lands once.
 
