@@ -6,7 +6,7 @@ use std::time::Duration;
 use skingate_server::clock::ManualClock;
 use skingate_store::DeliveryState;
 
-use crate::utils::{Receiver, TestApp, spawn_with_clock};
+use crate::utils::{Receiver, TestApp, spawn_with_clock, ws_connect, ws_next};
 
 /// A gateway on a manual clock whose events endpoint is disabled after 100 s of failures (attempts 60 s apart).
 async fn app_with_clock() -> (TestApp, ManualClock) {
@@ -61,6 +61,23 @@ async fn fail_until_disabled(app: &TestApp, clock: &ManualClock, receiver: &Rece
     wait_until(app, "disabled", |p| p.events_disabled_at.is_some()).await;
 }
 
+/// An endpoint failing for longer than `webhook_disable_after_secs` is disabled, and the merchant's WebSocket
+/// is told why and since when.
+#[tokio::test]
+async fn endpoints_failing_for_too_long_are_disabled() {
+    let (mut app, clock) = app_with_clock().await;
+    let receiver = Receiver::start().await;
+    app.set_events_url(&receiver.url).await;
+    let (mut ws, _) = ws_connect(&app.ws_url("")).await;
+    // Third failure came 120 s after the first: past the 100 s limit, so the endpoint is disabled.
+    fail_until_disabled(&app, &clock, &receiver).await;
+    assert_eq!(ws_next(&mut ws).await["event"], "balance_change");
+    let notice = ws_next(&mut ws).await;
+    assert_eq!(notice["event"], "webhook_endpoint_disabled");
+    assert_eq!(notice["data"]["reason"], "failing");
+    assert_eq!(notice["data"]["failing_since"], 5_000_000);
+}
+
 /// After a disable, a new URL starts without the old endpoint's failing streak: one failure does not disable
 /// it again.
 #[tokio::test]
@@ -98,8 +115,12 @@ async fn recover_sends_to_the_url_set_now_and_catches_up_on_events_missed_while_
     app.set_events_url(&new.url).await;
     let sdk = app.sdk();
     assert_eq!(sdk.webhook_recover(since).await.unwrap().rescheduled, 2);
-    let balances: Vec<serde_json::Value> =
-        [new.next().await.json(), new.next().await.json()].iter().map(|b| b["data"]["balance_value"].clone()).collect();
+    // Attempts run concurrently: they may arrive in either order.
+    let mut balances: Vec<String> = [new.next().await.json(), new.next().await.json()]
+        .iter()
+        .map(|b| b["data"]["balance_value"].as_str().unwrap().to_owned())
+        .collect();
+    balances.sort();
     assert_eq!(balances, ["1.00", "2.00"]);
     let store = &app.running.state.store;
     for _ in 0..500 {

@@ -501,40 +501,6 @@ async fn legacy_paths_and_dead_peers() {
     assert_eq!(resp.status(), 404);
 }
 
-#[tokio::test]
-async fn endpoints_failing_for_too_long_are_disabled() {
-    let clock = ManualClock::new(5_000_000);
-    let tweak = |c: skingate_server::Config| {
-        allow_loopback(c)
-            .with("webhook_jitter_percent", 0)
-            .unwrap()
-            .with("webhook_retry_delays_secs", vec![60u64; 5])
-            .unwrap()
-            .with("webhook_disable_after_secs", 100)
-            .unwrap()
-    };
-    let mut app = spawn_with_clock(tweak, Arc::new(clock.clone())).await;
-    let receiver = Receiver::start().await;
-    receiver.answer_with(&[500; 10]);
-    app.set_events_url(&receiver.url).await;
-    let (mut ws, _) = ws_connect(&app.ws_url("")).await;
-    app.adjust(true, 1_000, "f1").await;
-    assert_eq!(ws_next(&mut ws).await["event"], "balance_change");
-    for n in 1..=3u32 {
-        receiver.next().await;
-        wait_for_attempts_pending(&app, n).await;
-        clock.advance(60);
-        app.running.state.events_committed();
-    }
-    // Third failure came 120 s after the first: past the 100 s limit, so the endpoint is disabled.
-    let notice = ws_next(&mut ws).await;
-    assert_eq!(notice["event"], "webhook_endpoint_disabled");
-    assert_eq!(notice["data"]["reason"], "failing");
-    assert_eq!(notice["data"]["failing_since"], 5_000_000);
-    let p = app.running.state.store.project(app.project.id).await.unwrap().unwrap();
-    assert!(p.events_disabled_at.is_some());
-}
-
 /// Polls `state.hub.connections()` until it is `n`, for at most `limit`.
 async fn wait_for_connections(state: &skingate_server::AppState, n: u64, limit: std::time::Duration) {
     let deadline = std::time::Instant::now() + limit;

@@ -1,9 +1,10 @@
 //! `webhook_recover` (skingate): deliver again every failed delivery created since a time.
 //!
 //! For the morning after an outage: the merchant's endpoint was down, deliveries exhausted their retries,
-//! and one call sends them all again (in event order, as usual), to the events URL set now. Events emitted
-//! while the endpoint was disabled (or no URL was set) had no delivery at all: those since the time are
-//! queued too, so a re-enabled endpoint can catch up on everything it missed.
+//! and one call sends them all again, to the events URL set now (concurrently, like every delivery: the
+//! receiver orders by `seq`). Events emitted while the endpoint was disabled (or no URL was set) had no
+//! delivery at all: those since the time are queued too, so a re-enabled endpoint can catch up on everything
+//! it missed.
 //!
 //! # Format
 //! Request: `since` (Unix seconds). Response: `{"rescheduled":N}`. Errors: `1 invalid_since`.
