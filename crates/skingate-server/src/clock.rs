@@ -39,9 +39,9 @@ impl ManualClock {
         Self(Arc::new(AtomicI64::new(now)))
     }
 
-    /// Moves time forward by `secs`.
+    /// Moves time forward by `secs` (saturating at the end of time).
     pub fn advance(&self, secs: i64) {
-        self.0.fetch_add(secs, Ordering::SeqCst);
+        let _ = self.0.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |t| Some(t.saturating_add(secs)));
     }
 }
 
@@ -63,11 +63,12 @@ pub struct OffsetClock(Arc<AtomicI64>);
 
 impl Clock for OffsetClock {
     fn now(&self) -> i64 {
-        SystemClock.now() + self.0.load(Ordering::SeqCst)
+        SystemClock.now().saturating_add(self.0.load(Ordering::SeqCst))
     }
 
     fn advance(&self, secs: i64) -> bool {
-        self.0.fetch_add(secs, Ordering::SeqCst);
+        // Saturating: an absurd total pins the clock at the end of time instead of wrapping into the past.
+        let _ = self.0.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |o| Some(o.saturating_add(secs)));
         true
     }
 }
@@ -86,5 +87,18 @@ mod tests {
         let before = offset.now();
         assert!(offset.advance(86_400));
         assert!(offset.now() >= before + 86_400);
+    }
+
+    /// However far an adjustable clock is moved, it never wraps into the past.
+    #[test]
+    fn adjustable_clocks_saturate() {
+        let manual = ManualClock::new(100);
+        manual.advance(i64::MAX);
+        manual.advance(i64::MAX);
+        assert_eq!(manual.now(), i64::MAX);
+        let offset = OffsetClock::default();
+        offset.advance(i64::MAX);
+        offset.advance(5);
+        assert_eq!(offset.now(), i64::MAX);
     }
 }

@@ -188,6 +188,10 @@ async fn set_profile(
     Json(json!({"ok": true, "steam_id": user.to_string(), "profile": profile})).into_response()
 }
 
+/// The most one `clock/advance` may move the clock: far beyond any hold, offer expiry or retry schedule, and
+/// nowhere near overflowing a Unix timestamp.
+pub const MAX_ADVANCE_SECS: i64 = 10 * 365 * 86_400;
+
 #[derive(serde::Deserialize)]
 struct Advance {
     secs: i64,
@@ -197,8 +201,9 @@ async fn advance(State(state): State<AppState>, headers: HeaderMap, Json(body): 
     if let Err(r) = authorized(&state, &headers).await {
         return r;
     }
-    if body.secs <= 0 {
-        return (StatusCode::BAD_REQUEST, Json(json!({"error": "secs must be positive"}))).into_response();
+    if body.secs <= 0 || body.secs > MAX_ADVANCE_SECS {
+        let error = format!("secs must be between 1 and {MAX_ADVANCE_SECS} (ten years)");
+        return (StatusCode::BAD_REQUEST, Json(json!({"error": error}))).into_response();
     }
     if !state.clock.advance(body.secs) {
         return (StatusCode::CONFLICT, Json(json!({"error": "this server runs on the system clock"}))).into_response();

@@ -180,16 +180,18 @@ impl AppState {
     }
 
     /// The newest offer the gateway's bots sent to `partner` at or after `since` that gives exactly `give`
-    /// and asks for exactly `receive` (asset ids): an offer that was sent but whose id was never recorded (a
-    /// crash, or a failed write, between Steam's answer and the commit). Whoever finds one adopts it rather
-    /// than sending a second offer for the same items. An error means "unknown": send nothing meanwhile.
+    /// and asks for exactly `receive` (asset ids) and that no deposit or purchase records: an offer that was
+    /// sent but whose id was never recorded (a crash, or a failed write, between Steam's answer and the
+    /// commit). Whoever finds one adopts it rather than sending a second offer for the same items; an offer
+    /// another deposit or purchase recorded (the payer deposited the same items again) is never taken. An
+    /// error means "unknown": send nothing meanwhile.
     pub async fn find_sent_offer(
         &self,
         partner: SteamId,
         since: i64,
         give: &[u64],
         receive: &[u64],
-    ) -> Result<Option<Offer>, SteamError> {
+    ) -> anyhow::Result<Option<Offer>> {
         fn sorted(mut ids: Vec<u64>) -> Vec<u64> {
             ids.sort_unstable();
             ids
@@ -199,7 +201,7 @@ impl AppState {
             let offer = self.steam.offer(id).await?;
             let gives = sorted(offer.items_to_give.iter().map(|a| a.asset_id).collect());
             let asks = sorted(offer.items.iter().map(|a| a.asset_id).collect());
-            if gives == give && asks == receive {
+            if gives == give && asks == receive && !self.store.offer_recorded(&id.to_string()).await? {
                 return Ok(Some(offer));
             }
         }

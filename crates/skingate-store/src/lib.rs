@@ -284,6 +284,9 @@ pub trait Store: DepositStore + MarketStore + Send + Sync + std::fmt::Debug + 's
     async fn events_after(&self, after_id: i64, limit: u32) -> Result<Vec<StoredEvent>>;
     /// The highest event id (0 when there is none).
     async fn last_event_id(&self) -> Result<i64>;
+    /// Whether a deposit or a purchase records trade offer `offer_id`: an offer found at Steam is adopted
+    /// only if it is nobody's yet (one trade never settles two deposits or purchases).
+    async fn offer_recorded(&self, offer_id: &str) -> Result<bool>;
     /// Leases up to `limit` due pending deliveries until `now + lease_secs` and returns them.
     async fn claim_due_deliveries(&self, now: i64, lease_secs: i64, limit: u32) -> Result<Vec<Delivery>>;
     /// Logs attempts and moves their deliveries on, in one transaction (group commit: one disk flush for

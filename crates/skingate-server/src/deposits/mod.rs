@@ -411,6 +411,22 @@ pub struct OfferStarted {
     pub value: Money,
 }
 
+/// Why [`send_offer`] failed, and whether an offer may still be live at Steam.
+#[derive(Debug)]
+pub struct SendFailure {
+    /// What to answer.
+    pub error: DepositError,
+    /// An offer was sent and could be neither read nor cancelled: the deposit must stay in the sending state,
+    /// so that the watcher adopts (or fails) it after the grace period instead of nobody watching the offer.
+    pub offer_live: bool,
+}
+
+impl From<SteamError> for SendFailure {
+    fn from(e: SteamError) -> Self {
+        Self { error: e.into(), offer_live: false }
+    }
+}
+
 /// Sends the offer for a selection (test mode sets the simulated payer's behaviour first). Writes nothing.
 pub async fn send_offer(
     state: &AppState,
@@ -418,7 +434,7 @@ pub async fn send_offer(
     transaction_id: i64,
     sel: &Selection,
     magic_token: &str,
-) -> Result<OfferStarted, DepositError> {
+) -> Result<OfferStarted, SendFailure> {
     test_mode::prepare_payer(state, project, sel.trade_url.steam_id, magic_token);
     let asset_ids = sel.items.iter().filter_map(|i| i.asset_id.parse().ok()).collect();
     let offer =
@@ -428,8 +444,8 @@ pub async fn send_offer(
         Ok(seen) => seen,
         Err(e) => {
             // Sent, but unreadable: nothing will record it, so it must not stay live.
-            cancel_quietly(state, id).await;
-            return Err(e.into());
+            let offer_live = !cancel_quietly(state, id).await;
+            return Err(SendFailure { error: e.into(), offer_live });
         }
     };
     Ok(OfferStarted {
@@ -498,9 +514,14 @@ pub fn offer_target(sel: &Selection) -> OfferTarget {
     }
 }
 
-async fn cancel_quietly(state: &AppState, offer: u64) {
-    if let Err(e) = state.steam.cancel_offer(offer).await {
-        tracing::error!(offer, error = %e, "cancelling an offer no deposit records failed");
+/// Cancels an offer no deposit records; false if Steam refused (accepted already, or unreachable).
+async fn cancel_quietly(state: &AppState, offer: u64) -> bool {
+    match state.steam.cancel_offer(offer).await {
+        Ok(()) => true,
+        Err(e) => {
+            tracing::error!(offer, error = %e, "cancelling an offer no deposit records failed");
+            false
+        }
     }
 }
 
@@ -523,7 +544,9 @@ async fn give_up(state: &AppState, id: i64, on_failure: &OnSendFailure) {
 /// records it in a second short transaction, with `reply` stored for `key` in the same one. Steam is called
 /// outside every transaction. If the send fails, the deposit is released or abandoned (`on_failure`); if the
 /// record fails after the send (commit error, or the watcher gave up on the deposit meanwhile), the offer
-/// is cancelled, so no live offer is ever unknown to the gateway.
+/// is cancelled, so no live offer is ever unknown to the gateway. An offer that cannot be cancelled (the payer
+/// accepted at once, or Steam is unreachable) keeps the deposit in the sending state: the watcher adopts it
+/// after the grace period.
 ///
 /// Run it as a task ([`spawn_send`]): it must finish even when the HTTP client that asked goes away.
 pub async fn send_and_record(
@@ -537,9 +560,11 @@ pub async fn send_and_record(
 ) -> Result<(OfferStarted, Option<String>), DepositError> {
     let offer = match send_offer(&state, &project, id, &sel, &magic_token).await {
         Ok(offer) => offer,
-        Err(e) => {
-            give_up(&state, id, &on_failure).await;
-            return Err(e);
+        Err(SendFailure { error, offer_live }) => {
+            if !offer_live {
+                give_up(&state, id, &on_failure).await;
+            }
+            return Err(error);
         }
     };
     let recorded = async {
@@ -563,15 +588,23 @@ pub async fn send_and_record(
         }
         Ok(None) => {
             if let Ok(offer) = offer.offer_id.parse() {
-                cancel_quietly(&state, offer).await;
+                let _ = cancel_quietly(&state, offer).await;
             }
             Err(DepositError::NotPending)
         }
         Err(e) => {
-            if let Ok(offer) = offer.offer_id.parse() {
-                cancel_quietly(&state, offer).await;
+            let cancelled = match offer.offer_id.parse() {
+                Ok(offer) => cancel_quietly(&state, offer).await,
+                Err(_) => true,
+            };
+            if cancelled {
+                give_up(&state, id, &on_failure).await;
+            } else {
+                tracing::warn!(
+                    deposit = id,
+                    "a sent offer could be neither recorded nor cancelled; the watcher adopts it"
+                );
             }
-            give_up(&state, id, &on_failure).await;
             Err(DepositError::Internal(e.context("recording a sent offer")))
         }
     }

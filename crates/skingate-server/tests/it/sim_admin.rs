@@ -73,6 +73,10 @@ async fn operator_plays_the_payer_and_moves_time() {
     assert_eq!(app.running.state.now(), before + 86_400);
     let (status, _) = call(&app, "/admin/clock/advance", Some(json!({"secs": -5})), &t).await;
     assert_eq!(status, 400);
+    // An absurd jump is refused and changes nothing (it would wrap the clock into the past).
+    let (status, _) = call(&app, "/admin/clock/advance", Some(json!({"secs": i64::MAX})), &t).await;
+    assert_eq!(status, 400);
+    assert_eq!(app.running.state.now(), before + 86_400);
 }
 
 #[tokio::test]

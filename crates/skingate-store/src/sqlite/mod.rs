@@ -316,6 +316,17 @@ impl Store for SqliteStore {
         events::events_after(&self.reader, after_id, limit).await
     }
 
+    async fn offer_recorded(&self, offer_id: &str) -> Result<bool> {
+        // Rare (an interrupted send being resolved): the purchases side has no index on the offer id and scans.
+        Ok(sqlx::query_scalar(
+            "SELECT EXISTS (SELECT 1 FROM deposits WHERE offer_id = ?1)
+                 OR EXISTS (SELECT 1 FROM purchases WHERE tradeofferid = ?1)",
+        )
+        .bind(offer_id)
+        .fetch_one(&self.reader)
+        .await?)
+    }
+
     async fn last_event_id(&self) -> Result<i64> {
         Ok(sqlx::query_scalar("SELECT COALESCE(MAX(id), 0) FROM events").fetch_one(&self.reader).await?)
     }

@@ -2,13 +2,16 @@
 //!
 //! Sets the deposit's `hold_until` to the current time and wakes the trade watcher, which then completes
 //! it like any hold that ran out: `success` unless the trade was reversed. Lets a merchant test the end of
-//! the 8-day hold without waiting 8 days.
+//! the 8-day hold without waiting 8 days. A deposit completed early is no longer watched, so a reversal
+//! after it goes unseen (no `fail`, no `hold_returned` clawback): that is why it exists only where every
+//! trade is simulated, i.e. on a gateway running the Steam simulator (test mode means nothing elsewhere
+//! either: the magic tokens need the simulator).
 //!
 //! # Format
 //! Request: `transaction_id` **or** `order_id`. Response: `{"transaction_id": N}`; the deposit reaches
 //! `success` moments later (watch the Result URL or `orderstatus`).
 //! Errors: `1`–`4` as `orderstatus`, `5 deposit_not_held` (not `in_hold` or `hold_approved`),
-//! `6 test_mode_disabled`.
+//! `6 test_mode_disabled` (the project is not in test mode, or the gateway does not run the simulator).
 
 use skingate_core::deposit::DepositStatus;
 use skingate_types::deposits::HoldCompleted;
@@ -38,7 +41,7 @@ impl TestCompleteHold {
 
     /// Moves the hold's end to now.
     pub async fn apply(self, ctx: &Ctx<'_>) -> Result<Reply, ApiError> {
-        if !ctx.project.settings.test_mode {
+        if !ctx.project.settings.test_mode || ctx.state.sim.is_none() {
             return Err(NOT_TEST_MODE);
         }
         let dep = find(ctx, &self.lookup).await?;

@@ -229,3 +229,57 @@ async fn an_interrupted_send_whose_offer_reached_steam_is_adopted() {
     assert_eq!(st.trade_offer_id, Some(offer.to_string()));
     assert_eq!(e.balance().await.0, value(&items).to_wire().to_string());
 }
+
+/// An offer found at Steam is adopted only if no other deposit records it: a payer whose first deposit's send
+/// never reached Steam and who deposits the same item again is credited once, for the second deposit.
+#[tokio::test]
+async fn adoption_never_takes_an_offer_another_deposit_recorded() {
+    let e = env(|_| {}).await;
+    let user = payer(207);
+    let (first, items) = interrupted_send(&e, "crash-3", user).await;
+    e.advance(1);
+    let second = e.deposit("again-3", user, Game::Dota2, &items).await;
+    e.advance(skingate_server::deposits::SEND_GRACE_SECS);
+    let mut outcomes = vec![e.callback().await, e.callback().await];
+    outcomes.sort_by_key(|cb| cb["transaction_id"].to_string());
+    let statuses: Vec<(String, String)> = outcomes
+        .iter()
+        .map(|cb| (cb["transaction_id"].to_string().trim_matches('"').to_owned(), cb["status"].to_string()))
+        .collect();
+    assert_eq!(statuses, [(first.to_string(), "\"fail\"".to_owned()), (second.to_string(), "\"success\"".to_owned())]);
+    assert_eq!(e.balance().await.0, value(&items).to_wire().to_string(), "credited once");
+}
+
+/// A sent offer that can be neither recorded (the write fails) nor cancelled (the payer accepted at once)
+/// keeps its deposit in the sending state: after the grace period the watcher adopts the offer and the payer
+/// is credited, instead of the items arriving for a deposit that was deleted.
+#[tokio::test]
+async fn an_offer_neither_recorded_nor_cancelled_is_adopted_by_the_watcher() {
+    use sqlx::Connection;
+    let e = env(|_| {}).await;
+    let user = payer(208);
+    e.sim().set_profile(user, Profile::AcceptAfter { secs: 0 });
+    let items = e.items(user, Game::Dota2, 1).await;
+    let mut db = sqlx::SqliteConnection::connect(e.app.database_url()).await.unwrap();
+    sqlx::query("INSERT INTO meta (key, value) VALUES ('test_fault', '1')").execute(&mut db).await.unwrap();
+    sqlx::query(
+        "CREATE TRIGGER test_fault BEFORE UPDATE ON deposits
+         WHEN NEW.offer_id IS NOT NULL AND OLD.offer_id IS NULL AND EXISTS (SELECT 1 FROM meta WHERE key = 'test_fault')
+         BEGIN SELECT RAISE(ABORT, 'injected fault'); END",
+    )
+    .execute(&mut db)
+    .await
+    .unwrap();
+    let ids: Vec<String> = items.iter().map(|a| a.asset_id.to_string()).collect();
+    let failed = e
+        .app
+        .sdk()
+        .create_from_user_inventory("stuck-4", &user.to_string(), &e.token(user), "dota2", &ids, Default::default())
+        .await;
+    assert!(failed.is_err(), "the record failed: {failed:?}");
+    sqlx::query("DELETE FROM meta WHERE key = 'test_fault'").execute(&mut db).await.unwrap();
+    e.advance(skingate_server::deposits::SEND_GRACE_SECS);
+    let cb = e.callback().await;
+    assert_eq!((cb["status"].as_str(), cb["order_id"].as_str()), (Some("success"), Some("stuck-4")));
+    assert_eq!(e.balance().await.0, value(&items).to_wire().to_string());
+}
