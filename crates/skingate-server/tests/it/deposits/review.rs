@@ -240,7 +240,7 @@ async fn adoption_never_takes_an_offer_another_deposit_recorded() {
     e.advance(1);
     let second = e.deposit("again-3", user, Game::Dota2, &items).await;
     e.advance(skingate_server::deposits::SEND_GRACE_SECS);
-    let mut outcomes = vec![e.callback().await, e.callback().await];
+    let mut outcomes = [e.callback().await, e.callback().await];
     outcomes.sort_by_key(|cb| cb["transaction_id"].to_string());
     let statuses: Vec<(String, String)> = outcomes
         .iter()
