@@ -253,7 +253,8 @@ pub trait Store: DepositStore + MarketStore + Send + Sync + std::fmt::Debug + 's
     async fn project(&self, id: ProjectId) -> Result<Option<Project>>;
     /// All projects, by id.
     async fn projects(&self) -> Result<Vec<Project>>;
-    /// Saves a project's settings and secret.
+    /// Saves a project's settings and secret. `events_disabled_at` is taken from `project` only with a new
+    /// events URL: the dispatcher disables endpoints on its own, and a copy read before that must not undo it.
     async fn update_project(&self, project: &Project, now: i64) -> Result<()>;
     /// The rates table.
     async fn currencies(&self) -> Result<Vec<Currency>>;
@@ -311,15 +312,17 @@ pub trait Store: DepositStore + MarketStore + Send + Sync + std::fmt::Debug + 's
     async fn delivery_attempts(&self, delivery_id: i64) -> Result<Vec<Attempt>>;
     /// Schedules a delivery again now, whatever its state; false if it is not the project's.
     async fn resend_delivery(&self, project: ProjectId, id: i64, now: i64) -> Result<bool>;
-    /// Schedules again every failed delivery created at or after `since` and, with `missed`, queues to it
+    /// Schedules again the failed deliveries created at or after `since` and, with `missed`, queues to it
     /// the project's events of those types created since then that never had an events-webhook delivery
-    /// (emitted while the endpoint was disabled or unset); returns how many were scheduled in all.
+    /// (emitted while the endpoint was disabled or unset), oldest first, at most `limit` in all (one short
+    /// transaction on the shared writer); returns how many.
     async fn recover_deliveries(
         &self,
         project: ProjectId,
         since: i64,
         now: i64,
         missed: Option<MissedEvents<'_>>,
+        limit: u32,
     ) -> Result<u64>;
 }
 

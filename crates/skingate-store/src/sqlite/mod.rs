@@ -173,7 +173,9 @@ impl Store for SqliteStore {
         let done = sqlx::query(
             "UPDATE projects SET client_secret = ?, name = ?, active = ?, result_url = ?, success_url = ?,
                 fail_url = ?, events_url = ?, ip_allowlist = ?, rate_limit_per_min = ?, hold_policy = ?,
-                previous_secret = ?, previous_secret_until = ?, events_disabled_at = ?, updated_at = ?, test_mode = ?,
+                previous_secret = ?, previous_secret_until = ?,
+                events_disabled_at = CASE WHEN events_url IS ? THEN events_disabled_at ELSE ? END,
+                updated_at = ?, test_mode = ?,
                 multiplier_ppm = ?, deposit_fee_ppm = ?, callback_format = ?, frame_ancestors = ?,
                 events_failing_since = CASE WHEN events_url IS ? THEN events_failing_since END
              WHERE id = ?",
@@ -190,6 +192,9 @@ impl Store for SqliteStore {
         .bind(s.hold_policy.as_str())
         .bind(&p.previous_secret)
         .bind(p.previous_secret_until)
+        // The dispatcher disables an endpoint on its own: a caller's copy read before that must not switch it
+        // back on. Only a new events URL takes the caller's value (a new endpoint starts enabled).
+        .bind(&s.events_url)
         .bind(p.events_disabled_at)
         .bind(now)
         .bind(s.test_mode)
@@ -260,6 +265,7 @@ impl Store for SqliteStore {
             .bind(id.0)
             .bind(q.starting)
             .bind(q.ending)
+            .bind(q.after_id)
             .bind(q.after_id)
             .bind(i64::from(q.limit) + 1)
             .fetch_all(&self.reader)
@@ -380,26 +386,30 @@ impl Store for SqliteStore {
         since: i64,
         now: i64,
         missed: Option<MissedEvents<'_>>,
+        limit: u32,
     ) -> Result<u64> {
         let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
         let mut n = sqlx::query(
             "UPDATE deliveries SET state = 'pending', next_attempt_at = ?, locked_until = NULL, finished_at = NULL
-             WHERE project_id = ? AND state = 'failed' AND created_at >= ?",
+             WHERE id IN (SELECT id FROM deliveries WHERE project_id = ? AND state = 'failed' AND created_at >= ?
+                          ORDER BY id LIMIT CAST(? AS INTEGER))",
         )
         .bind(now)
         .bind(project.0)
         .bind(since)
+        .bind(i64::from(limit))
         .execute(&mut *tx)
         .await?
         .rows_affected();
-        if let Some(missed) = missed {
+        let room = u64::from(limit).saturating_sub(n);
+        if let Some(missed) = missed.filter(|_| room > 0) {
             n += sqlx::query(
                 "INSERT INTO deliveries (event_id, project_id, kind, url, state, next_attempt_at, created_at)
                  SELECT e.id, e.project_id, 'events_webhook', ?, 'pending', ?, ? FROM events e
                  WHERE e.project_id = ? AND e.created_at >= ?
                    AND e.event_type IN (SELECT value FROM json_each(?))
                    AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.event_id = e.id AND d.kind = 'events_webhook')
-                 ORDER BY e.id",
+                 ORDER BY e.id LIMIT CAST(? AS INTEGER)",
             )
             .bind(missed.url)
             .bind(now)
@@ -407,6 +417,7 @@ impl Store for SqliteStore {
             .bind(project.0)
             .bind(since)
             .bind(serde_json::to_string(missed.event_types).map_err(|e| StoreError::Corrupt(e.to_string()))?)
+            .bind(i64::try_from(room).unwrap_or(i64::MAX))
             .execute(&mut *tx)
             .await?
             .rows_affected();

@@ -279,6 +279,84 @@ async fn disabling_an_endpoint_fails_its_pending_deliveries_once_and_rolls_back_
     assert_eq!(s.delivery(p.id, delivery.id).await.unwrap().unwrap().state, DeliveryState::Failed);
 }
 
+/// A project saved from a copy read before the dispatcher disabled its endpoint (the CLI changing another
+/// setting meanwhile) keeps the endpoint disabled; a new events URL enables it, and its deliveries still to
+/// make follow the new URL.
+#[tokio::test]
+async fn saving_a_stale_project_never_re_enables_a_disabled_endpoint() {
+    let (_dir, s) = store().await;
+    let p = s.create_project(&ProjectSettings::named("Shop"), "s", 0).await.unwrap();
+    let mut stale = p.clone();
+    stale.settings.events_url = Some("https://shop.example/hook".into());
+    s.update_project(&stale, 5).await.unwrap();
+    let mut tx = s.begin().await.unwrap();
+    let body = |id: i64, seq: i64| format!(r#"{{"id":{id},"seq":{seq}}}"#);
+    tx.insert_event(p.id, "balance_change", &body, Some("https://shop.example/hook"), 10).await.unwrap();
+    tx.commit().await.unwrap();
+    let mut tx = s.begin().await.unwrap();
+    assert!(tx.disable_events_endpoint(p.id, 50).await.unwrap());
+    tx.commit().await.unwrap();
+    stale.settings.rate_limit_per_min = 5;
+    s.update_project(&stale, 60).await.unwrap();
+    let saved = s.project(p.id).await.unwrap().unwrap();
+    assert_eq!((saved.events_disabled_at, saved.settings.rate_limit_per_min), (Some(50), 5));
+    let mut moved = saved.clone();
+    moved.settings.events_url = Some("https://shop.example/new".into());
+    moved.events_disabled_at = None;
+    s.update_project(&moved, 70).await.unwrap();
+    assert_eq!(s.project(p.id).await.unwrap().unwrap().events_disabled_at, None, "a new URL starts enabled");
+    let failed = s.deliveries(p.id, None, 0, 10).await.unwrap();
+    assert_eq!(failed[0].url, "https://shop.example/new");
+}
+
+/// `recover_deliveries` does at most `limit` per call, failed deliveries first, then the events that never had
+/// a delivery, oldest first; repeated calls finish the rest and then find nothing.
+#[tokio::test]
+async fn recovery_is_bounded_per_call_and_resumes() {
+    let (_dir, s) = store().await;
+    let (p, _) = project_with_deliveries(&s, 3).await;
+    let mut tx = s.begin().await.unwrap();
+    assert!(tx.disable_events_endpoint(p.id, 20).await.unwrap());
+    let body = |id: i64, seq: i64| format!(r#"{{"id":{id},"seq":{seq}}}"#);
+    for _ in 0..2 {
+        tx.insert_event(p.id, "balance_change", &body, None, 30).await.unwrap();
+    }
+    tx.commit().await.unwrap();
+    let missed = MissedEvents { url: "https://shop.example/new", event_types: &["balance_change"] };
+    assert_eq!(s.recover_deliveries(p.id, 0, 40, Some(missed), 2).await.unwrap(), 2);
+    assert_eq!(s.recover_deliveries(p.id, 0, 40, Some(missed), 2).await.unwrap(), 2, "the third failed, one missed");
+    assert_eq!(s.recover_deliveries(p.id, 0, 40, Some(missed), 2).await.unwrap(), 1);
+    assert_eq!(s.recover_deliveries(p.id, 0, 40, Some(missed), 2).await.unwrap(), 0);
+    let all = s.deliveries(p.id, None, 0, 10).await.unwrap();
+    assert_eq!(all.len(), 5);
+    assert!(all.iter().all(|d| d.state == DeliveryState::Pending));
+}
+
+/// Every history page (balance history, `market_history`, `orders`) is read in its time index's order: no
+/// sort of the whole time range per page, which made paging through a long history quadratic.
+#[tokio::test]
+async fn history_pages_walk_their_index_without_sorting() {
+    let (_dir, s) = store().await;
+    let queries =
+        [rows::HISTORY_SELECT.to_owned(), market::purchase_history_sql(), deposits::DEPOSITS_IN_RANGE.to_owned()];
+    for sql in queries {
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!("EXPLAIN QUERY PLAN {sql}")))
+            .bind(1)
+            .bind(0)
+            .bind(100)
+            .bind(5)
+            .bind(5)
+            .bind(10)
+            .fetch_all(&s.reader)
+            .await
+            .unwrap();
+        let plan: Vec<String> = rows.iter().map(|r| sqlx::Row::get::<String, _>(r, 3)).collect();
+        let text = plan.join(" | ");
+        assert!(!text.contains("TEMP B-TREE"), "{sql}\n{text}");
+        assert!(text.contains("USING INDEX"), "{sql}\n{text}");
+    }
+}
+
 #[tokio::test]
 async fn a_late_attempt_never_overwrites_a_newer_lease() {
     let (_dir, s) = store().await;

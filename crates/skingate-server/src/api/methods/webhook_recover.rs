@@ -7,7 +7,8 @@
 //! it missed.
 //!
 //! # Format
-//! Request: `since` (Unix seconds). Response: `{"rescheduled":N}`. Errors: `1 invalid_since`.
+//! Request: `since` (Unix seconds). Response: `{"rescheduled":N}`, at most [`RECOVER_LIMIT`] oldest first
+//! (call again while N is the limit). Errors: `1 invalid_since`.
 
 use skingate_core::events::EventType;
 use skingate_store::MissedEvents;
@@ -16,6 +17,10 @@ use skingate_types::api::RescheduledResponse;
 use super::{Ctx, Reply};
 use crate::api::params::Params;
 use crate::error::ApiError;
+
+/// Most deliveries one call schedules: the work is one transaction on the writer every merchant shares, so
+/// it is bounded; a call that schedules this many is repeated for the rest.
+pub const RECOVER_LIMIT: u32 = 10_000;
 
 /// A `webhook_recover` call.
 #[derive(Debug)]
@@ -34,7 +39,7 @@ impl WebhookRecover {
         let state = ctx.state;
         let types: Vec<&str> = EventType::ALL.into_iter().filter(|t| t.to_webhook()).map(EventType::as_str).collect();
         let missed = ctx.project.active_events_url().map(|url| MissedEvents { url, event_types: &types });
-        let n = state.store.recover_deliveries(ctx.project.id, self.since, state.now(), missed).await?;
+        let n = state.store.recover_deliveries(ctx.project.id, self.since, state.now(), missed, RECOVER_LIMIT).await?;
         state.events_committed();
         Reply::success(&RescheduledResponse { rescheduled: i64::try_from(n).unwrap_or(i64::MAX) })
     }
