@@ -84,15 +84,6 @@ async fn one<'e>(
     query.fetch_optional(exec).await?.map(|r| deposit_row(&r)).transpose()
 }
 
-/// `orders`' page: in the `deposits_by_project_time` index's order, from the cursor's position in it (see
-/// `rows::HISTORY_SELECT`). Binds: project, starting, ending, cursor, cursor, limit.
-pub(crate) const DEPOSITS_IN_RANGE: &str = concat!(
-    deposit_select!(),
-    " WHERE project_id = ? AND created_at >= ? AND created_at <= ?
-      AND (created_at, id) > (COALESCE((SELECT created_at FROM deposits WHERE id = ?), -9223372036854775808), ?)
-      ORDER BY created_at, id LIMIT CAST(? AS INTEGER)"
-);
-
 #[async_trait]
 impl DepositStore for SqliteStore {
     async fn deposit(&self, project: ProjectId, id: i64) -> Result<Option<Deposit>> {
@@ -120,12 +111,15 @@ impl DepositStore for SqliteStore {
         after_id: i64,
         limit: u32,
     ) -> Result<Vec<Deposit>> {
-        let rows = sqlx::query(DEPOSITS_IN_RANGE)
-            .bind(project.0)
-            .bind(starting)
-            .bind(ending)
-            .bind(after_id)
-            .bind(after_id)
+        // In id (commit) order, as `rows::HISTORY_SELECT` explains.
+        let rows = sqlx::query(concat!(
+            deposit_select!(),
+            " WHERE project_id = ? AND created_at >= ? AND created_at <= ? AND id > ? ORDER BY id LIMIT CAST(? AS INTEGER)"
+        ))
+        .bind(project.0)
+        .bind(starting)
+        .bind(ending)
+        .bind(after_id)
             .bind(i64::from(limit) + 1)
             .fetch_all(&self.reader)
             .await?;

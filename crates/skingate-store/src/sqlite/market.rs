@@ -71,16 +71,6 @@ fn savepoint_name(name: &str) -> Result<&str> {
     }
 }
 
-/// `market_history`'s page: in the `purchases_by_time` index's order, from the cursor's position in it (see
-/// `rows::HISTORY_SELECT`). Binds: project, starting, ending, cursor, cursor, limit.
-pub(crate) fn purchase_history_sql() -> String {
-    format!(
-        "SELECT {PURCHASE_COLUMNS} FROM purchases WHERE project_id = ? AND created_at >= ? AND created_at <= ?
-         AND (created_at, id) > (COALESCE((SELECT created_at FROM purchases WHERE id = ?), -9223372036854775808), ?)
-         ORDER BY created_at, id LIMIT CAST(? AS INTEGER)"
-    )
-}
-
 #[async_trait]
 impl MarketStore for SqliteStore {
     async fn unit_count(&self) -> Result<i64> {
@@ -185,11 +175,15 @@ impl MarketStore for SqliteStore {
         after_id: i64,
         limit: u32,
     ) -> Result<(Vec<Purchase>, bool)> {
-        let rows = sqlx::query(sqlx::AssertSqlSafe(purchase_history_sql()))
+        // In id (commit) order, as `rows::HISTORY_SELECT` explains.
+        let sql = format!(
+            "SELECT {PURCHASE_COLUMNS} FROM purchases WHERE project_id = ? AND created_at >= ? AND created_at <= ?
+             AND id > ? ORDER BY id LIMIT CAST(? AS INTEGER)"
+        );
+        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
             .bind(project.0)
             .bind(starting)
             .bind(ending)
-            .bind(after_id)
             .bind(after_id)
             .bind(i64::from(limit) + 1)
             .fetch_all(&self.reader)

@@ -266,7 +266,6 @@ impl Store for SqliteStore {
             .bind(q.starting)
             .bind(q.ending)
             .bind(q.after_id)
-            .bind(q.after_id)
             .bind(i64::from(q.limit) + 1)
             .fetch_all(&self.reader)
             .await?;

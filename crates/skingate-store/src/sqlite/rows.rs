@@ -31,15 +31,15 @@ pub(crate) const BALANCE_SELECT: &str = "SELECT a.credits_posted, a.debits_poste
         FROM transfer_totals t WHERE t.account_id = a.id), 0)
     FROM accounts a WHERE a.project_id = ? AND a.kind = 'project_balance' AND a.currency = 'usd'";
 
-/// History pages walk the `(project_id, created_at, id)` index in its order: the cursor (the last id of the
-/// previous page) is turned into its `(created_at, id)` position, so a page costs about its own size instead
-/// of a sort of the whole time range. Binds: project, starting, ending, cursor, cursor, limit.
+/// A page of balance history, in id (commit) order after the cursor. Id order, not time order: a row's
+/// `created_at` is taken before its transaction waits for the writer, so a row committed later may carry an
+/// earlier time, and a time-ordered cursor would skip it for a merchant syncing up to now. The price: a page
+/// sorts the rows of `[starting, ending]` after the cursor, so long histories are best read in bounded windows.
 pub(crate) const HISTORY_SELECT: &str = "SELECT e.id, e.created_at, t.code, e.transfer_id, t.reference,
     e.available_before, e.available_after, e.held_after, e.in_flight_after
     FROM entries e JOIN transfers t ON t.id = e.transfer_id
-    WHERE e.project_id = ? AND e.created_at >= ? AND e.created_at <= ?
-      AND (e.created_at, e.id) > (COALESCE((SELECT created_at FROM entries WHERE id = ?), -9223372036854775808), ?)
-    ORDER BY e.created_at, e.id LIMIT CAST(? AS INTEGER)";
+    WHERE e.project_id = ? AND e.created_at >= ? AND e.created_at <= ? AND e.id > ?
+    ORDER BY e.id LIMIT CAST(? AS INTEGER)";
 
 /// Allow-lists are stored as comma-separated networks: short, greppable, portable.
 pub(crate) fn allowlist_text(nets: &[IpNet]) -> String {
