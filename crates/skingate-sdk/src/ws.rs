@@ -45,8 +45,10 @@ pub struct Event {
     pub raw: String,
 }
 
-/// Why [`EventStream::next`] returned no event.
+/// Why [`EventStream::next`] returned no event. Not every variant is final: match on it rather than stopping at
+/// the first error (more may come, hence `non_exhaustive`).
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum StreamError {
     /// The gateway refused the credentials; reconnecting would not help.
     #[error("authentication failed")]

@@ -300,7 +300,9 @@ async fn disable_endpoint(state: &AppState, project: &Project, url: &str, reason
     let now = state.now();
     let notice = async {
         let mut tx = state.store.begin().await?;
-        if !tx.disable_events_endpoint(project.id, now).await? {
+        // Only the URL that failed: an attempt to an old URL ending after the merchant set a new one must not
+        // switch the new endpoint off.
+        if !tx.disable_events_endpoint(project.id, url, now).await? {
             return Ok(false);
         }
         let data = json!({"url": url, "reason": reason, "failing_since": since});

@@ -23,6 +23,10 @@ use crate::ratelimit::RateLimits;
 /// The `meta` key of the run-time maintenance switch (`skingate maintenance on|off`).
 pub const MAINTENANCE_KEY: &str = "maintenance";
 
+/// How far Steam's clock may lag the gateway's when offers are searched by time (see
+/// [`AppState::find_sent_offer`]).
+const STEAM_CLOCK_MARGIN_SECS: i64 = 60;
+
 /// Everything a request handler may need. Cheap to clone.
 #[derive(Clone, Debug)]
 pub struct AppState(Arc<Inner>);
@@ -179,12 +183,14 @@ impl AppState {
         self.sim.is_some() && matches!(observed, Err(SteamError::NotFound))
     }
 
-    /// The newest offer the gateway's bots sent to `partner` at or after `since` that gives exactly `give`
-    /// and asks for exactly `receive` (asset ids) and that no deposit or purchase records: an offer that was
-    /// sent but whose id was never recorded (a crash, or a failed write, between Steam's answer and the
-    /// commit). Whoever finds one adopts it rather than sending a second offer for the same items; an offer
-    /// another deposit or purchase recorded (the payer deposited the same items again) is never taken. An
-    /// error means "unknown": send nothing meanwhile.
+    /// The newest live or accepted offer the gateway's bots sent to `partner` since `since` (less a minute for
+    /// Steam's clock) that gives exactly `give` and asks for exactly `receive` (asset ids) and that no deposit
+    /// or purchase records: an offer that was sent but whose id was never recorded (a crash, or a failed
+    /// write, between Steam's answer and the commit). Whoever finds one adopts it rather than sending a
+    /// second offer for the same items. Never taken: an offer another deposit or purchase recorded (the payer
+    /// deposited the same items again), or one that ended without a trade (cancelled by the gateway when it
+    /// could not record it, declined, expired): nothing came of it, so a new offer may be sent. An error
+    /// means "unknown": send nothing meanwhile.
     pub async fn find_sent_offer(
         &self,
         partner: SteamId,
@@ -197,8 +203,11 @@ impl AppState {
             ids
         }
         let (give, receive) = (sorted(give.to_vec()), sorted(receive.to_vec()));
-        for id in self.steam.sent_offers(partner, since).await? {
+        for id in self.steam.sent_offers(partner, since.saturating_sub(STEAM_CLOCK_MARGIN_SECS)).await? {
             let offer = self.steam.offer(id).await?;
+            if offer.state.is_failed() {
+                continue;
+            }
             let gives = sorted(offer.items_to_give.iter().map(|a| a.asset_id).collect());
             let asks = sorted(offer.items.iter().map(|a| a.asset_id).collect());
             if gives == give && asks == receive && !self.store.offer_recorded(&id.to_string()).await? {

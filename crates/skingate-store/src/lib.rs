@@ -359,9 +359,9 @@ pub trait WriteTx: DepositTx + MarketTx + Send {
     ) -> Result<StoredEvent>;
     /// The project's current balance figures, inside this transaction.
     async fn project_balance(&mut self, project: ProjectId) -> Result<ProjectBalance>;
-    /// Disables the project's events endpoint and fails its pending events-webhook deliveries; false if it
-    /// was disabled already (then nothing changes). In a transaction so the merchant's notice commits with it.
-    async fn disable_events_endpoint(&mut self, project: ProjectId, now: i64) -> Result<bool>;
+    /// Disables the project's events endpoint if it is still `url`, and fails its pending events-webhook
+    /// deliveries; false if it was disabled already or has another URL now (then nothing changes). In a transaction so the merchant's notice commits with it.
+    async fn disable_events_endpoint(&mut self, project: ProjectId, url: &str, now: i64) -> Result<bool>;
     /// Makes everything durable.
     async fn commit(self: Box<Self>) -> Result<()>;
 }

@@ -203,9 +203,6 @@ async fn adopt_interrupted_send(state: &AppState, dep: &Deposit) -> anyhow::Resu
     let receive: Vec<u64> = dep.items.iter().filter_map(|i| i.asset_id.parse().ok()).collect();
     // `updated_at` is when the send began: nothing else writes a deposit in the sending state.
     let Some(offer) = state.find_sent_offer(partner, dep.updated_at, &[], &receive).await? else { return Ok(false) };
-    if offer.state.is_failed() {
-        return Ok(false);
-    }
     let record = OfferRecord {
         steam_id: partner.to_string(),
         trade_token: dep.trade_token.clone().unwrap_or_default(),

@@ -102,7 +102,7 @@ async fn a_new_url_after_a_disable_starts_with_a_fresh_failing_streak() {
 }
 
 /// `webhook_recover` after a new URL is set sends to that URL, both the deliveries that failed and the events
-/// emitted while the endpoint was disabled (which had no delivery at all), in event order.
+/// emitted while the endpoint was disabled (which had no delivery at all).
 #[tokio::test]
 async fn recover_sends_to_the_url_set_now_and_catches_up_on_events_missed_while_disabled() {
     let (mut app, clock) = app_with_clock().await;

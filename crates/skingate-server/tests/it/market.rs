@@ -15,7 +15,7 @@ use skingate_store::market::NewUnit;
 use skingate_types::Decimal;
 use skingate_types::market::Purchase;
 
-use crate::utils::{TestApp, spawn_with_clock, ws_connect, ws_next};
+use crate::utils::{Fault, TestApp, spawn_with_clock, ws_connect, ws_next};
 
 const START: i64 = 1_800_000_000;
 
@@ -480,22 +480,12 @@ async fn sixty_four_identical_requests_with_one_custom_id() {
 /// step; once the fault clears, the purchase goes on with the offer it has: none lost, none sent twice.
 #[tokio::test]
 async fn a_failed_round_keeps_the_offers_it_sent() {
-    use sqlx::Connection;
     let (app, clock) = market_app(0).await;
     let sdk = app.sdk();
     app.adjust(true, 1_000_000, "topup").await;
     set_profile(&app, 3102, Profile::Manual);
-    // The fault: every `status_change` event is refused while the `meta` row `test_fault` exists.
-    let mut db = sqlx::SqliteConnection::connect(app.database_url()).await.unwrap();
-    sqlx::query("INSERT INTO meta (key, value) VALUES ('test_fault', '1')").execute(&mut db).await.unwrap();
-    sqlx::query(
-        "CREATE TRIGGER test_fault BEFORE INSERT ON events
-         WHEN NEW.event_type = 'status_change' AND EXISTS (SELECT 1 FROM meta WHERE key = 'test_fault')
-         BEGIN SELECT RAISE(ABORT, 'injected fault'); END",
-    )
-    .execute(&mut db)
-    .await
-    .unwrap();
+    // The fault: every `status_change` event is refused.
+    let fault = Fault::inject(app.database_url(), "BEFORE INSERT ON events", "NEW.event_type = 'status_change'").await;
     let id = add_units(&app, Game::Dota2, "Treasure Key", 1).await[0];
     let bought = sdk.market_buy(&order(BuyTarget::Id(id), user(&app, 3102))).await.unwrap();
     // The offer id is stored despite the failing round.
@@ -503,7 +493,7 @@ async fn a_failed_round_keeps_the_offers_it_sent() {
     assert_eq!(stuck.offer_status, "creating_trade", "the transition itself failed");
     let offer = stuck.tradeofferid.unwrap();
 
-    sqlx::query("DELETE FROM meta WHERE key = 'test_fault'").execute(&mut db).await.unwrap();
+    fault.clear().await;
     let sent = wait_status(&app, &clock, &bought.buy_id, "waiting_accept", 1).await;
     assert_eq!(sent.tradeofferid.as_deref(), Some(offer.as_str()), "the stored offer is the one it goes on with");
     let next: u64 = offer.parse::<u64>().unwrap() + 1;
@@ -549,21 +539,10 @@ async fn a_sent_offer_is_never_sent_twice() {
     assert!(state.steam.offer(next).await.is_err(), "no second offer was sent");
 }
 
-/// A fault that refuses to store an offer id on a purchase while the `meta` row `test_fault` exists.
-async fn refuse_offer_records(app: &TestApp) -> sqlx::SqliteConnection {
-    use sqlx::Connection;
-    let mut db = sqlx::SqliteConnection::connect(app.database_url()).await.unwrap();
-    sqlx::query("INSERT INTO meta (key, value) VALUES ('test_fault', '1')").execute(&mut db).await.unwrap();
-    sqlx::query(
-        "CREATE TRIGGER test_fault BEFORE UPDATE ON purchases
-         WHEN NEW.tradeofferid IS NOT NULL AND OLD.tradeofferid IS NULL
-           AND EXISTS (SELECT 1 FROM meta WHERE key = 'test_fault')
-         BEGIN SELECT RAISE(ABORT, 'injected fault'); END",
-    )
-    .execute(&mut db)
-    .await
-    .unwrap();
-    db
+/// A fault that refuses to store an offer id on a purchase.
+async fn refuse_offer_records(app: &TestApp) -> Fault {
+    let when = "NEW.tradeofferid IS NOT NULL AND OLD.tradeofferid IS NULL";
+    Fault::inject(app.database_url(), "BEFORE UPDATE ON purchases", when).await
 }
 
 /// The offers the simulator holds for a user, after letting the watcher run a few more rounds.
@@ -584,14 +563,14 @@ async fn an_offer_that_can_be_neither_recorded_nor_cancelled_is_never_sent_again
     let sdk = app.sdk();
     app.adjust(true, 1_000_000, "topup").await;
     set_profile(&app, 3201, Profile::AcceptAfter { secs: 0 });
-    let mut db = refuse_offer_records(&app).await;
+    let fault = refuse_offer_records(&app).await;
     let id = add_units(&app, Game::Dota2, "Treasure Key", 1).await[0];
     let before = available(&sdk).await;
     let bought = sdk.market_buy(&order(BuyTarget::Id(id), user(&app, 3201))).await.unwrap();
     let paid = minus(&before, &available(&sdk).await);
     let offers = offers_to(&app, &clock, 3201).await;
     assert_eq!(offers.len(), 1, "one offer while its id cannot be stored: {offers:?}");
-    sqlx::query("DELETE FROM meta WHERE key = 'test_fault'").execute(&mut db).await.unwrap();
+    fault.clear().await;
     let done = wait_status(&app, &clock, &bought.buy_id, "accepted", 1).await;
     assert_eq!(done.tradeofferid, Some(offers[0].to_string()));
     assert_eq!(offers_to(&app, &clock, 3201).await.len(), 1);
@@ -605,21 +584,37 @@ async fn a_restart_adopts_the_offer_an_earlier_process_sent_and_never_recorded()
     let (app, clock) = market_app(0).await;
     app.adjust(true, 1_000_000, "topup").await;
     set_profile(&app, 3202, Profile::AcceptAfter { secs: 0 });
-    let db = refuse_offer_records(&app).await;
+    let fault = refuse_offer_records(&app).await;
     let id = add_units(&app, Game::Dota2, "Treasure Key", 1).await[0];
     let bought = app.sdk().market_buy(&order(BuyTarget::Id(id), user(&app, 3202))).await.unwrap();
     let offers = offers_to(&app, &clock, 3202).await;
     assert_eq!(offers.len(), 1);
-    let app = app
-        .restart_after(async |_| {
-            let mut db = db;
-            sqlx::query("DELETE FROM meta WHERE key = 'test_fault'").execute(&mut db).await.unwrap();
-        })
-        .await;
+    let app = app.restart_after(async |_| fault.clear().await).await;
     clock.advance(1);
     let done = wait_status(&app, &clock, &bought.buy_id, "accepted", 1).await;
     assert_eq!(done.tradeofferid, Some(offers[0].to_string()), "the offer sent before the restart");
     assert_eq!(offers_to(&app, &clock, 3202).await, offers, "no second offer");
+}
+
+/// The offers an earlier process cancelled because it could not record them are dead: after a restart the
+/// purchase is sent a new offer, not settled on a cancelled one (which would read as the user declining).
+#[tokio::test]
+async fn a_restart_never_adopts_an_offer_the_gateway_cancelled() {
+    let (app, clock) = market_app(0).await;
+    app.adjust(true, 1_000_000, "topup").await;
+    set_profile(&app, 3203, Profile::Manual);
+    let fault = refuse_offer_records(&app).await;
+    let id = add_units(&app, Game::Dota2, "Treasure Key", 1).await[0];
+    let bought = app.sdk().market_buy(&order(BuyTarget::Id(id), user(&app, 3203))).await.unwrap();
+    let cancelled = offers_to(&app, &clock, 3203).await;
+    assert!(!cancelled.is_empty());
+    let app = app.restart_after(async |_| fault.clear().await).await;
+    clock.advance(1);
+    let sent = wait_status(&app, &clock, &bought.buy_id, "waiting_accept", 1).await;
+    let offer: u64 = sent.tradeofferid.unwrap().parse().unwrap();
+    assert!(!cancelled.contains(&offer), "a new offer, not one of the cancelled {cancelled:?}");
+    let live = app.running.state.steam.offer(offer).await.unwrap();
+    assert_eq!(live.state, skingate_steam::enums::OfferState::Active);
 }
 
 /// A stop lets the watcher finish the round a buy woke, and that round sends an offer: the simulator's state

@@ -290,3 +290,29 @@ pub async fn ws_close_code(ws: &mut Ws) -> u16 {
         }
     }
 }
+
+/// An injected storage fault: while it is on, the statement a trigger names fails inside the gateway's own
+/// transaction (how tests reach failure paths of the real code, like a write failing after Steam answered).
+pub struct Fault {
+    db: sqlx::SqliteConnection,
+}
+
+impl Fault {
+    /// Refuses `event` (e.g. `BEFORE UPDATE ON purchases`) when `when` holds, from now until [`Fault::clear`].
+    pub async fn inject(database_url: &str, event: &str, when: &str) -> Fault {
+        use sqlx::Connection;
+        let mut db = sqlx::SqliteConnection::connect(database_url).await.unwrap();
+        sqlx::query("INSERT INTO meta (key, value) VALUES ('test_fault', '1')").execute(&mut db).await.unwrap();
+        let trigger = format!(
+            "CREATE TRIGGER test_fault {event} WHEN ({when}) AND EXISTS (SELECT 1 FROM meta WHERE key = 'test_fault')
+             BEGIN SELECT RAISE(ABORT, 'injected fault'); END"
+        );
+        sqlx::query(sqlx::AssertSqlSafe(trigger)).execute(&mut db).await.unwrap();
+        Fault { db }
+    }
+
+    /// Ends the fault.
+    pub async fn clear(mut self) {
+        sqlx::query("DELETE FROM meta WHERE key = 'test_fault'").execute(&mut self.db).await.unwrap();
+    }
+}

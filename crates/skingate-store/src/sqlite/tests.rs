@@ -16,7 +16,9 @@ async fn store() -> (tempfile::TempDir, SqliteStore) {
 
 /// A project with `n` events committed at time 10, each with a pending events-webhook delivery.
 async fn project_with_deliveries(s: &SqliteStore, n: usize) -> (skingate_core::project::Project, Vec<StoredEvent>) {
-    let p = s.create_project(&ProjectSettings::named("Shop"), "s", 0).await.unwrap();
+    let mut settings = ProjectSettings::named("Shop");
+    settings.events_url = Some("https://shop.example/hook".into());
+    let p = s.create_project(&settings, "s", 0).await.unwrap();
     let mut tx = s.begin().await.unwrap();
     let body = |id: i64, seq: i64| format!(r#"{{"id":{id},"seq":{seq}}}"#);
     let mut events = Vec::with_capacity(n);
@@ -262,18 +264,23 @@ async fn disabling_an_endpoint_fails_its_pending_deliveries_once_and_rolls_back_
     let event = &events[0];
     let delivery = s.deliveries(p.id, None, 0, 10).await.unwrap().remove(0);
     assert_eq!((delivery.event.id, delivery.state), (event.id, DeliveryState::Pending));
+    // An attempt to a URL the project no longer has (it was changed meanwhile) disables nothing.
+    let mut tx = s.begin().await.unwrap();
+    assert!(!tx.disable_events_endpoint(p.id, "https://shop.example/old", 20).await.unwrap());
+    tx.commit().await.unwrap();
+    assert_eq!(s.project(p.id).await.unwrap().unwrap().events_disabled_at, None);
     // Rolled back: nothing changed.
     let mut tx = s.begin().await.unwrap();
-    assert!(tx.disable_events_endpoint(p.id, 20).await.unwrap());
+    assert!(tx.disable_events_endpoint(p.id, "https://shop.example/hook", 20).await.unwrap());
     drop(tx);
     assert_eq!(s.project(p.id).await.unwrap().unwrap().events_disabled_at, None);
     assert_eq!(s.delivery(p.id, delivery.id).await.unwrap().unwrap().state, DeliveryState::Pending);
     // Committed: disabled, the pending delivery failed; a second disable changes nothing.
     let mut tx = s.begin().await.unwrap();
-    assert!(tx.disable_events_endpoint(p.id, 20).await.unwrap());
+    assert!(tx.disable_events_endpoint(p.id, "https://shop.example/hook", 20).await.unwrap());
     tx.commit().await.unwrap();
     let mut tx = s.begin().await.unwrap();
-    assert!(!tx.disable_events_endpoint(p.id, 30).await.unwrap(), "disabled already");
+    assert!(!tx.disable_events_endpoint(p.id, "https://shop.example/hook", 30).await.unwrap(), "disabled already");
     tx.commit().await.unwrap();
     assert_eq!(s.project(p.id).await.unwrap().unwrap().events_disabled_at, Some(20));
     assert_eq!(s.delivery(p.id, delivery.id).await.unwrap().unwrap().state, DeliveryState::Failed);
@@ -294,7 +301,7 @@ async fn saving_a_stale_project_never_re_enables_a_disabled_endpoint() {
     tx.insert_event(p.id, "balance_change", &body, Some("https://shop.example/hook"), 10).await.unwrap();
     tx.commit().await.unwrap();
     let mut tx = s.begin().await.unwrap();
-    assert!(tx.disable_events_endpoint(p.id, 50).await.unwrap());
+    assert!(tx.disable_events_endpoint(p.id, "https://shop.example/hook", 50).await.unwrap());
     tx.commit().await.unwrap();
     stale.settings.rate_limit_per_min = 5;
     s.update_project(&stale, 60).await.unwrap();
@@ -316,7 +323,7 @@ async fn recovery_is_bounded_per_call_and_resumes() {
     let (_dir, s) = store().await;
     let (p, _) = project_with_deliveries(&s, 3).await;
     let mut tx = s.begin().await.unwrap();
-    assert!(tx.disable_events_endpoint(p.id, 20).await.unwrap());
+    assert!(tx.disable_events_endpoint(p.id, "https://shop.example/hook", 20).await.unwrap());
     let body = |id: i64, seq: i64| format!(r#"{{"id":{id},"seq":{seq}}}"#);
     for _ in 0..2 {
         tx.insert_event(p.id, "balance_change", &body, None, 30).await.unwrap();

@@ -362,18 +362,18 @@ impl WriteTx for SqliteTx {
         super::rows::balance(&row.ok_or(StoreError::NotFound)?)
     }
 
-    async fn disable_events_endpoint(&mut self, project: ProjectId, now: i64) -> Result<bool> {
-        let disabled =
-            // The failing streak ends with the endpoint: a URL set later starts afresh.
-            sqlx::query(
-                "UPDATE projects SET events_disabled_at = ?, events_failing_since = NULL
-                 WHERE id = ? AND events_disabled_at IS NULL",
-            )
-                .bind(now)
-                .bind(project.0)
-                .execute(&mut *self.tx)
-                .await?
-                .rows_affected();
+    async fn disable_events_endpoint(&mut self, project: ProjectId, url: &str, now: i64) -> Result<bool> {
+        // The failing streak ends with the endpoint: a URL set later starts afresh.
+        let disabled = sqlx::query(
+            "UPDATE projects SET events_disabled_at = ?, events_failing_since = NULL
+             WHERE id = ? AND events_disabled_at IS NULL AND events_url = ?",
+        )
+        .bind(now)
+        .bind(project.0)
+        .bind(url)
+        .execute(&mut *self.tx)
+        .await?
+        .rows_affected();
         if disabled == 0 {
             return Ok(false);
         }

@@ -7,8 +7,8 @@
 //! it missed.
 //!
 //! # Format
-//! Request: `since` (Unix seconds). Response: `{"rescheduled":N}`, at most [`RECOVER_LIMIT`] oldest first
-//! (call again while N is the limit). Errors: `1 invalid_since`.
+//! Request: `since` (Unix seconds). Response: `{"rescheduled":N}`, at most [`RECOVER_LIMIT`] (failed deliveries
+//! first, then missed events, each oldest first; call again while N is the limit). Errors: `1 invalid_since`.
 
 use skingate_core::events::EventType;
 use skingate_store::MissedEvents;

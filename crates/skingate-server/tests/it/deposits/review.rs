@@ -255,21 +255,12 @@ async fn adoption_never_takes_an_offer_another_deposit_recorded() {
 /// is credited, instead of the items arriving for a deposit that was deleted.
 #[tokio::test]
 async fn an_offer_neither_recorded_nor_cancelled_is_adopted_by_the_watcher() {
-    use sqlx::Connection;
     let e = env(|_| {}).await;
     let user = payer(208);
     e.sim().set_profile(user, Profile::AcceptAfter { secs: 0 });
     let items = e.items(user, Game::Dota2, 1).await;
-    let mut db = sqlx::SqliteConnection::connect(e.app.database_url()).await.unwrap();
-    sqlx::query("INSERT INTO meta (key, value) VALUES ('test_fault', '1')").execute(&mut db).await.unwrap();
-    sqlx::query(
-        "CREATE TRIGGER test_fault BEFORE UPDATE ON deposits
-         WHEN NEW.offer_id IS NOT NULL AND OLD.offer_id IS NULL AND EXISTS (SELECT 1 FROM meta WHERE key = 'test_fault')
-         BEGIN SELECT RAISE(ABORT, 'injected fault'); END",
-    )
-    .execute(&mut db)
-    .await
-    .unwrap();
+    let when = "NEW.offer_id IS NOT NULL AND OLD.offer_id IS NULL";
+    let fault = crate::utils::Fault::inject(e.app.database_url(), "BEFORE UPDATE ON deposits", when).await;
     let ids: Vec<String> = items.iter().map(|a| a.asset_id.to_string()).collect();
     let failed = e
         .app
@@ -277,7 +268,7 @@ async fn an_offer_neither_recorded_nor_cancelled_is_adopted_by_the_watcher() {
         .create_from_user_inventory("stuck-4", &user.to_string(), &e.token(user), "dota2", &ids, Default::default())
         .await;
     assert!(failed.is_err(), "the record failed: {failed:?}");
-    sqlx::query("DELETE FROM meta WHERE key = 'test_fault'").execute(&mut db).await.unwrap();
+    fault.clear().await;
     e.advance(skingate_server::deposits::SEND_GRACE_SECS);
     let cb = e.callback().await;
     assert_eq!((cb["status"].as_str(), cb["order_id"].as_str()), (Some("success"), Some("stuck-4")));
