@@ -77,6 +77,8 @@ pub struct Config {
     pub webhook_disable_after_secs: u64,
     /// Old secret's signing grace after rotation.
     pub secret_rotation_grace_secs: i64,
+    /// Payment page requests that call Steam, per deposit and minute.
+    pub pay_steam_requests_per_min: u32,
     /// Per-connection WebSocket queue.
     pub ws_queue_len: usize,
     /// WebSocket ping period.

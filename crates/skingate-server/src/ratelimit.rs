@@ -42,9 +42,49 @@ impl RateLimits {
     }
 }
 
+/// Per-deposit limits of the payment page's requests that call Steam (inventory views, offer submits): the
+/// page token is held by an anonymous payer, and each such request spends the bots' Steam API budget. Keyed by
+/// deposit id; idle keys are dropped once many accumulate.
+#[derive(Debug)]
+pub struct PageLimits {
+    limiter: governor::DefaultKeyedRateLimiter<i64>,
+}
+
+impl PageLimits {
+    /// Keys kept before idle ones are swept.
+    const SWEEP_ABOVE: usize = 10_000;
+
+    /// A burst of `per_minute` requests per deposit, refilled evenly over a minute.
+    pub fn new(per_minute: u32) -> Self {
+        let quota = Quota::per_minute(NonZeroU32::new(per_minute).unwrap_or(NonZeroU32::MIN));
+        Self { limiter: RateLimiter::keyed(quota) }
+    }
+
+    /// Counts one request for `deposit`; `Err(seconds)` when it must wait that long.
+    pub fn check(&self, deposit: i64) -> Result<(), u64> {
+        if self.limiter.len() > Self::SWEEP_ABOVE {
+            self.limiter.retain_recent();
+        }
+        self.limiter.check_key(&deposit).map_err(|not_until| {
+            let wait = not_until.wait_time_from(DefaultClock::default().now());
+            wait.as_secs() + u64::from(wait.subsec_nanos() > 0)
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn page_limits_are_per_deposit() {
+        let limits = PageLimits::new(3);
+        for _ in 0..3 {
+            assert!(limits.check(7).is_ok());
+        }
+        assert!(limits.check(7).is_err());
+        assert!(limits.check(8).is_ok(), "another deposit is unaffected");
+    }
 
     #[test]
     fn burst_then_refuse_with_wait() {

@@ -18,7 +18,7 @@ use skingate_store::{Store, StoreError};
 
 use crate::clock::Clock;
 use crate::config::Config;
-use crate::ratelimit::RateLimits;
+use crate::ratelimit::{PageLimits, RateLimits};
 
 /// The `meta` key of the run-time maintenance switch (`skingate maintenance on|off`).
 pub const MAINTENANCE_KEY: &str = "maintenance";
@@ -47,6 +47,8 @@ pub struct Inner {
     pub sim: Option<Arc<Simulator>>,
     /// Per-project request limits.
     pub limits: RateLimits,
+    /// Per-deposit limits of the payment page's Steam-calling requests.
+    pub page_limits: PageLimits,
     /// WebSocket subscribers of this node.
     pub hub: crate::hub::Hub,
     /// Wakes the webhook dispatcher when this process commits events.
@@ -81,6 +83,7 @@ impl AppState {
     pub async fn new(config: Config, store: Arc<dyn Store>, clock: Arc<dyn Clock>) -> Result<Self, StoreError> {
         let now = clock.clone();
         let sim = Arc::new(Simulator::new(config.sim_seed, Arc::new(move || now.now())));
+        let page_limits = PageLimits::new(config.pay_steam_requests_per_min);
         let state = AppState(Arc::new(Inner {
             config,
             store,
@@ -88,6 +91,7 @@ impl AppState {
             steam: sim.clone(),
             sim: Some(sim),
             limits: RateLimits::default(),
+            page_limits,
             hub: crate::hub::Hub::default(),
             dispatch_wake: tokio::sync::Notify::new(),
             hub_wake: tokio::sync::Notify::new(),

@@ -27,7 +27,8 @@
     update();
   }
   var body = document.body, next = body.dataset.next;
-  if (body.dataset.poll && !next) {
+  var final = body.dataset.stage === "success" || body.dataset.stage === "fail";
+  if (body.dataset.poll && !final) {
     var poll = function () {
       fetch(body.dataset.poll, { credentials: "same-origin", cache: "no-store" })
         .then(function (r) { return r.json(); })
@@ -36,10 +37,11 @@
     };
     setTimeout(poll, 2000);
   }
-  if (next) {
+  if (final) {
+    // Inside a frame the merchant decides what comes next (with or without a success/fail URL).
     if (window.top !== window.self) {
       window.parent.postMessage({ source: "skingate", stage: body.dataset.stage, transaction_id: body.dataset.transaction }, "*");
-    } else {
+    } else if (next) {
       setTimeout(function () { location.assign(next); }, 5000);
     }
   }

@@ -354,6 +354,7 @@ pub async fn select_items(
     game: Game,
     asset_ids: &[String],
     limits: (Option<Money>, Option<Money>),
+    fee_ppm: i64,
 ) -> Result<Selection, DepositError> {
     if asset_ids.is_empty() {
         return Err(DepositError::NoItems);
@@ -378,7 +379,7 @@ pub async fn select_items(
         });
     }
     let prices: Vec<u64> = items.iter().map(|i| i.price_cents).collect();
-    let value = deposit::compute_amounts(&prices, project.settings.deposit_fee_ppm, deposit::PPM)
+    let value = deposit::compute_amounts(&prices, fee_ppm, deposit::PPM)
         .map_err(|e| anyhow::anyhow!("pricing a selection: {e}"))?
         .net;
     if limits.0.is_some_and(|min| value < min) {
@@ -641,7 +642,8 @@ pub async fn start_offer(
     if dep.status != DepositStatus::Pending || dep.offer_id.is_some() {
         return Err(DepositError::NotPending);
     }
-    let sel = select_items(state, project, trade_url, game, asset_ids, (dep.min_usd, dep.max_usd)).await?;
+    // The fee frozen on the deposit at `create`: the one the page shows and the credit uses.
+    let sel = select_items(state, project, trade_url, game, asset_ids, (dep.min_usd, dep.max_usd), dep.fee_ppm).await?;
     let mut tx = state.store.begin().await?;
     if !tx.begin_sending(dep.id, &offer_target(&sel), state.now()).await? {
         return Err(DepositError::NotPending);

@@ -12,7 +12,7 @@ use skingate_steam::TradeUrl;
 use skingate_steam::catalogue::Game;
 
 use super::adapter::{self, Step};
-use super::http::{cross_site, error_page, not_found, page};
+use super::http::{cross_site, error_page, not_found, origin_of, page};
 use super::view::{AccountPage, ItemsPage};
 use crate::deposits::{self, DepositError, DepositView};
 use crate::state::AppState;
@@ -151,8 +151,24 @@ fn field<'a>(pairs: &'a [(String, String)], name: &str) -> Option<&'a str> {
     values.next().is_none().then_some(first)
 }
 
-fn refuse_cross_site(headers: &HeaderMap) -> Result<(), Refused> {
-    if cross_site(headers) {
+/// Counts a request that calls Steam (an inventory view, an offer submit) against the deposit's budget
+/// (`pay_steam_requests_per_min`); past it the payer is asked to wait.
+fn steam_budget(state: &AppState, view: &DepositView) -> Result<(), Refused> {
+    state.page_limits.check(view.deposit.id).map_err(|wait| {
+        let mut page = error_page(
+            StatusCode::TOO_MANY_REQUESTS,
+            "Too many attempts",
+            "This payment has asked Steam too often in the last minute. Wait a moment, then try again.",
+        );
+        if let Ok(v) = header::HeaderValue::from_str(&wait.to_string()) {
+            page.headers_mut().insert(header::RETRY_AFTER, v);
+        }
+        Box::new(page)
+    })
+}
+
+fn refuse_cross_site(state: &AppState, headers: &HeaderMap) -> Result<(), Refused> {
+    if cross_site(headers, origin_of(&state.config.base_url())) {
         return Err(Box::new(error_page(
             StatusCode::FORBIDDEN,
             "Request refused",
@@ -172,7 +188,7 @@ async fn open_form(
     body: Result<Bytes, BytesRejection>,
 ) -> Result<(DepositView, Vec<(String, String)>), Refused> {
     let view = load(state, token).await?;
-    refuse_cross_site(headers)?;
+    refuse_cross_site(state, headers)?;
     let pairs = read_form(headers, body)?;
     if adapter::step(&view) != Step::Choose {
         return Err(Box::new(see_other(&format!("/pay/{token}"))));
@@ -230,6 +246,7 @@ async fn items_inner(state: &AppState, token: &str, q: &HashMap<String, String>)
     accepting(state, &view)?;
     let pick = Pick::read(&view, |k| q.get(k).map(String::as_str));
     let Some(pick) = pick else { return Ok(see_other(&format!("/pay/{token}"))) };
+    steam_budget(state, &view)?;
     Ok(items_page(state, &view, token, &pick, &[], None, StatusCode::OK).await)
 }
 
@@ -317,6 +334,7 @@ async fn submit_inner(
     if assets.len() > MAX_ITEMS || assets.iter().any(|a| a.is_empty() || !a.bytes().all(|b| b.is_ascii_digit())) {
         return Err(Box::new(bad_form("The chosen items are not valid.")));
     }
+    steam_budget(state, &view)?;
     let started =
         deposits::start_offer(state, &view.project, view.deposit.id, &pick.trade_url, pick.game, &assets).await;
     match started {

@@ -94,8 +94,10 @@ pub fn not_found() -> Response {
 
 /// Whether a form post may come from a page of another site. Browsers send `Sec-Fetch-Site` and `Origin`
 /// with form posts; a post is refused when either says it came from elsewhere. (The page token in the path
-/// is the capability; this stops a page that learned it from posting in the payer's name.)
-pub fn cross_site(headers: &HeaderMap) -> bool {
+/// is the capability; this stops a page that learned it from posting in the payer's name.) The gateway's own
+/// origin is the one its links use, `public_origin` (from `public_url`: behind a reverse proxy the `Host`
+/// header may name the upstream instead), or else whatever `Host` the request came to.
+pub fn cross_site(headers: &HeaderMap, public_origin: &str) -> bool {
     let fetch_site = headers.get("sec-fetch-site").and_then(|v| v.to_str().ok());
     if matches!(fetch_site, Some("cross-site" | "same-site")) {
         return true;
@@ -103,9 +105,21 @@ pub fn cross_site(headers: &HeaderMap) -> bool {
     let Some(origin) = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok()) else {
         return false;
     };
+    if origin == "null" {
+        return true;
+    }
+    if origin.eq_ignore_ascii_case(public_origin) {
+        return false;
+    }
     let host = headers.get(header::HOST).and_then(|v| v.to_str().ok()).unwrap_or("");
     let origin_host = origin.split_once("://").map_or("", |(_, h)| h);
-    origin == "null" || !origin_host.eq_ignore_ascii_case(host)
+    !origin_host.eq_ignore_ascii_case(host)
+}
+
+/// `scheme://host[:port]` of a base URL (`https://pay.example/x` → `https://pay.example`).
+pub fn origin_of(base_url: &str) -> &str {
+    let after_scheme = base_url.find("://").map_or(0, |i| i + 3);
+    base_url[after_scheme..].find('/').map_or(base_url, |end| &base_url[..after_scheme + end])
 }
 
 /// `GET /pay/assets/pay.css`.
@@ -156,12 +170,33 @@ mod tests {
 
     #[test]
     fn cross_site_posts_are_recognised() {
-        assert!(!cross_site(&headers(&[("host", "pay.example")])), "no Origin: plain clients and old browsers");
-        assert!(!cross_site(&headers(&[("host", "pay.example"), ("origin", "https://pay.example")])));
-        assert!(!cross_site(&headers(&[("host", "pay.example"), ("sec-fetch-site", "same-origin")])));
-        assert!(cross_site(&headers(&[("host", "pay.example"), ("origin", "https://evil.example")])));
-        assert!(cross_site(&headers(&[("host", "pay.example"), ("origin", "null")])));
-        assert!(cross_site(&headers(&[("host", "pay.example"), ("sec-fetch-site", "cross-site")])));
+        assert!(
+            !cross_site(&headers(&[("host", "pay.example")]), "http://pay.example"),
+            "no Origin: plain clients and old browsers"
+        );
+        assert!(!cross_site(
+            &headers(&[("host", "pay.example"), ("origin", "https://pay.example")]),
+            "http://pay.example"
+        ));
+        assert!(!cross_site(
+            &headers(&[("host", "pay.example"), ("sec-fetch-site", "same-origin")]),
+            "http://pay.example"
+        ));
+        assert!(cross_site(
+            &headers(&[("host", "pay.example"), ("origin", "https://evil.example")]),
+            "http://pay.example"
+        ));
+        assert!(cross_site(&headers(&[("host", "pay.example"), ("origin", "null")]), "http://pay.example"));
+        assert!(cross_site(
+            &headers(&[("host", "pay.example"), ("sec-fetch-site", "cross-site")]),
+            "http://pay.example"
+        ));
+        // Behind a proxy that forwards its upstream's Host: the configured public origin is the gateway's own.
+        let proxied = headers(&[("host", "127.0.0.1:8080"), ("origin", "https://pay.example")]);
+        assert!(!cross_site(&proxied, "https://pay.example"));
+        assert!(cross_site(&proxied, "https://other.example"));
+        assert_eq!(origin_of("https://pay.example/base/"), "https://pay.example");
+        assert_eq!(origin_of("http://127.0.0.1:8080"), "http://127.0.0.1:8080");
     }
 
     #[test]

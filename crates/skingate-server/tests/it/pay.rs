@@ -26,9 +26,14 @@ struct Pay {
 }
 
 async fn spawn() -> Pay {
+    spawn_tweaked(|c| c).await
+}
+
+/// [`spawn`] with settings of the test's on top.
+async fn spawn_tweaked(tweak: impl FnOnce(skingate_server::Config) -> skingate_server::Config) -> Pay {
     let clock = ManualClock::new(1_800_000_000);
     let mut app = spawn_with_clock(
-        |c| c.with("trade_poll_interval_ms", 20).unwrap().with("trade_confirm_delay_ms", 1).unwrap(),
+        |c| tweak(c.with("trade_poll_interval_ms", 20).unwrap().with("trade_confirm_delay_ms", 1).unwrap()),
         Arc::new(clock.clone()),
     )
     .await;
@@ -411,4 +416,67 @@ async fn an_inactive_project_or_maintenance_takes_no_new_offers_but_sent_ones_ar
     pay.clock.advance(11);
     let s = pay.wait_stage(&sent, "success").await;
     assert_eq!(s["status"], "success");
+}
+
+/// Behind a reverse proxy the `Host` header may name the upstream (`127.0.0.1:8080`) while the browser's
+/// `Origin` is the public address: a post from the gateway's own public origin is the payer's, not cross-site.
+#[tokio::test]
+async fn a_same_origin_post_behind_a_reverse_proxy_is_accepted() {
+    let pay = spawn_tweaked(|c| c.with("public_url", "https://pay.example").unwrap()).await;
+    let (url, _) = payer(&pay, Game::Cs2);
+    let created = pay.app.sdk().create_deposit("proxy-1", &CreateDeposit::default()).await.unwrap();
+    let page = created.url.strip_prefix("https://pay.example").expect("the public URL").to_owned();
+    let post = |origin: &'static str| {
+        pay.browser
+            .post(pay.url(&format!("{page}/account")))
+            .form(&[("trade_url", url.to_string())])
+            .header("origin", origin)
+            .header("sec-fetch-site", "same-origin")
+            .send()
+    };
+    assert_eq!(post("https://pay.example").await.unwrap().status(), 303);
+    assert_eq!(post("https://evil.example").await.unwrap().status(), 403);
+}
+
+/// The limits are checked with the fee frozen on the deposit at `create` (the one the page shows and the credit
+/// uses), not the project's current one: raising the fee afterwards cannot let a deposit above its maximum in.
+#[tokio::test]
+async fn limits_are_checked_with_the_deposits_own_fee() {
+    let mut pay = spawn().await;
+    let (url, inv) = payer(&pay, Game::Cs2);
+    let item = (*tradable(&inv).last().unwrap()).clone();
+    let (id, page) = pay
+        .create("fee-1", |r| {
+            r.currency = Some("usd".into());
+            r.max_amount = usd(item.price_cents - 1);
+        })
+        .await;
+    pay.app.update(|s| s.deposit_fee_ppm = 100_000).await;
+    let items = pay.to_items(&page, &url).await;
+    let (status, _, _) = pay.get(&items).await;
+    assert_eq!(status, 200);
+    let steam_id = url.steam_id.to_string();
+    let assets = [item.asset_id.to_string()];
+    let (status, _, html) = pay.post(&format!("{page}/items"), &pick_form(&url, &steam_id, "cs2", &assets)).await;
+    assert_eq!(status, 422, "refused: above the maximum at the deposit's fee");
+    assert!(html.contains("worth more than the maximum deposit of"), "{html}");
+    assert_eq!(pay.deposit(id).await.offer_id, None);
+}
+
+/// Requests that call Steam (inventory views, submits) are limited per deposit; past the limit the payer gets
+/// 429 with `Retry-After`, and nothing reaches Steam.
+#[tokio::test]
+async fn steam_calling_requests_are_limited_per_deposit() {
+    let pay = spawn_tweaked(|c| c.with("pay_steam_requests_per_min", 2).unwrap()).await;
+    let (url, _) = payer(&pay, Game::Cs2);
+    let (_, page) = pay.create("limit-1", |_| {}).await;
+    let items = pay.to_items(&page, &url).await;
+    assert_eq!(pay.get(&items).await.0, 200);
+    assert_eq!(pay.get(&items).await.0, 200);
+    let (status, headers, _) = pay.get(&items).await;
+    assert_eq!(status, 429);
+    assert!(headers["retry-after"].to_str().unwrap().parse::<u64>().unwrap() >= 1);
+    let (_, other) = pay.create("limit-2", |_| {}).await;
+    let other_items = pay.to_items(&other, &url).await;
+    assert_eq!(pay.get(&other_items).await.0, 200, "another deposit has its own budget");
 }

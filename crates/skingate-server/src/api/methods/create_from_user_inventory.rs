@@ -151,9 +151,11 @@ impl CreateFromUserInventory {
         if state.store.deposit_by_order(project.id, &self.order_id).await?.is_some() {
             return settle_existing(ctx, &key, &hash).await;
         }
-        let sel = deposits::select_items(state, project, &self.trade_url, self.game, &self.asset_ids, (None, None))
-            .await
-            .map_err(map_error)?;
+        let fee = project.settings.deposit_fee_ppm;
+        let sel =
+            deposits::select_items(state, project, &self.trade_url, self.game, &self.asset_ids, (None, None), fee)
+                .await
+                .map_err(map_error)?;
         if !sel.value.is_positive() {
             return Err(BELOW_MINIMUM);
         }
