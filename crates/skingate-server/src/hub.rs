@@ -6,7 +6,8 @@
 //! - Events arrive as `{"event":…,"data":…,"id":"evt_N","seq":N,"created":T}`, the outbox bytes unchanged.
 //! - The client's text `ping` keeps the connection; it gets no answer (a non-JSON `pong` would break
 //!   legacy parsers). The server sends WebSocket pings every `ws_ping_interval_secs` and drops a peer
-//!   silent for `ws_idle_timeout_secs`.
+//!   silent for `ws_idle_timeout_secs`. At each ping it also checks the credentials again: after a secret
+//!   rotation, a switch-off or an allow-list change the socket is closed with 4001.
 //! - Cursor: a client that connects without `last_event_id` and with `cursor=1` gets
 //!   `{"event":"auth_success","data":{"last_event_id":"evt_N"}}` instead, N being the project's newest event
 //!   (`evt_0` for none): every later event follows on this socket, so a client that drops before its first
@@ -239,8 +240,26 @@ async fn send_within<S: futures::Sink<Message> + Unpin>(sink: &mut S, msg: Messa
 async fn authenticate(state: &AppState, params: &HashMap<String, String>, ip: IpAddr) -> Option<Arc<Project>> {
     let id: ProjectId = params.get("shopid")?.parse().ok()?;
     let project = state.project(id).await.ok()??;
-    let ok = verify_static_sign(&project.client_id(), &project.client_secret, params.get("signature")?);
-    (ok && project.settings.active && project.settings.allows_ip(ip)).then_some(project)
+    authorized(&project, params, ip).then_some(project)
+}
+
+/// Whether the connection's credentials still open the project's stream: the signature of its current secret,
+/// the project active, the peer inside its IP allow-list.
+fn authorized(project: &Project, params: &HashMap<String, String>, ip: IpAddr) -> bool {
+    let Some(signature) = params.get("signature") else { return false };
+    verify_static_sign(&project.client_id(), &project.client_secret, signature)
+        && project.settings.active
+        && project.settings.allows_ip(ip)
+}
+
+/// Checked at every ping: a connection whose credentials no longer hold (the secret was rotated, the project
+/// switched off, its allow-list changed) is closed with 4001. A store that cannot answer keeps it open.
+async fn revoked(state: &AppState, project: ProjectId, params: &HashMap<String, String>, ip: IpAddr) -> bool {
+    match state.project(project).await {
+        Ok(Some(p)) => !authorized(&p, params, ip),
+        Ok(None) => true,
+        Err(_) => false,
+    }
 }
 
 fn text(s: &'static str) -> Message {
@@ -259,7 +278,10 @@ async fn connection(state: AppState, mut socket: WebSocket, params: HashMap<Stri
         opened = open(&state, &mut socket, &params, ip, limit) => Some(opened),
     };
     match opened {
-        Some(Some((mut sub, last_sent))) => serve(&state, socket, &mut sub, last_sent, limit).await,
+        Some(Some((mut sub, last_sent))) => {
+            let credentials = Credentials { params: &params, ip };
+            serve(&state, socket, &mut sub, last_sent, limit, credentials).await;
+        }
         Some(None) => {}
         // Stopping while authenticating or replaying: the client resumes from the last event it got.
         None => {
@@ -362,7 +384,20 @@ async fn replay(
     }
 }
 
-async fn serve(state: &AppState, socket: WebSocket, sub: &mut Subscription<'_>, mut last_sent: i64, limit: Duration) {
+/// What a connection authenticated with, checked again at every ping.
+struct Credentials<'a> {
+    params: &'a HashMap<String, String>,
+    ip: IpAddr,
+}
+
+async fn serve(
+    state: &AppState,
+    socket: WebSocket,
+    sub: &mut Subscription<'_>,
+    mut last_sent: i64,
+    limit: Duration,
+    credentials: Credentials<'_>,
+) {
     let (mut sink, mut stream) = socket.split();
     let ping_every = Duration::from_secs(state.config.ws_ping_interval_secs);
     let idle_limit = Duration::from_secs(state.config.ws_idle_timeout_secs);
@@ -410,6 +445,10 @@ async fn serve(state: &AppState, socket: WebSocket, sub: &mut Subscription<'_>, 
             _ = ping.tick() => {
                 if last_heard.elapsed() > idle_limit {
                     send_within(&mut sink, close(CLOSE_GOING_AWAY, "idle"), limit).await;
+                    return;
+                }
+                if revoked(state, sub.project, credentials.params, credentials.ip).await {
+                    send_within(&mut sink, close(CLOSE_AUTH_FAILED, "credentials no longer valid"), limit).await;
                     return;
                 }
                 Message::Ping(Default::default())

@@ -554,3 +554,21 @@ async fn stopping_the_server_closes_websockets_with_1001() {
     assert_eq!(ws_close_code(&mut live).await, 1001);
     assert_eq!(ws_close_code(&mut resumed).await, 1001);
 }
+
+/// A rotated secret (or a switched-off project) ends the connections opened with the old credentials at the
+/// next server ping, with 4001: a leaked secret stops streaming events once it is rotated.
+#[tokio::test]
+async fn rotating_the_secret_closes_connections_made_with_the_old_one() {
+    let mut app =
+        spawn_with(|c| c.with("ws_ping_interval_secs", 1).unwrap().with("ws_idle_timeout_secs", 5).unwrap()).await;
+    let (mut ws, first) = ws_connect(&app.ws_url("")).await;
+    assert_eq!(first["event"], "auth_success");
+    let now = app.running.state.now();
+    app.project.rotate_secret("rotated-secret".into(), now, 3_600);
+    app.update(|_| {}).await;
+    assert_eq!(ws_close_code(&mut ws).await, 4001);
+    let (mut ws, first) = ws_connect(&app.ws_url("")).await;
+    assert_eq!(first["event"], "auth_success", "the new secret opens the stream");
+    app.update(|s| s.active = false).await;
+    assert_eq!(ws_close_code(&mut ws).await, 4001);
+}
