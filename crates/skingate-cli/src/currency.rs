@@ -45,6 +45,12 @@ pub async fn run(config: &Config, cmd: CurrencyCmd) -> anyhow::Result<()> {
             let currency = Currency::new(&code, &name, scale, &rate)?;
             store.upsert_currency(&currency, now()).await?;
             println!("{} = {} per USD", currency.code, currency.rate());
+            if let Some(pinned) = config.currencies.iter().find(|c| c.code == currency.code) {
+                eprintln!(
+                    "note: the configuration sets {} to {}; the next `serve` or `migrate` puts that back",
+                    currency.code, pinned.rate
+                );
+            }
         }
     }
     Ok(())

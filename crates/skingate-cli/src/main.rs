@@ -86,7 +86,8 @@ fn main() -> anyhow::Result<()> {
         match cli.command {
             Command::Serve => serve::run(config).await,
             Command::Migrate => {
-                skingate_server::app::open_store(&config, now()).await?;
+                let store = skingate_server::app::open_store(&config, now()).await?;
+                skingate_server::app::apply_configured_currencies(&store, &config, now()).await?;
                 println!("database {} is up to date", config.database_url);
                 Ok(())
             }

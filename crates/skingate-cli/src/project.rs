@@ -218,7 +218,8 @@ pub async fn run(config: &Config, cmd: ProjectCmd) -> anyhow::Result<()> {
                 p.events_disabled_at = None;
             }
             store.update_project(&p, now()).await?;
-            print(&p, true, json, config);
+            // Secrets are shown by `create`, `show` and `rotate-secret` only (module docs).
+            print(&p, false, json, config);
         }
     }
     Ok(())

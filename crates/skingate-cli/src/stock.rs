@@ -47,8 +47,8 @@ pub enum StockCmd {
         /// Exact market_hash_name from the catalogue.
         #[arg(long)]
         name: String,
-        /// How many units.
-        #[arg(long, default_value_t = 1)]
+        /// How many units (1 to 100 000 per run: one write transaction, which the server's writes wait for).
+        #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=100_000))]
         count: u32,
     },
     /// Take units for sale off the market (units sold or in a trade are left alone).
@@ -88,11 +88,19 @@ pub async fn run(config: &Config, cmd: StockCmd) -> anyhow::Result<()> {
             let mut tx = store.begin().await?;
             let ids = tx.add_units(&units, now()).await?;
             tx.commit().await?;
-            println!("added {} unit(s) of {name}: ids {:?}", ids.len(), ids);
+            match (ids.first(), ids.last()) {
+                (Some(first), Some(last)) if ids.len() > 20 => {
+                    println!("added {} unit(s) of {name}: ids {first} to {last}", ids.len());
+                }
+                _ => println!("added {} unit(s) of {name}: ids {ids:?}", ids.len()),
+            }
         }
         StockCmd::Withdraw { ids } => {
             let moved = store.withdraw_units(&ids, now()).await?;
             println!("withdrew {moved} of {} unit(s)", ids.len());
+            // A script must see that some were not taken off (unknown, sold, or in a trade: a unit in a trade
+            // comes back on sale if the trade fails).
+            anyhow::ensure!(moved == ids.len() as u64, "{} unit(s) were not for sale", ids.len() as u64 - moved);
         }
     }
     Ok(())

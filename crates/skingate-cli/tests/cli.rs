@@ -144,6 +144,7 @@ fn serve_manage_projects_while_running_and_restart() {
     .unwrap();
     assert_eq!(set["rate_limit_per_min"], 100);
     assert_eq!(set["ip_allowlist"], serde_json::json!(["127.0.0.1/32", "10.0.0.0/8"]));
+    assert!(set.get("client_secret").is_none(), "set does not print the secret: {set}");
     assert_eq!(balance(&server.base, id, secret)["status"], "success");
 
     // Rotation: the old secret is refused, the new one works.
@@ -200,6 +201,21 @@ fn currencies_and_maintenance_switch() {
     assert!(run(&db, &["currency", "set", "rub", "95.25"]).contains("rub = 95.25"));
     assert!(run(&db, &["currency", "list"]).contains("95.25"));
     assert!(!skingate(&db).args(["currency", "set", "rub", "-1"]).output().unwrap().status.success());
+    // A rate the configuration pins is applied by `migrate` (and `serve`), not by every command: a `currency
+    // set` lasts until then, and says so.
+    let pinned = dir.path().join("pinned.toml");
+    std::fs::write(&pinned, r#"currencies = [{ code = "rub", name = "Russian Ruble", scale = 2, rate = "90" }]"#)
+        .unwrap();
+    let with = |args: &[&str]| {
+        let out = skingate(&db).arg("--config").arg(&pinned).args(args).output().unwrap();
+        assert!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        (String::from_utf8(out.stdout).unwrap(), String::from_utf8(out.stderr).unwrap())
+    };
+    with(&["migrate"]);
+    assert!(with(&["currency", "list"]).0.contains(" 90 "), "migrate applies the pinned rate");
+    let (_, note) = with(&["currency", "set", "rub", "95"]);
+    assert!(note.contains("the configuration sets rub to 90"), "{note}");
+    assert!(with(&["currency", "list"]).0.contains(" 95 "), "a read-only command keeps the rate set");
     assert!(run(&db, &["maintenance", "on"]).contains("maintenance: on"));
     assert!(run(&db, &["maintenance", "status"]).contains("maintenance: on"));
     assert!(run(&db, &["maintenance", "off"]).contains("maintenance: off"));
@@ -389,7 +405,15 @@ fn market_stock_and_switch() {
     assert_eq!(units.len(), 3);
     assert_eq!(units[0]["price"], "85.00");
     let id = units[0]["id"].to_string();
-    assert!(run(&db, &["stock", "withdraw", &id, "999999"]).contains("withdrew 1 of 2"));
+    let partly = skingate(&db).args(["stock", "withdraw", &id, "999999"]).output().unwrap();
+    assert!(!partly.status.success(), "a unit not withdrawn fails the command");
+    assert!(String::from_utf8_lossy(&partly.stdout).contains("withdrew 1 of 2"));
+    assert!(String::from_utf8_lossy(&partly.stderr).contains("1 unit(s) were not for sale"));
+    for count in ["0", "100001"] {
+        let refused =
+            skingate(&db).args(["stock", "add", "--name", "Tempered AK47", "--count", count]).output().unwrap();
+        assert!(!refused.status.success(), "--count {count}");
+    }
     assert_eq!(run(&db, &["stock", "list", "--game", "rust"]).lines().count(), 2);
     assert!(!skingate(&db).args(["stock", "add", "--name", "No Such Skin"]).output().unwrap().status.success());
     // A second run (most likely in the same second) makes units of its own: no asset id twice.

@@ -29,6 +29,10 @@ pub enum AdjustError {
     /// Amounts are positive.
     #[error("amount must be positive")]
     NonPositive,
+    /// Over [`MAX_ADJUSTMENT`]: a typo of that size would push the ledger's running totals towards their
+    /// 64-bit limit, where every later transfer of the accounts involved fails.
+    #[error("amount above the largest adjustment (1 000 000 000 USD)")]
+    TooLarge,
     /// The transfer id was used for a different adjustment.
     #[error("transfer id already used for a different adjustment")]
     IdReused,
@@ -61,6 +65,9 @@ pub fn adjustment_transfer_id(id: &str) -> TransferId {
 /// The namespace of adjustment transfer ids.
 pub const ADJUSTMENT_PREFIX: &str = "adj:";
 
+/// The largest single adjustment, in USD: far above any real top-up, far below the ledger's limits.
+pub const MAX_ADJUSTMENT: Money = Money::from_minor(1_000_000_000 * 1_000);
+
 /// Credits (`credit = true`) or debits `amount` with `reason`, under `transfer_id` (a retry with the same
 /// id does nothing the second time; see [`adjustment_transfer_id`]). Emits `balance_change` when money moved.
 pub async fn adjust(
@@ -72,6 +79,9 @@ pub async fn adjust(
     transfer_id: &str,
     now: i64,
 ) -> Result<Adjusted, AdjustError> {
+    if amount > MAX_ADJUSTMENT {
+        return Err(AdjustError::TooLarge);
+    }
     let mut tx = store.begin().await?;
     let operator = tx.system_account(AccountKind::OperatorAdjustments).await?;
     let merchant = tx.project_account(project.id).await?;
@@ -99,6 +109,20 @@ pub async fn adjust(
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+
+    /// An adjustment over the cap is refused and moves nothing; one at the cap goes through.
+    #[tokio::test]
+    async fn adjustments_are_capped() {
+        let (_dir, state, project) = crate::state::testing::state_with_project().await;
+        let huge = Money::from_minor(i64::MAX);
+        let refused = adjust(state.store.as_ref(), &project, true, huge, "typo", "t1", 0).await;
+        assert!(matches!(refused, Err(AdjustError::TooLarge)));
+        assert_eq!(state.store.project_balance(project.id).await.unwrap().available, Money::ZERO);
+        let done = adjust(state.store.as_ref(), &project, true, MAX_ADJUSTMENT, "big", "t2", 0).await.unwrap();
+        assert_eq!(done.balance, MAX_ADJUSTMENT);
+    }
+
     #[test]
     fn operator_ids_stay_in_their_namespace() {
         assert_eq!(super::adjustment_transfer_id("dep:42:credit").0, "adj:dep:42:credit");

@@ -78,8 +78,10 @@ async fn healthz() -> &'static str {
     "ok"
 }
 
-/// Opens the database named by the config, runs migrations, seeds the rates table on first use and
-/// applies the config's currencies. Used by `serve` and by every CLI command that touches data.
+/// Opens the database named by the config, runs migrations and seeds the rates table on first use. Used by
+/// `serve` and by every CLI command that touches data. The config's `currencies` are applied only by `serve`
+/// and `migrate` ([`apply_configured_currencies`]): applied by every command, they would undo a
+/// `skingate currency set` at the next `currency list`.
 pub async fn open_store(config: &Config, now: i64) -> anyhow::Result<Arc<SqliteStore>> {
     let store = SqliteStore::open(&config.database_url, config.db_readers)
         .await
@@ -89,13 +91,18 @@ pub async fn open_store(config: &Config, now: i64) -> anyhow::Result<Arc<SqliteS
             store.upsert_currency(&c, now).await?;
         }
     }
+    Ok(Arc::new(store))
+}
+
+/// Upserts the currencies the config names ("upserted at start", README), over whatever the rates table holds.
+pub async fn apply_configured_currencies(store: &SqliteStore, config: &Config, now: i64) -> anyhow::Result<()> {
     for c in &config.currencies {
         let rate = c.rate.parse().map_err(|e| anyhow::anyhow!("currency {}: {e}", c.code))?;
         let currency =
             Currency::new(&c.code, &c.name, c.scale, &rate).with_context(|| format!("currency {}", c.code))?;
         store.upsert_currency(&currency, now).await?;
     }
-    Ok(Arc::new(store))
+    Ok(())
 }
 
 /// A fresh random client secret: 32 alphanumeric characters (~190 bits).
@@ -211,6 +218,7 @@ async fn bounded<E: std::fmt::Display>(name: &str, limit: Duration, ended: impl 
 /// Opens storage, binds `config.listen` and starts serving.
 pub async fn start(mut config: Config, clock: Arc<dyn Clock>) -> anyhow::Result<Running> {
     let store = open_store(&config, clock.now()).await?;
+    apply_configured_currencies(&store, &config, clock.now()).await?;
     let demo = if config.demo_project { Some(ensure_demo_project(store.as_ref(), clock.now()).await?) } else { None };
     let listener = TcpListener::bind(config.listen).await.with_context(|| format!("binding {}", config.listen))?;
     // With port 0 only the bound socket knows the port; links the gateway hands out (payment pages) need it.

@@ -13,7 +13,7 @@
 //! here at most one poll interval late.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, RwLock, Weak};
 use std::time::Duration;
 
@@ -31,6 +31,8 @@ pub const POLL_INTERVAL: Duration = Duration::from_millis(25);
 pub(crate) struct BalanceCache {
     generation: AtomicU64,
     entries: RwLock<HashMap<ProjectId, (u64, ProjectBalance)>>,
+    /// No watcher sees other processes' commits: every read goes to the database.
+    disabled: AtomicBool,
 }
 
 impl BalanceCache {
@@ -44,8 +46,16 @@ impl BalanceCache {
         self.generation.fetch_add(1, Ordering::AcqRel);
     }
 
+    /// Stops serving entries for good (see [`watch_other_writers`]).
+    pub(crate) fn disable(&self) {
+        self.disabled.store(true, Ordering::Release);
+    }
+
     /// A fresh entry, if any.
     pub(crate) fn get(&self, project: ProjectId) -> Option<ProjectBalance> {
+        if self.disabled.load(Ordering::Acquire) {
+            return None;
+        }
         let generation = self.generation();
         let entries = self.entries.read().expect("balance cache lock");
         entries.get(&project).filter(|(g, _)| *g == generation).map(|(_, b)| *b)
@@ -60,9 +70,10 @@ impl BalanceCache {
 /// Watches for commits by other connections until the cache is dropped.
 pub(crate) async fn watch_other_writers(cache: Weak<BalanceCache>, options: SqliteConnectOptions) {
     let Ok(mut conn) = options.connect().await else {
-        // Without a watcher, never trust the cache across processes.
+        // Without a watcher, never trust the cache across processes: a commit by the CLI would stay unseen
+        // for as long as this process writes nothing itself.
         if let Some(cache) = cache.upgrade() {
-            cache.bump();
+            cache.disable();
         }
         tracing::warn!("cannot open the data_version watcher; balances are read from the database each time");
         return;
@@ -91,3 +102,21 @@ async fn data_version(conn: &mut SqliteConnection) -> Option<i64> {
 
 /// Shares one cache between the store and its transactions.
 pub(crate) type SharedCache = Arc<BalanceCache>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A disabled cache (its watcher could not start) serves nothing, whatever was put in it.
+    #[test]
+    fn a_disabled_cache_serves_nothing() {
+        let cache = BalanceCache::default();
+        let p = ProjectId(1);
+        cache.put(p, cache.generation(), ProjectBalance::default());
+        assert!(cache.get(p).is_some());
+        cache.disable();
+        assert!(cache.get(p).is_none());
+        cache.put(p, cache.generation(), ProjectBalance::default());
+        assert!(cache.get(p).is_none());
+    }
+}
