@@ -184,6 +184,9 @@ async fn set_profile(
     let Ok(user) = steam_id.parse::<SteamId>() else {
         return (StatusCode::BAD_REQUEST, Json(json!({"error": "not an individual SteamID64"}))).into_response();
     };
+    if let Err(why) = profile.check() {
+        return (StatusCode::BAD_REQUEST, Json(json!({"error": why}))).into_response();
+    }
     sim.set_profile(user, profile);
     Json(json!({"ok": true, "steam_id": user.to_string(), "profile": profile})).into_response()
 }

@@ -144,6 +144,23 @@ pub enum Profile {
     Counter,
 }
 
+impl Profile {
+    /// Whether the profile describes something Steam can do: nothing happens before the offer is sent or
+    /// before the trade is accepted, a reversal falls within Trade Protection, an escrow hold lasts 1 to 15
+    /// days. The operator surface refuses the rest (they would make impossible histories).
+    pub fn check(self) -> Result<(), &'static str> {
+        match self {
+            Profile::AcceptAfter { secs } if secs < 0 => Err("accept_after must not be negative"),
+            Profile::ReverseAfter { accept_after, .. } if accept_after < 0 => Err("accept_after must not be negative"),
+            Profile::ReverseAfter { reverse_after, .. } if !(0..TRADE_PROTECTION_SECS).contains(&reverse_after) => {
+                Err("reverse_after must be within Trade Protection (0 to 7 days)")
+            }
+            Profile::Escrow { days } if !(1..=15).contains(&days) => Err("escrow lasts 1 to 15 days"),
+            _ => Ok(()),
+        }
+    }
+}
+
 /// The default: a payer who accepts 10 seconds after the offer arrives.
 pub const DEFAULT_PROFILE: Profile = Profile::AcceptAfter { secs: 10 };
 
@@ -180,6 +197,10 @@ struct SimOffer {
     decided: Option<(OfferState, i64)>,
     reversed: Option<(Party, i64)>,
     flap_left: bool,
+    /// The partner's items went back to their inventory (the offer failed or was reversed). Once only: a
+    /// later look at this offer must not hand back items a newer offer holds by then.
+    #[serde(default)]
+    released: bool,
 }
 
 #[derive(Debug, Default, Serialize, Deserialize)]
@@ -196,6 +217,20 @@ struct World {
     /// Bumped on every change, so a saver knows when a new snapshot is worth writing.
     #[serde(skip)]
     version: u64,
+}
+
+impl World {
+    /// Gives an offer's items back to its partner, once (see [`SimOffer::released`]).
+    fn release(&mut self, id: OfferId) {
+        let Some(offer) = self.offers.get_mut(&id) else { return };
+        if std::mem::replace(&mut offer.released, true) {
+            return;
+        }
+        let (partner, items) = (offer.partner, offer.items.clone());
+        for item in items {
+            self.gone.remove(&(partner, item.asset_id));
+        }
+    }
 }
 
 /// JSON object keys must be strings; maps with other keys are stored as lists of pairs.
@@ -370,9 +405,7 @@ impl Simulator {
                 return Err(SteamError::NotFound);
             }
             world.offers.get_mut(&id).expect("exists").reversed = Some((party, now));
-            for item in &offer.items {
-                world.gone.remove(&(offer.partner, item.asset_id));
-            }
+            world.release(id);
         }
         self.changed(id);
         Ok(())
@@ -387,12 +420,8 @@ impl Simulator {
                 return Err(SteamError::NotFound);
             }
             offer.decided = Some((state, now));
-            let release = state != OfferState::Accepted;
-            let (partner, items) = (offer.partner, offer.items.clone());
-            if release {
-                for item in items {
-                    world.gone.remove(&(partner, item.asset_id));
-                }
+            if state != OfferState::Accepted {
+                world.release(id);
             }
         }
         self.changed(id);
@@ -467,6 +496,10 @@ impl Steam for Simulator {
         if items.is_empty() && offer.items_to_give.is_empty() {
             return Err(SteamError::InvalidItems);
         }
+        // Checked again under the lock that marks them: two sends at once must not both take an item.
+        if items.iter().any(|item| world.gone.contains(&(user, item.asset_id))) {
+            return Err(SteamError::InvalidItems);
+        }
         for item in &items {
             world.gone.insert((user, item.asset_id));
         }
@@ -488,6 +521,7 @@ impl Steam for Simulator {
                 decided: None,
                 reversed: None,
                 flap_left,
+                released: false,
             },
         );
         drop(world);
@@ -529,11 +563,8 @@ impl Steam for Simulator {
             trade_status,
             reversed_by: o.reversed.map(|(party, _)| party),
         };
-        let (partner, items, reversed, failed) = (o.partner, o.items.clone(), o.reversed.is_some(), state.is_failed());
-        if reversed || failed {
-            for item in items {
-                world.gone.remove(&(partner, item.asset_id));
-            }
+        if o.reversed.is_some() || state.is_failed() {
+            world.release(id);
         }
         Ok(snapshot)
     }

@@ -353,6 +353,12 @@ async fn send(state: &AppState, p: Purchase, sent: &Sent<'_>, now: i64) -> Step 
             }
         }
     }
+    // A user whose trades Steam holds in escrow would get the skin days later, long after the purchase's 10
+    // minutes: refused before anything is sent, as Steam refuses a trade-banned user.
+    if let Ok(days @ 1..) = state.steam.escrow_days(&partner).await {
+        let reason = Some(format!("the user's trades are held for {days} day(s) (Steam escrow)"));
+        return Step::Apply { purchase: Box::new(p), event: TradeEvent::NotTradable, offer: None, reason };
+    }
     let offer = NewOffer { partner, game, items_to_receive: Vec::new(), items_to_give: vec![asset] };
     match state.steam.send_offer(offer).await {
         Ok(id) => Step::Apply { purchase: Box::new(p), event: TradeEvent::OfferSent, offer: Some(id), reason: None },

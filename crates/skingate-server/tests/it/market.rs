@@ -240,12 +240,14 @@ async fn every_failure_refunds_once_and_restocks() {
     let sdk = app.sdk();
     app.adjust(true, 1_000_000, "topup").await;
     let start = available(&sdk).await;
-    let cases: [(u64, Option<Profile>, bool, &str, i64); 5] = [
+    let cases: [(u64, Option<Profile>, bool, &str, i64); 6] = [
         (3001, Some(Profile::Decline), false, "canceled", 2),
         (3002, Some(Profile::NeverAnswer), false, "timeout", 61),
         (3003, None, true, "invalid_trade_token", 1),
         (3004, Some(Profile::TradeBanned), false, "user_not_tradable", 1),
         (3005, Some(Profile::SendFails), false, "trade_create_error", 1),
+        // Escrow would deliver days after the purchase's 10 minutes: refused before any offer is sent.
+        (3006, Some(Profile::Escrow { days: 3 }), false, "user_not_tradable", 1),
     ];
     for (account, profile, wrong_token, want, step) in cases {
         let id = add_units(&app, Game::Dota2, "Treasure Key", 1).await[0];
@@ -274,7 +276,7 @@ async fn every_failure_refunds_once_and_restocks() {
     assert_eq!((b.in_flight, b.withdraw_sum), (Some(usd("0.00")), usd("0.00")));
     let refunds = sdk.balance_history(START - 10, START + 86_400 * 30, None).await.unwrap();
     let refund_count = refunds.items.iter().filter(|e| e.kind == "refund").count();
-    assert_eq!(refund_count, 5, "one refund per failed purchase");
+    assert_eq!(refund_count, 6, "one refund per failed purchase");
 }
 
 #[tokio::test]

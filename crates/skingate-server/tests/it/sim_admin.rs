@@ -52,6 +52,10 @@ async fn operator_plays_the_payer_and_moves_time() {
     assert_eq!(app.running.state.sim.as_ref().unwrap().profile(user), Profile::Manual);
     let (status, _) = call(&app, "/admin/sim/users/123/profile", Some(json!({"kind": "manual"})), &t).await;
     assert_eq!(status, 400, "not a SteamID64");
+    let impossible = json!({"kind": "reverse_after", "accept_after": 5, "reverse_after": -60});
+    let (status, _) = call(&app, &format!("/admin/sim/users/{user}/profile"), Some(impossible), &t).await;
+    assert_eq!(status, 400, "a reversal before the acceptance");
+    assert_eq!(app.running.state.sim.as_ref().unwrap().profile(user), Profile::Manual, "unchanged");
 
     let id = send_offer(&app, user).await;
     let (status, offer) = call(&app, &format!("/admin/sim/offers/{id}"), None, &t).await;

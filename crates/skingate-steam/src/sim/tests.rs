@@ -262,3 +262,35 @@ async fn sent_offers_lists_one_users_offers_since_a_time_newest_first() {
     assert_eq!(f.steam.sent_offers(a, since).await.unwrap(), vec![third, second]);
     assert!(f.steam.sent_offers(f.user(7003), 0).await.unwrap().is_empty());
 }
+
+/// Looking again at an old failed offer never hands back an item a newer offer holds: one item, one trade.
+#[tokio::test]
+async fn a_failed_offer_gives_its_items_back_once() {
+    let f = fixture();
+    let u = f.user(501);
+    f.steam.set_profile(u, Profile::Decline);
+    let item = f.tradable(u, 1).await;
+    let declined = f.send(u, item.clone()).await.unwrap();
+    f.advance(3);
+    assert_eq!(f.steam.offer(declined).await.unwrap().state, OfferState::Declined);
+    f.steam.set_profile(u, Profile::AcceptAfter { secs: 10 });
+    let holder = f.send(u, item.clone()).await.unwrap();
+    f.steam.offer(declined).await.unwrap(); // a watcher's second look at the declined offer
+    assert_eq!(f.send(u, item.clone()).await, Err(SteamError::InvalidItems), "the item is in an open offer");
+    f.advance(10);
+    assert_eq!(f.settled(holder).await.state, OfferState::Accepted);
+    f.steam.offer(declined).await.unwrap();
+    assert!(!f.tradable(u, 40).await.contains(&item[0]), "traded away for good");
+}
+
+/// Profiles that would make impossible histories are recognised (the operator surface refuses them).
+#[test]
+fn impossible_profiles_are_refused() {
+    assert!(Profile::AcceptAfter { secs: 0 }.check().is_ok());
+    assert!(Profile::AcceptAfter { secs: -1 }.check().is_err());
+    assert!(Profile::ReverseAfter { accept_after: 5, reverse_after: 3_600 }.check().is_ok());
+    assert!(Profile::ReverseAfter { accept_after: 5, reverse_after: -60 }.check().is_err());
+    assert!(Profile::ReverseAfter { accept_after: 5, reverse_after: TRADE_PROTECTION_SECS }.check().is_err());
+    assert!(Profile::Escrow { days: 15 }.check().is_ok());
+    assert!(Profile::Escrow { days: 400 }.check().is_err());
+}
