@@ -95,7 +95,9 @@ pub async fn run(config: &Config, cmd: StockCmd) -> anyhow::Result<()> {
                 _ => println!("added {} unit(s) of {name}: ids {ids:?}", ids.len()),
             }
         }
-        StockCmd::Withdraw { ids } => {
+        StockCmd::Withdraw { mut ids } => {
+            ids.sort_unstable();
+            ids.dedup();
             let moved = store.withdraw_units(&ids, now()).await?;
             println!("withdrew {moved} of {} unit(s)", ids.len());
             // A script must see that some were not taken off (unknown, sold, or in a trade: a unit in a trade

@@ -415,6 +415,9 @@ fn market_stock_and_switch() {
         assert!(!refused.status.success(), "--count {count}");
     }
     assert_eq!(run(&db, &["stock", "list", "--game", "rust"]).lines().count(), 2);
+    let second = units[1]["id"].to_string();
+    assert!(run(&db, &["stock", "withdraw", &second, &second]).contains("withdrew 1 of 1"), "an id named twice");
+    assert_eq!(run(&db, &["stock", "list", "--game", "rust"]).lines().count(), 1);
     assert!(!skingate(&db).args(["stock", "add", "--name", "No Such Skin"]).output().unwrap().status.success());
     // A second run (most likely in the same second) makes units of its own: no asset id twice.
     run(&db, &["stock", "add", "--game", "rust", "--name", "Tempered AK47", "--count", "3"]);
@@ -424,7 +427,7 @@ fn market_stock_and_switch() {
         .map(|l| serde_json::from_str::<Value>(l).unwrap())
         .map(|u| (u["bot"].as_str().unwrap().to_owned(), u["asset_id"].as_i64().unwrap()))
         .collect();
-    assert_eq!(assets.len(), 5, "{listed}");
+    assert_eq!(assets.len(), 4, "{listed}");
     assert!(run(&db, &["market", "status"]).contains("market: on"));
     assert!(run(&db, &["market", "off"]).contains("market: off"));
     assert!(run(&db, &["market", "on"]).contains("market: on"));

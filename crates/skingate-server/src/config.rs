@@ -164,6 +164,10 @@ impl Config {
         if self.ws_idle_timeout_secs <= self.ws_ping_interval_secs {
             return Err("ws_idle_timeout_secs must exceed ws_ping_interval_secs".into());
         }
+        if self.pay_steam_requests_per_min == 0 {
+            // 0 would not mean "off": it would let a payer see one inventory a minute.
+            return Err("pay_steam_requests_per_min must be positive".into());
+        }
         Ok(())
     }
 

@@ -447,8 +447,18 @@ async fn serve(
                     send_within(&mut sink, close(CLOSE_GOING_AWAY, "idle"), limit).await;
                     return;
                 }
-                if revoked(state, sub.project, credentials.params, credentials.ip).await {
-                    send_within(&mut sink, close(CLOSE_AUTH_FAILED, "credentials no longer valid"), limit).await;
+                // Bounded, and never in the way of a stop: a slow store keeps the connection as it is.
+                let check = tokio::time::timeout(limit, revoked(state, sub.project, credentials.params, credentials.ip));
+                let gone = tokio::select! {
+                    biased;
+                    () = closing.cancelled() => false,
+                    checked = check => checked.unwrap_or(false),
+                };
+                if gone {
+                    // As at connect: the frame legacy clients watch for, then the close.
+                    if send_within(&mut sink, text(r#"{"event":"auth_failed"}"#), limit).await {
+                        send_within(&mut sink, close(CLOSE_AUTH_FAILED, "credentials no longer valid"), limit).await;
+                    }
                     return;
                 }
                 Message::Ping(Default::default())

@@ -1,4 +1,5 @@
-//! Per-project request limits (`-7 request_limit_reached`).
+//! Request limits: per project for the API (`-7 request_limit_reached`), per deposit for the payment page's
+//! requests that call Steam.
 //!
 //! The project is known only after the body is parsed and authenticated, so this is not a tower layer but
 //! a call the dispatcher makes. Each project gets a GCRA limiter (governor) with its own quota: a burst of
@@ -6,6 +7,7 @@
 
 use std::collections::HashMap;
 use std::num::NonZeroU32;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, RwLock};
 
 use governor::clock::{Clock, DefaultClock};
@@ -21,11 +23,7 @@ pub struct RateLimits {
 impl RateLimits {
     /// Counts one request; `Err(seconds)` when the project must wait that long.
     pub fn check(&self, project: ProjectId, per_minute: u32) -> Result<(), u64> {
-        let limiter = self.limiter(project, per_minute);
-        limiter.check().map_err(|not_until| {
-            let wait = not_until.wait_time_from(DefaultClock::default().now());
-            wait.as_secs() + u64::from(wait.subsec_nanos() > 0)
-        })
+        self.limiter(project, per_minute).check().map_err(|not_until| wait_secs(&not_until))
     }
 
     fn limiter(&self, project: ProjectId, per_minute: u32) -> Arc<DefaultDirectRateLimiter> {
@@ -48,6 +46,9 @@ impl RateLimits {
 #[derive(Debug)]
 pub struct PageLimits {
     limiter: governor::DefaultKeyedRateLimiter<i64>,
+    /// Keys above which the next check sweeps idle ones (doubles with what a sweep leaves, so a busy period
+    /// does not sweep on every request).
+    sweep_at: AtomicUsize,
 }
 
 impl PageLimits {
@@ -57,19 +58,24 @@ impl PageLimits {
     /// A burst of `per_minute` requests per deposit, refilled evenly over a minute.
     pub fn new(per_minute: u32) -> Self {
         let quota = Quota::per_minute(NonZeroU32::new(per_minute).unwrap_or(NonZeroU32::MIN));
-        Self { limiter: RateLimiter::keyed(quota) }
+        Self { limiter: RateLimiter::keyed(quota), sweep_at: AtomicUsize::new(Self::SWEEP_ABOVE) }
     }
 
     /// Counts one request for `deposit`; `Err(seconds)` when it must wait that long.
     pub fn check(&self, deposit: i64) -> Result<(), u64> {
-        if self.limiter.len() > Self::SWEEP_ABOVE {
+        if self.limiter.len() > self.sweep_at.load(Ordering::Relaxed) {
             self.limiter.retain_recent();
+            let left = self.limiter.len();
+            self.sweep_at.store(Self::SWEEP_ABOVE.max(left.saturating_mul(2)), Ordering::Relaxed);
         }
-        self.limiter.check_key(&deposit).map_err(|not_until| {
-            let wait = not_until.wait_time_from(DefaultClock::default().now());
-            wait.as_secs() + u64::from(wait.subsec_nanos() > 0)
-        })
+        self.limiter.check_key(&deposit).map_err(|not_until| wait_secs(&not_until))
     }
+}
+
+/// Whole seconds until a refused request may be made, rounded up (the `Retry-After` value).
+fn wait_secs(not_until: &governor::NotUntil<<DefaultClock as Clock>::Instant>) -> u64 {
+    let wait = not_until.wait_time_from(DefaultClock::default().now());
+    wait.as_secs() + u64::from(wait.subsec_nanos() > 0)
 }
 
 #[cfg(test)]

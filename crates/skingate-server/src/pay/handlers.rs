@@ -12,7 +12,7 @@ use skingate_steam::TradeUrl;
 use skingate_steam::catalogue::Game;
 
 use super::adapter::{self, Step};
-use super::http::{cross_site, error_page, not_found, origin_of, page};
+use super::http::{cross_site, error_page, framed_error_page, not_found, origin_of, page};
 use super::view::{AccountPage, ItemsPage};
 use crate::deposits::{self, DepositError, DepositView};
 use crate::state::AppState;
@@ -51,18 +51,21 @@ fn internal(e: impl Into<anyhow::Error>) -> Response {
 
 /// New offers need an active project and a gateway out of maintenance (a sent offer is still followed).
 fn accepting(state: &AppState, view: &DepositView) -> Result<(), Refused> {
+    let ancestors = adapter::ancestors(view);
     if state.maintenance() {
-        return Err(Box::new(error_page(
+        return Err(Box::new(framed_error_page(
             StatusCode::SERVICE_UNAVAILABLE,
             "Back in a few minutes",
             "Deposits are paused for maintenance. Your link stays valid: please open it again shortly.",
+            &ancestors,
         )));
     }
     if !view.project.settings.active {
-        return Err(Box::new(error_page(
+        return Err(Box::new(framed_error_page(
             StatusCode::FORBIDDEN,
             "Deposits are not available",
             "This shop is not accepting deposits right now. Please contact the shop.",
+            &ancestors,
         )));
     }
     Ok(())
@@ -155,10 +158,11 @@ fn field<'a>(pairs: &'a [(String, String)], name: &str) -> Option<&'a str> {
 /// (`pay_steam_requests_per_min`); past it the payer is asked to wait.
 fn steam_budget(state: &AppState, view: &DepositView) -> Result<(), Refused> {
     state.page_limits.check(view.deposit.id).map_err(|wait| {
-        let mut page = error_page(
+        let mut page = framed_error_page(
             StatusCode::TOO_MANY_REQUESTS,
             "Too many attempts",
             "This payment has asked Steam too often in the last minute. Wait a moment, then try again.",
+            &adapter::ancestors(view),
         );
         if let Ok(v) = header::HeaderValue::from_str(&wait.to_string()) {
             page.headers_mut().insert(header::RETRY_AFTER, v);
@@ -168,7 +172,8 @@ fn steam_budget(state: &AppState, view: &DepositView) -> Result<(), Refused> {
 }
 
 fn refuse_cross_site(state: &AppState, headers: &HeaderMap) -> Result<(), Refused> {
-    if cross_site(headers, origin_of(&state.config.base_url())) {
+    let public = origin_of(&state.config.base_url()).unwrap_or_default();
+    if cross_site(headers, &public) {
         return Err(Box::new(error_page(
             StatusCode::FORBIDDEN,
             "Request refused",

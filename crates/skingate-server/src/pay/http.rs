@@ -77,10 +77,16 @@ pub fn page(status: StatusCode, template: &impl Template, ancestors: &str) -> Re
     }
 }
 
-/// An error page; not framable (it belongs to no project).
+/// An error page that belongs to no deposit: not framable.
 pub fn error_page(status: StatusCode, title: &str, message: &str) -> Response {
+    framed_error_page(status, title, message, "'none'")
+}
+
+/// An error page of a known deposit: framable like its other pages (`ancestors`, see `adapter::ancestors`), so
+/// a payer inside the shop's iframe reads it instead of the browser's blocked-frame error.
+pub fn framed_error_page(status: StatusCode, title: &str, message: &str, ancestors: &str) -> Response {
     let t = ErrorPage { status: status.as_u16(), title: title.to_owned(), message: message.to_owned() };
-    page(status, &t, "'none'")
+    page(status, &t, ancestors)
 }
 
 /// The page for a token that names no deposit.
@@ -108,7 +114,7 @@ pub fn cross_site(headers: &HeaderMap, public_origin: &str) -> bool {
     if origin == "null" {
         return true;
     }
-    if origin.eq_ignore_ascii_case(public_origin) {
+    if origin_of(origin).is_some_and(|o| o == public_origin) {
         return false;
     }
     let host = headers.get(header::HOST).and_then(|v| v.to_str().ok()).unwrap_or("");
@@ -116,10 +122,11 @@ pub fn cross_site(headers: &HeaderMap, public_origin: &str) -> bool {
     !origin_host.eq_ignore_ascii_case(host)
 }
 
-/// `scheme://host[:port]` of a base URL (`https://pay.example/x` → `https://pay.example`).
-pub fn origin_of(base_url: &str) -> &str {
-    let after_scheme = base_url.find("://").map_or(0, |i| i + 3);
-    base_url[after_scheme..].find('/').map_or(base_url, |end| &base_url[..after_scheme + end])
+/// The origin of a URL as browsers serialise it in `Origin` (lower case, punycode, default port dropped:
+/// `https://Pay.Example:443/x` → `https://pay.example`); `None` for what is not an http(s) URL.
+pub fn origin_of(url: &str) -> Option<String> {
+    let parsed = url::Url::parse(url).ok()?;
+    matches!(parsed.scheme(), "http" | "https").then(|| parsed.origin().ascii_serialization())
 }
 
 /// `GET /pay/assets/pay.css`.
@@ -195,8 +202,12 @@ mod tests {
         let proxied = headers(&[("host", "127.0.0.1:8080"), ("origin", "https://pay.example")]);
         assert!(!cross_site(&proxied, "https://pay.example"));
         assert!(cross_site(&proxied, "https://other.example"));
-        assert_eq!(origin_of("https://pay.example/base/"), "https://pay.example");
-        assert_eq!(origin_of("http://127.0.0.1:8080"), "http://127.0.0.1:8080");
+        assert_eq!(origin_of("https://pay.example/base/").as_deref(), Some("https://pay.example"));
+        assert_eq!(origin_of("http://127.0.0.1:8080").as_deref(), Some("http://127.0.0.1:8080"));
+        assert_eq!(origin_of("https://Pay.Example:443?x").as_deref(), Some("https://pay.example"));
+        assert_eq!(origin_of("ftp://pay.example"), None);
+        let default_port = headers(&[("host", "127.0.0.1:8080"), ("origin", "https://pay.example")]);
+        assert!(!cross_site(&default_port, &origin_of("https://pay.example:443/").unwrap()));
     }
 
     #[test]

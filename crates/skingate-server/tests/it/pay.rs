@@ -405,9 +405,11 @@ async fn an_inactive_project_or_maintenance_takes_no_new_offers_but_sent_ones_ar
     let state = pay.app.running.state.clone();
     state.store.set_meta(skingate_server::state::MAINTENANCE_KEY, "on").await.unwrap();
     state.refresh().await.unwrap();
-    let (status, _, html) = pay.get(&page).await;
+    let (status, headers, html) = pay.get(&page).await;
     assert_eq!(status, 503);
     assert!(html.contains("maintenance"));
+    let csp = headers["content-security-policy"].to_str().unwrap();
+    assert!(csp.contains("frame-ancestors 'self' https://shop.example"), "framable like the deposit: {csp}");
     let (status, _, _) = pay.post(&format!("{page}/account"), &[("trade_url", &url.to_string())]).await;
     assert_eq!(status, 503);
     assert_eq!(pay.deposit(id).await.offer_id, None);
