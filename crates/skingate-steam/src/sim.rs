@@ -531,8 +531,11 @@ impl Steam for Simulator {
 
     async fn offer(&self, id: OfferId) -> Result<Offer, SteamError> {
         let now = (self.now)();
-        let mut world = self.world_mut();
+        // A read: the saver is told only when the look changed something (a flap spent, a reversal or a
+        // release recorded), or every poll of every open offer would make it rewrite the whole snapshot.
+        let mut world = self.world();
         let o = world.offers.get_mut(&id).ok_or(SteamError::NotFound)?;
+        let mut changed = false;
         let (mut state, accepted_at) = observe(o, now);
         if let (Profile::ReverseAfter { reverse_after, .. }, Some(at)) = (o.profile, accepted_at)
             && o.reversed.is_none()
@@ -540,10 +543,12 @@ impl Steam for Simulator {
             && reverse_after < TRADE_PROTECTION_SECS
         {
             o.reversed = Some((Party::Partner, at + reverse_after));
+            changed = true;
         }
         if state == OfferState::Accepted && o.flap_left {
             o.flap_left = false;
             state = OfferState::Active;
+            changed = true;
         }
         let trade_status = accepted_at
             .map(|_| if o.reversed.is_some() { TradeStatus::TradeProtectionRollback } else { TradeStatus::Complete });
@@ -563,8 +568,12 @@ impl Steam for Simulator {
             trade_status,
             reversed_by: o.reversed.map(|(party, _)| party),
         };
-        if o.reversed.is_some() || state.is_failed() {
+        if (o.reversed.is_some() || state.is_failed()) && !o.released {
             world.release(id);
+            changed = true;
+        }
+        if changed {
+            world.version += 1;
         }
         Ok(snapshot)
     }

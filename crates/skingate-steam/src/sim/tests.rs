@@ -294,3 +294,20 @@ fn impossible_profiles_are_refused() {
     assert!(Profile::Escrow { days: 15 }.check().is_ok());
     assert!(Profile::Escrow { days: 400 }.check().is_err());
 }
+
+/// Looking at an offer that nothing happens to is not a change the saver has to write.
+#[tokio::test]
+async fn plain_reads_are_not_changes() {
+    let f = fixture();
+    let u = f.user(502);
+    f.steam.set_profile(u, Profile::Manual);
+    let item = f.tradable(u, 1).await;
+    let o = f.send(u, item).await.unwrap();
+    let before = f.steam.version();
+    for _ in 0..3 {
+        assert_eq!(f.steam.offer(o).await.unwrap().state, OfferState::Active);
+    }
+    assert_eq!(f.steam.version(), before);
+    f.steam.decline(o).unwrap();
+    assert!(f.steam.version() > before, "a decision is a change");
+}
