@@ -119,6 +119,11 @@ impl Hub {
         self.connections.load(Ordering::Relaxed)
     }
 
+    /// Whether any connection is subscribed (the tailer reads the outbox only for someone).
+    fn has_subscribers(&self) -> bool {
+        !self.subscribers.read().expect("hub lock").is_empty()
+    }
+
     /// Has every connection, open or opening, send close 1001 ("server shutting down": reconnect and resume)
     /// and end. Called by `Running::stop`: without it upgraded sockets outlive the server, and the process's
     /// exit cuts them without a close frame.
@@ -179,6 +184,15 @@ impl Hub {
 pub async fn run_tailer(state: AppState, shutdown: CancellationToken, mut last: i64) {
     let poll = Duration::from_millis(state.config.events_poll_interval_ms);
     loop {
+        // Nobody to hand events to: move the cursor to the newest id instead of reading every event. The id is
+        // read *before* looking again for subscribers, so one that subscribed meanwhile asked for (and got)
+        // only events after it: a welcome's cursor or a resume reads the outbox after subscribing.
+        if !state.hub.has_subscribers()
+            && let Ok(newest) = state.store.last_event_id().await
+            && !state.hub.has_subscribers()
+        {
+            last = last.max(newest);
+        }
         loop {
             match state.store.events_after(last, 1000).await {
                 Ok(events) if events.is_empty() => break,
