@@ -66,6 +66,8 @@ pub enum StreamError {
 enum Frame {
     Event(Event),
     ResumeFailed,
+    /// The gateway revoked the credentials mid-stream (a rotated secret, a switched-off project).
+    AuthFailed,
     Nothing,
 }
 
@@ -136,6 +138,10 @@ impl EventStream {
                         let after = self.resuming.take().unwrap_or_default();
                         return Err(StreamError::ResumeFailed { after });
                     }
+                    Frame::AuthFailed => {
+                        self.socket = None;
+                        return Err(StreamError::AuthFailed);
+                    }
                     Frame::Nothing => {}
                 },
                 Some(Ok(Message::Close(_))) | Some(Err(_)) | None => self.socket = None,
@@ -150,6 +156,7 @@ impl EventStream {
         let Some(event) = v.get("event").and_then(Value::as_str) else { return Frame::Nothing };
         match event {
             "auth_success" => return Frame::Nothing,
+            "auth_failed" => return Frame::AuthFailed,
             "resume_failed" => {
                 // Live events follow the newest event the gateway names; resume from there next time.
                 self.last_id = Self::cursor_of(text);

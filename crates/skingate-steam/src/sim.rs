@@ -220,6 +220,35 @@ struct World {
 }
 
 impl World {
+    /// Marks every offer that has ended without a trade (failed, or reversed) as released, and gives back
+    /// only the items no live offer holds. A snapshot from before `released` existed reads `false` for
+    /// offers whose items were given back long ago (and perhaps taken by a newer offer since): releasing
+    /// them again on their next look would put one item into two trades.
+    fn settle_releases(&mut self, now: i64) {
+        let ended: Vec<OfferId> = self
+            .offers
+            .values()
+            .filter(|o| !o.released && (o.reversed.is_some() || observe(o, now).0.is_failed()))
+            .map(|o| o.id)
+            .collect();
+        let held: HashSet<(SteamId, u64)> = self
+            .offers
+            .values()
+            .filter(|o| o.reversed.is_none() && !observe(o, now).0.is_failed())
+            .flat_map(|o| o.items.iter().map(move |a| (o.partner, a.asset_id)))
+            .collect();
+        for id in ended {
+            let offer = self.offers.get_mut(&id).expect("listed above");
+            offer.released = true;
+            let (partner, items) = (offer.partner, offer.items.clone());
+            for item in items {
+                if !held.contains(&(partner, item.asset_id)) {
+                    self.gone.remove(&(partner, item.asset_id));
+                }
+            }
+        }
+    }
+
     /// Gives an offer's items back to its partner, once (see [`SimOffer::released`]).
     fn release(&mut self, id: OfferId) {
         let Some(offer) = self.offers.get_mut(&id) else { return };
@@ -324,6 +353,7 @@ impl Simulator {
     /// Replaces the mutable state with a saved [`Simulator::snapshot`].
     pub fn restore(&self, json: &str) -> Result<(), serde_json::Error> {
         let mut restored: World = serde_json::from_str(json)?;
+        restored.settle_releases((self.now)());
         let mut world = self.world();
         restored.version = world.version + 1;
         *world = restored;

@@ -569,6 +569,13 @@ async fn rotating_the_secret_closes_connections_made_with_the_old_one() {
     assert_eq!(ws_close_code(&mut ws).await, 4001);
     let (mut ws, first) = ws_connect(&app.ws_url("")).await;
     assert_eq!(first["event"], "auth_success", "the new secret opens the stream");
+    // The SDK reports the revocation as AuthFailed, not as an event named auth_failed.
+    let base = format!("ws://{}", app.running.addr);
+    let mut stream = skingate_sdk::ws::EventStream::new(&base, &app.client_id(), "rotated-secret");
+    let idle = tokio::time::timeout(std::time::Duration::from_millis(300), stream.next()).await;
+    assert!(idle.is_err(), "connected, no event yet");
     app.update(|s| s.active = false).await;
     assert_eq!(ws_close_code(&mut ws).await, 4001);
+    let revoked = tokio::time::timeout(std::time::Duration::from_secs(10), stream.next()).await.unwrap();
+    assert!(matches!(revoked, Err(skingate_sdk::ws::StreamError::AuthFailed)), "{revoked:?}");
 }

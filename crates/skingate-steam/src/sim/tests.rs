@@ -311,3 +311,29 @@ async fn plain_reads_are_not_changes() {
     f.steam.decline(o).unwrap();
     assert!(f.steam.version() > before, "a decision is a change");
 }
+
+/// A snapshot saved before offers recorded their release: on restore, an old declined offer whose item a
+/// newer offer holds is settled as released without handing that item back, so a later look cannot either.
+#[tokio::test]
+async fn a_snapshot_from_before_releases_were_recorded_never_frees_a_held_item() {
+    let f = fixture();
+    let u = f.user(503);
+    f.steam.set_profile(u, Profile::Decline);
+    let item = f.tradable(u, 1).await;
+    let declined = f.send(u, item.clone()).await.unwrap();
+    f.advance(3);
+    f.steam.offer(declined).await.unwrap();
+    f.steam.set_profile(u, Profile::Manual);
+    let holder = f.send(u, item.clone()).await.unwrap();
+    // The snapshot as the old code wrote it: no `released` field.
+    let (_, json) = f.steam.snapshot();
+    let mut old: serde_json::Value = serde_json::from_str(&json).unwrap();
+    for pair in old["offers"].as_array_mut().unwrap() {
+        pair[1].as_object_mut().unwrap().remove("released");
+    }
+    f.steam.restore(&old.to_string()).unwrap();
+    f.steam.offer(declined).await.unwrap();
+    assert!(!f.tradable(u, 40).await.contains(&item[0]), "still held by the open offer");
+    assert_eq!(f.send(u, item).await, Err(SteamError::InvalidItems));
+    assert_eq!(f.steam.offer(holder).await.unwrap().state, OfferState::Active);
+}
