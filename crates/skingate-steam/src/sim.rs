@@ -580,8 +580,13 @@ impl Steam for Simulator {
             state = OfferState::Active;
             changed = true;
         }
-        let trade_status = accepted_at
-            .map(|_| if o.reversed.is_some() { TradeStatus::TradeProtectionRollback } else { TradeStatus::Complete });
+        let trade_status = match accepted_at {
+            Some(_) if o.reversed.is_some() => Some(TradeStatus::TradeProtectionRollback),
+            Some(_) => Some(TradeStatus::Complete),
+            // Steam shows the trade's hold on the trade itself as well as on the offer.
+            None if state == OfferState::InEscrow => Some(TradeStatus::InEscrow),
+            None => None,
+        };
         let snapshot = Offer {
             id: o.id,
             partner: o.partner,

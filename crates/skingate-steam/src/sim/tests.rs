@@ -132,7 +132,8 @@ async fn trade_protection_reversal_and_escrow() {
     f.advance(5);
     let accepted = f.settled(or).await;
     assert_eq!((accepted.state, accepted.trade_status), (OfferState::Accepted, Some(TradeStatus::Complete)));
-    assert_eq!(f.settled(oe).await.state, OfferState::InEscrow);
+    let held = f.settled(oe).await;
+    assert_eq!((held.state, held.trade_status), (OfferState::InEscrow, Some(TradeStatus::InEscrow)));
     assert!(!f.steam.inventory(r, Game::Cs2).await.unwrap().iter().any(|a| a.asset_id == items[0]));
     f.advance(2 * 86_400);
     let reversed = f.settled(or).await;
