@@ -3,7 +3,6 @@
 use clap::Subcommand;
 use skingate_core::currency::Currency;
 use skingate_server::Config;
-use skingate_server::app::open_store;
 use skingate_store::Store;
 
 use crate::now;
@@ -30,7 +29,7 @@ pub enum CurrencyCmd {
 
 /// Runs a currency subcommand. A running server picks changes up within `refresh_interval_ms`.
 pub async fn run(config: &Config, cmd: CurrencyCmd) -> anyhow::Result<()> {
-    let store = open_store(config, now()).await?;
+    let store = crate::open(config).await?;
     match cmd {
         CurrencyCmd::List => {
             for c in store.currencies().await? {

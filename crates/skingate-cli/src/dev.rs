@@ -15,7 +15,6 @@ use skingate_core::events::EventType;
 use skingate_core::project::ProjectId;
 use skingate_sdk::webhooks::Verifier;
 use skingate_server::Config;
-use skingate_server::app::open_store;
 use skingate_store::Store;
 use skingate_types::sign::{self, Canonicalization, standard};
 
@@ -100,7 +99,7 @@ pub struct Trigger {
 
 /// Writes a sample event; `balance_change` carries the real balance, the others are marked `"test": true`.
 pub async fn trigger(config: &Config, args: Trigger) -> anyhow::Result<()> {
-    let store = open_store(config, now()).await?;
+    let store = crate::open(config).await?;
     let project = store.project(args.project).await?.ok_or_else(|| anyhow::anyhow!("no project {}", args.project))?;
     let kind = EventType::parse(&args.event).filter(|e| e.to_webhook()).ok_or_else(|| {
         anyhow::anyhow!("unknown event {}; use balance_change, buy_item or status_change", args.event)

@@ -86,7 +86,7 @@ fn main() -> anyhow::Result<()> {
         match cli.command {
             Command::Serve => serve::run(config).await,
             Command::Migrate => {
-                let store = skingate_server::app::open_store(&config, now()).await?;
+                let store = open(&config).await?;
                 skingate_server::app::apply_configured_currencies(&store, &config, now()).await?;
                 println!("database {} is up to date", config.database_url);
                 Ok(())
@@ -113,5 +113,22 @@ fn main() -> anyhow::Result<()> {
 /// Unix seconds, for commands that write outside the server.
 fn now() -> i64 {
     use skingate_server::clock::{Clock, SystemClock};
-    SystemClock.now()
+    SystemClock.now().saturating_add(CLOCK_OFFSET.load(std::sync::atomic::Ordering::Relaxed))
+}
+
+/// How far the demo's clock runs ahead of the system clock (see [`open`]); 0 outside the demo.
+static CLOCK_OFFSET: std::sync::atomic::AtomicI64 = std::sync::atomic::AtomicI64::new(0);
+
+/// Opens the database, and with the simulator's admin surface on (the demo, whose server runs on an
+/// adjustable clock) takes the server's clock offset, so what the CLI writes is stamped with the server's time:
+/// a secret rotated after `skingate sim advance 2d` keeps its grace period, adjustments are dated right.
+async fn open(config: &Config) -> anyhow::Result<std::sync::Arc<skingate_store::SqliteStore>> {
+    let store = skingate_server::app::open_store(config, now()).await?;
+    if config.sim_admin
+        && let Some(offset) = skingate_store::Store::meta(store.as_ref(), skingate_server::clock::OFFSET_KEY).await?
+    {
+        let offset = offset.parse::<i64>().unwrap_or(0);
+        CLOCK_OFFSET.store(offset, std::sync::atomic::Ordering::Relaxed);
+    }
+    Ok(store)
 }

@@ -1,15 +1,12 @@
 //! `skingate maintenance on|off|status`: the run-time switch behind `-9 under_maintenance`.
 
 use skingate_server::Config;
-use skingate_server::app::open_store;
 use skingate_server::state::MAINTENANCE_KEY;
 use skingate_store::Store;
 
-use crate::now;
-
 /// Sets or shows the switch. A running server sees it within `refresh_interval_ms`.
 pub async fn run(config: &Config, mode: &str) -> anyhow::Result<()> {
-    let store = open_store(config, now()).await?;
+    let store = crate::open(config).await?;
     if mode != "status" {
         store.set_meta(MAINTENANCE_KEY, mode).await?;
     }

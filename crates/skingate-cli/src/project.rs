@@ -8,7 +8,7 @@ use serde_json::{Value, json};
 use skingate_core::deposit::{parse_ppm, ppm_text};
 use skingate_core::project::{CallbackFormat, HoldPolicy, Project, ProjectId, ProjectSettings, parse_ip_net};
 use skingate_server::Config;
-use skingate_server::app::{new_secret, open_store};
+use skingate_server::app::new_secret;
 use skingate_store::Store;
 
 use crate::now;
@@ -182,7 +182,7 @@ impl SettingsArgs {
 
 /// Runs a project subcommand.
 pub async fn run(config: &Config, cmd: ProjectCmd) -> anyhow::Result<()> {
-    let store = open_store(config, now()).await?;
+    let store = crate::open(config).await?;
     match cmd {
         ProjectCmd::Create { name, settings, json } => {
             let mut s = ProjectSettings::named(&name);

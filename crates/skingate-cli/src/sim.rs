@@ -100,7 +100,7 @@ pub async fn run(config: &Config, cmd: SimCmd) -> anyhow::Result<()> {
 
 /// Calls an admin route of the running server (GET without a body, POST with one) and prints its answer.
 async fn admin(config: &Config, path: &str, body: Option<serde_json::Value>) -> anyhow::Result<()> {
-    let store = skingate_server::app::open_store(config, crate::now()).await?;
+    let store = crate::open(config).await?;
     let token = skingate_server::sim_admin::admin_token(store.as_ref()).await?;
     let url = format!("{}{path}", local_base(config));
     let http = reqwest::Client::new();

@@ -11,7 +11,6 @@ use clap::Subcommand;
 use serde_json::json;
 use skingate_core::market::Pricing;
 use skingate_server::Config;
-use skingate_server::app::open_store;
 use skingate_server::market::MARKET_KEY;
 use skingate_server::market::stock::catalogue_units;
 use skingate_steam::catalogue::Game;
@@ -61,7 +60,7 @@ pub enum StockCmd {
 
 /// Runs a stock subcommand.
 pub async fn run(config: &Config, cmd: StockCmd) -> anyhow::Result<()> {
-    let store = open_store(config, now()).await?;
+    let store = crate::open(config).await?;
     let pricing = Pricing { markup_bps: config.market_markup_bps };
     match cmd {
         StockCmd::List { game, after, limit, json } => {
@@ -110,7 +109,7 @@ pub async fn run(config: &Config, cmd: StockCmd) -> anyhow::Result<()> {
 
 /// Sets or shows the market switch.
 pub async fn switch(config: &Config, mode: &str) -> anyhow::Result<()> {
-    let store = open_store(config, now()).await?;
+    let store = crate::open(config).await?;
     if mode != "status" {
         store.set_meta(MARKET_KEY, mode).await?;
     }

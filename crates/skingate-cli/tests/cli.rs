@@ -388,9 +388,17 @@ fn operator_acts_in_the_running_simulator() {
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let answer: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert!(answer["now"].as_i64().unwrap() > 8 * 86_400);
+    let advanced = answer["now"].as_i64().unwrap();
     let missing = sim(&["accept", "12345"]);
     assert!(!missing.status.success(), "no such offer");
     assert!(String::from_utf8_lossy(&missing.stderr).contains("404"));
+    server.terminate();
+    // A restart keeps the demo clock where it was moved to: time never runs backwards.
+    let server = serve(&db);
+    let out = skingate(&db).env("SKINGATE_PUBLIC_URL", &server.base).args(["sim", "advance", "1s"]).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let answer: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(answer["now"].as_i64().unwrap() > advanced, "{answer} after {advanced}");
     server.terminate();
 }
 

@@ -94,6 +94,19 @@ pub async fn open_store(config: &Config, now: i64) -> anyhow::Result<Arc<SqliteS
     Ok(Arc::new(store))
 }
 
+/// Moves an offset clock (the demo's) to the offset it had reached before, so a restart never sends time
+/// backwards: holds would end again, expired offers come alive. Other clocks are left alone.
+pub async fn restore_clock_offset(store: &dyn Store, clock: &dyn Clock) -> anyhow::Result<()> {
+    let (Some(now), Some(saved)) = (clock.offset(), store.meta(crate::clock::OFFSET_KEY).await?) else {
+        return Ok(());
+    };
+    let saved: i64 = saved.parse().with_context(|| format!("meta {} = {saved}", crate::clock::OFFSET_KEY))?;
+    if saved > now {
+        clock.advance(saved - now);
+    }
+    Ok(())
+}
+
 /// Upserts the currencies the config names ("upserted at start", README), over whatever the rates table holds.
 pub async fn apply_configured_currencies(store: &SqliteStore, config: &Config, now: i64) -> anyhow::Result<()> {
     for c in &config.currencies {
@@ -218,6 +231,7 @@ async fn bounded<E: std::fmt::Display>(name: &str, limit: Duration, ended: impl 
 /// Opens storage, binds `config.listen` and starts serving.
 pub async fn start(mut config: Config, clock: Arc<dyn Clock>) -> anyhow::Result<Running> {
     let store = open_store(&config, clock.now()).await?;
+    restore_clock_offset(store.as_ref(), clock.as_ref()).await?;
     apply_configured_currencies(&store, &config, clock.now()).await?;
     let demo = if config.demo_project { Some(ensure_demo_project(store.as_ref(), clock.now()).await?) } else { None };
     let listener = TcpListener::bind(config.listen).await.with_context(|| format!("binding {}", config.listen))?;
@@ -299,5 +313,21 @@ mod tests {
         assert_eq!(resp.status(), 200);
         let body = axum::body::to_bytes(resp.into_body(), 1024).await.unwrap();
         assert_eq!(&body[..], br#"{"status":"error","error_code":-100,"error_message":"internal_error"}"#);
+    }
+
+    /// The demo clock's offset survives a restart (kept by `clock/advance`); a test's manual clock ignores it.
+    #[tokio::test]
+    async fn a_restart_keeps_the_demo_clock_ahead() {
+        use crate::clock::{ManualClock, OFFSET_KEY, OffsetClock};
+        let (_dir, state, _) = crate::state::testing::state_with_project().await;
+        state.store.set_meta(OFFSET_KEY, "172800").await.unwrap();
+        let demo = OffsetClock::default();
+        restore_clock_offset(state.store.as_ref(), &demo).await.unwrap();
+        assert_eq!(demo.offset(), Some(172_800));
+        restore_clock_offset(state.store.as_ref(), &demo).await.unwrap();
+        assert_eq!(demo.offset(), Some(172_800), "never twice");
+        let manual = ManualClock::new(100);
+        restore_clock_offset(state.store.as_ref(), &manual).await.unwrap();
+        assert_eq!(manual.now(), 100);
     }
 }

@@ -17,7 +17,16 @@ pub trait Clock: Send + Sync + std::fmt::Debug + 'static {
         let _ = secs;
         false
     }
+
+    /// How far this clock runs ahead of the system clock, for a clock that is the system clock moved on
+    /// (the demo's [`OffsetClock`]): what must survive a restart so time never runs backwards.
+    fn offset(&self) -> Option<i64> {
+        None
+    }
 }
+
+/// The `meta` key that keeps the demo clock's offset across restarts (and tells the CLI the demo's time).
+pub const OFFSET_KEY: &str = "clock_offset_secs";
 
 /// The real clock.
 #[derive(Debug, Default, Clone, Copy)]
@@ -70,6 +79,10 @@ impl Clock for OffsetClock {
         // Saturating: an absurd total pins the clock at the end of time instead of wrapping into the past.
         let _ = self.0.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |o| Some(o.saturating_add(secs)));
         true
+    }
+
+    fn offset(&self) -> Option<i64> {
+        Some(self.0.load(Ordering::SeqCst))
     }
 }
 

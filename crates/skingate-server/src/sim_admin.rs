@@ -211,6 +211,12 @@ async fn advance(State(state): State<AppState>, headers: HeaderMap, Json(body): 
     if !state.clock.advance(body.secs) {
         return (StatusCode::CONFLICT, Json(json!({"error": "this server runs on the system clock"}))).into_response();
     }
+    // Kept, so a restart does not send the demo back in time (expired offers would come alive again).
+    if let Some(offset) = state.clock.offset()
+        && let Err(e) = state.store.set_meta(crate::clock::OFFSET_KEY, &offset.to_string()).await
+    {
+        tracing::warn!(error = %e, "could not keep the demo clock's offset");
+    }
     state.wake_watchers();
     Json(json!({"ok": true, "now": state.now()})).into_response()
 }
