@@ -219,6 +219,15 @@ struct World {
     version: u64,
 }
 
+impl SimOffer {
+    /// Whether the trade is under Trade Protection, which covers CS2 items only: a Dota 2 or Rust trade
+    /// cannot be reversed.
+    fn protected(&self) -> bool {
+        let mut items = self.items.iter().chain(&self.items_to_give).peekable();
+        items.peek().is_some() && items.all(|a| a.game == Game::Cs2)
+    }
+}
+
 impl World {
     /// Marks every offer that has ended without a trade (failed, or reversed) as released, and gives back
     /// only the items no live offer holds. A snapshot from before `released` existed reads `false` for
@@ -431,7 +440,7 @@ impl Simulator {
             let offer = world.offers.get(&id).cloned().ok_or(SteamError::NotFound)?;
             let (state, accepted_at) = observe(&offer, now);
             let within = accepted_at.is_some_and(|at| now < at + TRADE_PROTECTION_SECS);
-            if state != OfferState::Accepted || offer.reversed.is_some() || !within {
+            if state != OfferState::Accepted || offer.reversed.is_some() || !within || !offer.protected() {
                 return Err(SteamError::NotFound);
             }
             world.offers.get_mut(&id).expect("exists").reversed = Some((party, now));
@@ -568,6 +577,7 @@ impl Steam for Simulator {
         let mut changed = false;
         let (mut state, accepted_at) = observe(o, now);
         if let (Profile::ReverseAfter { reverse_after, .. }, Some(at)) = (o.profile, accepted_at)
+            && o.protected()
             && o.reversed.is_none()
             && now >= at + reverse_after
             && reverse_after < TRADE_PROTECTION_SECS

@@ -592,6 +592,10 @@ async fn apply_steps(
         };
         let Some(t) = transition(p.status, event) else { continue };
         let accepted = t.to == PurchaseStatus::Accepted;
+        // Trade Protection covers CS2 trades only: a Dota 2 or Rust trade cannot be reversed, so its purchase is
+        // settled at once (after the two agreeing looks `settle` asks for) instead of watched for seven days.
+        let protected = Game::parse(&p.game) == Some(Game::Cs2);
+        let watch_until = if protected { now + TRADE_PROTECTION_SECS } else { now };
         updates.push(PurchaseUpdate {
             id: p.id,
             from: p.status,
@@ -600,11 +604,11 @@ async fn apply_steps(
             error_reason: reason.clone(),
             sent_at: offer.map(|_| now),
             accepted_at: accepted.then_some(now),
-            watch_until: accepted.then_some(now + TRADE_PROTECTION_SECS),
+            watch_until: accepted.then_some(watch_until),
             next_check_at: match t.to {
                 // Polled from memory; the database only needs the deadline (and catches up after a restart).
                 PurchaseStatus::WaitingAccept => now + OFFER_TIMEOUT_SECS,
-                PurchaseStatus::Accepted => now + ACCEPTED_CHECK_SECS,
+                PurchaseStatus::Accepted => (now + ACCEPTED_CHECK_SECS).min(watch_until.max(now)),
                 _ => NEVER,
             },
         });

@@ -279,6 +279,29 @@ async fn every_failure_refunds_once_and_restocks() {
     assert_eq!(refund_count, 6, "one refund per failed purchase");
 }
 
+/// A Dota 2 trade has no Trade Protection: its purchase is settled right after acceptance instead of being
+/// looked at every hour for seven days.
+#[tokio::test]
+async fn a_purchase_without_trade_protection_is_settled_at_acceptance() {
+    let (app, clock) = market_app(0).await;
+    app.adjust(true, 1_000_000, "topup").await;
+    let id = add_units(&app, Game::Dota2, "Treasure Key", 1).await[0];
+    let bought = app.sdk().market_buy(&order(BuyTarget::Id(id), user(&app, 4003))).await.unwrap();
+    wait_status(&app, &clock, &bought.buy_id, "accepted", 2).await;
+    let buy_id: i64 = bought.buy_id.parse().unwrap();
+    let store = &app.running.state.store;
+    for _ in 0..200 {
+        let open = store.purchases_due(i64::MAX - 1, 10).await.unwrap();
+        if open.iter().all(|p| p.id != buy_id) {
+            return;
+        }
+        clock.advance(1);
+        app.running.state.market.wake.notify_one();
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("the purchase is still watched");
+}
+
 #[tokio::test]
 async fn rollbacks_after_acceptance_refund_once() {
     let (app, clock) = market_app(0).await;

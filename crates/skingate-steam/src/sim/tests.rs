@@ -338,3 +338,27 @@ async fn a_snapshot_from_before_releases_were_recorded_never_frees_a_held_item()
     assert_eq!(f.send(u, item).await, Err(SteamError::InvalidItems));
     assert_eq!(f.steam.offer(holder).await.unwrap().state, OfferState::Active);
 }
+
+/// Trade Protection covers CS2 only: a Rust trade cannot be reversed, by the operator or by a profile.
+#[tokio::test]
+async fn only_cs2_trades_can_be_reversed() {
+    let f = fixture();
+    let u = f.user(504);
+    f.steam.set_profile(u, Profile::ReverseAfter { accept_after: 5, reverse_after: 60 });
+    let inv = f.steam.inventory(u, Game::Rust).await.unwrap();
+    let item = inv.iter().find(|a| a.tradable).unwrap().asset_id;
+    let offer = f
+        .steam
+        .send_offer(NewOffer {
+            partner: f.url(u),
+            game: Game::Rust,
+            items_to_receive: vec![item],
+            items_to_give: vec![],
+        })
+        .await
+        .unwrap();
+    f.advance(120);
+    let settled = f.settled(offer).await;
+    assert_eq!((settled.state, settled.trade_status), (OfferState::Accepted, Some(TradeStatus::Complete)));
+    assert_eq!(f.steam.reverse(offer), Err(SteamError::NotFound));
+}
