@@ -97,9 +97,17 @@ pub async fn open_store(config: &Config, now: i64) -> anyhow::Result<Arc<SqliteS
 /// Moves an offset clock (the demo's) to the offset it had reached before, so a restart never sends time
 /// backwards: holds would end again, expired offers come alive. Other clocks are left alone.
 pub async fn restore_clock_offset(store: &dyn Store, clock: &dyn Clock) -> anyhow::Result<()> {
-    let (Some(now), Some(saved)) = (clock.offset(), store.meta(crate::clock::OFFSET_KEY).await?) else {
+    let saved = store.meta(crate::clock::OFFSET_KEY).await?;
+    let Some(now) = clock.offset() else {
+        // Not the demo's clock (production, or a test's): a demo's old offset no longer applies, and the CLI
+        // must not stamp its writes with it.
+        if saved.as_deref().is_some_and(|s| s != "0") {
+            tracing::info!("the database kept a demo clock offset; this server runs on another clock: reset");
+            store.set_meta(crate::clock::OFFSET_KEY, "0").await?;
+        }
         return Ok(());
     };
+    let Some(saved) = saved else { return Ok(()) };
     let saved: i64 = saved.parse().with_context(|| format!("meta {} = {saved}", crate::clock::OFFSET_KEY))?;
     if saved > now {
         clock.advance(saved - now);
@@ -329,5 +337,7 @@ mod tests {
         let manual = ManualClock::new(100);
         restore_clock_offset(state.store.as_ref(), &manual).await.unwrap();
         assert_eq!(manual.now(), 100);
+        // A server on another clock resets the demo's offset, so the CLI stops using it.
+        assert_eq!(state.store.meta(OFFSET_KEY).await.unwrap().as_deref(), Some("0"));
     }
 }

@@ -208,6 +208,10 @@ async fn advance(State(state): State<AppState>, headers: HeaderMap, Json(body): 
         let error = format!("secs must be between 1 and {MAX_ADVANCE_SECS} (ten years)");
         return (StatusCode::BAD_REQUEST, Json(json!({"error": error}))).into_response();
     }
+    // One advance at a time, so the offset kept is always the latest (two at once could save them in the
+    // wrong order, and a restart would then send the clock back).
+    static ADVANCING: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+    let _one = ADVANCING.lock().await;
     if !state.clock.advance(body.secs) {
         return (StatusCode::CONFLICT, Json(json!({"error": "this server runs on the system clock"}))).into_response();
     }
@@ -215,7 +219,9 @@ async fn advance(State(state): State<AppState>, headers: HeaderMap, Json(body): 
     if let Some(offset) = state.clock.offset()
         && let Err(e) = state.store.set_meta(crate::clock::OFFSET_KEY, &offset.to_string()).await
     {
-        tracing::warn!(error = %e, "could not keep the demo clock's offset");
+        tracing::error!(error = %e, "could not keep the demo clock's offset");
+        let error = "the clock moved, but its offset could not be saved: a restart would move it back";
+        return (StatusCode::INTERNAL_SERVER_ERROR, Json(json!({"error": error}))).into_response();
     }
     state.wake_watchers();
     Json(json!({"ok": true, "now": state.now()})).into_response()

@@ -7,7 +7,7 @@
 //! | `hold_ok_` | same as `accept__` (named for readability of CS2 tests) | `in_hold` → `success` |
 //! | `decline_` | declines 3 s after the offer | `fail` |
 //! | `timeout_` | never answers; the offer expires after 14 days | `fail` |
-//! | `reverse_` | accepts after 5 s, reverses the trade an hour later | `in_hold` → `fail` (or `hold_approved` → `hold_returned`) |
+//! | `reverse_` | accepts after 5 s, reverses the trade an hour later (CS2 only: Trade Protection) | `in_hold` → `fail` (or `hold_approved` → `hold_returned`) |
 //! | `badtoken` | (Steam refuses the token) | the call fails with `invalid_trade_token` |
 //!
 //! Any SteamID64 works with them. Other tokens behave as in normal mode (the simulated user's real token is
