@@ -276,6 +276,14 @@ async fn revoked(state: &AppState, project: ProjectId, params: &HashMap<String, 
     }
 }
 
+/// Ends a connection whose credentials do not (or no longer) hold, at connect or later alike: the
+/// `auth_failed` frame legacy clients watch for, then close 4001.
+async fn refuse<S: futures::Sink<Message> + Unpin>(sink: &mut S, reason: &'static str, limit: Duration) {
+    if send_within(sink, text(r#"{"event":"auth_failed"}"#), limit).await {
+        send_within(sink, close(CLOSE_AUTH_FAILED, reason), limit).await;
+    }
+}
+
 fn text(s: &'static str) -> Message {
     Message::Text(Utf8Bytes::from_static(s))
 }
@@ -317,9 +325,7 @@ async fn open<'s>(
     limit: Duration,
 ) -> Option<(Subscription<'s>, i64)> {
     let Some(project) = authenticate(state, params, ip).await else {
-        if send_within(socket, text(r#"{"event":"auth_failed"}"#), limit).await {
-            send_within(socket, close(CLOSE_AUTH_FAILED, "auth failed"), limit).await;
-        }
+        refuse(socket, "auth failed", limit).await;
         return None;
     };
     let sub = state.hub.subscribe(project.id, state.config.ws_queue_len);
@@ -469,10 +475,7 @@ async fn serve(
                     checked = check => checked.unwrap_or(false),
                 };
                 if gone {
-                    // As at connect: the frame legacy clients watch for, then the close.
-                    if send_within(&mut sink, text(r#"{"event":"auth_failed"}"#), limit).await {
-                        send_within(&mut sink, close(CLOSE_AUTH_FAILED, "credentials no longer valid"), limit).await;
-                    }
+                    refuse(&mut sink, "credentials no longer valid", limit).await;
                     return;
                 }
                 Message::Ping(Default::default())

@@ -234,18 +234,11 @@ impl World {
     /// offers whose items were given back long ago (and perhaps taken by a newer offer since): releasing
     /// them again on their next look would put one item into two trades.
     fn settle_releases(&mut self, now: i64) {
-        let ended: Vec<OfferId> = self
-            .offers
-            .values()
-            .filter(|o| !o.released && (o.reversed.is_some() || observe(o, now).0.is_failed()))
-            .map(|o| o.id)
-            .collect();
-        let held: HashSet<(SteamId, u64)> = self
-            .offers
-            .values()
-            .filter(|o| o.reversed.is_none() && !observe(o, now).0.is_failed())
-            .flat_map(|o| o.items.iter().map(move |a| (o.partner, a.asset_id)))
-            .collect();
+        let (live, ended): (Vec<&SimOffer>, Vec<&SimOffer>) =
+            self.offers.values().partition(|o| o.reversed.is_none() && !observe(o, now).0.is_failed());
+        let held: HashSet<(SteamId, u64)> =
+            live.iter().flat_map(|o| o.items.iter().map(move |a| (o.partner, a.asset_id))).collect();
+        let ended: Vec<OfferId> = ended.iter().filter(|o| !o.released).map(|o| o.id).collect();
         for id in ended {
             let offer = self.offers.get_mut(&id).expect("listed above");
             offer.released = true;

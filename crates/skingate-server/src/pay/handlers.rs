@@ -51,22 +51,21 @@ fn internal(e: impl Into<anyhow::Error>) -> Response {
 
 /// New offers need an active project and a gateway out of maintenance (a sent offer is still followed).
 fn accepting(state: &AppState, view: &DepositView) -> Result<(), Refused> {
-    let ancestors = adapter::ancestors(view);
+    let refused =
+        |status, title, message| Box::new(framed_error_page(status, title, message, &adapter::ancestors(view)));
     if state.maintenance() {
-        return Err(Box::new(framed_error_page(
+        return Err(refused(
             StatusCode::SERVICE_UNAVAILABLE,
             "Back in a few minutes",
             "Deposits are paused for maintenance. Your link stays valid: please open it again shortly.",
-            &ancestors,
-        )));
+        ));
     }
     if !view.project.settings.active {
-        return Err(Box::new(framed_error_page(
+        return Err(refused(
             StatusCode::FORBIDDEN,
             "Deposits are not available",
             "This shop is not accepting deposits right now. Please contact the shop.",
-            &ancestors,
-        )));
+        ));
     }
     Ok(())
 }
@@ -164,9 +163,7 @@ fn steam_budget(state: &AppState, view: &DepositView) -> Result<(), Refused> {
             "This payment has asked Steam too often in the last minute. Wait a moment, then try again.",
             &adapter::ancestors(view),
         );
-        if let Ok(v) = header::HeaderValue::from_str(&wait.to_string()) {
-            page.headers_mut().insert(header::RETRY_AFTER, v);
-        }
+        page.headers_mut().insert(header::RETRY_AFTER, header::HeaderValue::from(wait));
         Box::new(page)
     })
 }

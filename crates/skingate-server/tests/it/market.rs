@@ -86,11 +86,16 @@ async fn wait_for(
             return p;
         }
         last = Some(p.offer_status.clone());
-        clock.advance(step);
-        app.running.state.market.wake.notify_one();
-        tokio::time::sleep(Duration::from_millis(10)).await;
+        tick(app, clock, step, 10).await;
     }
     panic!("purchase {buy_id} never reached {what}; last {last:?}");
+}
+
+/// Moves the clock on by `secs`, wakes the watcher, and gives its round `pause_ms` of real time.
+async fn tick(app: &TestApp, clock: &ManualClock, secs: i64, pause_ms: u64) {
+    clock.advance(secs);
+    app.running.state.market.wake.notify_one();
+    tokio::time::sleep(Duration::from_millis(pause_ms)).await;
 }
 
 async fn available(sdk: &Client) -> Decimal {
@@ -267,9 +272,7 @@ async fn every_failure_refunds_once_and_restocks() {
     }
     // Later rounds change nothing: still refunded once.
     for _ in 0..5 {
-        clock.advance(3600);
-        app.running.state.market.wake.notify_one();
-        tokio::time::sleep(Duration::from_millis(20)).await;
+        tick(&app, &clock, 3600, 20).await;
     }
     assert_eq!(available(&sdk).await, start);
     let b = sdk.balance().await.unwrap();
@@ -295,9 +298,7 @@ async fn a_purchase_without_trade_protection_is_settled_at_acceptance() {
         if open.iter().all(|p| p.id != buy_id) {
             return;
         }
-        clock.advance(1);
-        app.running.state.market.wake.notify_one();
-        tokio::time::sleep(Duration::from_millis(10)).await;
+        tick(&app, &clock, 1, 10).await;
     }
     panic!("the purchase is still watched");
 }
@@ -573,9 +574,7 @@ async fn refuse_offer_records(app: &TestApp) -> Fault {
 /// The offers the simulator holds for a user, after letting the watcher run a few more rounds.
 async fn offers_to(app: &TestApp, clock: &ManualClock, account: u64) -> Vec<u64> {
     for _ in 0..5 {
-        clock.advance(2);
-        app.running.state.market.wake.notify_one();
-        tokio::time::sleep(Duration::from_millis(50)).await;
+        tick(app, clock, 2, 50).await;
     }
     app.running.state.steam.sent_offers(SteamId::from_account_id(account).unwrap(), 0).await.unwrap()
 }
@@ -755,9 +754,7 @@ async fn a_reversal_in_the_last_hour_of_trade_protection_is_refunded() {
     assert!(accepted.error_reason.is_none());
     // Through the hourly checks up to the last one, 167 hours after acceptance.
     for _ in 0..167 {
-        clock.advance(3_600);
-        app.running.state.market.wake.notify_one();
-        tokio::time::sleep(Duration::from_millis(15)).await;
+        tick(&app, &clock, 3_600, 15).await;
     }
     clock.advance(1_800);
     sim.reverse(offer).unwrap();

@@ -17,6 +17,13 @@ pub const EVENTS_WEBHOOK: &str = "events_webhook";
 /// How much of an answer body is kept per attempt.
 pub const RESPONSE_HEAD_BYTES: usize = 4096;
 
+/// The columns [`event`] reads, in its order: every query of whole events starts with it.
+macro_rules! event_select {
+    () => {
+        "SELECT id, project_id, seq, event_type, payload, created_at FROM events"
+    };
+}
+
 fn event(r: &SqliteRow, offset: usize) -> Result<StoredEvent> {
     Ok(StoredEvent {
         id: r.try_get(offset)?,
@@ -34,10 +41,10 @@ pub(crate) async fn project_events_after(
     after_seq: i64,
     limit: u32,
 ) -> Result<Vec<StoredEvent>> {
-    let rows = sqlx::query(
-        "SELECT id, project_id, seq, event_type, payload, created_at FROM events
-         WHERE project_id = ? AND seq > ? ORDER BY seq LIMIT CAST(? AS INTEGER)",
-    )
+    let rows = sqlx::query(concat!(
+        event_select!(),
+        " WHERE project_id = ? AND seq > ? ORDER BY seq LIMIT CAST(? AS INTEGER)"
+    ))
     .bind(project.0)
     .bind(after_seq)
     .bind(i64::from(limit))
@@ -47,34 +54,28 @@ pub(crate) async fn project_events_after(
 }
 
 pub(crate) async fn project_event(pool: &SqlitePool, project: ProjectId, id: i64) -> Result<Option<StoredEvent>> {
-    let row = sqlx::query(
-        "SELECT id, project_id, seq, event_type, payload, created_at FROM events WHERE id = ? AND project_id = ?",
-    )
-    .bind(id)
-    .bind(project.0)
-    .fetch_optional(pool)
-    .await?;
+    let row = sqlx::query(concat!(event_select!(), " WHERE id = ? AND project_id = ?"))
+        .bind(id)
+        .bind(project.0)
+        .fetch_optional(pool)
+        .await?;
     row.map(|r| event(&r, 0)).transpose()
 }
 
 pub(crate) async fn project_last_event(pool: &SqlitePool, project: ProjectId) -> Result<Option<StoredEvent>> {
-    let row = sqlx::query(
-        "SELECT id, project_id, seq, event_type, payload, created_at FROM events WHERE project_id = ? ORDER BY seq DESC LIMIT 1",
-    )
-    .bind(project.0)
-    .fetch_optional(pool)
-    .await?;
+    let row = sqlx::query(concat!(event_select!(), " WHERE project_id = ? ORDER BY seq DESC LIMIT 1"))
+        .bind(project.0)
+        .fetch_optional(pool)
+        .await?;
     row.map(|r| event(&r, 0)).transpose()
 }
 
 pub(crate) async fn events_after(pool: &SqlitePool, after_id: i64, limit: u32) -> Result<Vec<StoredEvent>> {
-    let rows = sqlx::query(
-        "SELECT id, project_id, seq, event_type, payload, created_at FROM events WHERE id > ? ORDER BY id LIMIT CAST(? AS INTEGER)",
-    )
-    .bind(after_id)
-    .bind(i64::from(limit))
-    .fetch_all(pool)
-    .await?;
+    let rows = sqlx::query(concat!(event_select!(), " WHERE id > ? ORDER BY id LIMIT CAST(? AS INTEGER)"))
+        .bind(after_id)
+        .bind(i64::from(limit))
+        .fetch_all(pool)
+        .await?;
     rows.iter().map(|r| event(r, 0)).collect()
 }
 
