@@ -200,24 +200,29 @@ pub async fn run(config: &Config, cmd: ProjectCmd) -> anyhow::Result<()> {
         ProjectCmd::Credit(args) => adjust(store.as_ref(), true, args).await?,
         ProjectCmd::Debit(args) => adjust(store.as_ref(), false, args).await?,
         ProjectCmd::RotateSecret { id, json } => {
-            let mut p = load(store.as_ref(), id).await?;
-            p.rotate_secret(new_secret(), now(), config.secret_rotation_grace_secs);
-            store.update_project(&p, now()).await?;
+            // Read and written under the write lock, like `set`: a concurrent edit is kept, not overwritten.
+            let p = modify(store.as_ref(), id, &mut |p| {
+                p.rotate_secret(new_secret(), now(), config.secret_rotation_grace_secs);
+                Ok(())
+            })
+            .await?;
             print(&p, true, json, config);
         }
         ProjectCmd::Set { id, name, settings, json } => {
-            let mut p = load(store.as_ref(), id).await?;
-            if let Some(name) = name {
-                p.settings.name = name;
-            }
-            let old_url = p.settings.events_url.clone();
-            settings.apply(&mut p.settings)?;
-            check_webhook_url(config, &p.settings)?;
-            if p.settings.events_url != old_url {
-                // A new endpoint gets a fresh start.
-                p.events_disabled_at = None;
-            }
-            store.update_project(&p, now()).await?;
+            let p = modify(store.as_ref(), id, &mut |p| {
+                if let Some(name) = &name {
+                    p.settings.name = name.clone();
+                }
+                let old_url = p.settings.events_url.clone();
+                settings.apply(&mut p.settings).map_err(|e| e.to_string())?;
+                check_webhook_url(config, &p.settings).map_err(|e| e.to_string())?;
+                if p.settings.events_url != old_url {
+                    // A new endpoint gets a fresh start.
+                    p.events_disabled_at = None;
+                }
+                Ok(())
+            })
+            .await?;
             // Secrets are shown by `create`, `show` and `rotate-secret` only (module docs).
             print(&p, false, json, config);
         }
@@ -264,6 +269,19 @@ async fn adjust(store: &dyn skingate_store::Store, credit: bool, args: AdjustArg
         println!("transfer {} was already applied; balance {} USD", done.transfer_id, done.balance.to_wire());
     }
     Ok(())
+}
+
+/// Applies an edit to a project under the database's write lock ([`skingate_store::Store::modify_project`]).
+async fn modify(
+    store: &dyn skingate_store::Store,
+    id: ProjectId,
+    change: &mut skingate_store::ProjectChange<'_>,
+) -> anyhow::Result<Project> {
+    match store.modify_project(id, now(), change).await {
+        Err(skingate_store::StoreError::NotFound) => anyhow::bail!("no project with id {id}"),
+        Err(skingate_store::StoreError::Refused(why)) => anyhow::bail!("{why}"),
+        other => Ok(other?),
+    }
 }
 
 async fn load(store: &dyn skingate_store::Store, id: ProjectId) -> anyhow::Result<Project> {

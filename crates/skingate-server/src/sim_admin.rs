@@ -33,7 +33,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use serde_json::json;
 use skingate_steam::SteamId;
-use skingate_steam::sim::{Party, Profile, SteamError};
+use skingate_steam::sim::{Irreversible, Party, Profile, SteamError};
 use tokio_util::sync::CancellationToken;
 
 use crate::state::AppState;
@@ -132,6 +132,12 @@ fn steam_error(e: SteamError) -> Response {
     (code, Json(json!({"error": e.to_string()}))).into_response()
 }
 
+/// 404 only for an offer that does not exist; a trade the rules keep from being reversed is a 409 saying which.
+fn irreversible(e: Irreversible) -> Response {
+    let code = if e == Irreversible::NotFound { StatusCode::NOT_FOUND } else { StatusCode::CONFLICT };
+    (code, Json(json!({"error": e.to_string()}))).into_response()
+}
+
 fn no_sim() -> Response {
     (StatusCode::NOT_FOUND, Json(json!({"error": "no simulator"}))).into_response()
 }
@@ -159,15 +165,15 @@ async fn act(State(state): State<AppState>, headers: HeaderMap, Path((id, action
     }
     let Some(sim) = &state.sim else { return no_sim() };
     let result = match action.as_str() {
-        "accept" => sim.accept(id),
-        "decline" => sim.decline(id),
-        "reverse" => sim.reverse_by(id, Party::Partner),
-        "reverse_supplier" => sim.reverse_by(id, Party::Bot),
+        "accept" => sim.accept(id).map_err(steam_error),
+        "decline" => sim.decline(id).map_err(steam_error),
+        "reverse" => sim.reverse_by(id, Party::Partner).map_err(irreversible),
+        "reverse_supplier" => sim.reverse_by(id, Party::Bot).map_err(irreversible),
         _ => return (StatusCode::NOT_FOUND, Json(json!({"error": "unknown action"}))).into_response(),
     };
     match result {
         Ok(()) => Json(json!({"ok": true, "offer": id.to_string(), "action": action})).into_response(),
-        Err(e) => steam_error(e),
+        Err(r) => r,
     }
 }
 

@@ -49,6 +49,27 @@ pub enum SteamError {
     Unavailable,
 }
 
+/// Why an operator's reversal was refused: each rule has its own answer, so `skingate sim reverse` says which
+/// one applied instead of a bare "not found" for a trade that exists.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum Irreversible {
+    /// No such offer.
+    #[error("offer not found")]
+    NotFound,
+    /// Only an accepted trade can be reversed.
+    #[error("the offer is not an accepted trade")]
+    NotAccepted,
+    /// A trade is reversed at most once.
+    #[error("the trade was already reversed")]
+    AlreadyReversed,
+    /// Trade Protection lasts seven days from acceptance.
+    #[error("the trade's Trade Protection period is over")]
+    ProtectionOver,
+    /// Trade Protection covers CS2 items only.
+    #[error("Trade Protection covers CS2 trades only")]
+    NotProtected,
+}
+
 /// Which side of a trade acted (who reversed it under Trade Protection).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -420,21 +441,24 @@ impl Simulator {
     }
 
     /// Operator: the payer reverses an accepted trade under Trade Protection.
-    pub fn reverse(&self, id: OfferId) -> Result<(), SteamError> {
+    pub fn reverse(&self, id: OfferId) -> Result<(), Irreversible> {
         self.reverse_by(id, Party::Partner)
     }
 
     /// Operator: one side reverses an accepted trade within the protection period (for a purchase, the
     /// supplier side is [`Party::Bot`]).
-    pub fn reverse_by(&self, id: OfferId, party: Party) -> Result<(), SteamError> {
+    pub fn reverse_by(&self, id: OfferId, party: Party) -> Result<(), Irreversible> {
         let now = (self.now)();
         {
             let mut world = self.world_mut();
-            let offer = world.offers.get(&id).cloned().ok_or(SteamError::NotFound)?;
-            let (state, accepted_at) = observe(&offer, now);
-            let within = accepted_at.is_some_and(|at| now < at + TRADE_PROTECTION_SECS);
-            if state != OfferState::Accepted || offer.reversed.is_some() || !within || !offer.protected() {
-                return Err(SteamError::NotFound);
+            let offer = world.offers.get(&id).ok_or(Irreversible::NotFound)?;
+            let (state, accepted_at) = observe(offer, now);
+            match accepted_at {
+                _ if state != OfferState::Accepted => return Err(Irreversible::NotAccepted),
+                _ if offer.reversed.is_some() => return Err(Irreversible::AlreadyReversed),
+                _ if !offer.protected() => return Err(Irreversible::NotProtected),
+                Some(at) if now < at + TRADE_PROTECTION_SECS => {}
+                _ => return Err(Irreversible::ProtectionOver),
             }
             world.offers.get_mut(&id).expect("exists").reversed = Some((party, now));
             world.release(id);

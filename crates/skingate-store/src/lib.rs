@@ -33,6 +33,9 @@ pub use sqlite::SqliteStore;
 /// Result alias of this crate.
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 
+/// An edit of a project for [`Store::modify_project`]; an `Err` refuses the edit with a reason for the operator.
+pub type ProjectChange<'a> = dyn FnMut(&mut Project) -> std::result::Result<(), String> + Send + 'a;
+
 /// Storage failures, classified so callers branch on meaning, never on SQL text.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -51,6 +54,9 @@ pub enum StoreError {
     /// Anything else from the driver, with its context.
     #[error("database: {0}")]
     Database(#[source] sqlx::Error),
+    /// A [`Store::modify_project`] edit refused the project as it found it; nothing was written.
+    #[error("{0}")]
+    Refused(String),
     /// Migrations failed at start-up.
     #[error("migration: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
@@ -256,6 +262,12 @@ pub trait Store: DepositStore + MarketStore + Send + Sync + std::fmt::Debug + 's
     /// Saves a project's settings and secret. `events_disabled_at` is taken from `project` only with a new
     /// events URL: the dispatcher disables endpoints on its own, and a copy read before that must not undo it.
     async fn update_project(&self, project: &Project, now: i64) -> Result<()>;
+    /// Changes a project in one write transaction: `change` sees the row as it is under the write lock, and
+    /// what it leaves is written before anyone else can write. Two operators' edits at once (a `project set`
+    /// beside a `rotate-secret`) then both land, where a read followed by [`Store::update_project`] lets the
+    /// later one silently undo the earlier. If `change` refuses, nothing is written and its reason comes back
+    /// as [`StoreError::Refused`].
+    async fn modify_project(&self, id: ProjectId, now: i64, change: &mut ProjectChange<'_>) -> Result<Project>;
     /// The rates table.
     async fn currencies(&self) -> Result<Vec<Currency>>;
     /// Adds or replaces a currency.

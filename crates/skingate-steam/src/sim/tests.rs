@@ -175,7 +175,11 @@ async fn operator_surface_and_flapping() {
     assert_eq!(flapped, 1);
     f.steam.reverse(ids[1]).unwrap();
     assert_eq!(f.settled(ids[1]).await.trade_status, Some(TradeStatus::TradeProtectionRollback));
-    assert_eq!(f.steam.reverse(ids[1]), Err(SteamError::NotFound), "once");
+    assert_eq!(f.steam.reverse(ids[1]), Err(Irreversible::AlreadyReversed), "once");
+    assert_eq!(f.steam.reverse(999), Err(Irreversible::NotFound));
+    assert_eq!(f.steam.reverse(ids[0]), Err(Irreversible::NotAccepted), "declined");
+    f.advance(TRADE_PROTECTION_SECS);
+    assert_eq!(f.steam.reverse(ids[2]), Err(Irreversible::ProtectionOver));
     assert_eq!(f.steam.accept(999), Err(SteamError::NotFound));
 }
 
@@ -199,7 +203,7 @@ async fn bots_give_items_and_either_side_can_reverse() {
     let reversed = f.steam.offer(id).await.unwrap();
     assert_eq!(reversed.trade_status, Some(TradeStatus::TradeProtectionRollback));
     assert_eq!(reversed.reversed_by, Some(Party::Bot));
-    assert_eq!(f.steam.reverse_by(id, Party::Partner), Err(SteamError::NotFound), "once");
+    assert_eq!(f.steam.reverse_by(id, Party::Partner), Err(Irreversible::AlreadyReversed), "once");
 }
 
 #[tokio::test]
@@ -360,5 +364,5 @@ async fn only_cs2_trades_can_be_reversed() {
     f.advance(120);
     let settled = f.settled(offer).await;
     assert_eq!((settled.state, settled.trade_status), (OfferState::Accepted, Some(TradeStatus::Complete)));
-    assert_eq!(f.steam.reverse(offer), Err(SteamError::NotFound));
+    assert_eq!(f.steam.reverse(offer), Err(Irreversible::NotProtected));
 }

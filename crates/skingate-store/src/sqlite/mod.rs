@@ -27,8 +27,8 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 use sqlx::{ConnectOptions, SqlitePool};
 
 use crate::{
-    Attempt, AttemptRow, Delivery, DeliveryState, HistoryEntry, HistoryQuery, MissedEvents, ProjectBalance, Result,
-    Store, StoreError, StoredEvent, WriteTx,
+    Attempt, AttemptRow, Delivery, DeliveryState, HistoryEntry, HistoryQuery, MissedEvents, ProjectBalance,
+    ProjectChange, Result, Store, StoreError, StoredEvent, WriteTx,
 };
 
 mod cache;
@@ -168,63 +168,20 @@ impl Store for SqliteStore {
     }
 
     async fn update_project(&self, p: &Project, now: i64) -> Result<()> {
-        let s = &p.settings;
         let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
-        let done = sqlx::query(
-            "UPDATE projects SET client_secret = ?, name = ?, active = ?, result_url = ?, success_url = ?,
-                fail_url = ?, events_url = ?, ip_allowlist = ?, rate_limit_per_min = ?, hold_policy = ?,
-                previous_secret = ?, previous_secret_until = ?,
-                events_disabled_at = CASE WHEN events_url IS ? THEN events_disabled_at ELSE ? END,
-                updated_at = ?, test_mode = ?,
-                multiplier_ppm = ?, deposit_fee_ppm = ?, callback_format = ?, frame_ancestors = ?,
-                events_failing_since = CASE WHEN events_url IS ? THEN events_failing_since END
-             WHERE id = ?",
-        )
-        .bind(&p.client_secret)
-        .bind(&s.name)
-        .bind(s.active)
-        .bind(&s.result_url)
-        .bind(&s.success_url)
-        .bind(&s.fail_url)
-        .bind(&s.events_url)
-        .bind(rows::allowlist_text(&s.ip_allowlist))
-        .bind(i64::from(s.rate_limit_per_min))
-        .bind(s.hold_policy.as_str())
-        .bind(&p.previous_secret)
-        .bind(p.previous_secret_until)
-        // The dispatcher disables an endpoint on its own: a caller's copy read before that must not switch it
-        // back on. Only a new events URL takes the caller's value (a new endpoint starts enabled).
-        .bind(&s.events_url)
-        .bind(p.events_disabled_at)
-        .bind(now)
-        .bind(s.test_mode)
-        .bind(s.multiplier_ppm)
-        .bind(s.deposit_fee_ppm)
-        .bind(s.callback_format.as_str())
-        .bind(s.frame_ancestors.join(" "))
-        // A new events URL starts without the old one's failing streak.
-        .bind(&s.events_url)
-        .bind(p.id.0)
-        .execute(&mut *tx)
-        .await?;
-        if done.rows_affected() == 0 {
-            return Err(StoreError::NotFound);
-        }
-        if let Some(url) = &s.events_url {
-            // Deliveries still to make go to the endpoint as it is now (the dispatcher sends them there in
-            // any case); the log shows where they will go.
-            sqlx::query(
-                "UPDATE deliveries SET url = ? WHERE project_id = ? AND kind = 'events_webhook'
-                   AND state != 'delivered' AND url != ?",
-            )
-            .bind(url)
-            .bind(p.id.0)
-            .bind(url)
-            .execute(&mut *tx)
-            .await?;
-        }
+        write_project(&mut tx, p, now).await?;
         tx.commit().await?;
         Ok(())
+    }
+
+    async fn modify_project(&self, id: ProjectId, now: i64, change: &mut ProjectChange<'_>) -> Result<Project> {
+        let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
+        let row = sqlx::query(rows::PROJECT_SELECT).bind(id.0).fetch_optional(&mut *tx).await?;
+        let mut p = row.map(|r| rows::project(&r)).transpose()?.ok_or(StoreError::NotFound)?;
+        change(&mut p).map_err(StoreError::Refused)?;
+        write_project(&mut tx, &p, now).await?;
+        tx.commit().await?;
+        Ok(p)
     }
 
     async fn currencies(&self) -> Result<Vec<Currency>> {
@@ -424,6 +381,66 @@ impl Store for SqliteStore {
         tx.commit().await?;
         Ok(n)
     }
+}
+
+/// Writes a project's settings and secret inside the caller's write transaction (see
+/// [`Store::update_project`] for which fields a stale copy cannot undo).
+async fn write_project(tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>, p: &Project, now: i64) -> Result<()> {
+    let s = &p.settings;
+    let done = sqlx::query(
+        "UPDATE projects SET client_secret = ?, name = ?, active = ?, result_url = ?, success_url = ?,
+                fail_url = ?, events_url = ?, ip_allowlist = ?, rate_limit_per_min = ?, hold_policy = ?,
+                previous_secret = ?, previous_secret_until = ?,
+                events_disabled_at = CASE WHEN events_url IS ? THEN events_disabled_at ELSE ? END,
+                updated_at = ?, test_mode = ?,
+                multiplier_ppm = ?, deposit_fee_ppm = ?, callback_format = ?, frame_ancestors = ?,
+                events_failing_since = CASE WHEN events_url IS ? THEN events_failing_since END
+             WHERE id = ?",
+    )
+    .bind(&p.client_secret)
+    .bind(&s.name)
+    .bind(s.active)
+    .bind(&s.result_url)
+    .bind(&s.success_url)
+    .bind(&s.fail_url)
+    .bind(&s.events_url)
+    .bind(rows::allowlist_text(&s.ip_allowlist))
+    .bind(i64::from(s.rate_limit_per_min))
+    .bind(s.hold_policy.as_str())
+    .bind(&p.previous_secret)
+    .bind(p.previous_secret_until)
+    // The dispatcher disables an endpoint on its own: a caller's copy read before that must not switch it
+    // back on. Only a new events URL takes the caller's value (a new endpoint starts enabled).
+    .bind(&s.events_url)
+    .bind(p.events_disabled_at)
+    .bind(now)
+    .bind(s.test_mode)
+    .bind(s.multiplier_ppm)
+    .bind(s.deposit_fee_ppm)
+    .bind(s.callback_format.as_str())
+    .bind(s.frame_ancestors.join(" "))
+    // A new events URL starts without the old one's failing streak.
+    .bind(&s.events_url)
+    .bind(p.id.0)
+    .execute(&mut **tx)
+    .await?;
+    if done.rows_affected() == 0 {
+        return Err(StoreError::NotFound);
+    }
+    if let Some(url) = &s.events_url {
+        // Deliveries still to make go to the endpoint as it is now (the dispatcher sends them there in
+        // any case); the log shows where they will go.
+        sqlx::query(
+            "UPDATE deliveries SET url = ? WHERE project_id = ? AND kind = 'events_webhook'
+                   AND state != 'delivered' AND url != ?",
+        )
+        .bind(url)
+        .bind(p.id.0)
+        .bind(url)
+        .execute(&mut **tx)
+        .await?;
+    }
+    Ok(())
 }
 
 #[cfg(test)]

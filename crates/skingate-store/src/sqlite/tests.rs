@@ -316,6 +316,45 @@ async fn saving_a_stale_project_never_re_enables_a_disabled_endpoint() {
     assert_eq!(failed[0].url, "https://shop.example/new");
 }
 
+/// Concurrent edits through `modify_project` each see the other's result (no lost update), and a refused edit
+/// writes nothing.
+#[tokio::test]
+async fn modify_project_keeps_concurrent_edits_and_writes_nothing_when_refused() {
+    let (_dir, s) = store().await;
+    let s = Arc::new(s);
+    let p = s.create_project(&ProjectSettings::named("Shop"), "old-secret", 0).await.unwrap();
+    let edits = (0..8u32).map(|i| {
+        let s = s.clone();
+        tokio::spawn(async move {
+            s.modify_project(p.id, 10, &mut |p| {
+                if i == 0 {
+                    p.rotate_secret("new-secret".into(), 10, 60);
+                } else {
+                    p.settings.rate_limit_per_min += 1;
+                }
+                Ok(())
+            })
+            .await
+            .unwrap()
+        })
+    });
+    for edit in edits.collect::<Vec<_>>() {
+        edit.await.unwrap();
+    }
+    let saved = s.project(p.id).await.unwrap().unwrap();
+    assert_eq!(saved.client_secret, "new-secret", "the rotation survived the other edits");
+    assert_eq!(saved.settings.rate_limit_per_min, p.settings.rate_limit_per_min + 7, "no edit was lost");
+    let mut rename = |p: &mut Project| {
+        p.settings.name = "Changed".into();
+        Err("no".into())
+    };
+    let refused = s.modify_project(p.id, 20, &mut rename);
+    assert!(matches!(refused.await, Err(StoreError::Refused(why)) if why == "no"));
+    assert_eq!(s.project(p.id).await.unwrap().unwrap().settings.name, "Shop");
+    let missing = s.modify_project(ProjectId(999), 20, &mut |_| Ok(())).await;
+    assert!(matches!(missing, Err(StoreError::NotFound)));
+}
+
 /// `recover_deliveries` does at most `limit` per call, failed deliveries first, then the events that never had
 /// a delivery, oldest first; repeated calls finish the rest and then find nothing.
 #[tokio::test]
