@@ -86,7 +86,7 @@ fn main() -> anyhow::Result<()> {
         match cli.command {
             Command::Serve => serve::run(config).await,
             Command::Migrate => {
-                let store = open(&config).await?;
+                let store = open_or_create(&config).await?;
                 skingate_server::app::apply_configured_currencies(&store, &config, now()).await?;
                 println!("database {} is up to date", config.database_url);
                 Ok(())
@@ -119,10 +119,26 @@ fn now() -> i64 {
 /// How far the demo's clock runs ahead of the system clock (see [`open`]); 0 outside the demo.
 static CLOCK_OFFSET: std::sync::atomic::AtomicI64 = std::sync::atomic::AtomicI64::new(0);
 
-/// Opens the database, and with the simulator's admin surface on (the demo, whose server runs on an
-/// adjustable clock) takes the server's clock offset, so what the CLI writes is stamped with the server's time:
-/// a secret rotated after `skingate sim advance 2d` keeps its grace period, adjustments are dated right.
+/// Opens the server's database, refusing a missing one: from another directory the relative default would
+/// create an empty database and every command would answer from it as if nothing were wrong.
 async fn open(config: &Config) -> anyhow::Result<std::sync::Arc<skingate_store::SqliteStore>> {
+    if !skingate_store::SqliteStore::exists(&config.database_url)? {
+        anyhow::bail!(
+            "no database at {}: run the command where the server runs (the default database_url is relative to \
+             the working directory), or point it at the server's database with --config or \
+             SKINGATE_DATABASE_URL; `skingate migrate` creates a new one",
+            config.database_url
+        );
+    }
+    open_or_create(config).await
+}
+
+/// [`open`], creating the database if it is missing: for `migrate` and `project create`, which set a new
+/// gateway up before its first start. With the simulator's admin surface on (the demo, whose server runs on
+/// an adjustable clock) it takes the server's clock offset, so what the CLI writes is stamped with the
+/// server's time: a secret rotated after `skingate sim advance 2d` keeps its grace period, adjustments are
+/// dated right.
+async fn open_or_create(config: &Config) -> anyhow::Result<std::sync::Arc<skingate_store::SqliteStore>> {
     let store = skingate_server::app::open_store(config, now()).await?;
     if config.sim_admin
         && let Some(offset) = skingate_store::Store::meta(store.as_ref(), skingate_server::clock::OFFSET_KEY).await?

@@ -182,7 +182,10 @@ impl SettingsArgs {
 
 /// Runs a project subcommand.
 pub async fn run(config: &Config, cmd: ProjectCmd) -> anyhow::Result<()> {
-    let store = crate::open(config).await?;
+    let store = match cmd {
+        ProjectCmd::Create { .. } => crate::open_or_create(config).await?,
+        _ => crate::open(config).await?,
+    };
     match cmd {
         ProjectCmd::Create { name, settings, json } => {
             let mut s = ProjectSettings::named(&name);

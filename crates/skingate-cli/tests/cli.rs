@@ -197,6 +197,13 @@ fn bad_settings_are_refused() {
 fn currencies_and_maintenance_switch() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("gate.db");
+    // Pointed at a database that does not exist (the server runs elsewhere), a command says so and creates
+    // nothing; `migrate` creates it.
+    let missing = skingate(&db).args(["currency", "list"]).output().unwrap();
+    assert!(!missing.status.success());
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("no database at"));
+    assert!(!db.exists(), "nothing created");
+    run(&db, &["migrate"]);
     assert!(run(&db, &["currency", "list"]).contains("rub"));
     assert!(run(&db, &["currency", "set", "rub", "95.25"]).contains("rub = 95.25"));
     assert!(run(&db, &["currency", "list"]).contains("95.25"));
@@ -406,6 +413,7 @@ fn operator_acts_in_the_running_simulator() {
 fn market_stock_and_switch() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("gate.db");
+    run(&db, &["migrate"]);
     let added = run(&db, &["stock", "add", "--game", "rust", "--name", "Tempered AK47", "--count", "3"]);
     assert!(added.contains("added 3 unit(s)"), "{added}");
     let listed = run(&db, &["stock", "list", "--game", "rust", "--json"]);

@@ -54,6 +54,15 @@ pub struct SqliteStore {
 }
 
 impl SqliteStore {
+    /// Whether the database file at `url` exists (an in-memory database always does). The operator CLI asks
+    /// before opening: run from the wrong directory, the relative default `sqlite://skingate.db` would
+    /// otherwise create an empty database beside the real one and answer from it as if nothing were wrong.
+    pub fn exists(url: &str) -> Result<bool> {
+        let options = connect_options(url)?;
+        let file = options.get_filename();
+        Ok(file.as_os_str().is_empty() || file == Path::new(":memory:") || file.exists())
+    }
+
     /// Opens (creating if needed) the database at `url` (`sqlite://path`, `sqlite:path` or a plain path)
     /// and runs pending migrations. `readers` is the size of the read pool.
     pub async fn open(url: &str, readers: u32) -> Result<Self> {
