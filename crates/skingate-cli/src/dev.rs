@@ -66,10 +66,13 @@ pub async fn listen(config: &Config, args: Listen) -> anyhow::Result<()> {
         };
         let id = event.id.clone().unwrap_or_else(|| format!("local_{forwarded}"));
         let ts = now();
+        // Signed as the gateway signs its webhooks (`Authorization` and `Signature` carry the same value).
+        let signature = sign::events_signature(&args.secret, event.raw.as_bytes());
         let resp = http
             .post(&args.forward_to)
             .header("content-type", "application/json")
-            .header("Signature", sign::events_signature(&args.secret, event.raw.as_bytes()))
+            .header("Authorization", &signature)
+            .header("Signature", signature)
             .header("X-SIGN", sign::static_sign(&args.client_id, &args.secret))
             .header(standard::ID, &id)
             .header(standard::TIMESTAMP, ts.to_string())
@@ -182,7 +185,9 @@ pub fn sign(cmd: SignCmd) -> anyhow::Result<()> {
         SignCmd::Webhook(a) => {
             let body = read_body(&a.body)?;
             let ts = a.timestamp.unwrap_or_else(now);
-            println!("Signature: {}", sign::events_signature(&a.secret, &body));
+            let signature = sign::events_signature(&a.secret, &body);
+            println!("Authorization: {signature}");
+            println!("Signature: {signature}");
             println!("X-SIGN: {}", sign::static_sign(&a.client_id, &a.secret));
             println!("{}: {}", standard::ID, a.id);
             println!("{}: {ts}", standard::TIMESTAMP);

@@ -173,6 +173,16 @@ async fn act(State(state): State<AppState>, headers: HeaderMap, Path((id, action
     };
     match result {
         Ok(()) => Json(json!({"ok": true, "offer": id.to_string(), "action": action})).into_response(),
+        // Only an active offer can be accepted or declined: one that exists says where it stands instead.
+        Err(r) if r.status() == StatusCode::NOT_FOUND && matches!(action.as_str(), "accept" | "decline") => {
+            match state.steam.offer(id).await {
+                Ok(o) => {
+                    let why = format!("the offer is no longer active (state {:?})", o.state);
+                    (StatusCode::CONFLICT, Json(json!({"error": why}))).into_response()
+                }
+                Err(_) => r,
+            }
+        }
         Err(r) => r,
     }
 }

@@ -199,11 +199,15 @@ impl WebhookClient {
         let secrets = project.signing_secrets(now);
         let standard_sigs: Vec<String> =
             secrets.iter().map(|s| sign::standard_signature(s, event_id, now, body.as_bytes())).collect();
+        // The vendor's prose puts this signature "in the Authorization header" while its PHP example reads
+        // `Signature`: both carry it, so a receiver written to either verifies.
+        let signature = sign::events_signature(&project.client_secret, body.as_bytes());
         let req = self
             .http
             .post(url)
             .header("content-type", "application/json")
-            .header("Signature", sign::events_signature(&project.client_secret, body.as_bytes()))
+            .header("Authorization", &signature)
+            .header("Signature", signature)
             .header("X-SIGN", sign::static_sign(&project.client_id(), &project.client_secret))
             .header(standard::ID, event_id)
             .header(standard::TIMESTAMP, now.to_string())

@@ -49,6 +49,7 @@ async fn adjustment_reaches_every_websocket_and_the_signed_webhook() {
     let secret = &app.project.client_secret;
     // The vendor's PHP verification, byte for byte.
     assert_eq!(hook.header("signature"), php_hash_hmac_sha256(&hook.body, secret));
+    assert_eq!(hook.header("authorization"), hook.header("signature"), "the vendor's prose names Authorization");
     assert_eq!(hook.header("x-sign"), sign::static_sign(&app.client_id(), secret));
     // Standard Webhooks.
     assert_eq!(hook.header("webhook-id"), body["id"].as_str().unwrap());

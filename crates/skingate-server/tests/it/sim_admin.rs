@@ -62,10 +62,15 @@ async fn operator_plays_the_payer_and_moves_time() {
     assert_eq!((status, offer["state"].as_i64()), (200, Some(2)), "{offer}");
     let (status, _) = call(&app, &format!("/admin/sim/offers/{id}/accept"), Some(json!({})), &t).await;
     assert_eq!(status, 200);
-    let (status, _) = call(&app, &format!("/admin/sim/offers/{id}/accept"), Some(json!({})), &t).await;
-    assert_eq!(status, 404, "an accepted offer cannot be accepted again");
+    let (status, body) = call(&app, &format!("/admin/sim/offers/{id}/decline"), Some(json!({})), &t).await;
+    assert_eq!(status, 409, "an accepted offer cannot be declined: {body}");
+    assert!(body["error"].as_str().unwrap().contains("no longer active (state Accepted)"), "{body}");
+    let (status, _) = call(&app, "/admin/sim/offers/999999/accept", Some(json!({})), &t).await;
+    assert_eq!(status, 404, "no such offer");
     let (status, _) = call(&app, &format!("/admin/sim/offers/{id}/reverse"), Some(json!({})), &t).await;
     assert_eq!(status, 200);
+    let (status, body) = call(&app, &format!("/admin/sim/offers/{id}/reverse"), Some(json!({})), &t).await;
+    assert_eq!((status, body["error"].as_str()), (409, Some("the trade was already reversed")), "{body}");
     let (_, offer) = call(&app, &format!("/admin/sim/offers/{id}"), None, &t).await;
     assert_eq!((offer["trade_status"].as_i64(), offer["reversed_by"].as_str()), (Some(12), Some("partner")));
     let (status, _) = call(&app, "/admin/sim/offers/99/explode", Some(json!({})), &t).await;
