@@ -110,18 +110,19 @@ pub fn parse_trade_token(steam_id: SteamId, text: &str) -> Result<TradeUrl, Depo
     TradeUrl::new(steam_id, text).map_err(|_| DepositError::InvalidTradeToken)
 }
 
-/// The bare token of a token or full trade URL (whose account must be `steam_id` when given).
-pub fn normalize_token(steam_id: Option<SteamId>, text: &str) -> Result<String, DepositError> {
+/// The bare token of a token or full trade URL (whose account must be `steam_id` when given), and the
+/// account a full URL names: a merchant that sends only a trade URL has named the payer's account with it.
+pub fn normalize_token(steam_id: Option<SteamId>, text: &str) -> Result<(Option<SteamId>, String), DepositError> {
     let text = text.trim();
     if text.contains("tradeoffer") {
         let url: TradeUrl = text.parse().map_err(|_| DepositError::InvalidTradeToken)?;
         return match steam_id {
             Some(id) if id != url.steam_id => Err(DepositError::InvalidTradeToken),
-            _ => Ok(url.token),
+            _ => Ok((Some(url.steam_id), url.token)),
         };
     }
     validate_token(text).map_err(|_| DepositError::InvalidTradeToken)?;
-    Ok(text.to_owned())
+    Ok((steam_id, text.to_owned()))
 }
 
 /// How inventory prices are shown: the currency they are converted to and the multiplier for

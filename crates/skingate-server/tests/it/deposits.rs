@@ -329,6 +329,19 @@ async fn bad_inputs_get_the_spec_errors_and_change_nothing() {
     assert_eq!(sdk.create_deposit("c-2", &bad_steam).await.unwrap_err().code(), Some(2));
     let bad_token = CreateDeposit { trade_token: Some("no".into()), ..CreateDeposit::default() };
     assert_eq!(sdk.create_deposit("c-2", &bad_token).await.unwrap_err().code(), Some(3));
+    // A full trade URL alone names the payer: the deposit records its account, not only the token; a URL of
+    // another account than `steam_id` is refused.
+    let url = format!("https://steamcommunity.com/tradeoffer/new/?partner={}&token={token}", user.account_id());
+    let by_url = CreateDeposit { trade_token: Some(url.clone()), ..CreateDeposit::default() };
+    let created_by_url = sdk.create_deposit("c-url", &by_url).await.unwrap();
+    let status = sdk.order_status(DepositRef::Transaction(created_by_url.transaction_id)).await.unwrap();
+    assert_eq!(status.steam_id, user.to_string());
+    let mismatch = CreateDeposit {
+        trade_token: Some(url),
+        steam_id: Some("76561198000000001".into()),
+        ..CreateDeposit::default()
+    };
+    assert_eq!(sdk.create_deposit("c-2", &mismatch).await.unwrap_err().code(), Some(3));
     let no_cur = CreateDeposit { min_amount: Some("1".into()), ..CreateDeposit::default() };
     assert_eq!(sdk.create_deposit("c-2", &no_cur).await.unwrap_err().code(), Some(4));
     let inverted = CreateDeposit {
@@ -351,7 +364,7 @@ async fn bad_inputs_get_the_spec_errors_and_change_nothing() {
     assert_eq!(sdk.offer_approve(DepositRef::Transaction(999_999)).await.unwrap_err().code(), Some(4));
     // A pending deposit cannot be approved.
     assert_eq!(sdk.offer_approve(DepositRef::Transaction(first.transaction_id)).await.unwrap_err().code(), Some(5));
-    assert_eq!(sdk.orders(0, i64::MAX, None).await.unwrap().total_count, 2);
+    assert_eq!(sdk.orders(0, i64::MAX, None).await.unwrap().total_count, 3, "first, c-1, c-url");
     assert_eq!(e.balance().await, ("0.00".into(), "0.00".into()));
 }
 

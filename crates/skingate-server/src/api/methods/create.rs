@@ -6,7 +6,8 @@
 //!
 //! # Format
 //! Request: `order_id` (required, ≤ 255 bytes); optional `steam_id` (SteamID64, prefilled on the page),
-//! `trade_token` (8 characters, or a full trade URL), `currency` (the deposit's currency, default `usd`;
+//! `trade_token` (8 characters, or a full trade URL, whose account is the payer's when `steam_id` is absent
+//! and must be `steam_id` otherwise), `currency` (the deposit's currency, default `usd`;
 //! required with limits), `min_amount`, `max_amount` (in `currency`, checked against the items' value net of
 //! fee), `result_url`, `success_url`, `fail_url` (per-deposit overrides), skingate's `game`
 //! (`cs2`/`dota2`/`rust`, fixes the game on the page) and `custom_multiplier` (0.5–2, overrides the
@@ -86,10 +87,13 @@ impl Create {
             return Err(INVALID_ORDER_ID);
         }
         let steam_id = opt_text(params, "steam_id", INVALID_STEAM_ID)?;
-        let user = steam_id.as_deref().map(deposits::parse_steam_id).transpose().map_err(|_| INVALID_STEAM_ID)?;
+        let mut user = steam_id.as_deref().map(deposits::parse_steam_id).transpose().map_err(|_| INVALID_STEAM_ID)?;
         let mut trade_token = opt_text(params, "trade_token", INVALID_TRADE_TOKEN)?;
         if let Some(token) = &trade_token {
-            trade_token = Some(deposits::normalize_token(user, token).map_err(|_| INVALID_TRADE_TOKEN)?);
+            // A full trade URL without `steam_id` names the payer's account: keep it, not only the token.
+            let (account, token) = deposits::normalize_token(user, token).map_err(|_| INVALID_TRADE_TOKEN)?;
+            user = account;
+            trade_token = Some(token);
         }
         let amount = |key| -> Result<Option<Decimal>, ApiError> {
             match opt_text(params, key, INVALID_AMOUNT)? {
