@@ -1,5 +1,10 @@
 //! `skingate-bench`: how fast the gateway answers, measured against the loopback itself.
 //!
+//! # Layout
+//! One module per benchmark: [`api`] (`api`, the default), [`market`], [`deposits`], [`catalogue`],
+//! [`webhooks`], [`ws`] (`ws-idle`, `ws-latency`); [`target`] starts the gateway under test.
+//!
+//! # Method
 //! The machine is shared and small (2 cores for server and load generator together), so absolute
 //! requests/s say little from one run to the next. Every scenario is therefore measured beside a **no-op
 //! route** (`POST /noop`: same HTTP stack, no work) in the same run, interleaved round by round, and the

@@ -152,7 +152,7 @@ pub struct WebhookArgs {
     /// Event id for `webhook-id`.
     #[arg(long, default_value = "evt_0")]
     id: String,
-    /// Timestamp for `webhook-timestamp` (default: now).
+    /// sign: the `webhook-timestamp` to sign; verify: the time to check it against (default: now, this machine's).
     #[arg(long)]
     timestamp: Option<i64>,
     /// Headers received, `Name: value` (verify only).

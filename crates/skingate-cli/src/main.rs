@@ -5,8 +5,9 @@
 //! adjustments), [`currency`] (the rates table), [`maintenance`] (the run-time switch), [`dev`] (`listen`,
 //! `trigger`, `sign`, `verify` for merchants' developers), [`receive`] (prints received Result-URL
 //! callbacks), [`sim`] (the simulated Steam world), [`stock`] (the market stock and switch). Every command
-//! reads the same configuration as the server (`--config`, `skingate.toml`, `SKINGATE_*`), so it works on the server's database,
-//! also while the server runs.
+//! reads the same configuration as the server (`--config`, `skingate.toml`, `SKINGATE_*`), so it works on the
+//! server's database, also while the server runs, when it finds that database: the default `database_url` is
+//! relative, so run it where the server runs, or point it at the same database.
 
 use std::path::PathBuf;
 

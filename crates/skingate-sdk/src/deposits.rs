@@ -2,8 +2,9 @@
 //! early approval of held deposits, and undelivered Result-URL callbacks.
 //!
 //! Verify the Result-URL callbacks the gateway sends you with
-//! [`Verifier::verify_callback`](crate::webhooks::Verifier::verify_callback) (the `sign`
-//! field) and the static `X-SIGN` header.
+//! [`Verifier::verify_callback`](crate::webhooks::Verifier::verify_callback) (the `sign` field only) and the
+//! static `X-SIGN` header with [`Verifier::verify`](crate::webhooks::Verifier::verify) on a verifier set to
+//! [`allow_static_only`](crate::webhooks::Verifier::allow_static_only) (a callback carries no stronger header).
 
 use serde_json::{Map, Value, json};
 use skingate_types::api::Page;
