@@ -7,7 +7,8 @@
 //! callbacks), [`sim`] (the simulated Steam world), [`stock`] (the market stock and switch). Every command
 //! reads the same configuration as the server (`--config`, `skingate.toml`, `SKINGATE_*`), so it works on the
 //! server's database, also while the server runs, when it finds that database: the default `database_url` is
-//! relative, so run it where the server runs, or point it at the same database.
+//! relative, so run it where the server runs, or point it at the same database. A missing database is refused
+//! (see [`open`]), except by `migrate` and `project create`.
 
 use std::path::PathBuf;
 
