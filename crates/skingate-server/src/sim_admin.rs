@@ -9,12 +9,14 @@
 //! kept in the database (`meta.sim_admin_token`), which the CLI reads from there.
 //!
 //! # Persistence
-//! The simulator keeps offers, profiles and moved items in memory. [`run_saver`] writes a snapshot to
-//! `meta.sim_state` whenever it changed (checked every `SAVE_EVERY`, or less often once the snapshot grows:
-//! never more than [`SAVE_SHARE`] of the time goes to saving), and once more at shutdown ([`save_now`]);
-//! [`restore`] loads it at start, so offers in flight survive a restart. The snapshot holds every offer, so
-//! under a sustained load (tens of thousands of trades) it reaches megabytes, and writing it twice a second
-//! would take the single database writer away from the buys and deposits.
+//! The simulator keeps offers, profiles and moved items in memory. Each offer is saved as a record of its
+//! own (table `sim_offers`) by [`AppState::steam_sync`], which every flow calls before it commits what it
+//! learnt from Steam (an offer id recorded, an acceptance credited, a cancellation refunded): after a crash
+//! the simulator knows every trade the gateway acted on, as Steam would. The rest (profiles, tokens, the
+//! offer id sequence) is a small snapshot in `meta.sim_state`, written by [`run_saver`] whenever it changed
+//! (checked every `SAVE_EVERY`, never more than [`SAVE_SHARE`] of the time) together with the offers changed
+//! by a mere look (a flap spent, a reversal due), and once more at shutdown ([`save_now`]). [`restore`] loads
+//! both at start. Items that left inventories are not saved: they follow from the offers.
 //!
 //! # Routes
 //! - `GET  /admin/sim/offers/{id}`: the offer as Steam shows it now (JSON);
@@ -64,25 +66,47 @@ pub async fn admin_token(store: &dyn skingate_store::Store) -> Result<String, sk
     Ok(token)
 }
 
-/// Loads the saved simulator state, if any. A snapshot that does not parse is logged and ignored: the
-/// world then starts from its seed, as on a first start. Either way the simulator then skips every offer id
-/// the gateway has recorded: after a crash the last snapshot may predate some of them.
+/// Loads the saved simulator state: the snapshot (profiles, tokens, the offer id sequence) and every saved
+/// offer record. A snapshot that does not parse is logged and ignored: the world then starts from its seed
+/// with the saved offers, as on a first start. Either way the simulator then skips every offer id the gateway
+/// has recorded (see [`skip_recorded_ids`]).
 pub async fn restore(state: &AppState) -> Result<(), skingate_store::StoreError> {
     let Some(sim) = &state.sim else { return Ok(()) };
-    if let Some(json) = state.store.meta(SIM_STATE_KEY).await?
-        && let Err(e) = sim.restore(&json)
-    {
-        tracing::error!(error = %e, "saved simulator state does not parse; starting from the seed");
+    let snapshot = state.store.meta(SIM_STATE_KEY).await?;
+    let offers = state.store.sim_offers().await?;
+    let restored = match sim.restore(snapshot.as_deref(), offers.iter().map(String::as_str)) {
+        Err(e) => {
+            tracing::error!(error = %e, "saved simulator state does not parse; starting from the seed");
+            sim.restore(None, offers.iter().map(String::as_str))
+        }
+        ok => ok,
+    };
+    match restored {
+        Ok(0) => {}
+        Ok(skipped) => tracing::error!(skipped, "saved simulator offers that do not parse were skipped"),
+        Err(e) => tracing::error!(error = %e, "saved simulator state does not parse"),
     }
+    skip_recorded_ids(state).await
+}
+
+/// Makes the simulator skip every offer id the gateway has recorded: were its records ever behind the
+/// gateway's (a database restored from an older backup), it would otherwise give their ids to new offers and
+/// a watcher would read a stranger's trade under a recorded id.
+pub async fn skip_recorded_ids(state: &AppState) -> Result<(), skingate_store::StoreError> {
+    let Some(sim) = &state.sim else { return Ok(()) };
     if let Some(max) = state.store.max_recorded_offer_id().await? {
         sim.skip_ids_through(max);
     }
     Ok(())
 }
 
-/// Writes the simulator's state if it changed since `saved`; returns the version now on disk.
+/// Saves the offer records changed since the last save (see [`AppState::steam_sync`]) and the snapshot if the
+/// simulator changed since `saved`; returns the snapshot version now on disk.
 pub async fn save_now(state: &AppState, saved: u64) -> u64 {
     let Some(sim) = &state.sim else { return saved };
+    if let Err(e) = state.steam_sync().await {
+        tracing::warn!(error = %e, "saving the simulator's offers failed; retrying");
+    }
     if sim.version() == saved {
         return saved;
     }

@@ -69,6 +69,8 @@ pub struct Inner {
     maintenance_runtime: AtomicBool,
     /// A full round of the deposit watcher was asked for (see [`AppState::wake_deposits`]).
     deposits_full_round: AtomicBool,
+    /// One save of the simulator's offer records at a time (see [`AppState::steam_sync`]).
+    sim_saving: tokio::sync::Mutex<()>,
 }
 
 impl std::ops::Deref for AppState {
@@ -103,9 +105,27 @@ impl AppState {
             rates: RwLock::new(Arc::new(Rates::new([]))),
             maintenance_runtime: AtomicBool::new(false),
             deposits_full_round: AtomicBool::new(false),
+            sim_saving: tokio::sync::Mutex::new(()),
         }));
         state.refresh().await?;
         Ok(state)
+    }
+
+    /// Makes what Steam has done so far durable at Steam, before the gateway commits what it learnt from it.
+    /// Real Steam keeps every offer it sent, so there is nothing to do; the embedded simulator keeps its
+    /// offers in memory, and a crash after the gateway recorded an offer or credited a trade, but before the
+    /// simulator saved it, made the simulator forget the trade: the payer kept the items and could deposit
+    /// them again (a crash audit credited one item twice). Every offer record changed since the last call is
+    /// saved here, in one write; callers wait for a save already under way, since it may hold their change.
+    pub async fn steam_sync(&self) -> Result<(), StoreError> {
+        let Some(sim) = &self.sim else { return Ok(()) };
+        let _one_at_a_time = self.sim_saving.lock().await;
+        let records = sim.take_changed_offers();
+        if let Err(e) = self.store.save_sim_offers(&records).await {
+            sim.unsaved(records.iter().map(|(id, _)| *id));
+            return Err(e);
+        }
+        Ok(())
     }
 
     /// Unix seconds now, from the gateway's clock.

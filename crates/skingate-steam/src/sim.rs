@@ -226,18 +226,25 @@ struct SimOffer {
 
 #[derive(Debug, Default, Serialize, Deserialize)]
 struct World {
-    #[serde(with = "as_pairs")]
+    /// Kept apart from the snapshot, one durable record per offer (see [`Simulator::take_changed_offers`]);
+    /// still read from snapshots written before that.
+    #[serde(with = "as_pairs", default, skip_serializing)]
     offers: HashMap<OfferId, SimOffer>,
     #[serde(with = "as_pairs")]
     profiles: HashMap<SteamId, Profile>,
     #[serde(with = "as_pairs")]
     tokens: HashMap<SteamId, String>,
-    /// Items that left users' inventories for good (accepted and not reversed), or are held by an offer.
+    /// Items that left users' inventories for good (accepted and not reversed), or are held by an offer:
+    /// exactly the items of the offers not released, so it is rebuilt from them on restore, never saved.
+    #[serde(skip)]
     gone: HashSet<(SteamId, u64)>,
     next_id: OfferId,
     /// Bumped on every change, so a saver knows when a new snapshot is worth writing.
     #[serde(skip)]
     version: u64,
+    /// Offers changed since their records were last taken for saving.
+    #[serde(skip)]
+    changed: HashSet<OfferId>,
 }
 
 impl SimOffer {
@@ -263,6 +270,7 @@ impl World {
         for id in ended {
             let offer = self.offers.get_mut(&id).expect("listed above");
             offer.released = true;
+            self.changed.insert(id);
             let (partner, items) = (offer.partner, offer.items.clone());
             for item in items {
                 if !held.contains(&(partner, item.asset_id)) {
@@ -272,12 +280,19 @@ impl World {
         }
     }
 
+    /// Records that an offer changed: for the saver's snapshot and for its own durable record.
+    fn touch(&mut self, id: OfferId) {
+        self.version += 1;
+        self.changed.insert(id);
+    }
+
     /// Gives an offer's items back to its partner, once (see [`SimOffer::released`]).
     fn release(&mut self, id: OfferId) {
         let Some(offer) = self.offers.get_mut(&id) else { return };
         if std::mem::replace(&mut offer.released, true) {
             return;
         }
+        self.changed.insert(id);
         let (partner, items) = (offer.partner, offer.items.clone());
         for item in items {
             self.gone.remove(&(partner, item.asset_id));
@@ -366,21 +381,72 @@ impl Simulator {
         }
     }
 
-    /// The simulator's mutable state as JSON, with its change counter: saved by the gateway so offers,
-    /// profiles and moved items survive a restart (the starting world follows from the seed anyway).
+    /// The simulator's mutable state as JSON, with its change counter: saved by the gateway so profiles,
+    /// tokens and the offer id sequence survive a restart (the starting world follows from the seed anyway).
+    /// Offers are not in it: each is saved as a record of its own (see [`Simulator::take_changed_offers`]).
     pub fn snapshot(&self) -> (u64, String) {
         let world = self.world();
         (world.version, serde_json::to_string(&*world).expect("simulator state serializes"))
     }
 
-    /// Replaces the mutable state with a saved [`Simulator::snapshot`].
-    pub fn restore(&self, json: &str) -> Result<(), serde_json::Error> {
-        let mut restored: World = serde_json::from_str(json)?;
+    /// The offers changed since the last call, each as its whole JSON record, for the gateway to save
+    /// before it commits anything it learnt from them: Steam never forgets a trade, so neither may the
+    /// simulator after a crash (it had forgotten trades the gateway had credited, and the payer could
+    /// deposit the same items again). Saved records are read back by [`Simulator::restore`].
+    pub fn take_changed_offers(&self) -> Vec<(OfferId, String)> {
+        let mut world = self.world();
+        let ids: Vec<OfferId> = world.changed.drain().collect();
+        let mut records: Vec<(OfferId, String)> = ids
+            .into_iter()
+            .filter_map(|id| {
+                let offer = world.offers.get(&id)?;
+                Some((id, serde_json::to_string(offer).expect("simulator offer serializes")))
+            })
+            .collect();
+        records.sort_unstable_by_key(|(id, _)| *id);
+        records
+    }
+
+    /// Marks offers whose records could not be saved as changed again, so the next save retries them.
+    pub fn unsaved(&self, ids: impl IntoIterator<Item = OfferId>) {
+        let mut world = self.world();
+        for id in ids {
+            world.changed.insert(id);
+        }
+    }
+
+    /// Replaces the mutable state with a saved [`Simulator::snapshot`] (if any) and the saved offer records
+    /// (newer than any offer an old snapshot holds). Records that do not parse are skipped and counted.
+    pub fn restore<'a>(
+        &self,
+        snapshot: Option<&str>,
+        offers: impl IntoIterator<Item = &'a str>,
+    ) -> Result<usize, serde_json::Error> {
+        let mut restored: World = match snapshot {
+            Some(json) => serde_json::from_str(json)?,
+            None => World { next_id: self.world().next_id, ..World::default() },
+        };
+        let mut skipped = 0;
+        for json in offers {
+            match serde_json::from_str::<SimOffer>(json) {
+                Ok(offer) => {
+                    restored.next_id = restored.next_id.max(offer.id);
+                    restored.offers.insert(offer.id, offer);
+                }
+                Err(_) => skipped += 1,
+            }
+        }
+        restored.gone = restored
+            .offers
+            .values()
+            .filter(|o| !o.released)
+            .flat_map(|o| o.items.iter().map(move |a| (o.partner, a.asset_id)))
+            .collect();
         restored.settle_releases((self.now)());
         let mut world = self.world();
         restored.version = world.version + 1;
         *world = restored;
-        Ok(())
+        Ok(skipped)
     }
 
     /// Never hands out offer ids up to `id` again. A snapshot saved shortly before a crash can predate offers
@@ -461,6 +527,7 @@ impl Simulator {
                 _ => return Err(Irreversible::ProtectionOver),
             }
             world.offers.get_mut(&id).expect("exists").reversed = Some((party, now));
+            world.touch(id);
             world.release(id);
         }
         self.changed(id);
@@ -476,6 +543,7 @@ impl Simulator {
                 return Err(SteamError::NotFound);
             }
             offer.decided = Some((state, now));
+            world.touch(id);
             if state != OfferState::Accepted {
                 world.release(id);
             }
@@ -580,6 +648,7 @@ impl Steam for Simulator {
                 released: false,
             },
         );
+        world.touch(id);
         drop(world);
         self.changed(id);
         Ok(id)
@@ -635,7 +704,7 @@ impl Steam for Simulator {
             changed = true;
         }
         if changed {
-            world.version += 1;
+            world.touch(id);
         }
         Ok(snapshot)
     }

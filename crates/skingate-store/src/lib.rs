@@ -283,6 +283,11 @@ pub trait Store: DepositStore + MarketStore + Send + Sync + std::fmt::Debug + 's
     /// The highest Steam trade offer id recorded on a deposit or a purchase (`None` when there is none): ids a
     /// restarted simulator must never hand out again.
     async fn max_recorded_offer_id(&self) -> Result<Option<u64>>;
+    /// Saves (adds or replaces) the embedded simulator's offer records, `(offer id, JSON)`, in one
+    /// transaction.
+    async fn save_sim_offers(&self, records: &[(u64, String)]) -> Result<()>;
+    /// Every saved simulator offer record, by id.
+    async fn sim_offers(&self) -> Result<Vec<String>>;
     /// Opens a write transaction.
     async fn begin(&self) -> Result<Box<dyn WriteTx>>;
 

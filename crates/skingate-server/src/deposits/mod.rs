@@ -450,6 +450,12 @@ pub async fn send_offer(
             return Err(SendFailure { error: e.into(), offer_live });
         }
     };
+    // Saved at Steam (the simulator's record) before the deposit records it: see `AppState::steam_sync`.
+    if let Err(e) = state.steam_sync().await {
+        tracing::error!(error = %e, offer = id, "could not save the simulator's offer; cancelling it");
+        let offer_live = !cancel_quietly(state, id).await;
+        return Err(SendFailure { error: DepositError::SteamUnavailable, offer_live });
+    }
     Ok(OfferStarted {
         transaction_id,
         offer_id: id.to_string(),

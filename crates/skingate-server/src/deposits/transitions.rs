@@ -136,6 +136,8 @@ pub async fn apply_if(
         (Some(payer), true) => Some(wire::user_risk(state, payer, id, pre.game.as_deref()).await?),
         _ => None,
     };
+    // What Steam showed (an acceptance, a cancellation) is durable there before the deposit acts on it.
+    state.steam_sync().await?;
     let mut tx = state.store.begin().await?;
     let mut dep = tx.deposit_in_tx(id).await?.ok_or_else(|| anyhow::anyhow!("deposit {id} vanished"))?;
     if !guard(&dep) {

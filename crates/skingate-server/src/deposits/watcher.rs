@@ -214,6 +214,7 @@ async fn adopt_interrupted_send(state: &AppState, dep: &Deposit) -> anyhow::Resu
         offer_expires_at: offer.expires_at,
         items: dep.items.clone(),
     };
+    state.steam_sync().await?;
     let mut tx = state.store.begin().await?;
     let recorded = tx.record_offer(dep.id, &record, state.now()).await?;
     tx.commit().await?;

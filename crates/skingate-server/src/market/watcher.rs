@@ -410,6 +410,8 @@ async fn remember_sent_offers(state: &AppState, steps: &mut [Step], unrecorded: 
         })
         .collect();
     let stored = async {
+        // The offers are saved at Steam (the simulator's records) before the purchases name them.
+        state.steam_sync().await?;
         let mut tx = state.store.begin().await?;
         tx.update_purchases(&updates, now).await?;
         tx.commit().await
@@ -446,6 +448,8 @@ async fn apply(state: &AppState, steps: Vec<Step>, now: i64) -> Result<Vec<(Purc
     if steps.is_empty() {
         return Ok(Vec::new());
     }
+    // What this round saw or did at Steam (acceptances, cancellations) is durable there before it is acted on.
+    state.steam_sync().await?;
     let applied = match apply_round(state, steps.clone(), now, false).await {
         Ok(applied) => applied,
         Err(e) => {

@@ -237,9 +237,12 @@ async fn snapshot_restores_offers_profiles_and_moved_items() {
     let id = f.send(user, items.clone()).await.unwrap();
     let (version, json) = f.steam.snapshot();
     assert!(version > 0);
+    let records = f.steam.take_changed_offers();
+    assert_eq!(records.iter().map(|(id, _)| *id).collect::<Vec<_>>(), vec![id]);
+    assert!(f.steam.take_changed_offers().is_empty(), "taken once");
     let c = f.clock.clone();
     let again = Simulator::new(3, Arc::new(move || c.load(Ordering::SeqCst)));
-    again.restore(&json).unwrap();
+    assert_eq!(again.restore(Some(&json), records.iter().map(|(_, r)| r.as_str())).unwrap(), 0);
     assert_eq!(again.profile(user), Profile::Manual);
     assert_eq!(again.offer(id).await.unwrap().state, OfferState::Active);
     let inv = again.inventory(user, Game::Cs2).await.unwrap();
@@ -330,13 +333,21 @@ async fn a_snapshot_from_before_releases_were_recorded_never_frees_a_held_item()
     f.steam.offer(declined).await.unwrap();
     f.steam.set_profile(u, Profile::Manual);
     let holder = f.send(u, item.clone()).await.unwrap();
-    // The snapshot as the old code wrote it: no `released` field.
+    // The snapshot as the old code wrote it: every offer inside, without a `released` field.
     let (_, json) = f.steam.snapshot();
     let mut old: serde_json::Value = serde_json::from_str(&json).unwrap();
-    for pair in old["offers"].as_array_mut().unwrap() {
-        pair[1].as_object_mut().unwrap().remove("released");
-    }
-    f.steam.restore(&old.to_string()).unwrap();
+    let offers: Vec<serde_json::Value> = f
+        .steam
+        .take_changed_offers()
+        .into_iter()
+        .map(|(id, record)| {
+            let mut record: serde_json::Value = serde_json::from_str(&record).unwrap();
+            record.as_object_mut().unwrap().remove("released");
+            serde_json::json!([id, record])
+        })
+        .collect();
+    old["offers"] = offers.into();
+    f.steam.restore(Some(&old.to_string()), std::iter::empty()).unwrap();
     f.steam.offer(declined).await.unwrap();
     assert!(!f.tradable(u, 40).await.contains(&item[0]), "still held by the open offer");
     assert_eq!(f.send(u, item).await, Err(SteamError::InvalidItems));
@@ -365,4 +376,35 @@ async fn only_cs2_trades_can_be_reversed() {
     let settled = f.settled(offer).await;
     assert_eq!((settled.state, settled.trade_status), (OfferState::Accepted, Some(TradeStatus::Complete)));
     assert_eq!(f.steam.reverse(offer), Err(Irreversible::NotProtected));
+}
+
+/// A crash: the simulator comes back from a snapshot older than its offers and the offer records saved since.
+/// Every recorded trade is there as it was: accepted trades stay accepted and their items stay out of the
+/// payer's inventory (Steam never forgets a trade); a record that does not parse is skipped and counted.
+#[tokio::test]
+async fn offer_records_bring_back_every_trade_after_a_crash() {
+    let f = fixture();
+    let u = f.user(504);
+    let (_, before) = f.steam.snapshot();
+    let items = f.tradable(u, 2).await;
+    let accepted = f.send(u, vec![items[0]]).await.unwrap();
+    f.advance(11);
+    assert_eq!(f.settled(accepted).await.state, OfferState::Accepted);
+    f.steam.set_profile(u, Profile::Manual);
+    let open = f.send(u, vec![items[1]]).await.unwrap();
+    let mut records: Vec<String> = f.steam.take_changed_offers().into_iter().map(|(_, r)| r).collect();
+    records.push("{not json".into());
+    let c = f.clock.clone();
+    let again = Simulator::new(3, Arc::new(move || c.load(Ordering::SeqCst)));
+    assert_eq!(again.restore(Some(&before), records.iter().map(String::as_str)).unwrap(), 1, "one skipped");
+    assert_eq!(again.offer(accepted).await.unwrap().state, OfferState::Accepted);
+    assert_eq!(again.offer(open).await.unwrap().state, OfferState::Active);
+    let inventory: Vec<u64> = again.inventory(u, Game::Cs2).await.unwrap().iter().map(|a| a.asset_id).collect();
+    assert!(!inventory.contains(&items[0]) && !inventory.contains(&items[1]), "traded and held items stay out");
+    let resend =
+        NewOffer { partner: f.url(u), game: Game::Cs2, items_to_receive: vec![items[0]], items_to_give: vec![] };
+    assert_eq!(again.send_offer(resend.clone()).await, Err(SteamError::InvalidItems), "an item is traded once");
+    let fresh = f.tradable(u, 1).await;
+    let next = again.send_offer(NewOffer { items_to_receive: fresh, ..resend }).await.unwrap();
+    assert!(next > open, "offer ids go on after the saved ones");
 }

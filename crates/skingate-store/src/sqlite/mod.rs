@@ -266,6 +266,30 @@ impl Store for SqliteStore {
         Ok(())
     }
 
+    async fn save_sim_offers(&self, records: &[(u64, String)]) -> Result<()> {
+        if records.is_empty() {
+            return Ok(());
+        }
+        let rows: Vec<(i64, &str)> = records
+            .iter()
+            .map(|(id, body)| {
+                Ok((i64::try_from(*id).map_err(|_| StoreError::Corrupt(format!("offer id {id}")))?, body.as_str()))
+            })
+            .collect::<Result<_>>()?;
+        sqlx::query(
+            "INSERT INTO sim_offers (id, body) SELECT value->>0, value->>1 FROM json_each(?) WHERE true
+             ON CONFLICT (id) DO UPDATE SET body = excluded.body",
+        )
+        .bind(serde_json::to_string(&rows).map_err(|e| StoreError::Corrupt(e.to_string()))?)
+        .execute(&self.writer)
+        .await?;
+        Ok(())
+    }
+
+    async fn sim_offers(&self) -> Result<Vec<String>> {
+        Ok(sqlx::query_scalar("SELECT body FROM sim_offers ORDER BY id").fetch_all(&self.reader).await?)
+    }
+
     async fn begin(&self) -> Result<Box<dyn WriteTx>> {
         let tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
         Ok(Box::new(SqliteTx::new(tx, self.balances.clone())))

@@ -316,6 +316,18 @@ async fn saving_a_stale_project_never_re_enables_a_disabled_endpoint() {
     assert_eq!(failed[0].url, "https://shop.example/new");
 }
 
+/// Simulator offer records are added or replaced by id and read back in id order.
+#[tokio::test]
+async fn sim_offer_records_are_upserted_by_id() {
+    let (_dir, s) = store().await;
+    assert!(s.sim_offers().await.unwrap().is_empty());
+    s.save_sim_offers(&[]).await.unwrap();
+    s.save_sim_offers(&[(7_000_000_002, "b1".into()), (7_000_000_001, "a1".into())]).await.unwrap();
+    s.save_sim_offers(&[(7_000_000_002, "b2".into())]).await.unwrap();
+    assert_eq!(s.sim_offers().await.unwrap(), vec!["a1".to_owned(), "b2".to_owned()]);
+    assert!(matches!(s.save_sim_offers(&[(u64::MAX, "x".into())]).await, Err(StoreError::Corrupt(_))));
+}
+
 /// Concurrent edits through `modify_project` each see the other's result (no lost update), and a refused edit
 /// writes nothing.
 #[tokio::test]
