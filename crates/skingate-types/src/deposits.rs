@@ -121,9 +121,44 @@ pub struct DepositObject {
     pub user_risk: Option<serde_json::Value>,
 }
 
-/// One item of `user_inventory`.
+/// The Steam item of a `user_inventory` entry, nested as `item`.
+///
+/// The vendor's doc names the fields `item.asset_id` and `item.tradable`, and its clients read
+/// `entry.item.asset_id` and `item.class_id`/`app_id`/`icon_url` (spec §4.4, §12.9), so they sit here as well
+/// as flat on [`InventoryItem`], where skingate's first clients read them.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InventoryAsset {
+    /// Pass to `create_from_user_inventory`.
+    #[serde(deserialize_with = "crate::lenient::string")]
+    pub asset_id: String,
+    /// Steam lets it be traded now.
+    #[serde(deserialize_with = "crate::lenient::bool")]
+    pub tradable: bool,
+    /// Steam app id.
+    #[serde(default, deserialize_with = "crate::lenient::i64")]
+    pub app_id: i64,
+    /// Steam class id.
+    #[serde(default, deserialize_with = "crate::lenient::string")]
+    pub class_id: String,
+    /// The image: a path under Steam's economy image base, as Steam's own `icon_url` is (docs/DEPOSITS.md
+    /// says what skingate puts here).
+    #[serde(default)]
+    pub icon_url: String,
+    /// Market name.
+    #[serde(default)]
+    pub name: String,
+    /// Market name (Steam's key).
+    #[serde(default)]
+    pub market_hash_name: String,
+}
+
+/// One item of `user_inventory`: the flat fields, and the same Steam item nested as `item`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct InventoryItem {
+    /// The Steam item, where the vendor's doc and clients read it (`item.asset_id`). Defaults to empty
+    /// when a server does not send it (skingate before this field).
+    #[serde(default)]
+    pub item: InventoryAsset,
     /// Pass to `create_from_user_inventory`.
     #[serde(deserialize_with = "crate::lenient::string")]
     pub asset_id: String,
@@ -138,6 +173,9 @@ pub struct InventoryItem {
     /// Steam app id.
     #[serde(default, deserialize_with = "crate::lenient::i64")]
     pub app_id: i64,
+    /// The same as `item.icon_url`, flat beside the other flat fields.
+    #[serde(default)]
+    pub icon_url: String,
     /// Inventory context (16: CS2 Trade Protection).
     #[serde(default, deserialize_with = "crate::lenient::i64")]
     pub context_id: i64,
