@@ -30,13 +30,42 @@ pub mod method {
 }
 
 /// `create`: where to send the payer.
+///
+/// On the wire the id is sent twice, as `transaction_id` (the vendor's clients) and `transactions_id` (an
+/// integrator reads that spelling, spec §4.1, §12.10), same value, same type. Reading accepts either or both:
+/// a serde `alias` would refuse a body carrying both as a duplicate field, hence [`CreateWire`].
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(into = "CreateWire", try_from = "CreateWire")]
 pub struct CreateResponse {
     /// The hosted payment page.
     pub url: String,
     /// The deposit's id.
-    #[serde(deserialize_with = "crate::lenient::i64", alias = "transactions_id")]
     pub transaction_id: i64,
+}
+
+/// [`CreateResponse`] as sent and read.
+#[derive(Serialize, Deserialize)]
+struct CreateWire {
+    url: String,
+    #[serde(default, deserialize_with = "crate::lenient::opt_i64", skip_serializing_if = "Option::is_none")]
+    transaction_id: Option<i64>,
+    #[serde(default, deserialize_with = "crate::lenient::opt_i64", skip_serializing_if = "Option::is_none")]
+    transactions_id: Option<i64>,
+}
+
+impl From<CreateResponse> for CreateWire {
+    fn from(r: CreateResponse) -> Self {
+        Self { url: r.url, transaction_id: Some(r.transaction_id), transactions_id: Some(r.transaction_id) }
+    }
+}
+
+impl TryFrom<CreateWire> for CreateResponse {
+    type Error = &'static str;
+
+    fn try_from(w: CreateWire) -> Result<Self, Self::Error> {
+        let transaction_id = w.transaction_id.or(w.transactions_id).ok_or("missing field `transaction_id`")?;
+        Ok(Self { url: w.url, transaction_id })
+    }
 }
 
 /// One received item of a deposit.
@@ -258,4 +287,24 @@ pub struct HoldCompleted {
     /// The deposit whose hold now ends.
     #[serde(deserialize_with = "crate::lenient::i64")]
     pub transaction_id: i64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn create_response_sends_both_spellings_and_reads_either() {
+        let r = CreateResponse { url: "https://g/pay/x".into(), transaction_id: 17 };
+        let v = serde_json::to_value(&r).unwrap();
+        assert_eq!(v, serde_json::json!({"url": "https://g/pay/x", "transaction_id": 17, "transactions_id": 17}));
+        assert_eq!(serde_json::from_value::<CreateResponse>(v).unwrap(), r, "both at once is no duplicate");
+        for body in [
+            serde_json::json!({"url": "https://g/pay/x", "transaction_id": "17"}),
+            serde_json::json!({"url": "https://g/pay/x", "transactions_id": 17}),
+        ] {
+            assert_eq!(serde_json::from_value::<CreateResponse>(body).unwrap(), r);
+        }
+        assert!(serde_json::from_value::<CreateResponse>(serde_json::json!({"url": "u"})).is_err());
+    }
 }

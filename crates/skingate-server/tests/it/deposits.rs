@@ -355,6 +355,27 @@ async fn bad_inputs_get_the_spec_errors_and_change_nothing() {
     assert_eq!(e.balance().await, ("0.00".into(), "0.00".into()));
 }
 
+/// `create` answers the id as `transaction_id` and, for the integrator that reads that spelling (spec §12.10),
+/// as `transactions_id`: same value, same JSON type, also in a replay; the SDK reads the answer as before.
+#[tokio::test]
+async fn create_answers_transaction_id_and_transactions_id() {
+    let e = env(|_| {}).await;
+    let raw = e.app.post_json(json!({"method": "create", "order_id": "tx-1"})).await;
+    assert_eq!(raw["status"], "success");
+    assert!(raw["transaction_id"].is_i64(), "{raw}");
+    assert_eq!(raw["transactions_id"], raw["transaction_id"], "{raw}");
+    let replay = e.app.post_json(json!({"method": "create", "order_id": "tx-1"})).await;
+    assert_eq!(replay, raw, "a replay answers both too");
+    let status = e.app.sdk().order_status(DepositRef::Order("tx-1")).await.unwrap();
+    assert_eq!(Some(status.transaction_id), raw["transactions_id"].as_i64());
+
+    let created = e.app.sdk().create_deposit("tx-2", &CreateDeposit::default()).await.unwrap();
+    assert_eq!(
+        e.app.sdk().order_status(DepositRef::Order("tx-2")).await.unwrap().transaction_id,
+        created.transaction_id
+    );
+}
+
 #[tokio::test]
 async fn limits_are_enforced_when_the_offer_is_started() {
     let e = env(|_| {}).await;
