@@ -33,7 +33,7 @@ pub mod method {
 ///
 /// On the wire the id is sent twice, as `transaction_id` (the vendor's clients) and `transactions_id` (an
 /// integrator reads that spelling, spec §4.1, §12.10), same value, same type. Reading accepts either or both:
-/// a serde `alias` would refuse a body carrying both as a duplicate field, hence [`CreateWire`].
+/// a serde `alias` would refuse a body carrying both as a duplicate field, hence the private `CreateWire`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(into = "CreateWire", try_from = "CreateWire")]
 pub struct CreateResponse {
