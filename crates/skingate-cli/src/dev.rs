@@ -111,8 +111,8 @@ pub async fn trigger(config: &Config, args: Trigger) -> anyhow::Result<()> {
     let data = match kind {
         EventType::BalanceChange => json!({"balance_value": tx.project_balance(project.id).await?.available.to_wire()}),
         EventType::BuyItem => json!({"item": {"id": "0", "name": "AK-47 | Safari Mesh (Minimal Wear)", "price": "0.40",
-            "classid": "3940562910"}, "buy_id": "0", "offer_status": "creating_trade", "balance_debited_sum": "0.40",
-            "custom_id": "test", "test": true}),
+            "classid": "3940562910", "instanceid": "0"}, "buy_id": "0", "offer_status": "creating_trade",
+            "balance_debited_sum": "0.40", "custom_id": "test", "test": true}),
         _ => json!({"item": {"id": "0"}, "buy_id": "0", "offer_status": "waiting_accept", "error_reason": null,
             "tradeofferid": "0", "custom_id": "test", "test": true}),
     };

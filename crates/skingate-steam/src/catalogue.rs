@@ -113,6 +113,19 @@ pub fn classid(game: Game, name: &str) -> u64 {
     1_000_000_000 + n % 9_000_000_000
 }
 
+/// Where Steam's image CDN serves economy images; an [`icon_url`] is a path under it, as Steam's own is.
+pub const ECONOMY_IMAGE_BASE: &str = "https://community.cloudflare.steamstatic.com/economy/image/";
+
+/// The `icon_url` of an item, which `user_inventory` shows (spec §4.4, §12.9). No source the simulator is
+/// built from carries images (`data/README.md`), so this is not Steam's own icon hash: it is Steam's by-class
+/// image path `class/{app_id}/{classid}`. It keeps the shape of Steam's field, a path relative to
+/// [`ECONOMY_IMAGE_BASE`], so a client that prefixes that base, as it must for Steam's own `icon_url`, still
+/// builds a well-formed image URL. Stable: it follows from the app and the class alone. (The simulator's class
+/// ids are made up, so Steam has no image behind them; a real Steam backend would pass Steam's hash instead.)
+pub fn icon_url(app_id: u32, classid: &str) -> String {
+    format!("class/{app_id}/{classid}")
+}
+
 /// Dota 2 items: well-known names, plausible prices in cents.
 const DOTA2: &[(&str, u64)] = &[
     ("Dragonclaw Hook", 85_000),

@@ -30,13 +30,42 @@ pub mod method {
 }
 
 /// `create`: where to send the payer.
+///
+/// On the wire the id is sent twice, as `transaction_id` (the vendor's clients) and `transactions_id` (an
+/// integrator reads that spelling, spec §4.1, §12.10), same value, same type. Reading accepts either or both:
+/// a serde `alias` would refuse a body carrying both as a duplicate field, hence the private `CreateWire`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(into = "CreateWire", try_from = "CreateWire")]
 pub struct CreateResponse {
     /// The hosted payment page.
     pub url: String,
     /// The deposit's id.
-    #[serde(deserialize_with = "crate::lenient::i64", alias = "transactions_id")]
     pub transaction_id: i64,
+}
+
+/// [`CreateResponse`] as sent and read.
+#[derive(Serialize, Deserialize)]
+struct CreateWire {
+    url: String,
+    #[serde(default, deserialize_with = "crate::lenient::opt_i64", skip_serializing_if = "Option::is_none")]
+    transaction_id: Option<i64>,
+    #[serde(default, deserialize_with = "crate::lenient::opt_i64", skip_serializing_if = "Option::is_none")]
+    transactions_id: Option<i64>,
+}
+
+impl From<CreateResponse> for CreateWire {
+    fn from(r: CreateResponse) -> Self {
+        Self { url: r.url, transaction_id: Some(r.transaction_id), transactions_id: Some(r.transaction_id) }
+    }
+}
+
+impl TryFrom<CreateWire> for CreateResponse {
+    type Error = &'static str;
+
+    fn try_from(w: CreateWire) -> Result<Self, Self::Error> {
+        let transaction_id = w.transaction_id.or(w.transactions_id).ok_or("missing field `transaction_id`")?;
+        Ok(Self { url: w.url, transaction_id })
+    }
 }
 
 /// One received item of a deposit.
@@ -121,9 +150,44 @@ pub struct DepositObject {
     pub user_risk: Option<serde_json::Value>,
 }
 
-/// One item of `user_inventory`.
+/// The Steam item of a `user_inventory` entry, nested as `item`.
+///
+/// The vendor's doc names the fields `item.asset_id` and `item.tradable`, and its clients read
+/// `entry.item.asset_id` and `item.class_id`/`app_id`/`icon_url` (spec §4.4, §12.9), so they sit here as well
+/// as flat on [`InventoryItem`], where skingate's first clients read them.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InventoryAsset {
+    /// Pass to `create_from_user_inventory`.
+    #[serde(deserialize_with = "crate::lenient::string")]
+    pub asset_id: String,
+    /// Steam lets it be traded now.
+    #[serde(deserialize_with = "crate::lenient::bool")]
+    pub tradable: bool,
+    /// Steam app id.
+    #[serde(default, deserialize_with = "crate::lenient::i64")]
+    pub app_id: i64,
+    /// Steam class id.
+    #[serde(default, deserialize_with = "crate::lenient::string")]
+    pub class_id: String,
+    /// The image: a path under Steam's economy image base, as Steam's own `icon_url` is (docs/DEPOSITS.md
+    /// says what skingate puts here).
+    #[serde(default)]
+    pub icon_url: String,
+    /// Market name.
+    #[serde(default)]
+    pub name: String,
+    /// Market name (Steam's key).
+    #[serde(default)]
+    pub market_hash_name: String,
+}
+
+/// One item of `user_inventory`: the flat fields, and the same Steam item nested as `item`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct InventoryItem {
+    /// The Steam item, where the vendor's doc and clients read it (`item.asset_id`). Defaults to empty
+    /// when a server does not send it (skingate before this field).
+    #[serde(default)]
+    pub item: InventoryAsset,
     /// Pass to `create_from_user_inventory`.
     #[serde(deserialize_with = "crate::lenient::string")]
     pub asset_id: String,
@@ -138,6 +202,9 @@ pub struct InventoryItem {
     /// Steam app id.
     #[serde(default, deserialize_with = "crate::lenient::i64")]
     pub app_id: i64,
+    /// The same as `item.icon_url`, flat beside the other flat fields.
+    #[serde(default)]
+    pub icon_url: String,
     /// Inventory context (16: CS2 Trade Protection).
     #[serde(default, deserialize_with = "crate::lenient::i64")]
     pub context_id: i64,
@@ -220,4 +287,24 @@ pub struct HoldCompleted {
     /// The deposit whose hold now ends.
     #[serde(deserialize_with = "crate::lenient::i64")]
     pub transaction_id: i64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn create_response_sends_both_spellings_and_reads_either() {
+        let r = CreateResponse { url: "https://g/pay/x".into(), transaction_id: 17 };
+        let v = serde_json::to_value(&r).unwrap();
+        assert_eq!(v, serde_json::json!({"url": "https://g/pay/x", "transaction_id": 17, "transactions_id": 17}));
+        assert_eq!(serde_json::from_value::<CreateResponse>(v).unwrap(), r, "both at once is no duplicate");
+        for body in [
+            serde_json::json!({"url": "https://g/pay/x", "transaction_id": "17"}),
+            serde_json::json!({"url": "https://g/pay/x", "transactions_id": 17}),
+        ] {
+            assert_eq!(serde_json::from_value::<CreateResponse>(body).unwrap(), r);
+        }
+        assert!(serde_json::from_value::<CreateResponse>(serde_json::json!({"url": "u"})).is_err());
+    }
 }

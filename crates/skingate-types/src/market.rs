@@ -53,6 +53,35 @@ pub struct MarketItem {
     pub classid: String,
 }
 
+/// Steam's default instance id: an item with no per-copy properties has instance `0`.
+pub const DEFAULT_INSTANCE_ID: &str = "0";
+
+fn default_instance_id() -> String {
+    DEFAULT_INSTANCE_ID.to_owned()
+}
+
+/// The item of a purchase: `{id, name, price, classid, instanceid}`.
+///
+/// A stock unit's fields plus Steam's `instanceid`, which merchant SDKs type on purchases and on the
+/// `buy_item` event (spec §5.4, §7.2), as a string like the other ids.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PurchaseItem {
+    /// The unit's id.
+    #[serde(deserialize_with = "crate::lenient::string")]
+    pub id: String,
+    /// `market_hash_name`.
+    pub name: String,
+    /// Price in USD.
+    pub price: Decimal,
+    /// Steam classid.
+    #[serde(deserialize_with = "crate::lenient::string")]
+    pub classid: String,
+    /// Steam instance id. skingate's stock holds no per-copy properties, so it is always
+    /// [`DEFAULT_INSTANCE_ID`]; read as that when a server leaves it out (skingate before this field).
+    #[serde(default = "default_instance_id", deserialize_with = "crate::lenient::string")]
+    pub instanceid: String,
+}
+
 /// A row of the grouped price list.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PriceGroup {
@@ -89,7 +118,7 @@ pub struct SearchResponse {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Purchase {
     /// The item bought.
-    pub item: MarketItem,
+    pub item: PurchaseItem,
     /// The purchase id (for `market_getinfo`).
     #[serde(deserialize_with = "crate::lenient::string")]
     pub buy_id: String,
@@ -144,4 +173,19 @@ pub struct BatchBuyResponse {
 pub struct PurchasesResponse {
     /// One record per purchase found.
     pub items: Vec<Purchase>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_purchase_item_without_instanceid_reads_as_the_default_instance() {
+        let old = serde_json::json!({"id": 17, "name": "Tempered AK47", "price": "89.25", "classid": 4012345678u64});
+        let item: PurchaseItem = serde_json::from_value(old).unwrap();
+        assert_eq!((item.id.as_str(), item.instanceid.as_str()), ("17", DEFAULT_INSTANCE_ID));
+        let numeric =
+            serde_json::json!({"id": "1", "name": "n", "price": "1", "classid": "2", "instanceid": 188530139});
+        assert_eq!(serde_json::from_value::<PurchaseItem>(numeric).unwrap().instanceid, "188530139");
+    }
 }

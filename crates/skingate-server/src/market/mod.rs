@@ -20,7 +20,7 @@ use serde_json::{Value, json};
 use skingate_core::market::{Pricing, PurchaseStatus};
 use skingate_store::StoreError;
 use skingate_store::market::{Purchase, Unit};
-use skingate_types::market::{MarketItem, Purchase as WirePurchase};
+use skingate_types::market::{DEFAULT_INSTANCE_ID, MarketItem, Purchase as WirePurchase, PurchaseItem};
 use tokio::sync::{Notify, mpsc};
 
 use crate::error::ApiError;
@@ -94,14 +94,17 @@ pub fn unit_item(unit: &Unit, pricing: Pricing) -> Result<MarketItem, ApiError> 
     })
 }
 
-/// A purchase as `market_buy`, `market_getinfo` and `market_history` show it.
+/// A purchase as `market_buy`, `market_getinfo` and `market_history` show it. `item.instanceid` is there
+/// because merchant SDKs type it (spec §5.4); the stock keeps no instance ids and the simulator's items have
+/// no per-copy properties, so it is Steam's default instance, `"0"` (as `market_pricelist extended=1` says).
 pub fn record(p: &Purchase) -> WirePurchase {
     WirePurchase {
-        item: MarketItem {
+        item: PurchaseItem {
             id: p.unit_id.to_string(),
             name: p.name.clone(),
             price: p.price.to_wire(),
             classid: p.classid.clone(),
+            instanceid: DEFAULT_INSTANCE_ID.to_owned(),
         },
         buy_id: p.id.to_string(),
         offer_status: p.status.as_str().to_owned(),
@@ -114,10 +117,12 @@ pub fn record(p: &Purchase) -> WirePurchase {
     }
 }
 
-/// The `buy_item` event's data (spec §7.2): all values strings, as in the vendor's example.
+/// The `buy_item` event's data (spec §7.2): all values strings, as in the vendor's example; `item.instanceid`
+/// (`"0"`, as in [`record`]) because merchant SDKs type it on this event.
 pub fn buy_item_data(p: &Purchase) -> Value {
     json!({
-        "item": {"id": p.unit_id.to_string(), "name": p.name, "price": p.price.to_wire(), "classid": p.classid},
+        "item": {"id": p.unit_id.to_string(), "name": p.name, "price": p.price.to_wire(), "classid": p.classid,
+                 "instanceid": DEFAULT_INSTANCE_ID},
         "buy_id": p.id.to_string(),
         "offer_status": p.status.as_str(),
         "balance_debited_sum": p.price.to_wire(),

@@ -368,6 +368,27 @@ async fn bad_inputs_get_the_spec_errors_and_change_nothing() {
     assert_eq!(e.balance().await, ("0.00".into(), "0.00".into()));
 }
 
+/// `create` answers the id as `transaction_id` and, for the integrator that reads that spelling (spec §12.10),
+/// as `transactions_id`: same value, same JSON type, also in a replay; the SDK reads the answer as before.
+#[tokio::test]
+async fn create_answers_transaction_id_and_transactions_id() {
+    let e = env(|_| {}).await;
+    let raw = e.app.post_json(json!({"method": "create", "order_id": "tx-1"})).await;
+    assert_eq!(raw["status"], "success");
+    assert!(raw["transaction_id"].is_i64(), "{raw}");
+    assert_eq!(raw["transactions_id"], raw["transaction_id"], "{raw}");
+    let replay = e.app.post_json(json!({"method": "create", "order_id": "tx-1"})).await;
+    assert_eq!(replay, raw, "a replay answers both too");
+    let status = e.app.sdk().order_status(DepositRef::Order("tx-1")).await.unwrap();
+    assert_eq!(Some(status.transaction_id), raw["transactions_id"].as_i64());
+
+    let created = e.app.sdk().create_deposit("tx-2", &CreateDeposit::default()).await.unwrap();
+    assert_eq!(
+        e.app.sdk().order_status(DepositRef::Order("tx-2")).await.unwrap().transaction_id,
+        created.transaction_id
+    );
+}
+
 #[tokio::test]
 async fn limits_are_enforced_when_the_offer_is_started() {
     let e = env(|_| {}).await;
@@ -554,6 +575,60 @@ async fn inventory_is_priced_in_the_merchants_currency_and_multiplier() {
     assert_eq!(raw["data"]["items"], raw["items"], "the data wrapper repeats the items");
     let bad = e.app.post_json(json!({"method": "user_inventory", "steam_id": "1", "trade_token": "x"})).await;
     crate::utils::assert_error(&bad, 1, "invalid_steam_id");
+}
+
+/// Each entry carries the Steam item nested as `item` (the vendor's doc: `item.asset_id`, `item.tradable`;
+/// its clients: `entry.item.asset_id`, `item.class_id`/`app_id`/`icon_url`), the flat fields stay, and both
+/// `items` and `data.items` have them; an asset id read from `item` makes a deposit.
+#[tokio::test]
+async fn inventory_entries_nest_the_steam_item_where_vendor_clients_read_it() {
+    let e = env(|_| {}).await;
+    let user = payer(31);
+    let raw = e
+        .app
+        .post_json(json!({"method": "user_inventory", "steam_id": user.to_string(), "trade_token": e.token(user),
+                          "game": "dota2"}))
+        .await;
+    assert_eq!(raw["status"], "success");
+    assert_eq!(raw["data"]["items"], raw["items"], "data.items (spec §12.9) repeats the entries");
+    let entries = raw["items"].as_array().unwrap();
+    assert!(!entries.is_empty());
+    for entry in entries {
+        let item = &entry["item"];
+        assert!(item["asset_id"].is_string(), "{entry}");
+        assert!(item["tradable"].is_boolean(), "{entry}");
+        for key in ["asset_id", "tradable", "app_id", "class_id", "icon_url", "name", "market_hash_name"] {
+            assert_eq!(item[key], entry[key], "{key} nested and flat agree: {entry}");
+        }
+        assert_eq!(item["app_id"], 570);
+        let class_id = item["class_id"].as_str().unwrap();
+        assert!(!class_id.is_empty());
+        assert_eq!(item["icon_url"], format!("class/570/{class_id}"), "Steam's by-class image path");
+        assert!(entry["disabled"].is_boolean() && entry["price"].is_string(), "{entry}");
+    }
+
+    // The SDK reads the nested item, and an asset id taken from it deposits like the flat one.
+    let inv = e.app.sdk().user_inventory(&user.to_string(), &e.token(user), "dota2", None).await.unwrap();
+    for i in &inv.items {
+        assert_eq!((&i.item.asset_id, i.item.tradable, i.item.app_id), (&i.asset_id, i.tradable, i.app_id));
+        assert_eq!((&i.item.class_id, &i.item.icon_url, &i.item.name), (&i.class_id, &i.icon_url, &i.name));
+        assert_eq!(i.icon_url, skingate_steam::catalogue::icon_url(570, &i.class_id));
+    }
+    let pick = inv.items.iter().find(|i| !i.disabled).unwrap();
+    let created = e
+        .app
+        .sdk()
+        .create_from_user_inventory(
+            "nested-1",
+            &user.to_string(),
+            &e.token(user),
+            "dota2",
+            std::slice::from_ref(&pick.item.asset_id),
+            Map::new(),
+        )
+        .await
+        .unwrap();
+    assert!(created.transaction_id > 0);
 }
 
 async fn wait_for<T, F, Fut>(mut get: F, ok: impl Fn(&T) -> bool) -> T

@@ -141,7 +141,9 @@ async fn pricelist_search_and_buy_agree() {
     o.max_price = Some(unit.price);
     let bought = sdk.market_buy(&o).await.unwrap();
     assert_eq!(bought.offer_status, "creating_trade");
-    assert_eq!(bought.item, *unit);
+    let item = &bought.item;
+    assert_eq!((&item.id, &item.name, &item.price, &item.classid), (&unit.id, &unit.name, &unit.price, &unit.classid));
+    assert_eq!(item.instanceid, "0");
     assert_eq!(bought.balance_debited_sum, unit.price);
     assert_eq!(bought.steamid.as_deref(), Some(SteamId::from_account_id(1001).unwrap().to_string().as_str()));
     assert_eq!(available(&sdk).await.to_string(), minus(&before, &unit.price));
@@ -236,6 +238,52 @@ async fn accepted_purchase_with_events_history_and_getinfo() {
     let next = sdk.market_history(START - 10, START + 3600, history.start_from).await.unwrap();
     assert!(next.items.is_empty());
     assert!(sdk.market_history(START + 1, START + 2, None).await.unwrap().items.is_empty());
+}
+
+/// Every purchase record carries Steam's `item.instanceid` as a string, `"0"` (Steam's default instance; the
+/// stock has no per-copy properties), where merchant SDKs type it (spec §5.4, §7.2): `market_buy`,
+/// `market_batch_buy`, `market_getinfo` (single and arrays), `market_history` and the `buy_item` event.
+#[tokio::test]
+async fn purchase_records_carry_the_instance_id() {
+    let (app, _clock) = market_app(0).await;
+    let ids = add_units(&app, Game::Rust, "Tempered AK47", 2).await;
+    let (mut ws, first) = ws_connect(&app.ws_url("")).await;
+    assert_eq!(first["event"], "auth_success");
+    app.adjust(true, 1_000_000, "topup").await;
+    assert_eq!(ws_next(&mut ws).await["event"], "balance_change");
+    let (partner, token) = user(&app, 2101);
+
+    let bought = app
+        .post_json(json!({"method": "market_buy", "id": ids[0], "partner": partner, "token": token,
+                          "custom_id": "inst-1"}))
+        .await;
+    assert_eq!(bought["status"], "success", "{bought}");
+    assert_eq!(bought["item"]["instanceid"], "0", "{bought}");
+    assert_eq!(bought["item"]["id"], ids[0].to_string());
+    let event = ws_next(&mut ws).await;
+    assert_eq!(event["event"], "buy_item", "{event}");
+    assert_eq!(event["data"]["item"]["instanceid"], "0", "{event}");
+
+    let batch = app
+        .post_json(json!({"method": "market_batch_buy", "partner": partner, "token": token,
+                          "items": [{"id": ids[1]}]}))
+        .await;
+    assert_eq!(batch["purchased"][0]["item"]["instanceid"], "0", "{batch}");
+
+    let buy_id = bought["buy_id"].as_str().unwrap();
+    let one = app.post_json(json!({"method": "market_getinfo", "buy_id": buy_id})).await;
+    assert_eq!(one["item"]["instanceid"], "0", "{one}");
+    let many = app.post_json(json!({"method": "market_getinfo", "custom_ids": ["inst-1"]})).await;
+    assert_eq!(many["items"][0]["item"]["instanceid"], "0", "{many}");
+    let history =
+        app.post_json(json!({"method": "market_history", "starting": START - 10, "ending": START + 10})).await;
+    let items = history["items"].as_array().unwrap();
+    assert_eq!(items.len(), 2);
+    assert!(items.iter().all(|r| r["item"]["instanceid"] == "0"), "{history}");
+
+    // The SDK reads it.
+    let sdk = app.sdk();
+    assert_eq!(sdk.market_getinfo(buy_id).await.unwrap().item.instanceid, "0");
 }
 
 /// Each failure returns the money exactly once and the unit to stock.

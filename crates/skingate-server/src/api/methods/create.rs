@@ -12,7 +12,9 @@
 //! fee), `result_url`, `success_url`, `fail_url` (per-deposit overrides), skingate's `game`
 //! (`cs2`/`dota2`/`rust`, fixes the game on the page) and `custom_multiplier` (0.5–2, overrides the
 //! project's multiplier for this deposit).
-//! Response: `{"url": "<payment page>", "transaction_id": N}`.
+//! Response: `{"url": "<payment page>", "transaction_id": N, "transactions_id": N}`: the id twice, because
+//! the vendor's clients read `transaction_id` and an integrator reads `transactions_id` (spec §4.1, §12.10);
+//! [`CreateResponse`] writes both.
 //!
 //! Errors: `1 invalid_order_id`, `2 invalid_steam_id`, `3 invalid_trade_token`,
 //! `4 min_amount_requires_currency`, `5 order_id_already_exists`, `6 invalid_min_or_max_amount` (not a

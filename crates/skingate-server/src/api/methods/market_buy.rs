@@ -6,9 +6,10 @@
 //! unit of that name), optional `max_price` (USD; the buy fails rather than pay more) and `custom_id` (the
 //! merchant's id: repeating the same request replays the first answer, a different request with it is
 //! error 7).
-//! Response: `{item:{id,name,price,classid}, buy_id, offer_status:"creating_trade", steamid, date,
-//! balance_debited_sum, tradeofferid:null, custom_id, error_reason:null}`; the trade then runs in the
-//! background (follow it with `market_getinfo` or the `status_change` events).
+//! Response: `{item:{id,name,price,classid,instanceid:"0"}, buy_id, offer_status:"creating_trade", steamid,
+//! date, balance_debited_sum, tradeofferid:null, custom_id, error_reason:null}`; the trade then runs in the
+//! background (follow it with `market_getinfo` or the `status_change` events). `instanceid` is Steam's default
+//! instance, since the stock's items have no per-copy properties (`crate::market::record`).
 //!
 //! Errors: `-6 market_disabled`, `1 missing_name_and_id`, `2 name_min_length_3`, `3 missing_partner_or_token`,
 //! `4 insufficient_funds`, `5 skin_unavailable`, `6 skins_not_found_at_specified_price`,

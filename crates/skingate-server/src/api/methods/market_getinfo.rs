@@ -4,8 +4,8 @@
 //! Request: one of `buy_id` (one purchase), `buy_ids` (array) or `custom_ids` (array; PHP-style `custom_ids[]=`
 //! works too), at most 1000 ids.
 //! Response: with `buy_id`, the record at the top level; with an array, `items[]` of records (ids that match
-//! nothing are left out). A record is `{item:{id,name,price,classid}, buy_id, offer_status, steamid, date,
-//! balance_debited_sum, tradeofferid, custom_id, error_reason}`.
+//! nothing are left out). A record is `{item:{id,name,price,classid,instanceid}, buy_id, offer_status, steamid,
+//! date, balance_debited_sum, tradeofferid, custom_id, error_reason}`.
 //! Errors: `-6 market_disabled`, `1 missing_buy_id` (none of the three given), `2 offer_not_found` (nothing
 //! matched).
 

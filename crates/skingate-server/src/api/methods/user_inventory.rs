@@ -6,9 +6,11 @@
 //! `rust`; `csgo` means `cs2`), `currency` (a code of `currencies`, default `usd`), `custom_multiplier`
 //! (0.5–2, default the project's), `custom_currency` (a label of at most 4 characters) with
 //! `custom_currency_rate` (units per 1 USD, at least 0.1) to price in a currency the gateway does not know.
-//! Response: `items[]` of `{asset_id, name, market_hash_name, class_id, app_id, context_id, price (USD),
-//! price_local, multiplied_price_local, tradable, disabled, disabled_reason}` and `currency_local`; the same
-//! two fields are repeated under `data`, because some clients read them there (spec §4.4).
+//! Response: `items[]` of `{item: {asset_id, tradable, app_id, class_id, icon_url, name, market_hash_name},
+//! asset_id, name, market_hash_name, class_id, app_id, icon_url, context_id, price (USD), price_local,
+//! multiplied_price_local, tradable, disabled, disabled_reason}` and `currency_local`; the same two fields are
+//! repeated under `data`, because some clients read them there (spec §4.4, §12.9). The nested `item` is
+//! where the vendor's doc and clients read the Steam fields; the flat copies stay for skingate's clients.
 //! Items Steam does not let trade now (including CS2 items under Trade Protection, context 16) are listed
 //! with `disabled: true`.
 //!
@@ -18,9 +20,9 @@
 
 use serde::Serialize;
 use skingate_core::currency::{Currency, RATE_SCALE};
-use skingate_steam::catalogue::Game;
+use skingate_steam::catalogue::{self, Game};
 use skingate_types::Decimal;
-use skingate_types::deposits::{InventoryBody, InventoryItem};
+use skingate_types::deposits::{InventoryAsset, InventoryBody, InventoryItem};
 
 use super::create::parse_multiplier;
 use super::{Ctx, Reply};
@@ -126,13 +128,28 @@ struct WithData<'a> {
     data: &'a InventoryBody,
 }
 
+/// One entry: the Steam item nested as `item`, where the vendor's doc (`item.asset_id`, `item.tradable`) and
+/// its clients (`entry.item.asset_id`, `item.class_id`/`app_id`/`icon_url`) read it, and the same fields flat,
+/// where skingate's earlier clients read them. No icon data exists in the simulator's sources, so `icon_url`
+/// is the stable by-class path of [`catalogue::icon_url`].
 fn item(p: PricedItem) -> InventoryItem {
+    let icon_url = catalogue::icon_url(p.app_id, &p.classid);
     InventoryItem {
+        item: InventoryAsset {
+            asset_id: p.asset_id.clone(),
+            tradable: p.tradable,
+            app_id: i64::from(p.app_id),
+            class_id: p.classid.clone(),
+            icon_url: icon_url.clone(),
+            name: p.market_hash_name.clone(),
+            market_hash_name: p.market_hash_name.clone(),
+        },
         asset_id: p.asset_id,
         name: p.market_hash_name.clone(),
         market_hash_name: p.market_hash_name,
         class_id: p.classid,
         app_id: i64::from(p.app_id),
+        icon_url,
         context_id: i64::from(p.context_id),
         price: p.price.to_wire(),
         price_local: p.price_local,
