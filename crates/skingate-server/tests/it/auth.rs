@@ -43,6 +43,38 @@ async fn whole_floats_verify_in_json_and_form_bodies() {
     }
 }
 
+/// A PHP client posting JSON (Laravel `Http::post`): the body carries `json_encode`'s digits of a computed
+/// float, the signature PHP's `"$k:$v"` with `precision = 14`, as the vendor re-renders it.
+#[tokio::test]
+async fn php_clients_sign_json_floats_with_fourteen_digits() {
+    let app = spawn().await;
+    let secret = &app.project.client_secret;
+    for (sent, signed_as) in [(0.1 + 0.2, "0.3"), (3.0 * 1.1, "3.3"), (19.99 * 1.15, "22.9885"), (0.00001, "1.0E-5")] {
+        let mut map = json!({"method": "balance", "shopid": app.client_id(), "x": sent}).as_object().cloned().unwrap();
+        let mut as_php = map.clone();
+        as_php.insert("x".into(), json!(signed_as));
+        map.insert("sign".into(), json!(api_sign(secret, &as_php, Canonicalization::Php)));
+        let body = serde_json::to_string(&map).unwrap();
+        assert!(!body.contains(&format!(":{signed_as},")), "the body carries all the digits: {body}");
+        let resp: Value = app
+            .http
+            .post(app.api_url())
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(resp["status"], "success", "{sent:?} signed as {signed_as}: {resp}");
+        // A value that differs within the 14 digits is still refused.
+        let mut other = map.clone();
+        other.insert("x".into(), json!(sent + 1e-9));
+        assert_error(&app.post_raw(&other).await, -3, "invalid_signature");
+    }
+}
+
 #[tokio::test]
 async fn php_and_js_renderings_of_booleans_both_verify() {
     let app = spawn().await;
