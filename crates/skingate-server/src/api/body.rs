@@ -2,7 +2,8 @@
 //!
 //! Accepted encodings: `application/json` (a top-level object) and `application/x-www-form-urlencoded`
 //! with PHP-style nesting (`items[0][id]=1`, `custom_ids[]=a`), parsed by `serde_qs` in its lenient form
-//! mode (PHP's `http_build_query` percent-encodes the brackets). A body without a `Content-Type` is read as
+//! mode (PHP's `http_build_query` percent-encodes the brackets); indices may have gaps or start above 0, as
+//! PHP allows ([`indices_as_keys`]). A body without a `Content-Type` is read as
 //! JSON when it starts with `{` and as a form otherwise, because `curl -d` and many PHP clients omit it.
 //! Anything else is refused before the body is looked at.
 
@@ -65,14 +66,71 @@ fn parse_form(body: &[u8]) -> Result<Params, GlobalError> {
         return Ok(Params::default());
     }
     let config = serde_qs::Config::new().max_depth(FORM_MAX_DEPTH).use_form_encoding(true);
-    let value: Value = config.deserialize_bytes(body).map_err(|_| GlobalError::InvalidRequestBody)?;
+    let body = indices_as_keys(body);
+    let value: Value = config.deserialize_bytes(&body).map_err(|_| GlobalError::InvalidRequestBody)?;
     match arrays_from_index_maps(value) {
         Value::Object(map) => Ok(Params(map)),
         _ => Err(GlobalError::InvalidRequestBody),
     }
 }
 
-/// `a[0]=x&a[1]=y` arrives as an object with keys `"0"`, `"1"`: make it the array PHP would see.
+/// Writes the first digit of every numeric bracket segment of a key percent-encoded (`items[2][id]` →
+/// `items[%322][id]`), so `serde_qs` reads the index as a map key instead of a sequence position.
+///
+/// Why: `serde_qs` turns a node whose keys are all numbers into a sequence and refuses one whose indices are
+/// not exactly 0, 1, 2, … (`missing index`), while PHP takes any indices: `items[0]…&items[2]…` (a list after
+/// `unset()`), `items[1][id]=96` alone, `custom_ids[5]=x`. Read as map keys they decode to the same text and
+/// become arrays in index order in [`arrays_from_index_maps`], as PHP would iterate them. Brackets are
+/// recognised as `serde_qs` recognises them in form mode (`[`, `]`, `%5B`, `%5D`), and only in keys (before a
+/// pair's `=`), so nesting and its depth limit are unchanged and values are never touched.
+fn indices_as_keys(body: &[u8]) -> std::borrow::Cow<'_, [u8]> {
+    fn opener(rest: &[u8]) -> usize {
+        if rest.starts_with(b"[") {
+            1
+        } else if rest.starts_with(b"%5B") {
+            3
+        } else {
+            0
+        }
+    }
+    fn closes(rest: &[u8]) -> bool {
+        rest.starts_with(b"]") || rest.starts_with(b"%5D")
+    }
+    let mut out: Option<Vec<u8>> = None;
+    let (mut i, mut in_key) = (0, true);
+    while i < body.len() {
+        let b = body[i];
+        match b {
+            b'&' => in_key = true,
+            b'=' => in_key = false,
+            _ => {}
+        }
+        let open = if in_key { opener(&body[i..]) } else { 0 };
+        if open > 0 {
+            let start = i + open;
+            let digits = body[start..].iter().take_while(|b| b.is_ascii_digit()).count();
+            if digits > 0 && closes(&body[start + digits..]) {
+                let buf = out.get_or_insert_with(|| body[..i].to_vec());
+                buf.extend_from_slice(&body[i..start]);
+                buf.extend_from_slice(format!("%{:02X}", body[start]).as_bytes());
+                buf.extend_from_slice(&body[start + 1..start + digits]);
+                i = start + digits;
+                continue;
+            }
+        }
+        if let Some(buf) = out.as_mut() {
+            buf.push(b);
+        }
+        i += 1;
+    }
+    match out {
+        Some(buf) => std::borrow::Cow::Owned(buf),
+        None => std::borrow::Cow::Borrowed(body),
+    }
+}
+
+/// `a[0]=x&a[2]=y` arrives as an object with keys `"0"`, `"2"`: make it the array PHP would iterate, entries
+/// in index order (gaps closed, as a list parameter is only ever iterated).
 fn arrays_from_index_maps(value: Value) -> Value {
     match value {
         Value::Object(map) => {
@@ -114,6 +172,25 @@ mod tests {
             json!({"items":[{"id":"1","max_price":"0.5"},{"id":"2"}]})
         );
         assert_eq!(form("name=AK-47+%7C+Redline"), json!({"name":"AK-47 | Redline"}));
+    }
+
+    /// Indices as PHP leaves them after `unset()`, or chosen by hand: any numbers, in index order.
+    #[test]
+    fn sparse_and_non_zero_based_indices() {
+        assert_eq!(form("items[0][id]=96&items[2][id]=52"), json!({"items":[{"id":"96"},{"id":"52"}]}));
+        assert_eq!(form("items%5B2%5D%5Bid%5D=52&items%5B0%5D%5Bid%5D=96"), json!({"items":[{"id":"96"},{"id":"52"}]}));
+        assert_eq!(form("items[1][id]=96"), json!({"items":[{"id":"96"}]}));
+        assert_eq!(form("custom_ids[5]=x"), json!({"custom_ids":["x"]}));
+        assert_eq!(form("custom_ids[10]=b&custom_ids[9]=a"), json!({"custom_ids":["a","b"]}));
+        assert_eq!(form("a[3][b][7]=x&a[3][b][2]=y"), json!({"a":[{"b":["y","x"]}]}));
+        // A map with a name among the numbers stays a map; values and top-level keys are never rewritten.
+        assert_eq!(form("a[x]=1&a[0]=2"), json!({"a":{"x":"1","0":"2"}}));
+        assert_eq!(form("name=[5]&note=a%5B7%5D"), json!({"name":"[5]","note":"a[7]"}));
+        // The depth limit applies as to contiguous indices: below it the rest of the key is one name.
+        let deep = |i: &str| format!("a{}=x", format!("[{i}]").repeat(FORM_MAX_DEPTH + 1));
+        let nest = |leaf: Value| json!({"a": [[[[[leaf]]]]]});
+        assert_eq!(form(&deep("0")), nest(json!({"[0]": "x"})));
+        assert_eq!(form(&deep("3")), nest(json!({"[3]": "x"})));
     }
 
     #[test]

@@ -455,6 +455,29 @@ async fn batch_buy_items_stand_alone() {
     assert_eq!(available(&sdk).await, usd("99.21"));
 }
 
+/// PHP form bodies whose list indices are not 0, 1, … (after `unset()`, or chosen by hand) are the lists PHP
+/// would iterate, in index order, as the same lists sent as JSON objects are.
+#[tokio::test]
+async fn php_forms_with_sparse_indices() {
+    let (app, _clock) = market_app(0).await;
+    let ids = add_units(&app, Game::Rust, "Frontier Hoodie", 3).await;
+    app.adjust(true, 100_000, "topup").await;
+    let (partner, token) = user(&app, 6101);
+    let who = json!({"method": "market_batch_buy", "partner": partner, "token": token});
+    let nested =
+        format!("items%5B0%5D%5Bid%5D={}&items%5B2%5D%5Bid%5D={}&items%5B2%5D%5Bcustom_id%5D=s-2", ids[0], ids[1]);
+    let r = app.post_form(who.clone(), &nested).await;
+    let bought: Vec<&str> =
+        r["purchased"].as_array().unwrap().iter().map(|p| p["item"]["id"].as_str().unwrap()).collect();
+    assert_eq!(bought, [ids[0].to_string(), ids[1].to_string()], "{r}");
+    let r = app.post_form(who, &format!("items[1][id]={}", ids[2])).await;
+    assert_eq!(r["purchased"][0]["item"]["id"], ids[2].to_string(), "{r}");
+    // custom_ids[5]=x alone is the list ["s-2"].
+    let r = app.post_form(json!({"method": "market_getinfo"}), "custom_ids[5]=s-2").await;
+    let items = r["items"].as_array().unwrap_or_else(|| panic!("{r}"));
+    assert_eq!((items.len(), items[0]["custom_id"].as_str()), (1, Some("s-2")), "{r}");
+}
+
 #[tokio::test]
 async fn sixty_four_buyers_of_the_last_unit() {
     let (app, _clock) = market_app(0).await;
