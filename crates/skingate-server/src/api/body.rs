@@ -3,11 +3,15 @@
 //! Accepted encodings: `application/json` (a top-level object) and `application/x-www-form-urlencoded`
 //! with PHP-style nesting (`items[0][id]=1`, `custom_ids[]=a`), parsed by `serde_qs` in its lenient form
 //! mode (PHP's `http_build_query` percent-encodes the brackets); indices may have gaps or start above 0, as
-//! PHP allows ([`indices_as_keys`]). A body without a `Content-Type` is read as
-//! JSON when it starts with `{` and as a form otherwise, because `curl -d` and many PHP clients omit it.
-//! Anything else is refused before the body is looked at.
+//! PHP allows ([`indices_as_keys`]). `multipart/form-data` (PHP curl given an array as `CURLOPT_POSTFIELDS`,
+//! which the vendor's `$_POST` reads) is parsed by `multer`, and its text fields are read as that form would
+//! be; a file part is refused, since no parameter is a file and PHP would move it out of `$_POST`. A body
+//! without a `Content-Type`, or sent as `text/plain` (JavaScript's `fetch` with a string body and no header
+//! set), is read as JSON when it starts with `{` and as a form otherwise, because `curl -d` and many PHP
+//! clients omit the header. Anything else is refused before the body is looked at.
 
 use axum::http::{HeaderMap, header};
+use bytes::Bytes;
 use serde_json::{Map, Value};
 use skingate_types::envelope::GlobalError;
 
@@ -17,13 +21,16 @@ use super::params::Params;
 const FORM_MAX_DEPTH: usize = 5;
 
 /// How the body is encoded, from its `Content-Type`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Encoding {
     /// `application/json` (or any `+json` type).
     Json,
     /// `application/x-www-form-urlencoded`.
     Form,
-    /// No `Content-Type`: guess from the first byte.
+    /// `multipart/form-data` with its boundary (`None` when the header names none: the body is then
+    /// `-10`, once it has been read within the size limit).
+    Multipart(Option<String>),
+    /// No `Content-Type`, or `text/plain`: guess from the first byte.
     Sniff,
 }
 
@@ -38,12 +45,26 @@ pub fn encoding(headers: &HeaderMap) -> Result<Encoding, GlobalError> {
         "application/json" | "text/json" => Ok(Encoding::Json),
         e if e.starts_with("application/") && e.ends_with("+json") => Ok(Encoding::Json),
         "application/x-www-form-urlencoded" => Ok(Encoding::Form),
-        "" => Ok(Encoding::Sniff),
+        "multipart/form-data" => Ok(Encoding::Multipart(multer::parse_boundary(mime).ok())),
+        // `fetch(url, {method: "POST", body: "..."})` labels a string body `text/plain;charset=UTF-8`; the
+        // text is then JSON or a form, exactly as when the header is missing.
+        "" | "text/plain" => Ok(Encoding::Sniff),
         _ => Err(GlobalError::UnsupportedContentType),
     }
 }
 
-/// Parses the body; malformed input is `-10 invalid_request_body`.
+/// Parses a request body, read within `body_limit_bytes` (so every encoding is bounded by it, multipart
+/// included); malformed input is `-10 invalid_request_body`.
+pub async fn parse_body(encoding: Encoding, body: Bytes) -> Result<Params, GlobalError> {
+    match encoding {
+        Encoding::Multipart(Some(boundary)) => parse_multipart(boundary, body).await,
+        other => parse(other, &body),
+    }
+}
+
+/// Parses a JSON, form or sniffed body; malformed input is `-10 invalid_request_body`. Synchronous for
+/// callers outside a request (the CLI's callback receiver); a multipart body needs [`parse_body`] and is
+/// `-10` here.
 pub fn parse(encoding: Encoding, body: &[u8]) -> Result<Params, GlobalError> {
     let trimmed = body.trim_ascii_start();
     let encoding = match encoding {
@@ -57,8 +78,34 @@ pub fn parse(encoding: Encoding, body: &[u8]) -> Result<Params, GlobalError> {
             Ok(Value::Object(map)) => Ok(Params(map)),
             _ => Err(GlobalError::InvalidRequestBody),
         },
-        _ => parse_form(body),
+        Encoding::Multipart(_) => Err(GlobalError::InvalidRequestBody),
+        Encoding::Form | Encoding::Sniff => parse_form(body),
     }
+}
+
+/// A `multipart/form-data` body as PHP's `$_POST` sees it: each text field is one `name=value` pair, with
+/// the same PHP-style nesting as a form body (`items[0][id]`), so the fields are re-encoded as a form and
+/// read by [`parse_form`], nesting depth limit included. Values must be UTF-8, as in the other encodings.
+///
+/// A file part (one with a `filename`) is refused with `-10` rather than ignored: no parameter is a file,
+/// and PHP would move it into `$_FILES`, so a parameter sent that way would silently go missing (a
+/// `custom_id` among them, which would let a retry buy twice).
+async fn parse_multipart(boundary: String, body: Bytes) -> Result<Params, GlobalError> {
+    let stream = futures::stream::once(async move { Ok::<Bytes, std::convert::Infallible>(body) });
+    let mut multipart = multer::Multipart::new(stream, boundary);
+    let mut pairs: Vec<(String, String)> = Vec::new();
+    while let Some(field) = multipart.next_field().await.map_err(|_| GlobalError::InvalidRequestBody)? {
+        if field.file_name().is_some() {
+            return Err(GlobalError::InvalidRequestBody);
+        }
+        let name = field.name().ok_or(GlobalError::InvalidRequestBody)?.to_owned();
+        let value = field.bytes().await.map_err(|_| GlobalError::InvalidRequestBody)?;
+        let value = std::str::from_utf8(&value).map_err(|_| GlobalError::InvalidRequestBody)?;
+        pairs.push((name, value.to_owned()));
+    }
+    // Built after the loop: the serializer is not `Send`, so it must not live across an `.await`.
+    let form = url::form_urlencoded::Serializer::new(String::new()).extend_pairs(pairs).finish();
+    parse_form(form.as_bytes())
 }
 
 fn parse_form(body: &[u8]) -> Result<Params, GlobalError> {
@@ -158,8 +205,73 @@ mod tests {
     use super::*;
     use serde_json::json;
 
+    fn parse_now(encoding: Encoding, body: &[u8]) -> Result<Params, GlobalError> {
+        futures::executor::block_on(parse_body(encoding, Bytes::copy_from_slice(body)))
+    }
+
     fn form(body: &str) -> Value {
-        Value::Object(parse(Encoding::Form, body.as_bytes()).unwrap().0)
+        Value::Object(parse_now(Encoding::Form, body.as_bytes()).unwrap().0)
+    }
+
+    /// A multipart body as curl writes it for `CURLOPT_POSTFIELDS` given an array.
+    fn multipart(parts: &[(&str, Option<&str>, &str)]) -> Vec<u8> {
+        let mut out = String::new();
+        for (name, file, value) in parts {
+            out.push_str("--XyZ\r\nContent-Disposition: form-data; name=\"");
+            out.push_str(name);
+            out.push('"');
+            if let Some(file) = file {
+                out.push_str(&format!("; filename=\"{file}\"\r\nContent-Type: application/octet-stream"));
+            }
+            out.push_str("\r\n\r\n");
+            out.push_str(value);
+            out.push_str("\r\n");
+        }
+        out.push_str("--XyZ--\r\n");
+        out.into_bytes()
+    }
+
+    #[test]
+    fn multipart_text_fields_are_a_php_form() {
+        let mp = |parts: &[(&str, Option<&str>, &str)]| {
+            parse_now(Encoding::Multipart(Some("XyZ".into())), &multipart(parts))
+        };
+        let p = mp(&[
+            ("method", None, "market_batch_buy"),
+            ("shopid", None, "1"),
+            ("name", None, "AK-47 | Redline & co = 100%"),
+            ("items[0][id]", None, "96"),
+            ("items[2][id]", None, "52"),
+            ("custom_ids[]", None, "a"),
+            ("custom_ids[]", None, "b"),
+        ])
+        .unwrap();
+        assert_eq!(
+            Value::Object(p.0),
+            json!({"method": "market_batch_buy", "shopid": "1", "name": "AK-47 | Redline & co = 100%",
+                   "items": [{"id": "96"}, {"id": "52"}], "custom_ids": ["a", "b"]})
+        );
+        assert_eq!(mp(&[]).unwrap(), Params::default());
+        // A file part is refused, not dropped; so are broken bodies and a missing boundary.
+        assert_eq!(
+            mp(&[("method", None, "balance"), ("custom_id", Some("c.txt"), "c-1")]),
+            Err(GlobalError::InvalidRequestBody)
+        );
+        assert_eq!(
+            parse_now(Encoding::Multipart(Some("XyZ".into())), b"--XyZ\r\nnonsense"),
+            Err(GlobalError::InvalidRequestBody)
+        );
+        assert_eq!(
+            parse_now(Encoding::Multipart(None), &multipart(&[("method", None, "balance")])),
+            Err(GlobalError::InvalidRequestBody)
+        );
+        let mut latin1 = multipart(&[("name", None, "caf")]);
+        let at = latin1.windows(3).position(|w| w == b"caf").unwrap() + 3;
+        latin1.insert(at, 0xe9);
+        assert_eq!(parse_now(Encoding::Multipart(Some("XyZ".into())), &latin1), Err(GlobalError::InvalidRequestBody));
+        // Nesting deeper than the form limit is read as a form body would be.
+        let deep = format!("a{}", "[0]".repeat(FORM_MAX_DEPTH + 1));
+        assert_eq!(Value::Object(mp(&[(&deep, None, "x")]).unwrap().0), form(&format!("{deep}=x")));
     }
 
     #[test]
@@ -195,11 +307,11 @@ mod tests {
 
     #[test]
     fn json_and_sniffing() {
-        let p = parse(Encoding::Sniff, br#" {"method":"status","n":1}"#).unwrap();
+        let p = parse_now(Encoding::Sniff, br#" {"method":"status","n":1}"#).unwrap();
         assert_eq!(p.0["n"], json!(1));
-        assert_eq!(parse(Encoding::Json, b"[1,2]"), Err(GlobalError::InvalidRequestBody));
-        assert_eq!(parse(Encoding::Json, b"{bad"), Err(GlobalError::InvalidRequestBody));
-        assert_eq!(parse(Encoding::Json, b"").unwrap(), Params::default());
+        assert_eq!(parse_now(Encoding::Json, b"[1,2]"), Err(GlobalError::InvalidRequestBody));
+        assert_eq!(parse_now(Encoding::Json, b"{bad"), Err(GlobalError::InvalidRequestBody));
+        assert_eq!(parse_now(Encoding::Json, b"").unwrap(), Params::default());
     }
 
     #[test]
@@ -210,6 +322,14 @@ mod tests {
         assert_eq!(encoding(&h), Ok(Encoding::Json));
         h.insert(header::CONTENT_TYPE, "application/x-www-form-urlencoded".parse().unwrap());
         assert_eq!(encoding(&h), Ok(Encoding::Form));
+        h.insert(header::CONTENT_TYPE, "text/plain;charset=UTF-8".parse().unwrap());
+        assert_eq!(encoding(&h), Ok(Encoding::Sniff));
+        h.insert(header::CONTENT_TYPE, "multipart/form-data; boundary=----abc".parse().unwrap());
+        assert_eq!(encoding(&h), Ok(Encoding::Multipart(Some("----abc".into()))));
+        h.insert(header::CONTENT_TYPE, "multipart/form-data".parse().unwrap());
+        assert_eq!(encoding(&h), Ok(Encoding::Multipart(None)));
+        h.insert(header::CONTENT_TYPE, "multipart/mixed; boundary=x".parse().unwrap());
+        assert_eq!(encoding(&h), Err(GlobalError::UnsupportedContentType));
         h.insert(header::CONTENT_TYPE, "text/xml".parse().unwrap());
         assert_eq!(encoding(&h), Err(GlobalError::UnsupportedContentType));
     }

@@ -103,7 +103,7 @@ async fn read_params(state: &AppState, headers: &HeaderMap, body: Body) -> Resul
     }
     let encoding = body::encoding(headers)?;
     let bytes = axum::body::to_bytes(body, limit).await.map_err(|_| GlobalError::RequestBodyTooLarge)?;
-    Ok(body::parse(encoding, &bytes)?)
+    Ok(body::parse_body(encoding, bytes).await?)
 }
 
 impl IntoResponse for Reply {

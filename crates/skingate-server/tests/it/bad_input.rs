@@ -33,7 +33,7 @@ async fn malformed_bodies_and_content_types() {
     assert_error(&raw(&app, Some("application/json"), b"\"text\"".to_vec()).await, -10, "invalid_request_body");
     assert_error(&raw(&app, Some("text/xml"), b"<a/>".to_vec()).await, -12, "unsupported_content_type");
     assert_error(
-        &raw(&app, Some("multipart/form-data; boundary=x"), b"--x--".to_vec()).await,
+        &raw(&app, Some("multipart/mixed; boundary=x"), b"--x--".to_vec()).await,
         -12,
         "unsupported_content_type",
     );
