@@ -49,7 +49,8 @@ pub struct MarketBuy {
 pub(crate) fn recipient(params: &Params) -> Result<(SteamId, String), ApiError> {
     let partner = params.text("partner").map_err(|_| MISSING_PARTNER)?;
     let token = params.text("token").map_err(|_| MISSING_PARTNER)?;
-    let raw: u64 = partner.trim().parse().map_err(|_| MISSING_PARTNER)?;
+    // ASCII whitespace only, as for every number (`Params::i64`).
+    let raw: u64 = partner.trim_ascii().parse().map_err(|_| MISSING_PARTNER)?;
     let id = if raw <= u64::from(u32::MAX) { SteamId::from_account_id(raw) } else { SteamId::from_str(&partner) };
     // A token of the wrong shape is accepted: like a stale one, the trade then fails as invalid_trade_token.
     Ok((id.map_err(|_| MISSING_PARTNER)?, token.trim().to_owned()))
@@ -63,7 +64,8 @@ pub(crate) fn max_price(params: &Params, key: &str) -> Result<Option<Money>, Api
         Err(ParamError::Missing) => return Ok(None),
         Err(ParamError::Invalid) => return Err(INVALID_MAX_PRICE),
     };
-    let d = Decimal::from_str(text.trim()).map_err(|_| INVALID_MAX_PRICE)?;
+    // `Decimal` tolerates ASCII whitespace only: `120\u{a0}` is refused, not read as 120.
+    let d = Decimal::from_str(&text).map_err(|_| INVALID_MAX_PRICE)?;
     let m = Money::from_wire(&d).map_err(|_| INVALID_MAX_PRICE)?;
     if m.minor() < 0 { Err(INVALID_MAX_PRICE) } else { Ok(Some(m)) }
 }
@@ -142,6 +144,16 @@ mod tests {
         assert_eq!(code(parse(json!({"id": 5, "partner": "1"}))), 3);
         assert_eq!(code(parse(json!({"id": 5, "partner": "x", "token": "AbCdEfGh"}))), 3);
         assert_eq!(code(parse(json!({"id": 5, "partner": "1", "token": "AbCdEfGh", "max_price": "1.2345"}))), 8);
+        // Only ASCII whitespace is tolerated around a number: a no-break space makes it malformed.
+        assert_eq!(code(parse(json!({"id": 5, "partner": "1", "token": "AbCdEfGh", "max_price": "120\u{a0}"}))), 8);
+        assert_eq!(code(parse(json!({"id": 5, "partner": "1\u{a0}", "token": "AbCdEfGh"}))), 3);
+        assert_eq!(
+            parse(json!({"id": " 7\u{a0}", "partner": 1, "token": "AbCdEfGh"})).unwrap().request,
+            Err(Refusal::Unavailable)
+        );
+        let padded = parse(json!({"id": " 7 ", "partner": " 1\t", "token": "AbCdEfGh", "max_price": " 120\n"}));
+        let padded = padded.unwrap().request.unwrap();
+        assert_eq!((padded.pick, padded.max_price), (Pick::Id(7), Some(Money::from_minor(120_000))));
         assert_eq!(code(parse(json!({"id": 5, "partner": "1", "token": "t", "custom_id": "x".repeat(256)}))), 9);
         // Not a number or text: refused, never read as "no cap" or "no key".
         assert_eq!(code(parse(json!({"id": 5, "partner": "1", "token": "AbCdEfGh", "max_price": [0.5]}))), 8);

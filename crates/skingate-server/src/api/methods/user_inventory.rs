@@ -52,7 +52,7 @@ fn custom_currency(label: &str, rate: &str) -> Option<Currency> {
     if label.is_empty() || label.chars().count() > 4 || !label.chars().all(char::is_alphanumeric) {
         return None;
     }
-    let rate: Decimal = rate.trim().parse().ok()?;
+    let rate: Decimal = rate.parse().ok()?;
     let rate_micro = i64::try_from(rate.to_scale_exact(RATE_SCALE)?).ok().filter(|r| *r >= 100_000)?;
     Some(Currency { code: label.to_lowercase(), name: label.to_owned(), scale: 2, rate_micro })
 }
