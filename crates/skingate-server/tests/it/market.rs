@@ -128,7 +128,8 @@ async fn pricelist_search_and_buy_agree() {
     assert!(ext["items"][0]["bot_steamid"].as_str().unwrap().starts_with("7656119"));
     let bool_full = sdk.call("market_pricelist", json!({"full": true}).as_object().unwrap().clone()).await.unwrap();
     assert_eq!(bool_full["items"].as_array().unwrap().len(), cs2.len());
-    assert!(sdk.market_pricelist(Some("tf2")).await.unwrap().items.is_empty());
+    let unknown = sdk.market_pricelist(Some("tf2")).await.unwrap_err();
+    assert_eq!((unknown.code(), unknown.message()), (Some(10), Some("invalid_game")));
 
     // Search shows the same price; buying at exactly that price works and charges it.
     let unit = &cs2[0];
@@ -371,6 +372,15 @@ async fn bad_inputs_and_the_switch() {
         code(raw(&sdk, "market_buy", who(json!({"name": "No Such Item", "game": "rust"}))).await),
         c(5, "skin_unavailable")
     );
+    // A present game must be a known code: never read as CS2 nor as "no such game" (a missing one is CS2).
+    for bad in [json!([1]), json!({}), json!("tf2")] {
+        let by_name = who(json!({"name": "Big Grin", "game": bad}));
+        assert_eq!(code(raw(&sdk, "market_buy", by_name).await), c(10, "invalid_game"), "{bad}");
+        let search = json!({"name": "Big Grin", "game": bad});
+        assert_eq!(code(raw(&sdk, "market_search", search).await), c(10, "invalid_game"), "{bad}");
+        assert_eq!(code(raw(&sdk, "market_pricelist", json!({"game": bad})).await), c(10, "invalid_game"), "{bad}");
+    }
+    assert!(raw(&sdk, "market_search", json!({"name": "Big Grin", "game": "csgo"})).await.is_ok());
     assert_eq!(
         code(raw(&sdk, "market_buy", who(json!({"id": ids[0], "max_price": "1.00"}))).await),
         c(6, "skins_not_found_at_specified_price")
