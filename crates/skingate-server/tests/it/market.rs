@@ -841,6 +841,11 @@ async fn an_idempotency_key_header_makes_buys_without_custom_id_happen_once() {
     let too_long = "k".repeat(256);
     let bad = sdk.call_raw("market_buy", params(&buy), Some(&too_long)).await.unwrap();
     assert_eq!(bad.body["error_code"], -13, "{}", bad.body);
+    // Printable ASCII only: HTTP lets a tab through in a header value, the documented key does not.
+    let before = available(&sdk).await;
+    let tabbed = sdk.call_raw("market_buy", params(&buy), Some("order\t44")).await.unwrap();
+    assert_eq!(tabbed.body["error_message"], "invalid_idempotency_key", "{}", tabbed.body);
+    assert_eq!(available(&sdk).await, before, "a refused key buys nothing");
 }
 
 /// A price list whose first page cannot be read answers the error envelope, not a cut-off success.
