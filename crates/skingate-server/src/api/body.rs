@@ -3,7 +3,7 @@
 //! Accepted encodings: `application/json` (a top-level object) and `application/x-www-form-urlencoded`
 //! with PHP-style nesting (`items[0][id]=1`, `custom_ids[]=a`), parsed by `serde_qs` in its lenient form
 //! mode (PHP's `http_build_query` percent-encodes the brackets); indices may have gaps or start above 0, as
-//! PHP allows ([`indices_as_keys`]). `multipart/form-data` (PHP curl given an array as `CURLOPT_POSTFIELDS`,
+//! PHP allows (`indices_as_keys`). `multipart/form-data` (PHP curl given an array as `CURLOPT_POSTFIELDS`,
 //! which the vendor's `$_POST` reads) is parsed by `multer`, and its text fields are read as that form would
 //! be; a file part is refused, since no parameter is a file and PHP would move it out of `$_POST`. A body
 //! without a `Content-Type`, or sent as `text/plain` (JavaScript's `fetch` with a string body and no header

@@ -38,7 +38,7 @@ const NOT_TRADABLE: ApiError = ApiError::method(7, "user_not_tradable");
 const STEAM_UNAVAILABLE: ApiError = ApiError::method(8, "steam_unavailable");
 
 /// `game`, defaulting to CS2 as legacy clients expect; shared with `create_from_user_inventory` and the market
-/// methods ([`super::market_pricelist::game_param`]), so every method reads it alike.
+/// methods (`market_pricelist::game_param`), so every method reads it alike.
 pub fn parse_game(params: &Params, bad: ApiError) -> Result<Game, ApiError> {
     match params.text("game") {
         Err(ParamError::Missing) => Ok(Game::Cs2),
