@@ -275,7 +275,7 @@ pub fn compute_amounts(prices_cents: &[u64], fee_ppm: i64, multiplier_ppm: i64) 
 
 /// Parses a decimal multiplier or percentage text into parts per million (`"1.5"` → 1 500 000), exactly.
 pub fn parse_ppm(text: &str) -> Option<i64> {
-    let d: skingate_types::Decimal = text.trim().parse().ok()?;
+    let d: skingate_types::Decimal = text.parse().ok()?;
     i64::try_from(d.to_scale_exact(6)?).ok()
 }
 

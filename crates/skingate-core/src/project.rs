@@ -22,8 +22,10 @@ impl fmt::Display for ProjectId {
 
 impl FromStr for ProjectId {
     type Err = std::num::ParseIntError;
+    /// The `shopid` and `X-CLIENT-ID` text. ASCII whitespace around the digits is tolerated; other Unicode
+    /// whitespace (`" 7\u{a0}"`) is refused, as in every number skingate reads.
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        s.trim().parse().map(ProjectId)
+        s.trim_ascii().parse().map(ProjectId)
     }
 }
 
@@ -301,6 +303,14 @@ pub enum ProjectError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn project_ids_tolerate_ascii_whitespace_only() {
+        assert_eq!(" 7\t".parse::<ProjectId>(), Ok(ProjectId(7)));
+        for bad in [" 7\u{a0}", "\u{a0}7", "7\u{3000}", "\u{feff}7"] {
+            assert!(bad.parse::<ProjectId>().is_err(), "{bad:?}");
+        }
+    }
 
     #[test]
     fn validation_and_allow_list() {

@@ -70,7 +70,8 @@ impl FromStr for SteamId {
 
     /// Accepts only individual public accounts: universe 1, type 1, instance 1, account id ≠ 0.
     fn from_str(s: &str) -> Result<Self, IdError> {
-        let raw: u64 = s.trim().parse().map_err(|_| IdError::BadSteamId)?;
+        // ASCII whitespace only: a no-break space is not part of an id.
+        let raw: u64 = s.trim_ascii().parse().map_err(|_| IdError::BadSteamId)?;
         let account = raw.checked_sub(STEAMID64_BASE).ok_or(IdError::BadSteamId)?;
         Self::from_account_id(account)
     }
@@ -143,6 +144,12 @@ impl fmt::Display for TradeUrl {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn steam_ids_tolerate_ascii_whitespace_only() {
+        assert!(" 76561198000000000\n".parse::<SteamId>().is_ok());
+        assert!("76561198000000000\u{a0}".parse::<SteamId>().is_err());
+    }
 
     #[test]
     fn steam_ids() {

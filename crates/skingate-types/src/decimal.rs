@@ -90,9 +90,12 @@ impl Eq for Decimal {}
 impl FromStr for Decimal {
     type Err = ParseDecimalError;
 
-    /// Accepts `-12`, `12.`, `0.5`, `.5`, `1e2` is refused: exponents are not money.
+    /// Accepts `-12`, `12.`, `0.5`, `.5`, `1e2` is refused: exponents are not money. ASCII whitespace around
+    /// the number is tolerated (a form field padded by hand); other Unicode whitespace (a no-break space
+    /// pasted from a spreadsheet, `U+00A0`) is refused like any other character, as PHP's numeric strings
+    /// refuse it: `str::trim` would strip it.
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let s = s.trim();
+        let s = s.trim_ascii();
         let (neg, digits) = match s.strip_prefix('-') {
             Some(rest) => (true, rest),
             None => (false, s.strip_prefix('+').unwrap_or(s)),
@@ -181,6 +184,14 @@ mod tests {
         }
         for bad in ["", "-", "1e3", "1.2.3", "abc", "NaN", "1,5"] {
             assert!(bad.parse::<Decimal>().is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn only_ascii_whitespace_around_a_number() {
+        assert_eq!(" \t12.5\r\n".parse::<Decimal>().unwrap().to_string(), "12.5");
+        for bad in ["120\u{a0}", "\u{a0}120", "1\u{2003}", "\u{3000}5", "5\u{feff}", "\u{85}5"] {
+            assert!(bad.parse::<Decimal>().is_err(), "{bad:?}");
         }
     }
 

@@ -8,8 +8,9 @@
 //! | Standard Webhooks `webhook-signature` | `v1,` + base64 HMAC-SHA256 of `id.timestamp.body` | [`standard_signature`], [`verify_standard`] |
 //!
 //! The API signature has a trap: the vendor's PHP and JavaScript snippets render booleans and `null`
-//! differently (spec §2.1). A server that wants every existing client to work checks both renderings; a
-//! client (our SDK) sends only strings and numbers, where the two agree.
+//! differently (spec §2.1), and PHP's string conversion prints floats with 14 significant digits while the
+//! JSON body it sends carries all 17. A server that wants every existing client to work checks each of these
+//! renderings; a client (our SDK) sends only strings and numbers whose renderings agree.
 
 use hmac::{Hmac, KeyInit, Mac};
 use md5::{Digest, Md5};
@@ -23,8 +24,15 @@ use subtle::ConstantTimeEq;
 pub enum Canonicalization {
     /// JavaScript string concatenation: `true` → `"true"`, `null` skipped.
     Js,
-    /// PHP string conversion: `true` → `"1"`, `false` and `null` → `""` (null kept as `key:;`).
+    /// PHP string conversion of booleans and `null`: `true` → `"1"`, `false` and `null` → `""` (null kept as
+    /// `key:;`). Floats as [`number_text`] prints them, which is what PHP does with `precision = -1`.
     Php,
+    /// [`Canonicalization::Php`] with floats as PHP's string conversion prints them under its default
+    /// `precision = 14` ([`php_float_text`]). A PHP client that posts a JSON body (Laravel `Http::post`,
+    /// Guzzle `json`) sends a computed float with all its digits (`0.1 + 0.2` as `0.30000000000000004`, from
+    /// `json_encode`, which uses `serialize_precision = -1`) but signs `"$k:$v"`, which gives `0.3`; the
+    /// vendor's PHP re-renders the decoded float the same way and accepts it.
+    PhpPrecision14,
 }
 
 /// The parameter that carries the signature and therefore never signs itself.
@@ -41,9 +49,15 @@ pub fn string_to_sign(params: &Map<String, Value>, canon: Canonicalization) -> S
         let rendered = match (&params[key.as_str()], canon) {
             (Value::Array(_) | Value::Object(_), _) => continue,
             (Value::Null, Canonicalization::Js) => continue,
-            (Value::Null, Canonicalization::Php) => String::new(),
+            (Value::Null, Canonicalization::Php | Canonicalization::PhpPrecision14) => String::new(),
             (Value::Bool(b), Canonicalization::Js) => b.to_string(),
-            (Value::Bool(b), Canonicalization::Php) => if *b { "1" } else { "" }.to_owned(),
+            (Value::Bool(b), Canonicalization::Php | Canonicalization::PhpPrecision14) => {
+                if *b { "1" } else { "" }.to_owned()
+            }
+            (Value::Number(n), Canonicalization::PhpPrecision14) => match n.as_f64() {
+                Some(f) if n.is_f64() => php_float_text(f),
+                _ => n.to_string(),
+            },
             (Value::Number(n), _) => number_text(n),
             (Value::String(s), _) => {
                 push_pair(&mut out, key, s);
@@ -55,15 +69,72 @@ pub fn string_to_sign(params: &Map<String, Value>, canon: Canonicalization) -> S
     out
 }
 
-/// A JSON number as the client's language renders it before signing. JSON keeps `10.0` a float, which Rust
-/// prints as `10.0`, while JavaScript's `String(10.0)` and PHP's `(string) 10.0` both give `10`: a whole float
-/// in the range where every integer is exact renders as that integer. Other numbers print as serde_json does
-/// (integers exactly, other floats in their shortest round-trip form, as JavaScript and PHP ≥ 7.1 also do).
+/// A JSON number as JavaScript renders it before signing. JSON keeps `10.0` a float, which Rust prints as
+/// `10.0`, while JavaScript's `String(10.0)` gives `10`: a whole float in the range where every integer is
+/// exact renders as that integer. Other numbers print as serde_json does: integers exactly, other floats in
+/// their shortest round-trip form, as JavaScript's `String(x)` does. PHP's string conversion (`"$k:$v"`,
+/// `(string) $x`) does not: it uses the `precision` setting (14 significant digits by default), so a float
+/// with more digits signs differently there; that rendering is [`php_float_text`]. (PHP ≥ 7.1 prints the
+/// shortest round-trip form only in `json_encode`, `var_export` and `serialize`, through
+/// `serialize_precision = -1`.)
 pub fn number_text(n: &serde_json::Number) -> String {
     match n.as_f64() {
         Some(f) if n.is_f64() && f.fract() == 0.0 && f.abs() < 9_007_199_254_740_992.0 => format!("{}", f as i64),
         _ => n.to_string(),
     }
+}
+
+/// A float as PHP's string conversion prints it under the default `precision = 14` (`php_gcvt` with `'E'`):
+/// at most 14 significant digits, correctly rounded, trailing zeros dropped; plain notation while the decimal
+/// exponent is from -5 to 14 (`0.0001`, `10000000000000`), else `d.dddE±x` with at least one digit after the
+/// point and no padding in the exponent (`1.0E-5`, `1.0E+25`, `1.2345678901235E+17`). So `0.1 + 0.2` is
+/// `0.3`, `3 * 1.1` is `3.3`, `10.0` is `10`.
+pub fn php_float_text(f: f64) -> String {
+    const PRECISION: i32 = 14;
+    if !f.is_finite() {
+        // JSON cannot carry these; PHP would print INF / NAN.
+        return if f.is_nan() {
+            "NAN".into()
+        } else if f > 0.0 {
+            "INF".into()
+        } else {
+            "-INF".into()
+        };
+    }
+    let sign = if f.is_sign_negative() { "-" } else { "" };
+    if f == 0.0 {
+        return format!("{sign}0");
+    }
+    // Rust's `{:.13e}` is correctly rounded to 14 significant digits, as PHP's `zend_dtoa` in mode 2 is.
+    let sci = format!("{:.*e}", (PRECISION - 1) as usize, f.abs());
+    let (mantissa, exp) = sci.split_once('e').expect("`e` formatting has an exponent");
+    let exp: i32 = exp.parse().expect("`e` formatting has a numeric exponent");
+    let digits: String = mantissa.chars().filter(char::is_ascii_digit).collect();
+    let digits = digits.trim_end_matches('0');
+    // `decpt` as `zend_dtoa` reports it: where the decimal point goes relative to the digits.
+    let decpt = exp + 1;
+    let mut out = String::from(sign);
+    if if decpt < 0 { decpt < -3 } else { decpt > PRECISION } {
+        let (first, rest) = digits.split_at(1);
+        let rest = if rest.is_empty() { "0" } else { rest };
+        let exp_sign = if exp < 0 { '-' } else { '+' };
+        out.push_str(&format!("{first}.{rest}E{exp_sign}{}", exp.unsigned_abs()));
+    } else if decpt <= 0 {
+        out.push_str("0.");
+        out.extend(std::iter::repeat_n('0', decpt.unsigned_abs() as usize));
+        out.push_str(digits);
+    } else {
+        let decpt = decpt as usize;
+        if digits.len() <= decpt {
+            out.push_str(digits);
+            out.extend(std::iter::repeat_n('0', decpt - digits.len()));
+        } else {
+            out.push_str(&digits[..decpt]);
+            out.push('.');
+            out.push_str(&digits[decpt..]);
+        }
+    }
+    out
 }
 
 fn push_pair(out: &mut String, key: &str, value: &str) {
@@ -85,15 +156,27 @@ pub fn api_sign(secret: &str, params: &Map<String, Value>, canon: Canonicalizati
     hex::encode(hmac_sha1(secret.as_bytes(), message.as_bytes()).finalize().into_bytes())
 }
 
-/// Checks a received `sign` in constant time, accepting either the JS or the PHP rendering and any hex case.
+/// Checks a received `sign` in constant time per candidate, accepting any of the [`Canonicalization`]s (JS,
+/// PHP, PHP with 14-digit floats) and any hex case. Each candidate differs from the JS one only in how it
+/// renders booleans, `null` and floats of the very parameters signed, so none lets a signature cover other
+/// values than the ones received.
 pub fn verify_api_sign(secret: &str, params: &Map<String, Value>, provided: &str) -> bool {
     let Ok(provided) = hex::decode(provided.trim().to_ascii_lowercase()) else {
         return false;
     };
     let verify = |message: &str| hmac_sha1(secret.as_bytes(), message.as_bytes()).verify_slice(&provided).is_ok();
-    let js = string_to_sign(params, Canonicalization::Js);
-    let php = string_to_sign(params, Canonicalization::Php);
-    verify(&js) || (php != js && verify(&php))
+    let mut tried: Vec<String> = Vec::with_capacity(3);
+    for canon in [Canonicalization::Js, Canonicalization::Php, Canonicalization::PhpPrecision14] {
+        let message = string_to_sign(params, canon);
+        if tried.contains(&message) {
+            continue;
+        }
+        if verify(&message) {
+            return true;
+        }
+        tried.push(message);
+    }
+    false
 }
 
 /// `md5(client_id + client_secret)` in lowercase hex: the `X-SIGN` header and the WebSocket `signature`.
@@ -250,6 +333,61 @@ mod tests {
         let expected = "a:10;b:1.5;c:7;d:-3;e:0.1;f:12345678901234567;";
         assert_eq!(string_to_sign(&p, Canonicalization::Js), expected);
         assert_eq!(string_to_sign(&p, Canonicalization::Php), expected);
+    }
+
+    /// PHP's `"$k:$v"` under the default `precision = 14`; the expected texts are Python's `'%.14G' % x` in
+    /// PHP's exponent form (`1.0E-5`, not `1E-05`).
+    #[test]
+    fn php_string_conversion_of_floats() {
+        for (f, php) in [
+            (0.1 + 0.2, "0.3"),
+            (3.0 * 1.1, "3.3"),
+            (19.99 * 1.15, "22.9885"),
+            (0.00001, "1.0E-5"),
+            (1e25, "1.0E+25"),
+            (-1.5e-7, "-1.5E-7"),
+            (1.2345678901234568e17, "1.2345678901235E+17"),
+            (1e14, "1.0E+14"),
+            (1e13, "10000000000000"),
+            (0.0001, "0.0001"),
+            (1.0 / 3.0, "0.33333333333333"),
+            (200.0 / 3.0, "66.666666666667"),
+            (0.5, "0.5"),
+            (-3.0, "-3"),
+            (10.0, "10"),
+            (0.0, "0"),
+            (1e100, "1.0E+100"),
+        ] {
+            assert_eq!(php_float_text(f), php, "{f:?}");
+        }
+        assert_eq!(0.1 + 0.2, 0.30000000000000004);
+        assert_eq!(19.99 * 1.15, 22.988499999999995);
+    }
+
+    #[test]
+    fn a_php_client_signing_a_json_float_with_precision_14() {
+        // The body carries json_encode's digits; the client signed PHP's string conversion of them.
+        let p = map(json!({"method": "market_buy", "id": 7, "max_price": 0.1 + 0.2, "shopid": "1", "x": 1e-5}));
+        assert_eq!(p["max_price"].to_string(), "0.30000000000000004");
+        let php = "id:7;max_price:0.3;method:market_buy;shopid:1;x:1.0E-5;";
+        assert_eq!(string_to_sign(&p, Canonicalization::PhpPrecision14), php);
+        let sign = hex::encode(hmac_sha1(b"s", php.as_bytes()).finalize().into_bytes());
+        assert!(verify_api_sign("s", &p, &sign));
+        // The other renderings still verify, and nothing else does: not the rounded value sent as such, nor the
+        // 14-digit rendering with JS booleans.
+        assert!(verify_api_sign("s", &p, &api_sign("s", &p, Canonicalization::Js)));
+        assert!(verify_api_sign("s", &p, &api_sign("s", &p, Canonicalization::Php)));
+        let mut rounded = p.clone();
+        rounded.insert("max_price".into(), json!(0.3));
+        assert!(!verify_api_sign("s", &rounded, &api_sign("s", &p, Canonicalization::Js)));
+        let q = map(json!({"full": true, "price": 0.1 + 0.2}));
+        let mixed = hex::encode(hmac_sha1(b"s", b"full:true;price:0.3;").finalize().into_bytes());
+        assert!(!verify_api_sign("s", &q, &mixed));
+        assert!(verify_api_sign("s", &q, &api_sign("s", &q, Canonicalization::PhpPrecision14)));
+        // A float sent as a string is signed as that string by every client.
+        let r = map(json!({"max_price": "0.30000000000000004"}));
+        let short = hex::encode(hmac_sha1(b"s", b"max_price:0.3;").finalize().into_bytes());
+        assert!(!verify_api_sign("s", &r, &short));
     }
 
     #[test]

@@ -4,7 +4,8 @@
 //! - Header mode: `X-CLIENT-ID` + `X-CLIENT-SECRET`. Takes precedence when `X-CLIENT-ID` is present
 //!   (the vendor does not say; a caller sending headers clearly meant them).
 //! - Signature mode: `shopid` + `sign` in the body, HMAC-SHA1 over the sorted scalars; both the PHP and the
-//!   JavaScript renderings of booleans and nulls are accepted ([`skingate_types::sign::verify_api_sign`]).
+//!   JavaScript renderings of booleans and nulls are accepted, and PHP's 14-digit rendering of floats
+//!   ([`skingate_types::sign::verify_api_sign`]).
 //!
 //! Secrets and signatures are compared in constant time. An unauthenticated caller learns only that the
 //! id or the signature is wrong: the allow-list and the active flag are checked after the signature.

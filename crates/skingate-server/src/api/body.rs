@@ -2,11 +2,16 @@
 //!
 //! Accepted encodings: `application/json` (a top-level object) and `application/x-www-form-urlencoded`
 //! with PHP-style nesting (`items[0][id]=1`, `custom_ids[]=a`), parsed by `serde_qs` in its lenient form
-//! mode (PHP's `http_build_query` percent-encodes the brackets). A body without a `Content-Type` is read as
-//! JSON when it starts with `{` and as a form otherwise, because `curl -d` and many PHP clients omit it.
-//! Anything else is refused before the body is looked at.
+//! mode (PHP's `http_build_query` percent-encodes the brackets); indices may have gaps or start above 0, as
+//! PHP allows (`indices_as_keys`). `multipart/form-data` (PHP curl given an array as `CURLOPT_POSTFIELDS`,
+//! which the vendor's `$_POST` reads) is parsed by `multer`, and its text fields are read as that form would
+//! be; a file part is refused, since no parameter is a file and PHP would move it out of `$_POST`. A body
+//! without a `Content-Type`, or sent as `text/plain` (JavaScript's `fetch` with a string body and no header
+//! set), is read as JSON when it starts with `{` and as a form otherwise, because `curl -d` and many PHP
+//! clients omit the header. Anything else is refused before the body is looked at.
 
 use axum::http::{HeaderMap, header};
+use bytes::Bytes;
 use serde_json::{Map, Value};
 use skingate_types::envelope::GlobalError;
 
@@ -16,13 +21,16 @@ use super::params::Params;
 const FORM_MAX_DEPTH: usize = 5;
 
 /// How the body is encoded, from its `Content-Type`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Encoding {
     /// `application/json` (or any `+json` type).
     Json,
     /// `application/x-www-form-urlencoded`.
     Form,
-    /// No `Content-Type`: guess from the first byte.
+    /// `multipart/form-data` with its boundary (`None` when the header names none: the body is then
+    /// `-10`, once it has been read within the size limit).
+    Multipart(Option<String>),
+    /// No `Content-Type`, or `text/plain`: guess from the first byte.
     Sniff,
 }
 
@@ -37,12 +45,26 @@ pub fn encoding(headers: &HeaderMap) -> Result<Encoding, GlobalError> {
         "application/json" | "text/json" => Ok(Encoding::Json),
         e if e.starts_with("application/") && e.ends_with("+json") => Ok(Encoding::Json),
         "application/x-www-form-urlencoded" => Ok(Encoding::Form),
-        "" => Ok(Encoding::Sniff),
+        "multipart/form-data" => Ok(Encoding::Multipart(multer::parse_boundary(mime).ok())),
+        // `fetch(url, {method: "POST", body: "..."})` labels a string body `text/plain;charset=UTF-8`; the
+        // text is then JSON or a form, exactly as when the header is missing.
+        "" | "text/plain" => Ok(Encoding::Sniff),
         _ => Err(GlobalError::UnsupportedContentType),
     }
 }
 
-/// Parses the body; malformed input is `-10 invalid_request_body`.
+/// Parses a request body, read within `body_limit_bytes` (so every encoding is bounded by it, multipart
+/// included); malformed input is `-10 invalid_request_body`.
+pub async fn parse_body(encoding: Encoding, body: Bytes) -> Result<Params, GlobalError> {
+    match encoding {
+        Encoding::Multipart(Some(boundary)) => parse_multipart(boundary, body).await,
+        other => parse(other, &body),
+    }
+}
+
+/// Parses a JSON, form or sniffed body; malformed input is `-10 invalid_request_body`. Synchronous for
+/// callers outside a request (the CLI's callback receiver); a multipart body needs [`parse_body`] and is
+/// `-10` here.
 pub fn parse(encoding: Encoding, body: &[u8]) -> Result<Params, GlobalError> {
     let trimmed = body.trim_ascii_start();
     let encoding = match encoding {
@@ -56,8 +78,34 @@ pub fn parse(encoding: Encoding, body: &[u8]) -> Result<Params, GlobalError> {
             Ok(Value::Object(map)) => Ok(Params(map)),
             _ => Err(GlobalError::InvalidRequestBody),
         },
-        _ => parse_form(body),
+        Encoding::Multipart(_) => Err(GlobalError::InvalidRequestBody),
+        Encoding::Form | Encoding::Sniff => parse_form(body),
     }
+}
+
+/// A `multipart/form-data` body as PHP's `$_POST` sees it: each text field is one `name=value` pair, with
+/// the same PHP-style nesting as a form body (`items[0][id]`), so the fields are re-encoded as a form and
+/// read by [`parse_form`], nesting depth limit included. Values must be UTF-8, as in the other encodings.
+///
+/// A file part (one with a `filename`) is refused with `-10` rather than ignored: no parameter is a file,
+/// and PHP would move it into `$_FILES`, so a parameter sent that way would silently go missing (a
+/// `custom_id` among them, which would let a retry buy twice).
+async fn parse_multipart(boundary: String, body: Bytes) -> Result<Params, GlobalError> {
+    let stream = futures::stream::once(async move { Ok::<Bytes, std::convert::Infallible>(body) });
+    let mut multipart = multer::Multipart::new(stream, boundary);
+    let mut pairs: Vec<(String, String)> = Vec::new();
+    while let Some(field) = multipart.next_field().await.map_err(|_| GlobalError::InvalidRequestBody)? {
+        if field.file_name().is_some() {
+            return Err(GlobalError::InvalidRequestBody);
+        }
+        let name = field.name().ok_or(GlobalError::InvalidRequestBody)?.to_owned();
+        let value = field.bytes().await.map_err(|_| GlobalError::InvalidRequestBody)?;
+        let value = std::str::from_utf8(&value).map_err(|_| GlobalError::InvalidRequestBody)?;
+        pairs.push((name, value.to_owned()));
+    }
+    // Built after the loop: the serializer is not `Send`, so it must not live across an `.await`.
+    let form = url::form_urlencoded::Serializer::new(String::new()).extend_pairs(pairs).finish();
+    parse_form(form.as_bytes())
 }
 
 fn parse_form(body: &[u8]) -> Result<Params, GlobalError> {
@@ -65,14 +113,71 @@ fn parse_form(body: &[u8]) -> Result<Params, GlobalError> {
         return Ok(Params::default());
     }
     let config = serde_qs::Config::new().max_depth(FORM_MAX_DEPTH).use_form_encoding(true);
-    let value: Value = config.deserialize_bytes(body).map_err(|_| GlobalError::InvalidRequestBody)?;
+    let body = indices_as_keys(body);
+    let value: Value = config.deserialize_bytes(&body).map_err(|_| GlobalError::InvalidRequestBody)?;
     match arrays_from_index_maps(value) {
         Value::Object(map) => Ok(Params(map)),
         _ => Err(GlobalError::InvalidRequestBody),
     }
 }
 
-/// `a[0]=x&a[1]=y` arrives as an object with keys `"0"`, `"1"`: make it the array PHP would see.
+/// Writes the first digit of every numeric bracket segment of a key percent-encoded (`items[2][id]` →
+/// `items[%322][id]`), so `serde_qs` reads the index as a map key instead of a sequence position.
+///
+/// Why: `serde_qs` turns a node whose keys are all numbers into a sequence and refuses one whose indices are
+/// not exactly 0, 1, 2, … (`missing index`), while PHP takes any indices: `items[0]…&items[2]…` (a list after
+/// `unset()`), `items[1][id]=96` alone, `custom_ids[5]=x`. Read as map keys they decode to the same text and
+/// become arrays in index order in [`arrays_from_index_maps`], as PHP would iterate them. Brackets are
+/// recognised as `serde_qs` recognises them in form mode (`[`, `]`, `%5B`, `%5D`), and only in keys (before a
+/// pair's `=`), so nesting and its depth limit are unchanged and values are never touched.
+fn indices_as_keys(body: &[u8]) -> std::borrow::Cow<'_, [u8]> {
+    fn opener(rest: &[u8]) -> usize {
+        if rest.starts_with(b"[") {
+            1
+        } else if rest.starts_with(b"%5B") {
+            3
+        } else {
+            0
+        }
+    }
+    fn closes(rest: &[u8]) -> bool {
+        rest.starts_with(b"]") || rest.starts_with(b"%5D")
+    }
+    let mut out: Option<Vec<u8>> = None;
+    let (mut i, mut in_key) = (0, true);
+    while i < body.len() {
+        let b = body[i];
+        match b {
+            b'&' => in_key = true,
+            b'=' => in_key = false,
+            _ => {}
+        }
+        let open = if in_key { opener(&body[i..]) } else { 0 };
+        if open > 0 {
+            let start = i + open;
+            let digits = body[start..].iter().take_while(|b| b.is_ascii_digit()).count();
+            if digits > 0 && closes(&body[start + digits..]) {
+                let buf = out.get_or_insert_with(|| body[..i].to_vec());
+                buf.extend_from_slice(&body[i..start]);
+                buf.extend_from_slice(format!("%{:02X}", body[start]).as_bytes());
+                buf.extend_from_slice(&body[start + 1..start + digits]);
+                i = start + digits;
+                continue;
+            }
+        }
+        if let Some(buf) = out.as_mut() {
+            buf.push(b);
+        }
+        i += 1;
+    }
+    match out {
+        Some(buf) => std::borrow::Cow::Owned(buf),
+        None => std::borrow::Cow::Borrowed(body),
+    }
+}
+
+/// `a[0]=x&a[2]=y` arrives as an object with keys `"0"`, `"2"`: make it the array PHP would iterate, entries
+/// in index order (gaps closed, as a list parameter is only ever iterated).
 fn arrays_from_index_maps(value: Value) -> Value {
     match value {
         Value::Object(map) => {
@@ -100,8 +205,73 @@ mod tests {
     use super::*;
     use serde_json::json;
 
+    fn parse_now(encoding: Encoding, body: &[u8]) -> Result<Params, GlobalError> {
+        futures::executor::block_on(parse_body(encoding, Bytes::copy_from_slice(body)))
+    }
+
     fn form(body: &str) -> Value {
-        Value::Object(parse(Encoding::Form, body.as_bytes()).unwrap().0)
+        Value::Object(parse_now(Encoding::Form, body.as_bytes()).unwrap().0)
+    }
+
+    /// A multipart body as curl writes it for `CURLOPT_POSTFIELDS` given an array.
+    fn multipart(parts: &[(&str, Option<&str>, &str)]) -> Vec<u8> {
+        let mut out = String::new();
+        for (name, file, value) in parts {
+            out.push_str("--XyZ\r\nContent-Disposition: form-data; name=\"");
+            out.push_str(name);
+            out.push('"');
+            if let Some(file) = file {
+                out.push_str(&format!("; filename=\"{file}\"\r\nContent-Type: application/octet-stream"));
+            }
+            out.push_str("\r\n\r\n");
+            out.push_str(value);
+            out.push_str("\r\n");
+        }
+        out.push_str("--XyZ--\r\n");
+        out.into_bytes()
+    }
+
+    #[test]
+    fn multipart_text_fields_are_a_php_form() {
+        let mp = |parts: &[(&str, Option<&str>, &str)]| {
+            parse_now(Encoding::Multipart(Some("XyZ".into())), &multipart(parts))
+        };
+        let p = mp(&[
+            ("method", None, "market_batch_buy"),
+            ("shopid", None, "1"),
+            ("name", None, "AK-47 | Redline & co = 100%"),
+            ("items[0][id]", None, "96"),
+            ("items[2][id]", None, "52"),
+            ("custom_ids[]", None, "a"),
+            ("custom_ids[]", None, "b"),
+        ])
+        .unwrap();
+        assert_eq!(
+            Value::Object(p.0),
+            json!({"method": "market_batch_buy", "shopid": "1", "name": "AK-47 | Redline & co = 100%",
+                   "items": [{"id": "96"}, {"id": "52"}], "custom_ids": ["a", "b"]})
+        );
+        assert_eq!(mp(&[]).unwrap(), Params::default());
+        // A file part is refused, not dropped; so are broken bodies and a missing boundary.
+        assert_eq!(
+            mp(&[("method", None, "balance"), ("custom_id", Some("c.txt"), "c-1")]),
+            Err(GlobalError::InvalidRequestBody)
+        );
+        assert_eq!(
+            parse_now(Encoding::Multipart(Some("XyZ".into())), b"--XyZ\r\nnonsense"),
+            Err(GlobalError::InvalidRequestBody)
+        );
+        assert_eq!(
+            parse_now(Encoding::Multipart(None), &multipart(&[("method", None, "balance")])),
+            Err(GlobalError::InvalidRequestBody)
+        );
+        let mut latin1 = multipart(&[("name", None, "caf")]);
+        let at = latin1.windows(3).position(|w| w == b"caf").unwrap() + 3;
+        latin1.insert(at, 0xe9);
+        assert_eq!(parse_now(Encoding::Multipart(Some("XyZ".into())), &latin1), Err(GlobalError::InvalidRequestBody));
+        // Nesting deeper than the form limit is read as a form body would be.
+        let deep = format!("a{}", "[0]".repeat(FORM_MAX_DEPTH + 1));
+        assert_eq!(Value::Object(mp(&[(&deep, None, "x")]).unwrap().0), form(&format!("{deep}=x")));
     }
 
     #[test]
@@ -116,13 +286,32 @@ mod tests {
         assert_eq!(form("name=AK-47+%7C+Redline"), json!({"name":"AK-47 | Redline"}));
     }
 
+    /// Indices as PHP leaves them after `unset()`, or chosen by hand: any numbers, in index order.
+    #[test]
+    fn sparse_and_non_zero_based_indices() {
+        assert_eq!(form("items[0][id]=96&items[2][id]=52"), json!({"items":[{"id":"96"},{"id":"52"}]}));
+        assert_eq!(form("items%5B2%5D%5Bid%5D=52&items%5B0%5D%5Bid%5D=96"), json!({"items":[{"id":"96"},{"id":"52"}]}));
+        assert_eq!(form("items[1][id]=96"), json!({"items":[{"id":"96"}]}));
+        assert_eq!(form("custom_ids[5]=x"), json!({"custom_ids":["x"]}));
+        assert_eq!(form("custom_ids[10]=b&custom_ids[9]=a"), json!({"custom_ids":["a","b"]}));
+        assert_eq!(form("a[3][b][7]=x&a[3][b][2]=y"), json!({"a":[{"b":["y","x"]}]}));
+        // A map with a name among the numbers stays a map; values and top-level keys are never rewritten.
+        assert_eq!(form("a[x]=1&a[0]=2"), json!({"a":{"x":"1","0":"2"}}));
+        assert_eq!(form("name=[5]&note=a%5B7%5D"), json!({"name":"[5]","note":"a[7]"}));
+        // The depth limit applies as to contiguous indices: below it the rest of the key is one name.
+        let deep = |i: &str| format!("a{}=x", format!("[{i}]").repeat(FORM_MAX_DEPTH + 1));
+        let nest = |leaf: Value| json!({"a": [[[[[leaf]]]]]});
+        assert_eq!(form(&deep("0")), nest(json!({"[0]": "x"})));
+        assert_eq!(form(&deep("3")), nest(json!({"[3]": "x"})));
+    }
+
     #[test]
     fn json_and_sniffing() {
-        let p = parse(Encoding::Sniff, br#" {"method":"status","n":1}"#).unwrap();
+        let p = parse_now(Encoding::Sniff, br#" {"method":"status","n":1}"#).unwrap();
         assert_eq!(p.0["n"], json!(1));
-        assert_eq!(parse(Encoding::Json, b"[1,2]"), Err(GlobalError::InvalidRequestBody));
-        assert_eq!(parse(Encoding::Json, b"{bad"), Err(GlobalError::InvalidRequestBody));
-        assert_eq!(parse(Encoding::Json, b"").unwrap(), Params::default());
+        assert_eq!(parse_now(Encoding::Json, b"[1,2]"), Err(GlobalError::InvalidRequestBody));
+        assert_eq!(parse_now(Encoding::Json, b"{bad"), Err(GlobalError::InvalidRequestBody));
+        assert_eq!(parse_now(Encoding::Json, b"").unwrap(), Params::default());
     }
 
     #[test]
@@ -133,6 +322,14 @@ mod tests {
         assert_eq!(encoding(&h), Ok(Encoding::Json));
         h.insert(header::CONTENT_TYPE, "application/x-www-form-urlencoded".parse().unwrap());
         assert_eq!(encoding(&h), Ok(Encoding::Form));
+        h.insert(header::CONTENT_TYPE, "text/plain;charset=UTF-8".parse().unwrap());
+        assert_eq!(encoding(&h), Ok(Encoding::Sniff));
+        h.insert(header::CONTENT_TYPE, "multipart/form-data; boundary=----abc".parse().unwrap());
+        assert_eq!(encoding(&h), Ok(Encoding::Multipart(Some("----abc".into()))));
+        h.insert(header::CONTENT_TYPE, "multipart/form-data".parse().unwrap());
+        assert_eq!(encoding(&h), Ok(Encoding::Multipart(None)));
+        h.insert(header::CONTENT_TYPE, "multipart/mixed; boundary=x".parse().unwrap());
+        assert_eq!(encoding(&h), Err(GlobalError::UnsupportedContentType));
         h.insert(header::CONTENT_TYPE, "text/xml".parse().unwrap());
         assert_eq!(encoding(&h), Err(GlobalError::UnsupportedContentType));
     }

@@ -70,10 +70,9 @@ async fn handle(
     let client_ip = auth::client_ip(peer.ip(), headers, &state.config.trusted_proxies);
     let project = auth::authenticate(state, headers, &params, client_ip).await?;
     // A key that cannot be used is refused, never ignored: ignoring it would let a retry do the work twice.
-    let idempotency_key = match headers.get(IDEMPOTENCY_KEY_HEADER).map(|v| v.to_str()) {
+    let idempotency_key = match headers.get(IDEMPOTENCY_KEY_HEADER) {
         None => None,
-        Some(Ok(k)) if !k.is_empty() && k.len() <= crate::idempotency::MAX_KEY_LEN => Some(k),
-        Some(_) => return Err(GlobalError::InvalidIdempotencyKey.into()),
+        Some(value) => Some(idempotency_key(value).ok_or(GlobalError::InvalidIdempotencyKey)?),
     };
     // Checked here, before the parse error is answered: a method's own parameter error would otherwise hide
     // that the market is off, and a caller fixing its parameters would only then learn that.
@@ -85,6 +84,18 @@ async fn handle(
     let span = tracing::debug_span!("api", method = %name, project = %project.id);
     let _guard = span.enter();
     call.respond(&ctx).await
+}
+
+/// The `Idempotency-Key` header as a key: 1 to 255 bytes of printable ASCII (space to `~`), as documented, or
+/// `None`. `HeaderValue::to_str` alone also passes a tab, which is not printable and which proxies and logs may
+/// turn into spaces, so the key stored would not be the one the client retries with.
+fn idempotency_key(value: &HeaderValue) -> Option<&str> {
+    let bytes = value.as_bytes();
+    let printable = bytes.iter().all(|b| (b' '..=b'~').contains(b));
+    if bytes.is_empty() || bytes.len() > crate::idempotency::MAX_KEY_LEN || !printable {
+        return None;
+    }
+    value.to_str().ok()
 }
 
 /// Whether `name` is one of the market methods the operator's switch turns off. Only known names: an unknown
@@ -103,7 +114,7 @@ async fn read_params(state: &AppState, headers: &HeaderMap, body: Body) -> Resul
     }
     let encoding = body::encoding(headers)?;
     let bytes = axum::body::to_bytes(body, limit).await.map_err(|_| GlobalError::RequestBodyTooLarge)?;
-    Ok(body::parse(encoding, &bytes)?)
+    Ok(body::parse_body(encoding, bytes).await?)
 }
 
 impl IntoResponse for Reply {
@@ -113,5 +124,21 @@ impl IntoResponse for Reply {
             resp.headers_mut().insert(REPLAYED_HEADER, HeaderValue::from_static("true"));
         }
         resp
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn idempotency_keys_are_printable_ascii() {
+        let key = |bytes: &[u8]| idempotency_key(&HeaderValue::from_bytes(bytes).unwrap()).map(str::to_owned);
+        assert_eq!(key(b"order-42"), Some("order-42".into()));
+        assert_eq!(key(b"a b~!"), Some("a b~!".into()));
+        assert_eq!(key(&[b'k'; 255]), Some("k".repeat(255)));
+        for bad in [&b"a\tb"[..], b"\t", b"", &[b'k'; 256], "caf\u{e9}".as_bytes()] {
+            assert_eq!(key(bad), None, "{bad:?}");
+        }
     }
 }

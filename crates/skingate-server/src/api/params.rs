@@ -40,11 +40,12 @@ impl Params {
         }
     }
 
-    /// An integer sent as a number or a numeric string.
+    /// An integer sent as a number or a numeric string. ASCII whitespace around the digits is tolerated, other
+    /// Unicode whitespace (a no-break space) is not: it is no more part of a number than a letter is.
     pub fn i64(&self, key: &str) -> Result<i64, ParamError> {
         match self.get(key).ok_or(ParamError::Missing)? {
             Value::Number(n) => n.as_i64().ok_or(ParamError::Invalid),
-            Value::String(s) => s.trim().parse().map_err(|_| ParamError::Invalid),
+            Value::String(s) => s.trim_ascii().parse().map_err(|_| ParamError::Invalid),
             _ => Err(ParamError::Invalid),
         }
     }
@@ -129,5 +130,23 @@ impl RangePage {
             return Err(INVALID_CURSOR);
         }
         Ok(Self { starting, ending, start_from })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn integers_tolerate_ascii_whitespace_only() {
+        let p = Params(
+            json!({"a": " 7\t", "b": "7\u{a0}", "c": "\u{a0}7", "d": "\u{2009}7", "e": 7}).as_object().unwrap().clone(),
+        );
+        assert_eq!(p.i64("a"), Ok(7));
+        assert_eq!(p.i64("e"), Ok(7));
+        for key in ["b", "c", "d"] {
+            assert_eq!(p.i64(key), Err(ParamError::Invalid), "{key}");
+        }
     }
 }

@@ -96,7 +96,7 @@ impl From<SteamError> for DepositError {
 
 /// Parses a SteamID64 as the API and the page receive it.
 pub fn parse_steam_id(text: &str) -> Result<SteamId, DepositError> {
-    text.trim().parse().map_err(|_| DepositError::InvalidSteamId)
+    text.trim_ascii().parse().map_err(|_| DepositError::InvalidSteamId)
 }
 
 /// Parses a trade token, or the token out of a full trade URL (which must then name the same account).

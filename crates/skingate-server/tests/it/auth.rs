@@ -22,6 +22,60 @@ async fn signature_mode_json_and_form() {
     assert_eq!(resp["status"], "success", "{resp}");
 }
 
+/// A multipart body as PHP's curl writes it when `CURLOPT_POSTFIELDS` is an array: one part per field.
+fn multipart(fields: &[(&str, Option<&str>, String)]) -> (String, String) {
+    let boundary = "------------------------d74496d66958873e";
+    let mut body = String::new();
+    for (name, file, value) in fields {
+        body.push_str(&format!("--{boundary}\r\nContent-Disposition: form-data; name=\"{name}\""));
+        if let Some(file) = file {
+            body.push_str(&format!("; filename=\"{file}\"\r\nContent-Type: text/plain"));
+        }
+        body.push_str(&format!("\r\n\r\n{value}\r\n"));
+    }
+    body.push_str(&format!("--{boundary}--\r\n"));
+    (format!("multipart/form-data; boundary={boundary}"), body)
+}
+
+/// `multipart/form-data` (PHP curl with an array) and `text/plain` (`fetch` with a string body) bodies are
+/// read as the vendor's `$_POST` and sniffing read them, signature included.
+#[tokio::test]
+async fn multipart_and_text_plain_bodies() {
+    let app = spawn_with(|c| c.with("body_limit_bytes", 4096).unwrap()).await;
+    let send = |content_type: String, body: String| {
+        let req = app.http.post(app.api_url()).header("content-type", content_type).body(body);
+        async move { req.send().await.unwrap().json::<Value>().await.unwrap() }
+    };
+    let signed = app.signed(json!({"method": "balance_history", "starting": 1, "ending": "2", "note": "a & b=c"}));
+    let text = |v: &Value| v.as_str().map_or_else(|| v.to_string(), str::to_owned);
+    let mut fields: Vec<(&str, Option<&str>, String)> =
+        signed.iter().map(|(k, v)| (k.as_str(), None, text(v))).collect();
+    // Nested fields are unsigned and read with PHP nesting, sparse indices included.
+    fields.push(("custom_ids[3]", None, "x".into()));
+    let (ct, body) = multipart(&fields);
+    let resp = send(ct, body).await;
+    assert_eq!((resp["status"].as_str(), resp["total_count"].as_i64()), (Some("success"), Some(0)), "{resp}");
+    // A file part is refused, not dropped.
+    let mut with_file = fields.clone();
+    with_file.push(("receipt", Some("r.txt"), "hello".into()));
+    let (ct, body) = multipart(&with_file);
+    assert_error(&send(ct, body).await, -10, "invalid_request_body");
+    // The size limit holds for multipart as for any body.
+    let mut big = fields.clone();
+    big.push(("pad", None, "x".repeat(5000)));
+    let (ct, body) = multipart(&big);
+    assert_error(&send(ct, body).await, -11, "request_body_too_large");
+    assert_error(&send("multipart/form-data".into(), "x".into()).await, -10, "invalid_request_body");
+
+    // text/plain carrying JSON (fetch's default for a string body) or a form.
+    let json_body = serde_json::to_string(&app.signed(json!({"method": "balance"}))).unwrap();
+    assert_eq!(send("text/plain;charset=UTF-8".into(), json_body).await["status"], "success");
+    let form_body = url::form_urlencoded::Serializer::new(String::new())
+        .extend_pairs(app.signed(json!({"method": "balance", "x": "1 2"})).iter().map(|(k, v)| (k.clone(), text(v))))
+        .finish();
+    assert_eq!(send("text/plain".into(), form_body).await["status"], "success");
+}
+
 /// A whole float (`10.0`, as PHP's json_encode writes it) is signed as both languages print it, `10`; the SDK
 /// signs and sends it the same way in JSON and in form bodies.
 #[tokio::test]
@@ -40,6 +94,38 @@ async fn whole_floats_verify_in_json_and_form_bodies() {
         let params = json!({"x": 10.0, "y": 2.5}).as_object().cloned().unwrap();
         let answer = sdk.call("balance", params).await;
         assert!(answer.is_ok(), "{encoding:?}: {answer:?}");
+    }
+}
+
+/// A PHP client posting JSON (Laravel `Http::post`): the body carries `json_encode`'s digits of a computed
+/// float, the signature PHP's `"$k:$v"` with `precision = 14`, as the vendor re-renders it.
+#[tokio::test]
+async fn php_clients_sign_json_floats_with_fourteen_digits() {
+    let app = spawn().await;
+    let secret = &app.project.client_secret;
+    for (sent, signed_as) in [(0.1 + 0.2, "0.3"), (3.0 * 1.1, "3.3"), (19.99 * 1.15, "22.9885"), (0.00001, "1.0E-5")] {
+        let mut map = json!({"method": "balance", "shopid": app.client_id(), "x": sent}).as_object().cloned().unwrap();
+        let mut as_php = map.clone();
+        as_php.insert("x".into(), json!(signed_as));
+        map.insert("sign".into(), json!(api_sign(secret, &as_php, Canonicalization::Php)));
+        let body = serde_json::to_string(&map).unwrap();
+        assert!(!body.contains(&format!(":{signed_as},")), "the body carries all the digits: {body}");
+        let resp: Value = app
+            .http
+            .post(app.api_url())
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(resp["status"], "success", "{sent:?} signed as {signed_as}: {resp}");
+        // A value that differs within the 14 digits is still refused.
+        let mut other = map.clone();
+        other.insert("x".into(), json!(sent + 1e-9));
+        assert_error(&app.post_raw(&other).await, -3, "invalid_signature");
     }
 }
 

@@ -33,7 +33,7 @@ async fn malformed_bodies_and_content_types() {
     assert_error(&raw(&app, Some("application/json"), b"\"text\"".to_vec()).await, -10, "invalid_request_body");
     assert_error(&raw(&app, Some("text/xml"), b"<a/>".to_vec()).await, -12, "unsupported_content_type");
     assert_error(
-        &raw(&app, Some("multipart/form-data; boundary=x"), b"--x--".to_vec()).await,
+        &raw(&app, Some("multipart/mixed; boundary=x"), b"--x--".to_vec()).await,
         -12,
         "unsupported_content_type",
     );
@@ -85,6 +85,37 @@ async fn bad_parameters_get_method_errors() {
     assert_error(&body, 2, "invalid_starting_or_ending");
     let body = app.post_json(json!({"method": "balance_history", "starting": 1, "ending": 2, "start_from": [1]})).await;
     assert_error(&body, 3, "invalid_start_from");
+}
+
+/// Only ASCII whitespace is tolerated around a number: a no-break space (`%C2%A0`) makes it malformed, in a
+/// form or JSON body and in the client id.
+#[tokio::test]
+async fn unicode_whitespace_around_numbers_is_refused() {
+    let app = spawn().await;
+    let buy = |max_price: &str| json!({"method": "market_buy", "id": "1", "partner": "1", "token": "AbCdEfGh", "max_price": max_price});
+    assert_error(&app.post_form(buy("120\u{a0}"), "").await, 8, "invalid_max_price");
+    assert_error(&app.post_json(buy("\u{2003}120")).await, 8, "invalid_max_price");
+    // ASCII padding is still read (the buy then goes on, and fails on the empty balance).
+    assert_error(&app.post_form(buy(" 120\t"), "").await, 4, "insufficient_funds");
+    let create = json!({"method": "create", "order_id": "nbsp-1", "currency": "usd", "min_amount": "10\u{a0}"});
+    assert_error(&app.post_json(create).await, 6, "invalid_min_or_max_amount");
+    let mut signed = app.signed(json!({"method": "balance"}));
+    signed.insert("shopid".into(), json!(format!(" {}\u{a0}", app.client_id())));
+    assert_error(&app.post_raw(&signed).await, -2, "invalid_shopid");
+    let nbsp = reqwest::header::HeaderValue::from_bytes(format!("{}\u{a0}", app.client_id()).as_bytes()).unwrap();
+    let resp: Value = app
+        .http
+        .post(app.api_url())
+        .header("x-client-id", nbsp)
+        .header("x-client-secret", &app.project.client_secret)
+        .json(&json!({"method": "balance"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_error(&resp, -2, "invalid_shopid");
 }
 
 #[tokio::test]

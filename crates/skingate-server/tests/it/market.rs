@@ -128,7 +128,8 @@ async fn pricelist_search_and_buy_agree() {
     assert!(ext["items"][0]["bot_steamid"].as_str().unwrap().starts_with("7656119"));
     let bool_full = sdk.call("market_pricelist", json!({"full": true}).as_object().unwrap().clone()).await.unwrap();
     assert_eq!(bool_full["items"].as_array().unwrap().len(), cs2.len());
-    assert!(sdk.market_pricelist(Some("tf2")).await.unwrap().items.is_empty());
+    let unknown = sdk.market_pricelist(Some("tf2")).await.unwrap_err();
+    assert_eq!((unknown.code(), unknown.message()), (Some(10), Some("invalid_game")));
 
     // Search shows the same price; buying at exactly that price works and charges it.
     let unit = &cs2[0];
@@ -419,6 +420,15 @@ async fn bad_inputs_and_the_switch() {
         code(raw(&sdk, "market_buy", who(json!({"name": "No Such Item", "game": "rust"}))).await),
         c(5, "skin_unavailable")
     );
+    // A present game must be a known code: never read as CS2 nor as "no such game" (a missing one is CS2).
+    for bad in [json!([1]), json!({}), json!("tf2")] {
+        let by_name = who(json!({"name": "Big Grin", "game": bad}));
+        assert_eq!(code(raw(&sdk, "market_buy", by_name).await), c(10, "invalid_game"), "{bad}");
+        let search = json!({"name": "Big Grin", "game": bad});
+        assert_eq!(code(raw(&sdk, "market_search", search).await), c(10, "invalid_game"), "{bad}");
+        assert_eq!(code(raw(&sdk, "market_pricelist", json!({"game": bad})).await), c(10, "invalid_game"), "{bad}");
+    }
+    assert!(raw(&sdk, "market_search", json!({"name": "Big Grin", "game": "csgo"})).await.is_ok());
     assert_eq!(
         code(raw(&sdk, "market_buy", who(json!({"id": ids[0], "max_price": "1.00"}))).await),
         c(6, "skins_not_found_at_specified_price")
@@ -501,6 +511,29 @@ async fn batch_buy_items_stand_alone() {
     let again = sdk.market_batch_buy(&partner, &token, &items[..1]).await.unwrap();
     assert_eq!(again.purchased, r.purchased);
     assert_eq!(available(&sdk).await, usd("99.21"));
+}
+
+/// PHP form bodies whose list indices are not 0, 1, … (after `unset()`, or chosen by hand) are the lists PHP
+/// would iterate, in index order, as the same lists sent as JSON objects are.
+#[tokio::test]
+async fn php_forms_with_sparse_indices() {
+    let (app, _clock) = market_app(0).await;
+    let ids = add_units(&app, Game::Rust, "Frontier Hoodie", 3).await;
+    app.adjust(true, 100_000, "topup").await;
+    let (partner, token) = user(&app, 6101);
+    let who = json!({"method": "market_batch_buy", "partner": partner, "token": token});
+    let nested =
+        format!("items%5B0%5D%5Bid%5D={}&items%5B2%5D%5Bid%5D={}&items%5B2%5D%5Bcustom_id%5D=s-2", ids[0], ids[1]);
+    let r = app.post_form(who.clone(), &nested).await;
+    let bought: Vec<&str> =
+        r["purchased"].as_array().unwrap().iter().map(|p| p["item"]["id"].as_str().unwrap()).collect();
+    assert_eq!(bought, [ids[0].to_string(), ids[1].to_string()], "{r}");
+    let r = app.post_form(who, &format!("items[1][id]={}", ids[2])).await;
+    assert_eq!(r["purchased"][0]["item"]["id"], ids[2].to_string(), "{r}");
+    // custom_ids[5]=x alone is the list ["s-2"].
+    let r = app.post_form(json!({"method": "market_getinfo"}), "custom_ids[5]=s-2").await;
+    let items = r["items"].as_array().unwrap_or_else(|| panic!("{r}"));
+    assert_eq!((items.len(), items[0]["custom_id"].as_str()), (1, Some("s-2")), "{r}");
 }
 
 #[tokio::test]
@@ -857,6 +890,11 @@ async fn an_idempotency_key_header_makes_buys_without_custom_id_happen_once() {
     let too_long = "k".repeat(256);
     let bad = sdk.call_raw("market_buy", params(&buy), Some(&too_long)).await.unwrap();
     assert_eq!(bad.body["error_code"], -13, "{}", bad.body);
+    // Printable ASCII only: HTTP lets a tab through in a header value, the documented key does not.
+    let before = available(&sdk).await;
+    let tabbed = sdk.call_raw("market_buy", params(&buy), Some("order\t44")).await.unwrap();
+    assert_eq!(tabbed.body["error_message"], "invalid_idempotency_key", "{}", tabbed.body);
+    assert_eq!(available(&sdk).await, before, "a refused key buys nothing");
 }
 
 /// A price list whose first page cannot be read answers the error envelope, not a cut-off success.

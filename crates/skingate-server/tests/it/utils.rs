@@ -145,6 +145,30 @@ impl TestApp {
         resp.json().await.unwrap()
     }
 
+    /// POSTs a signed form body as PHP's `http_build_query` writes it: the scalars of `params`, signed, then
+    /// `nested` as written (bracketed keys, which the signature skips).
+    pub async fn post_form(&self, params: Value, nested: &str) -> Value {
+        let signed = self.signed(params);
+        let mut form = url::form_urlencoded::Serializer::new(String::new());
+        for (k, v) in &signed {
+            form.append_pair(k, v.as_str().map_or_else(|| v.to_string(), str::to_owned).as_str());
+        }
+        let mut body = form.finish();
+        if !nested.is_empty() {
+            body = format!("{body}&{nested}");
+        }
+        let resp = self
+            .http
+            .post(self.api_url())
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 200);
+        resp.json().await.unwrap()
+    }
+
     /// Credits the project through the ledger, as an operator adjustment would.
     pub async fn credit(&self, id: &str, minor: i64, at: i64) {
         let mut tx = self.running.state.store.begin().await.unwrap();

@@ -47,8 +47,14 @@ const INVALID_MULTIPLIER: ApiError = ApiError::method(11, "invalid_custom_multip
 
 /// An optional text parameter; a non-scalar is `bad`.
 fn opt_text(params: &Params, key: &str, bad: ApiError) -> Result<Option<String>, ApiError> {
+    Ok(opt_number_text(params, key, bad)?.map(|v| v.trim().to_owned()))
+}
+
+/// [`opt_text`] untrimmed, for numbers: their parsers tolerate ASCII whitespace only, and `str::trim` would
+/// strip a no-break space first (`"10\u{a0}"` would be read as 10).
+fn opt_number_text(params: &Params, key: &str, bad: ApiError) -> Result<Option<String>, ApiError> {
     match params.text(key) {
-        Ok(v) => Ok(Some(v.trim().to_owned())),
+        Ok(v) => Ok(Some(v)),
         Err(ParamError::Missing) => Ok(None),
         Err(ParamError::Invalid) => Err(bad),
     }
@@ -88,7 +94,7 @@ impl Create {
         if !deposits::valid_order_id(&order_id) {
             return Err(INVALID_ORDER_ID);
         }
-        let steam_id = opt_text(params, "steam_id", INVALID_STEAM_ID)?;
+        let steam_id = opt_number_text(params, "steam_id", INVALID_STEAM_ID)?;
         let mut user = steam_id.as_deref().map(deposits::parse_steam_id).transpose().map_err(|_| INVALID_STEAM_ID)?;
         let mut trade_token = opt_text(params, "trade_token", INVALID_TRADE_TOKEN)?;
         if let Some(token) = &trade_token {
@@ -98,7 +104,7 @@ impl Create {
             trade_token = Some(token);
         }
         let amount = |key| -> Result<Option<Decimal>, ApiError> {
-            match opt_text(params, key, INVALID_AMOUNT)? {
+            match opt_number_text(params, key, INVALID_AMOUNT)? {
                 None => Ok(None),
                 Some(t) => match t.parse::<Decimal>() {
                     Ok(d) if d.mantissa() > 0 => Ok(Some(d)),

@@ -98,7 +98,7 @@ impl CreateFromUserInventory {
             .ok_or(INVALID_ASSET_IDS)?
             .into_iter()
             .map(|v| match v {
-                Value::String(s) if s.trim().parse::<u64>().is_ok() => Ok(s.trim().to_owned()),
+                Value::String(s) if s.trim_ascii().parse::<u64>().is_ok() => Ok(s.trim_ascii().to_owned()),
                 Value::Number(n) if n.is_u64() => Ok(n.to_string()),
                 _ => Err(INVALID_ASSET_IDS),
             })

@@ -13,8 +13,9 @@
 //!
 //! Errors: `-6 market_disabled`, `1 missing_name_and_id`, `2 name_min_length_3`, `3 missing_partner_or_token`,
 //! `4 insufficient_funds`, `5 skin_unavailable`, `6 skins_not_found_at_specified_price`,
-//! `7 custom_id_already_exists`; skingate adds `8 invalid_max_price` and `9 invalid_custom_id` (longer than
-//! 255 bytes). A refused buy changes nothing.
+//! `7 custom_id_already_exists`; skingate adds `8 invalid_max_price`, `9 invalid_custom_id` (longer than
+//! 255 bytes) and `10 invalid_game` (buying by name with a `game` that is present but not a known code; a
+//! missing one is `cs2`; with `id`, `game` is not read). A refused buy changes nothing.
 
 use std::str::FromStr;
 use std::sync::Arc;
@@ -50,7 +51,8 @@ pub struct MarketBuy {
 pub(crate) fn recipient(params: &Params) -> Result<(SteamId, String), ApiError> {
     let partner = params.text("partner").map_err(|_| MISSING_PARTNER)?;
     let token = params.text("token").map_err(|_| MISSING_PARTNER)?;
-    let raw: u64 = partner.trim().parse().map_err(|_| MISSING_PARTNER)?;
+    // ASCII whitespace only, as for every number (`Params::i64`).
+    let raw: u64 = partner.trim_ascii().parse().map_err(|_| MISSING_PARTNER)?;
     let id = if raw <= u64::from(u32::MAX) { SteamId::from_account_id(raw) } else { SteamId::from_str(&partner) };
     // A token of the wrong shape is accepted: like a stale one, the trade then fails as invalid_trade_token.
     Ok((id.map_err(|_| MISSING_PARTNER)?, token.trim().to_owned()))
@@ -64,7 +66,8 @@ pub(crate) fn max_price(params: &Params, key: &str) -> Result<Option<Money>, Api
         Err(ParamError::Missing) => return Ok(None),
         Err(ParamError::Invalid) => return Err(INVALID_MAX_PRICE),
     };
-    let d = Decimal::from_str(text.trim()).map_err(|_| INVALID_MAX_PRICE)?;
+    // `Decimal` tolerates ASCII whitespace only: `120\u{a0}` is refused, not read as 120.
+    let d = Decimal::from_str(&text).map_err(|_| INVALID_MAX_PRICE)?;
     let m = Money::from_wire(&d).map_err(|_| INVALID_MAX_PRICE)?;
     if m.minor() < 0 { Err(INVALID_MAX_PRICE) } else { Ok(Some(m)) }
 }
@@ -81,7 +84,7 @@ pub(crate) fn custom_id(params: &Params, key: &str) -> Result<Option<String>, Ap
 }
 
 impl MarketBuy {
-    /// Reads and checks the parameters (codes 1, 2, 3, 8, 9).
+    /// Reads and checks the parameters (codes 1, 2, 10, 3, 8, 9, in that order).
     pub fn parse(params: &Params) -> Result<Self, ApiError> {
         let id = params.i64("id");
         let name = params.text("name");
@@ -92,10 +95,7 @@ impl MarketBuy {
                 if name.trim().chars().count() < 3 {
                     return Err(NAME_TOO_SHORT);
                 }
-                match game_param(params) {
-                    Some(game) => Ok(Pick::Name { game, name: name.trim().to_owned() }),
-                    None => Err(Refusal::Unavailable),
-                }
+                Ok(Pick::Name { game: game_param(params)?, name: name.trim().to_owned() })
             }
             (Err(ParamError::Missing), Err(_)) => return Err(MISSING_NAME_AND_ID),
         };
@@ -129,6 +129,7 @@ impl MarketBuy {
 mod tests {
     use super::*;
     use serde_json::{Value, json};
+    use skingate_steam::catalogue::Game;
 
     fn parse(v: Value) -> Result<MarketBuy, ApiError> {
         MarketBuy::parse(&Params(v.as_object().unwrap().clone()))
@@ -143,6 +144,16 @@ mod tests {
         assert_eq!(code(parse(json!({"id": 5, "partner": "1"}))), 3);
         assert_eq!(code(parse(json!({"id": 5, "partner": "x", "token": "AbCdEfGh"}))), 3);
         assert_eq!(code(parse(json!({"id": 5, "partner": "1", "token": "AbCdEfGh", "max_price": "1.2345"}))), 8);
+        // Only ASCII whitespace is tolerated around a number: a no-break space makes it malformed.
+        assert_eq!(code(parse(json!({"id": 5, "partner": "1", "token": "AbCdEfGh", "max_price": "120\u{a0}"}))), 8);
+        assert_eq!(code(parse(json!({"id": 5, "partner": "1\u{a0}", "token": "AbCdEfGh"}))), 3);
+        assert_eq!(
+            parse(json!({"id": " 7\u{a0}", "partner": 1, "token": "AbCdEfGh"})).unwrap().request,
+            Err(Refusal::Unavailable)
+        );
+        let padded = parse(json!({"id": " 7 ", "partner": " 1\t", "token": "AbCdEfGh", "max_price": " 120\n"}));
+        let padded = padded.unwrap().request.unwrap();
+        assert_eq!((padded.pick, padded.max_price), (Pick::Id(7), Some(Money::from_minor(120_000))));
         assert_eq!(code(parse(json!({"id": 5, "partner": "1", "token": "t", "custom_id": "x".repeat(256)}))), 9);
         // Not a number or text: refused, never read as "no cap" or "no key".
         assert_eq!(code(parse(json!({"id": 5, "partner": "1", "token": "AbCdEfGh", "max_price": [0.5]}))), 8);
@@ -165,7 +176,23 @@ mod tests {
         .request
         .unwrap();
         assert_eq!(by_name.partner.account_id(), 12);
-        assert!(matches!(by_name.pick, Pick::Name { .. }));
+        assert!(matches!(by_name.pick, Pick::Name { game: Game::Rust, .. }));
+        // By name, a missing game is CS2 and `csgo` an alias; a present one must be a known code.
+        let name = |game: Value| {
+            let mut p = json!({"name": "Big Grin", "partner": 1, "token": "AbCdEfGh"});
+            if !game.is_null() {
+                p["game"] = game;
+            }
+            parse(p)
+        };
+        for game in [Value::Null, json!("csgo"), json!("CS2")] {
+            assert!(matches!(name(game).unwrap().request.unwrap().pick, Pick::Name { game: Game::Cs2, .. }));
+        }
+        for bad in [json!("tf2"), json!([1]), json!({}), json!(730)] {
+            assert_eq!(code(name(bad.clone())), 10, "{bad}");
+        }
+        // With an id, game is not read.
+        assert!(parse(json!({"id": 5, "game": [1], "partner": 1, "token": "AbCdEfGh"})).unwrap().request.is_ok());
         assert_eq!(
             parse(json!({"id": "x", "partner": 1, "token": "AbCdEfGh"})).unwrap().request,
             Err(Refusal::Unavailable)

@@ -42,7 +42,7 @@ impl MarketGetinfo {
             Err(ParamError::Invalid) => return Err(NOT_FOUND),
             Err(ParamError::Missing) => match (params.strings("buy_ids"), params.strings("custom_ids")) {
                 (Some(ids), _) if !ids.is_empty() => {
-                    Query::Ids(ids.iter().filter_map(|s| s.trim().parse().ok()).collect())
+                    Query::Ids(ids.iter().filter_map(|s| s.trim_ascii().parse().ok()).collect())
                 }
                 (_, Some(ids)) if !ids.is_empty() => Query::CustomIds(ids),
                 _ => return Err(MISSING),

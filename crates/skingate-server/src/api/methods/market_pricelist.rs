@@ -1,22 +1,24 @@
 //! `market_pricelist`: what the market sells (spec §5.2), streamed.
 //!
 //! # Format
-//! Request: `game` (`cs2`, `dota2`, `rust`; `csgo` is `cs2`; missing = `cs2`, spec §11.4), `full` (0/1 or a JSON
-//! bool), `extended` (0/1; accepted without `full` and then implies it, spec §11.5).
+//! Request: `game` (`cs2`, `dota2`, `rust`; `csgo` is `cs2`; missing = `cs2`, spec §11.4; anything else is
+//! `10 invalid_game`), `full` (0/1 or a JSON bool), `extended` (0/1; accepted without `full` and then implies
+//! it, spec §11.5).
 //! Response: `{"status":"success","last_update":<unix>,"items":[…]}` with items
 //! - grouped (default): `{name, price, classid, count}`, one row per name and price;
 //! - `full=1`: `{id, name, price, classid}`, one row per unit (buy it with `market_buy id=…`);
 //! - `extended=1`: the full rows plus `game`, `instanceid`, `assetid`, `bot_steamid`, `reference_price`.
 //!
 //! Prices are USD strings, the same pricing `market_buy` charges. The body is streamed from the database
-//! (see [`crate::market::pricelist`]), so memory does not grow with the list. An unknown game lists nothing.
-//! Errors: `-6 market_disabled`.
+//! (see [`crate::market::pricelist`]), so memory does not grow with the list.
+//! Errors: `-6 market_disabled`, `10 invalid_game`.
 
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use serde_json::Value;
 use skingate_steam::catalogue::Game;
 
+use super::user_inventory::parse_game;
 use super::{Ctx, Reply};
 use crate::api::params::Params;
 use crate::error::ApiError;
@@ -25,17 +27,21 @@ use crate::market::pricelist::{ListSpec, body};
 /// A `market_pricelist` call.
 #[derive(Debug)]
 pub struct MarketPricelist {
-    game: Option<Game>,
+    game: Game,
     full: bool,
     extended: bool,
 }
 
-/// The `game` parameter: missing is CS2, `csgo` is CS2, unknown is `None`.
-pub(crate) fn game_param(params: &Params) -> Option<Game> {
-    match params.text("game") {
-        Ok(code) => Game::parse(code.trim()),
-        Err(_) => Some(Game::Cs2),
-    }
+/// `10 invalid_game`: the spec gives the market methods no error for a bad `game` (§5), so this is the
+/// deposit methods' `invalid_game` under `create`'s number, one code for every market method that reads it.
+pub(crate) const INVALID_GAME: ApiError = ApiError::method(10, "invalid_game");
+
+/// The `game` parameter of the market methods, read as the deposit methods read it: missing (or `null`, or
+/// empty) is CS2 and `csgo` is CS2 (spec §11.4); an unknown code or a value that is not text (`[1]`, `{}`) is
+/// `10 invalid_game`. It once meant CS2 when malformed and "no such game" when unknown, so a buy or a list
+/// could silently be about another game than the caller meant.
+pub(crate) fn game_param(params: &Params) -> Result<Game, ApiError> {
+    parse_game(params, INVALID_GAME)
 }
 
 /// A 0/1 flag sent as a number, a string or a JSON bool.
@@ -52,14 +58,13 @@ impl MarketPricelist {
     /// Reads `game`, `full` and `extended`.
     pub fn parse(params: &Params) -> Result<Self, ApiError> {
         let extended = flag(params, "extended");
-        Ok(Self { game: game_param(params), full: flag(params, "full") || extended, extended })
+        Ok(Self { game: game_param(params)?, full: flag(params, "full") || extended, extended })
     }
 
     /// Streams the list.
     pub async fn respond(self, ctx: &Ctx<'_>) -> Result<Response, ApiError> {
         let spec = ListSpec {
-            // No game matches the empty code: an unknown game lists nothing.
-            game: self.game.map_or_else(String::new, |g| g.code().to_owned()),
+            game: self.game.code().to_owned(),
             full: self.full,
             extended: self.extended,
             pricing: crate::market::pricing(ctx.state),
@@ -82,18 +87,31 @@ mod tests {
     use super::*;
     use serde_json::json;
 
+    fn try_parse(v: Value) -> Result<MarketPricelist, ApiError> {
+        MarketPricelist::parse(&Params(v.as_object().unwrap().clone()))
+    }
+
     fn parse(v: Value) -> MarketPricelist {
-        MarketPricelist::parse(&Params(v.as_object().unwrap().clone())).unwrap()
+        try_parse(v).unwrap()
     }
 
     #[test]
     fn parameters() {
         let p = parse(json!({}));
-        assert_eq!((p.game, p.full, p.extended), (Some(Game::Cs2), false, false));
+        assert_eq!((p.game, p.full, p.extended), (Game::Cs2, false, false));
         let p = parse(json!({"game": "csgo", "full": true}));
-        assert_eq!((p.game, p.full, p.extended), (Some(Game::Cs2), true, false));
+        assert_eq!((p.game, p.full, p.extended), (Game::Cs2, true, false));
         let p = parse(json!({"game": "rust", "extended": "1"}));
-        assert_eq!((p.game, p.full, p.extended), (Some(Game::Rust), true, true));
-        assert_eq!(parse(json!({"game": "tf2", "full": 0})).game, None);
+        assert_eq!((p.game, p.full, p.extended), (Game::Rust, true, true));
+        assert_eq!(parse(json!({"game": null})).game, Game::Cs2);
+        assert_eq!(parse(json!({"game": ""})).game, Game::Cs2);
+    }
+
+    #[test]
+    fn a_present_game_must_be_a_known_code() {
+        for bad in [json!("tf2"), json!([1]), json!({}), json!({"0": "cs2"}), json!(true), json!(730)] {
+            let err = try_parse(json!({"game": bad})).unwrap_err();
+            assert_eq!((err.body().error_code, err.body().error_message), (10, "invalid_game".into()), "{bad}");
+        }
     }
 }

@@ -3,7 +3,8 @@
 //! # Format
 //! Request: `game` (as `market_pricelist`), `name` (string) or `names` (array of strings).
 //! Response: `items[]` of `{id, name, price, classid}`, one per unit, cheapest first per name (at most 1000).
-//! Errors: `-6 market_disabled`, `1 name_or_names_required`, `2 name_min_length_3`.
+//! Errors: `-6 market_disabled`, `1 name_or_names_required`, `2 name_min_length_3`, `10 invalid_game`
+//! (a `game` that is present but not a known code, as in `market_pricelist`).
 
 use skingate_steam::catalogue::Game;
 use skingate_types::market::SearchResponse;
@@ -23,7 +24,7 @@ const MAX_NAMES: usize = 100;
 /// A `market_search` call.
 #[derive(Debug)]
 pub struct MarketSearch {
-    game: Option<Game>,
+    game: Game,
     names: Vec<String>,
 }
 
@@ -39,13 +40,12 @@ impl MarketSearch {
             return Err(NAME_TOO_SHORT);
         }
         names.truncate(MAX_NAMES);
-        Ok(Self { game: game_param(params), names: names.into_iter().map(|n| n.trim().to_owned()).collect() })
+        Ok(Self { game: game_param(params)?, names: names.into_iter().map(|n| n.trim().to_owned()).collect() })
     }
 
     /// Looks the names up.
     pub async fn apply(self, ctx: &Ctx<'_>) -> Result<Reply, ApiError> {
-        let Some(game) = self.game else { return Reply::success(&SearchResponse { items: Vec::new() }) };
-        let units = ctx.state.store.search_units(game.code(), &self.names, LIMIT).await?;
+        let units = ctx.state.store.search_units(self.game.code(), &self.names, LIMIT).await?;
         let pricing = crate::market::pricing(ctx.state);
         let items = units.iter().map(|u| crate::market::unit_item(u, pricing)).collect::<Result<_, _>>()?;
         Reply::success(&SearchResponse { items })
@@ -69,6 +69,12 @@ mod tests {
         assert_eq!(code(parse(json!({"name": "AK"}))), 2);
         assert_eq!(code(parse(json!({"names": ["AK-47 | Redline (Field-Tested)", "x"]}))), 2);
         assert_eq!(parse(json!({"names": {"0": "Tempered AK47"}, "game": "rust"})).unwrap().names, ["Tempered AK47"]);
-        assert_eq!(parse(json!({"name": "Big Grin"})).unwrap().game, Some(Game::Cs2));
+        assert_eq!(parse(json!({"name": "Big Grin"})).unwrap().game, Game::Cs2);
+        assert_eq!(parse(json!({"name": "Big Grin", "game": "csgo"})).unwrap().game, Game::Cs2);
+        for bad in [json!("tf2"), json!([1]), json!({})] {
+            assert_eq!(code(parse(json!({"name": "Big Grin", "game": bad}))), 10);
+        }
+        // The name errors come first, as in `market_buy`.
+        assert_eq!(code(parse(json!({"name": "Bi", "game": [1]}))), 2);
     }
 }

@@ -39,7 +39,8 @@ const INVALID_CUSTOM_CURRENCY: ApiError = ApiError::method(6, "invalid_custom_cu
 const NOT_TRADABLE: ApiError = ApiError::method(7, "user_not_tradable");
 const STEAM_UNAVAILABLE: ApiError = ApiError::method(8, "steam_unavailable");
 
-/// `game`, defaulting to CS2 as legacy clients expect; shared with `create_from_user_inventory`.
+/// `game`, defaulting to CS2 as legacy clients expect; shared with `create_from_user_inventory` and the market
+/// methods (`market_pricelist::game_param`), so every method reads it alike.
 pub fn parse_game(params: &Params, bad: ApiError) -> Result<Game, ApiError> {
     match params.text("game") {
         Err(ParamError::Missing) => Ok(Game::Cs2),
@@ -54,7 +55,7 @@ fn custom_currency(label: &str, rate: &str) -> Option<Currency> {
     if label.is_empty() || label.chars().count() > 4 || !label.chars().all(char::is_alphanumeric) {
         return None;
     }
-    let rate: Decimal = rate.trim().parse().ok()?;
+    let rate: Decimal = rate.parse().ok()?;
     let rate_micro = i64::try_from(rate.to_scale_exact(RATE_SCALE)?).ok().filter(|r| *r >= 100_000)?;
     Some(Currency { code: label.to_lowercase(), name: label.to_owned(), scale: 2, rate_micro })
 }
