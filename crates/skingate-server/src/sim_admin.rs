@@ -68,8 +68,9 @@ pub async fn admin_token(store: &dyn skingate_store::Store) -> Result<String, sk
 
 /// Loads the saved simulator state: the snapshot (profiles, tokens, the offer id sequence) and every saved
 /// offer record. A snapshot that does not parse is logged and ignored: the world then starts from its seed
-/// with the saved offers, as on a first start. Either way the simulator then skips every offer id the gateway
-/// has recorded (see [`skip_recorded_ids`]).
+/// with the saved offers, as on a first start. A saved offer record that does not parse refuses the start
+/// (`StoreError::Corrupt`). Offers only an old snapshot held are saved as records at once. Either way the
+/// simulator then skips every offer id the gateway has recorded (see [`skip_recorded_ids`]).
 pub async fn restore(state: &AppState) -> Result<(), skingate_store::StoreError> {
     let Some(sim) = &state.sim else { return Ok(()) };
     let snapshot = state.store.meta(SIM_STATE_KEY).await?;
@@ -83,9 +84,17 @@ pub async fn restore(state: &AppState) -> Result<(), skingate_store::StoreError>
     };
     match restored {
         Ok(0) => {}
-        Ok(skipped) => tracing::error!(skipped, "saved simulator offers that do not parse were skipped"),
+        // A lost record could be a credited trade: its items would go back to the payer, who could deposit
+        // them again. Better not to start than to run on a Steam that forgot trades.
+        Ok(skipped) => {
+            return Err(skingate_store::StoreError::Corrupt(format!(
+                "{skipped} saved simulator offer(s) in sim_offers do not parse"
+            )));
+        }
         Err(e) => tracing::error!(error = %e, "saved simulator state does not parse"),
     }
+    // Offers an old snapshot held get their records now, before anything can drop them.
+    state.steam_sync().await?;
     skip_recorded_ids(state).await
 }
 
@@ -195,6 +204,12 @@ async fn act(State(state): State<AppState>, headers: HeaderMap, Path((id, action
         "reverse_supplier" => sim.reverse_by(id, Party::Bot).map_err(irreversible),
         _ => return (StatusCode::NOT_FOUND, Json(json!({"error": "unknown action"}))).into_response(),
     };
+    // Saved before answering: an operator's action survives a crash like anything else Steam did.
+    if result.is_ok()
+        && let Err(e) = state.steam_sync().await
+    {
+        return internal(&e);
+    }
     match result {
         Ok(()) => Json(json!({"ok": true, "offer": id.to_string(), "action": action})).into_response(),
         // Only an active offer can be accepted or declined: one that exists says where it stands instead.

@@ -205,6 +205,8 @@ pub trait Steam: Send + Sync + std::fmt::Debug {
     async fn sent_offers(&self, partner: SteamId, since: i64) -> Result<Vec<OfferId>, SteamError>;
 }
 
+/// A simulated offer, saved as JSON (see [`Simulator::take_changed_offers`]): a field added later needs
+/// `#[serde(default)]`, or saved records stop parsing and the gateway refuses to start.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct SimOffer {
     id: OfferId,
@@ -426,11 +428,15 @@ impl Simulator {
             Some(json) => serde_json::from_str(json)?,
             None => World { next_id: self.world().next_id, ..World::default() },
         };
+        // Offers only an old snapshot holds have no record yet: they are saved as changed, or the next
+        // snapshot (which holds no offers) would drop them.
+        restored.changed = restored.offers.keys().copied().collect();
         let mut skipped = 0;
         for json in offers {
             match serde_json::from_str::<SimOffer>(json) {
                 Ok(offer) => {
                     restored.next_id = restored.next_id.max(offer.id);
+                    restored.changed.remove(&offer.id);
                     restored.offers.insert(offer.id, offer);
                 }
                 Err(_) => skipped += 1,

@@ -524,10 +524,16 @@ pub fn offer_target(sel: &Selection) -> OfferTarget {
 
 /// Cancels an offer no deposit records; false if Steam refused (accepted already, or unreachable).
 async fn cancel_quietly(state: &AppState, offer: u64) -> bool {
-    match state.steam.cancel_offer(offer).await {
+    if let Err(e) = state.steam.cancel_offer(offer).await {
+        tracing::error!(offer, error = %e, "cancelling an offer no deposit records failed");
+        return false;
+    }
+    // The caller then lets the deposit go: the cancellation must be durable at Steam first, or a crash
+    // would bring the offer back to life with nobody watching it.
+    match state.steam_sync().await {
         Ok(()) => true,
         Err(e) => {
-            tracing::error!(offer, error = %e, "cancelling an offer no deposit records failed");
+            tracing::error!(offer, error = %e, "a cancelled offer could not be saved; treated as live");
             false
         }
     }

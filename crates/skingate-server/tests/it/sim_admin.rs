@@ -110,3 +110,15 @@ async fn simulator_state_survives_a_restart() {
     sim.accept(id).unwrap();
     assert_eq!(app.running.state.steam.offer(id).await.unwrap().state, OfferState::Accepted);
 }
+
+/// A saved offer record that does not parse could be a credited trade the simulator would forget: the start
+/// is refused rather than run on a Steam that lost trades.
+#[tokio::test]
+async fn an_unreadable_offer_record_refuses_the_start() {
+    let app = spawn_with_clock(|c| c, Arc::new(ManualClock::new(1_700_000_000))).await;
+    let state = &app.running.state;
+    skingate_server::sim_admin::restore(state).await.unwrap();
+    state.store.save_sim_offers(&[(7_000_000_001, "{not json".into())]).await.unwrap();
+    let refused = skingate_server::sim_admin::restore(state).await;
+    assert!(matches!(refused, Err(skingate_store::StoreError::Corrupt(_))), "{refused:?}");
+}

@@ -58,8 +58,10 @@ pub(crate) fn recipient(params: &Params) -> Result<(SteamId, String), ApiError> 
     Ok((id.map_err(|_| MISSING_PARTNER)?, token.trim().to_owned()))
 }
 
-/// `max_price` in USD, exact to the thousandth. Absent (or null, or empty) means no cap; anything else that is
-/// not a number is refused, never taken as no cap.
+/// `max_price` in USD. Absent (or null, or empty) means no cap; anything else that is not a non-negative number
+/// is refused, never taken as no cap. Digits past the thousandth are dropped (floored): prices are whole
+/// thousandths, so a price is at or under the cap exactly when it is at or under the floored cap, and a PHP
+/// client's computed `0.30000000000000004`, which the vendor takes, buys instead of being refused.
 pub(crate) fn max_price(params: &Params, key: &str) -> Result<Option<Money>, ApiError> {
     let text = match params.text(key) {
         Ok(text) => text,
@@ -68,6 +70,15 @@ pub(crate) fn max_price(params: &Params, key: &str) -> Result<Option<Money>, Api
     };
     // `Decimal` tolerates ASCII whitespace only: `120\u{a0}` is refused, not read as 120.
     let d = Decimal::from_str(&text).map_err(|_| INVALID_MAX_PRICE)?;
+    let d = if d.scale() > 3 && d.mantissa() >= 0 {
+        let mut floored = d.mantissa();
+        for _ in 3..d.scale() {
+            floored /= 10;
+        }
+        Decimal::new(floored, 3)
+    } else {
+        d
+    };
     let m = Money::from_wire(&d).map_err(|_| INVALID_MAX_PRICE)?;
     if m.minor() < 0 { Err(INVALID_MAX_PRICE) } else { Ok(Some(m)) }
 }
@@ -143,7 +154,12 @@ mod tests {
         assert_eq!(code(parse(json!({"id": 5}))), 3);
         assert_eq!(code(parse(json!({"id": 5, "partner": "1"}))), 3);
         assert_eq!(code(parse(json!({"id": 5, "partner": "x", "token": "AbCdEfGh"}))), 3);
-        assert_eq!(code(parse(json!({"id": 5, "partner": "1", "token": "AbCdEfGh", "max_price": "1.2345"}))), 8);
+        // A cap past the thousandth is floored (prices are whole thousandths), never rounded up.
+        for (sent, cap) in [(json!("1.2345"), 1_234), (json!(0.30000000000000004), 300), (json!("0.0009"), 0)] {
+            let parsed = parse(json!({"id": 5, "partner": "1", "token": "AbCdEfGh", "max_price": sent}));
+            assert_eq!(parsed.unwrap().request.unwrap().max_price, Some(Money::from_minor(cap)), "{sent}");
+        }
+        assert_eq!(code(parse(json!({"id": 5, "partner": "1", "token": "AbCdEfGh", "max_price": "-0.0001"}))), 8);
         // Only ASCII whitespace is tolerated around a number: a no-break space makes it malformed.
         assert_eq!(code(parse(json!({"id": 5, "partner": "1", "token": "AbCdEfGh", "max_price": "120\u{a0}"}))), 8);
         assert_eq!(code(parse(json!({"id": 5, "partner": "1\u{a0}", "token": "AbCdEfGh"}))), 3);
