@@ -161,9 +161,15 @@ pub fn api_sign(secret: &str, params: &Map<String, Value>, canon: Canonicalizati
 /// renders booleans, `null` and floats of the very parameters signed, so none lets a signature cover other
 /// values than the ones received.
 pub fn verify_api_sign(secret: &str, params: &Map<String, Value>, provided: &str) -> bool {
-    let Ok(provided) = hex::decode(provided.trim().to_ascii_lowercase()) else {
-        return false;
-    };
+    signed_as(secret, params, provided).is_some()
+}
+
+/// [`verify_api_sign`], naming the rendering that verified (the first of JS, PHP, PHP with 14 digits). A
+/// request verified only as [`Canonicalization::PhpPrecision14`] signed its floats to 14 digits: its reader
+/// must then take them as signed ([`floats_as_php_text`]), or many neighbouring floats would each pass as a
+/// different, validly signed request (a `custom_id` of `1001.0000000000002` as a fresh key).
+pub fn signed_as(secret: &str, params: &Map<String, Value>, provided: &str) -> Option<Canonicalization> {
+    let provided = hex::decode(provided.trim().to_ascii_lowercase()).ok()?;
     let verify = |message: &str| hmac_sha1(secret.as_bytes(), message.as_bytes()).verify_slice(&provided).is_ok();
     let mut tried: Vec<String> = Vec::with_capacity(3);
     for canon in [Canonicalization::Js, Canonicalization::Php, Canonicalization::PhpPrecision14] {
@@ -172,11 +178,24 @@ pub fn verify_api_sign(secret: &str, params: &Map<String, Value>, provided: &str
             continue;
         }
         if verify(&message) {
-            return true;
+            return Some(canon);
         }
         tried.push(message);
     }
-    false
+    None
+}
+
+/// Replaces every top-level float with the text PHP signed for it ([`php_float_text`]): what the vendor's
+/// PHP server reads too (`0.30000000000000004` becomes `"0.3"`). Nested values are not signed and stay.
+pub fn floats_as_php_text(params: &mut Map<String, Value>) {
+    for value in params.values_mut() {
+        if let Value::Number(n) = value
+            && n.is_f64()
+            && let Some(f) = n.as_f64()
+        {
+            *value = Value::String(php_float_text(f));
+        }
+    }
 }
 
 /// `md5(client_id + client_secret)` in lowercase hex: the `X-SIGN` header and the WebSocket `signature`.
@@ -384,6 +403,15 @@ mod tests {
         let mixed = hex::encode(hmac_sha1(b"s", b"full:true;price:0.3;").finalize().into_bytes());
         assert!(!verify_api_sign("s", &q, &mixed));
         assert!(verify_api_sign("s", &q, &api_sign("s", &q, Canonicalization::PhpPrecision14)));
+        // Verified only as PHP with 14 digits: the floats are then read as signed.
+        assert_eq!(signed_as("s", &p, &sign), Some(Canonicalization::PhpPrecision14));
+        assert_eq!(signed_as("s", &p, &api_sign("s", &p, Canonicalization::Js)), Some(Canonicalization::Js));
+        let mut read = p.clone();
+        floats_as_php_text(&mut read);
+        assert_eq!(
+            (read["max_price"].clone(), read["x"].clone(), read["id"].clone()),
+            (json!("0.3"), json!("1.0E-5"), json!(7))
+        );
         // A float sent as a string is signed as that string by every client.
         let r = map(json!({"max_price": "0.30000000000000004"}));
         let short = hex::encode(hmac_sha1(b"s", b"max_price:0.3;").finalize().into_bytes());

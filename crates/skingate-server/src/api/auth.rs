@@ -29,15 +29,17 @@ pub const CLIENT_ID_HEADER: &str = "x-client-id";
 /// Header carrying the client secret in header mode.
 pub const CLIENT_SECRET_HEADER: &str = "x-client-secret";
 
-/// Authenticates the caller and applies the project's access rules; returns the project.
+/// Authenticates the caller and applies the project's access rules; returns the project, and whether
+/// `params` were rewritten to what was signed (a PHP client's floats signed to 14 digits, see
+/// [`sign::signed_as`]): the caller must then read them again.
 pub async fn authenticate(
     state: &AppState,
     headers: &HeaderMap,
-    params: &Params,
+    params: &mut Params,
     client_ip: IpAddr,
-) -> Result<Arc<Project>, ApiError> {
-    let project = match headers.get(CLIENT_ID_HEADER) {
-        Some(id) => by_headers(state, id.to_str().unwrap_or(""), headers).await?,
+) -> Result<(Arc<Project>, bool), ApiError> {
+    let (project, rewritten) = match headers.get(CLIENT_ID_HEADER) {
+        Some(id) => (by_headers(state, id.to_str().unwrap_or(""), headers).await?, false),
         None => by_signature(state, params).await?,
     };
     if !project.settings.allows_ip(client_ip) {
@@ -50,7 +52,7 @@ pub async fn authenticate(
         .limits
         .check(project.id, project.settings.rate_limit_per_min)
         .map_err(|retry_after_secs| ApiError::RateLimited { retry_after_secs })?;
-    Ok(project)
+    Ok((project, rewritten))
 }
 
 async fn lookup(state: &AppState, client_id: &str) -> Result<Arc<Project>, ApiError> {
@@ -68,14 +70,17 @@ async fn by_headers(state: &AppState, client_id: &str, headers: &HeaderMap) -> R
     }
 }
 
-async fn by_signature(state: &AppState, params: &Params) -> Result<Arc<Project>, ApiError> {
+async fn by_signature(state: &AppState, params: &mut Params) -> Result<(Arc<Project>, bool), ApiError> {
     let shopid = params.text("shopid").map_err(|_| GlobalError::InvalidShopid)?;
     let project = lookup(state, &shopid).await?;
     let given = params.text(sign::SIGN_PARAM).map_err(|_| GlobalError::InvalidSignature)?;
-    if sign::verify_api_sign(&project.client_secret, &params.0, &given) {
-        Ok(project)
-    } else {
-        Err(GlobalError::InvalidSignature.into())
+    match sign::signed_as(&project.client_secret, &params.0, &given) {
+        None => Err(GlobalError::InvalidSignature.into()),
+        Some(sign::Canonicalization::PhpPrecision14) => {
+            sign::floats_as_php_text(&mut params.0);
+            Ok((project, true))
+        }
+        Some(_) => Ok((project, false)),
     }
 }
 

@@ -60,15 +60,19 @@ async fn handle(
     if method != HttpMethod::POST {
         return Err(GlobalError::NotPost.into());
     }
-    let params = read_params(state, headers, body).await?;
+    let mut params = read_params(state, headers, body).await?;
     let name = params.text("method").unwrap_or_default();
-    let call = methods::Method::parse(&name, &params);
+    let mut call = methods::Method::parse(&name, &params);
     let is_status = matches!(call, Ok(methods::Method::Status(_)));
     if state.maintenance() && !is_status {
         return Err(GlobalError::UnderMaintenance.into());
     }
     let client_ip = auth::client_ip(peer.ip(), headers, &state.config.trusted_proxies);
-    let project = auth::authenticate(state, headers, &params, client_ip).await?;
+    let (project, rewritten) = auth::authenticate(state, headers, &mut params, client_ip).await?;
+    if rewritten {
+        // The floats now read as they were signed: the method reads its parameters again.
+        call = methods::Method::parse(&name, &params);
+    }
     // A key that cannot be used is refused, never ignored: ignoring it would let a retry do the work twice.
     let idempotency_key = match headers.get(IDEMPOTENCY_KEY_HEADER) {
         None => None,

@@ -50,7 +50,8 @@ async fn multipart_and_text_plain_bodies() {
     let text = |v: &Value| v.as_str().map_or_else(|| v.to_string(), str::to_owned);
     let mut fields: Vec<(&str, Option<&str>, String)> =
         signed.iter().map(|(k, v)| (k.as_str(), None, text(v))).collect();
-    // Nested fields are unsigned and read with PHP nesting, sparse indices included.
+    // A nested field is unsigned and does not upset the signature check (how multipart nesting is read, sparse
+    // indices included, is checked by body.rs's unit tests).
     fields.push(("custom_ids[3]", None, "x".into()));
     let (ct, body) = multipart(&fields);
     let resp = send(ct, body).await;

@@ -536,6 +536,39 @@ async fn php_forms_with_sparse_indices() {
     assert_eq!((items.len(), items[0]["custom_id"].as_str()), (1, Some("s-2")), "{r}");
 }
 
+/// A PHP client posting JSON signs its computed floats as PHP prints them, with 14 digits: the gateway then
+/// reads them as signed. The cap `19.950000000000003` buys at 19.95 (as the vendor's PHP would read it), and
+/// the same signature over a neighbouring float `custom_id` is the signed `custom_id` again: a replay, never
+/// a second purchase under a new key.
+#[tokio::test]
+async fn php_signed_floats_are_read_as_signed() {
+    use skingate_types::sign::{Canonicalization, api_sign};
+    let (app, _clock) = market_app(0).await;
+    add_units(&app, Game::Rust, "Glory AK47", 2).await;
+    app.adjust(true, 100_000, "topup").await;
+    let (partner, token) = user(&app, 6201);
+    let mut body = json!({
+        "method": "market_buy", "shopid": app.client_id(), "name": "Glory AK47", "game": "rust",
+        "partner": partner, "token": token, "max_price": 19.950000000000003, "custom_id": "1001",
+    })
+    .as_object()
+    .cloned()
+    .unwrap();
+    assert_eq!(body["max_price"].to_string(), "19.950000000000003", "the body carries every digit");
+    let mut as_php = body.clone();
+    as_php.insert("max_price".into(), json!("19.95"));
+    body.insert("sign".into(), json!(api_sign(&app.project.client_secret, &as_php, Canonicalization::Php)));
+    let first = app.post_raw(&body).await;
+    assert_eq!(first["status"], "success", "{first}");
+    assert_eq!(first["balance_debited_sum"], "19.95", "{first}");
+    let mut tampered = body.clone();
+    tampered.insert("custom_id".into(), json!(1001.0000000000002));
+    let again = app.post_raw(&tampered).await;
+    assert_eq!((again["status"].as_str(), &again["buy_id"]), (Some("success"), &first["buy_id"]), "{again}");
+    let b = app.sdk().balance().await.unwrap();
+    assert_eq!(b.in_flight, Some(usd("19.95")), "one purchase");
+}
+
 #[tokio::test]
 async fn sixty_four_buyers_of_the_last_unit() {
     let (app, _clock) = market_app(0).await;

@@ -68,17 +68,18 @@ pub(crate) fn max_price(params: &Params, key: &str) -> Result<Option<Money>, Api
         Err(ParamError::Missing) => return Ok(None),
         Err(ParamError::Invalid) => return Err(INVALID_MAX_PRICE),
     };
-    // `Decimal` tolerates ASCII whitespace only: `120\u{a0}` is refused, not read as 120.
-    let d = Decimal::from_str(&text).map_err(|_| INVALID_MAX_PRICE)?;
-    let d = if d.scale() > 3 && d.mantissa() >= 0 {
-        let mut floored = d.mantissa();
-        for _ in 3..d.scale() {
-            floored /= 10;
+    // Only ASCII whitespace is tolerated: `120\u{a0}` is refused, not read as 120.
+    let text = text.trim_ascii();
+    if text.starts_with('-') && text.bytes().any(|b| b.is_ascii_digit() && b != b'0') {
+        return Err(INVALID_MAX_PRICE);
+    }
+    let floored = match text.split_once('.') {
+        Some((int, frac)) if frac.len() > 3 && frac.bytes().all(|b| b.is_ascii_digit()) => {
+            std::borrow::Cow::Owned(format!("{int}.{}", &frac[..3]))
         }
-        Decimal::new(floored, 3)
-    } else {
-        d
+        _ => std::borrow::Cow::Borrowed(text),
     };
+    let d = Decimal::from_str(&floored).map_err(|_| INVALID_MAX_PRICE)?;
     let m = Money::from_wire(&d).map_err(|_| INVALID_MAX_PRICE)?;
     if m.minor() < 0 { Err(INVALID_MAX_PRICE) } else { Ok(Some(m)) }
 }
@@ -155,11 +156,20 @@ mod tests {
         assert_eq!(code(parse(json!({"id": 5, "partner": "1"}))), 3);
         assert_eq!(code(parse(json!({"id": 5, "partner": "x", "token": "AbCdEfGh"}))), 3);
         // A cap past the thousandth is floored (prices are whole thousandths), never rounded up.
-        for (sent, cap) in [(json!("1.2345"), 1_234), (json!(0.30000000000000004), 300), (json!("0.0009"), 0)] {
+        let cases = [
+            (json!("1.2345"), 1_234),
+            (json!(0.30000000000000004), 300),
+            (json!(22.988499999999995), 22_988),
+            (json!("0.1234567890123456789"), 123),
+            (json!("0.0009"), 0),
+        ];
+        for (sent, cap) in cases {
             let parsed = parse(json!({"id": 5, "partner": "1", "token": "AbCdEfGh", "max_price": sent}));
             assert_eq!(parsed.unwrap().request.unwrap().max_price, Some(Money::from_minor(cap)), "{sent}");
         }
         assert_eq!(code(parse(json!({"id": 5, "partner": "1", "token": "AbCdEfGh", "max_price": "-0.0001"}))), 8);
+        // Exponent forms are not decimals: refused, never guessed.
+        assert_eq!(code(parse(json!({"id": 5, "partner": "1", "token": "AbCdEfGh", "max_price": 1e-7}))), 8);
         // Only ASCII whitespace is tolerated around a number: a no-break space makes it malformed.
         assert_eq!(code(parse(json!({"id": 5, "partner": "1", "token": "AbCdEfGh", "max_price": "120\u{a0}"}))), 8);
         assert_eq!(code(parse(json!({"id": 5, "partner": "1\u{a0}", "token": "AbCdEfGh"}))), 3);
