@@ -243,6 +243,11 @@ async fn set_profile(
         return (StatusCode::BAD_REQUEST, Json(json!({"error": why}))).into_response();
     }
     sim.set_profile(user, profile);
+    // Saved before answering, like the offer actions: a crash must not undo what the operator was told is done
+    // (the saver's next tick would come up to half a second later).
+    if let Err(e) = state.store.set_meta(SIM_STATE_KEY, &sim.snapshot().1).await {
+        return internal(&e);
+    }
     Json(json!({"ok": true, "steam_id": user.to_string(), "profile": profile})).into_response()
 }
 

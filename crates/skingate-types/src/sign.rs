@@ -418,6 +418,19 @@ mod tests {
         assert!(!verify_api_sign("s", &r, &short));
     }
 
+    /// A JSON float reads as the double its text names, to the last bit: the signature renders the parsed
+    /// double again, so a float read one unit in the last place off would no longer match what a client
+    /// signed (serde_json's fast float parser is off by one for some inputs unless `float_roundtrip` is on).
+    #[test]
+    fn json_floats_read_exactly() {
+        for text in ["1001.0000000000002", "0.30000000000000004", "1994.1414234139934", "1600.1946036962565"] {
+            let parsed: f64 = serde_json::from_str(text).unwrap();
+            assert_eq!(parsed, text.parse::<f64>().unwrap(), "{text}");
+            let p = map(serde_json::from_str(&format!(r#"{{"x": {text}}}"#)).unwrap());
+            assert_eq!(string_to_sign(&p, Canonicalization::Js), format!("x:{text};"));
+        }
+    }
+
     #[test]
     fn standard_webhooks_round_trip() {
         let body = br#"{"event":"balance_change","data":{"balance_value":"1.00"}}"#;

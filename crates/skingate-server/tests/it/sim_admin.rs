@@ -50,6 +50,8 @@ async fn operator_plays_the_payer_and_moves_time() {
         call(&app, &format!("/admin/sim/users/{user}/profile"), Some(json!({"kind": "manual"})), &t).await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(app.running.state.sim.as_ref().unwrap().profile(user), Profile::Manual);
+    let saved = app.running.state.store.meta(skingate_server::sim_admin::SIM_STATE_KEY).await.unwrap().unwrap();
+    assert!(saved.contains(&user.to_string()), "saved before the answer: {saved}");
     let (status, _) = call(&app, "/admin/sim/users/123/profile", Some(json!({"kind": "manual"})), &t).await;
     assert_eq!(status, 400, "not a SteamID64");
     let impossible = json!({"kind": "reverse_after", "accept_after": 5, "reverse_after": -60});
