@@ -272,16 +272,19 @@ async fn advance(State(state): State<AppState>, headers: HeaderMap, Json(body): 
     // wrong order, and a restart would then send the clock back).
     static ADVANCING: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
     let _one = ADVANCING.lock().await;
-    if !state.clock.advance(body.secs) {
-        return (StatusCode::CONFLICT, Json(json!({"error": "this server runs on the system clock"}))).into_response();
-    }
-    // Kept, so a restart does not send the demo back in time (expired offers would come alive again).
+    // The new offset is kept before the clock moves, so a restart never sends the demo back in time: saved
+    // after, a watcher could act on the new time (fail an expired offer) and a crash before the save would
+    // bring that offer back to life. A crash between the two only moves the clock at the next start.
     if let Some(offset) = state.clock.offset()
-        && let Err(e) = state.store.set_meta(crate::clock::OFFSET_KEY, &offset.to_string()).await
+        && let Err(e) =
+            state.store.set_meta(crate::clock::OFFSET_KEY, &offset.saturating_add(body.secs).to_string()).await
     {
         tracing::error!(error = %e, "could not keep the demo clock's offset");
-        let error = "the clock moved, but its offset could not be saved: a restart would move it back";
+        let error = "the clock did not move: its offset could not be saved";
         return (StatusCode::INTERNAL_SERVER_ERROR, Json(json!({"error": error}))).into_response();
+    }
+    if !state.clock.advance(body.secs) {
+        return (StatusCode::CONFLICT, Json(json!({"error": "this server runs on the system clock"}))).into_response();
     }
     state.wake_watchers();
     Json(json!({"ok": true, "now": state.now()})).into_response()
