@@ -35,7 +35,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use serde_json::json;
 use skingate_steam::SteamId;
-use skingate_steam::sim::{Irreversible, Party, Profile, SteamError};
+use skingate_steam::sim::{Irreversible, Party, Profile, Simulator, SteamError};
 use tokio_util::sync::CancellationToken;
 
 use crate::state::AppState;
@@ -119,14 +119,23 @@ pub async fn save_now(state: &AppState, saved: u64) -> u64 {
     if sim.version() == saved {
         return saved;
     }
-    let (version, json) = sim.snapshot();
-    match state.store.set_meta(SIM_STATE_KEY, &json).await {
-        Ok(()) => version,
+    match write_snapshot(state, sim).await {
+        Ok(version) => version,
         Err(e) => {
             tracing::warn!(error = %e, "saving the simulator state failed; retrying");
             saved
         }
     }
+}
+
+/// Writes the snapshot, one writer at a time from taking it to storing it, so an older snapshot (the saver's)
+/// never lands after a newer one (an operator's profile, saved before the answer); returns its version.
+async fn write_snapshot(state: &AppState, sim: &Simulator) -> Result<u64, skingate_store::StoreError> {
+    static WRITING: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+    let _one = WRITING.lock().await;
+    let (version, json) = sim.snapshot();
+    state.store.set_meta(SIM_STATE_KEY, &json).await?;
+    Ok(version)
 }
 
 /// At most this share of the time goes to saving snapshots: after a save that took `t`, the next waits at
@@ -245,7 +254,7 @@ async fn set_profile(
     sim.set_profile(user, profile);
     // Saved before answering, like the offer actions: a crash must not undo what the operator was told is done
     // (the saver's next tick would come up to half a second later).
-    if let Err(e) = state.store.set_meta(SIM_STATE_KEY, &sim.snapshot().1).await {
+    if let Err(e) = write_snapshot(&state, sim).await {
         return internal(&e);
     }
     Json(json!({"ok": true, "steam_id": user.to_string(), "profile": profile})).into_response()

@@ -120,7 +120,7 @@ impl AppState {
     pub async fn steam_sync(&self) -> Result<(), StoreError> {
         let Some(sim) = &self.sim else { return Ok(()) };
         let _one_at_a_time = self.sim_saving.lock().await;
-        let records = sim.take_changed_offers();
+        let records = sim.take_unsaved_offers();
         if let Err(e) = self.store.save_sim_offers(&records).await {
             sim.unsaved(records.iter().map(|(id, _)| *id));
             return Err(e);

@@ -205,7 +205,7 @@ pub trait Steam: Send + Sync + std::fmt::Debug {
     async fn sent_offers(&self, partner: SteamId, since: i64) -> Result<Vec<OfferId>, SteamError>;
 }
 
-/// A simulated offer, saved as JSON (see [`Simulator::take_changed_offers`]): a field added later needs
+/// A simulated offer, saved as JSON (see [`Simulator::take_unsaved_offers`]): a field added later needs
 /// `#[serde(default)]`, or saved records stop parsing and the gateway refuses to start.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct SimOffer {
@@ -228,7 +228,7 @@ struct SimOffer {
 
 #[derive(Debug, Default, Serialize, Deserialize)]
 struct World {
-    /// Kept apart from the snapshot, one durable record per offer (see [`Simulator::take_changed_offers`]);
+    /// Kept apart from the snapshot, one durable record per offer (see [`Simulator::take_unsaved_offers`]);
     /// still read from snapshots written before that.
     #[serde(with = "as_pairs", default, skip_serializing)]
     offers: HashMap<OfferId, SimOffer>,
@@ -385,7 +385,7 @@ impl Simulator {
 
     /// The simulator's mutable state as JSON, with its change counter: saved by the gateway so profiles,
     /// tokens and the offer id sequence survive a restart (the starting world follows from the seed anyway).
-    /// Offers are not in it: each is saved as a record of its own (see [`Simulator::take_changed_offers`]).
+    /// Offers are not in it: each is saved as a record of its own (see [`Simulator::take_unsaved_offers`]).
     pub fn snapshot(&self) -> (u64, String) {
         let world = self.world();
         (world.version, serde_json::to_string(&*world).expect("simulator state serializes"))
@@ -395,7 +395,7 @@ impl Simulator {
     /// before it commits anything it learnt from them: Steam never forgets a trade, so neither may the
     /// simulator after a crash (it had forgotten trades the gateway had credited, and the payer could
     /// deposit the same items again). Saved records are read back by [`Simulator::restore`].
-    pub fn take_changed_offers(&self) -> Vec<(OfferId, String)> {
+    pub fn take_unsaved_offers(&self) -> Vec<(OfferId, String)> {
         let mut world = self.world();
         let ids: Vec<OfferId> = world.changed.drain().collect();
         let mut records: Vec<(OfferId, String)> = ids

@@ -157,9 +157,11 @@ pub fn api_sign(secret: &str, params: &Map<String, Value>, canon: Canonicalizati
 }
 
 /// Checks a received `sign` in constant time per candidate, accepting any of the [`Canonicalization`]s (JS,
-/// PHP, PHP with 14-digit floats) and any hex case. Each candidate differs from the JS one only in how it
-/// renders booleans, `null` and floats of the very parameters signed, so none lets a signature cover other
-/// values than the ones received.
+/// PHP, PHP with 14-digit floats) and any hex case. The JS and PHP candidates differ only in how they render
+/// booleans and `null`, so neither lets a signature cover other values than the ones received; the 14-digit
+/// one also covers every float that rounds to the same 14 digits. A reader that acts on the parameters must
+/// therefore use [`signed_as`] and, on a 14-digit match, read the floats as signed ([`floats_as_php_text`]), as
+/// the gateway does; checking a callback the gateway signed (strings only) needs no more than this.
 pub fn verify_api_sign(secret: &str, params: &Map<String, Value>, provided: &str) -> bool {
     signed_as(secret, params, provided).is_some()
 }

@@ -429,7 +429,8 @@ impl From<SteamError> for SendFailure {
     }
 }
 
-/// Sends the offer for a selection (test mode sets the simulated payer's behaviour first). Writes nothing.
+/// Sends the offer for a selection (test mode sets the simulated payer's behaviour first). Writes no deposit
+/// state (only the simulator's offer record, see [`AppState::steam_sync`]).
 pub async fn send_offer(
     state: &AppState,
     project: &Project,

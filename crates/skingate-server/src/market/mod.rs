@@ -120,13 +120,13 @@ pub fn record(p: &Purchase) -> WirePurchase {
 /// The `buy_item` event's data (spec §7.2): all values strings, as in the vendor's example; `item.instanceid`
 /// (`"0"`, as in [`record`]) because merchant SDKs type it on this event.
 pub fn buy_item_data(p: &Purchase) -> Value {
+    let r = record(p);
     json!({
-        "item": {"id": p.unit_id.to_string(), "name": p.name, "price": p.price.to_wire(), "classid": p.classid,
-                 "instanceid": DEFAULT_INSTANCE_ID},
-        "buy_id": p.id.to_string(),
-        "offer_status": p.status.as_str(),
-        "balance_debited_sum": p.price.to_wire(),
-        "custom_id": p.custom_id,
+        "item": r.item,
+        "buy_id": r.buy_id,
+        "offer_status": r.offer_status,
+        "balance_debited_sum": r.balance_debited_sum,
+        "custom_id": r.custom_id,
     })
 }
 

@@ -237,9 +237,9 @@ async fn snapshot_restores_offers_profiles_and_moved_items() {
     let id = f.send(user, items.clone()).await.unwrap();
     let (version, json) = f.steam.snapshot();
     assert!(version > 0);
-    let records = f.steam.take_changed_offers();
+    let records = f.steam.take_unsaved_offers();
     assert_eq!(records.iter().map(|(id, _)| *id).collect::<Vec<_>>(), vec![id]);
-    assert!(f.steam.take_changed_offers().is_empty(), "taken once");
+    assert!(f.steam.take_unsaved_offers().is_empty(), "taken once");
     let c = f.clock.clone();
     let again = Simulator::new(3, Arc::new(move || c.load(Ordering::SeqCst)));
     assert_eq!(again.restore(Some(&json), records.iter().map(|(_, r)| r.as_str())).unwrap(), 0);
@@ -338,7 +338,7 @@ async fn a_snapshot_from_before_releases_were_recorded_never_frees_a_held_item()
     let mut old: serde_json::Value = serde_json::from_str(&json).unwrap();
     let offers: Vec<serde_json::Value> = f
         .steam
-        .take_changed_offers()
+        .take_unsaved_offers()
         .into_iter()
         .map(|(id, record)| {
             let mut record: serde_json::Value = serde_json::from_str(&record).unwrap();
@@ -349,7 +349,7 @@ async fn a_snapshot_from_before_releases_were_recorded_never_frees_a_held_item()
     old["offers"] = offers.into();
     f.steam.restore(Some(&old.to_string()), std::iter::empty()).unwrap();
     // Offers only the old snapshot held are due to be saved as records (new snapshots hold none).
-    let due: Vec<OfferId> = f.steam.take_changed_offers().into_iter().map(|(id, _)| id).collect();
+    let due: Vec<OfferId> = f.steam.take_unsaved_offers().into_iter().map(|(id, _)| id).collect();
     assert_eq!(due, vec![declined, holder]);
     f.steam.offer(declined).await.unwrap();
     assert!(!f.tradable(u, 40).await.contains(&item[0]), "still held by the open offer");
@@ -395,7 +395,7 @@ async fn offer_records_bring_back_every_trade_after_a_crash() {
     assert_eq!(f.settled(accepted).await.state, OfferState::Accepted);
     f.steam.set_profile(u, Profile::Manual);
     let open = f.send(u, vec![items[1]]).await.unwrap();
-    let mut records: Vec<String> = f.steam.take_changed_offers().into_iter().map(|(_, r)| r).collect();
+    let mut records: Vec<String> = f.steam.take_unsaved_offers().into_iter().map(|(_, r)| r).collect();
     records.push("{not json".into());
     let c = f.clock.clone();
     let again = Simulator::new(3, Arc::new(move || c.load(Ordering::SeqCst)));
