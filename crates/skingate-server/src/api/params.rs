@@ -5,6 +5,7 @@
 //! numbers (spec §8.7) and tells a missing parameter from a malformed one.
 
 use serde_json::{Map, Value};
+use skingate_steam::catalogue::Game;
 
 use crate::error::ApiError;
 
@@ -22,6 +23,18 @@ pub enum ParamError {
 }
 
 impl Params {
+    /// `game`, defaulting to CS2 as legacy clients expect (`csgo` is CS2, spec §11.4); an unknown code or a value
+    /// that is not text (`[1]`, `{}`) is `bad`, each method's own `invalid_game`. One reading for every method,
+    /// deposits and market alike: the market once took a malformed one for CS2 and an unknown one for "no such
+    /// game", so a buy or a list could silently be about another game than the caller meant.
+    pub fn game(&self, bad: ApiError) -> Result<Game, ApiError> {
+        match self.text("game") {
+            Err(ParamError::Missing) => Ok(Game::Cs2),
+            Err(ParamError::Invalid) => Err(bad),
+            Ok(code) => Game::parse(&code).ok_or(bad),
+        }
+    }
+
     /// The raw value, treating `null` and `""` as absent.
     pub fn get(&self, key: &str) -> Option<&Value> {
         match self.0.get(key) {

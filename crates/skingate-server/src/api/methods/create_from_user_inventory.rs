@@ -33,7 +33,6 @@ use skingate_store::{Claim, IdempotencyKey};
 use skingate_types::deposits::{OfferCreated, OfferCreatedResponse, method};
 
 use super::create::parse_multiplier;
-use super::user_inventory::parse_game;
 use super::{Ctx, Reply};
 use crate::api::params::{ParamError, Params};
 use crate::deposits::{self, CreateRequest, DepositError, OnSendFailure, Pricing};
@@ -90,7 +89,7 @@ impl CreateFromUserInventory {
         let user = deposits::parse_steam_id(&steam_id).map_err(|_| INVALID_STEAM_ID)?;
         let token = params.text("trade_token").map_err(|_| INVALID_TRADE_TOKEN)?;
         let trade_url = deposits::parse_trade_token(user, &token).map_err(|_| INVALID_TRADE_TOKEN)?;
-        let game = parse_game(params, INVALID_GAME)?;
+        let game = params.game(INVALID_GAME)?;
         // Any list shape the other list parameters take (a JSON array, an index-keyed object, `ids[0]=` in a
         // form), but every entry must be an id: one bad entry refuses the call rather than being skipped.
         let asset_ids: Vec<String> = params

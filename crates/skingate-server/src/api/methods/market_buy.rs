@@ -25,7 +25,6 @@ use skingate_steam::ids::SteamId;
 use skingate_types::Decimal;
 use skingate_types::market::method;
 
-use super::market_pricelist::game_param;
 use super::{Ctx, Reply};
 use crate::api::params::{ParamError, Params};
 use crate::error::ApiError;
@@ -34,6 +33,8 @@ use crate::market::buy::{Bought, BuyRequest, CUSTOM_ID_SCOPE, HEADER_SCOPE, Pick
 
 const MISSING_NAME_AND_ID: ApiError = ApiError::method(1, "missing_name_and_id");
 const NAME_TOO_SHORT: ApiError = ApiError::method(2, "name_min_length_3");
+/// `10 invalid_game`, as in every market method (see `market_pricelist`).
+const INVALID_GAME: ApiError = ApiError::method(10, "invalid_game");
 /// `3 missing_partner_or_token`.
 pub(crate) const MISSING_PARTNER: ApiError = ApiError::method(3, "missing_partner_or_token");
 /// `8 invalid_max_price`.
@@ -107,7 +108,7 @@ impl MarketBuy {
                 if name.trim().chars().count() < 3 {
                     return Err(NAME_TOO_SHORT);
                 }
-                Ok(Pick::Name { game: game_param(params)?, name: name.trim().to_owned() })
+                Ok(Pick::Name { game: params.game(INVALID_GAME)?, name: name.trim().to_owned() })
             }
             (Err(ParamError::Missing), Err(_)) => return Err(MISSING_NAME_AND_ID),
         };

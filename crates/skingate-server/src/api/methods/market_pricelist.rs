@@ -18,7 +18,6 @@ use axum::response::{IntoResponse, Response};
 use serde_json::Value;
 use skingate_steam::catalogue::Game;
 
-use super::user_inventory::parse_game;
 use super::{Ctx, Reply};
 use crate::api::params::Params;
 use crate::error::ApiError;
@@ -32,17 +31,9 @@ pub struct MarketPricelist {
     extended: bool,
 }
 
-/// `10 invalid_game`: the spec gives the market methods no error for a bad `game` (§5), so this is the
-/// deposit methods' `invalid_game` under `create`'s number, one code for every market method that reads it.
-pub(crate) const INVALID_GAME: ApiError = ApiError::method(10, "invalid_game");
-
-/// The `game` parameter of the market methods, read as the deposit methods read it: missing (or `null`, or
-/// empty) is CS2 and `csgo` is CS2 (spec §11.4); an unknown code or a value that is not text (`[1]`, `{}`) is
-/// `10 invalid_game`. It once meant CS2 when malformed and "no such game" when unknown, so a buy or a list
-/// could silently be about another game than the caller meant.
-pub(crate) fn game_param(params: &Params) -> Result<Game, ApiError> {
-    parse_game(params, INVALID_GAME)
-}
+/// `10 invalid_game` ([`Params::game`]): the spec gives the market methods no error for a bad `game` (§5), so
+/// this is the deposit methods' `invalid_game` under `create`'s number, the same in every market method.
+const INVALID_GAME: ApiError = ApiError::method(10, "invalid_game");
 
 /// A 0/1 flag sent as a number, a string or a JSON bool.
 pub(crate) fn flag(params: &Params, key: &str) -> bool {
@@ -58,7 +49,7 @@ impl MarketPricelist {
     /// Reads `game`, `full` and `extended`.
     pub fn parse(params: &Params) -> Result<Self, ApiError> {
         let extended = flag(params, "extended");
-        Ok(Self { game: game_param(params)?, full: flag(params, "full") || extended, extended })
+        Ok(Self { game: params.game(INVALID_GAME)?, full: flag(params, "full") || extended, extended })
     }
 
     /// Streams the list.

@@ -9,13 +9,14 @@
 use skingate_steam::catalogue::Game;
 use skingate_types::market::SearchResponse;
 
-use super::market_pricelist::game_param;
 use super::{Ctx, Reply};
 use crate::api::params::Params;
 use crate::error::ApiError;
 
 const NAME_REQUIRED: ApiError = ApiError::method(1, "name_or_names_required");
 const NAME_TOO_SHORT: ApiError = ApiError::method(2, "name_min_length_3");
+/// `10 invalid_game`, as in every market method (see `market_pricelist`).
+const INVALID_GAME: ApiError = ApiError::method(10, "invalid_game");
 /// Most units one search returns.
 const LIMIT: u32 = 1000;
 /// Most names one search takes.
@@ -40,7 +41,7 @@ impl MarketSearch {
             return Err(NAME_TOO_SHORT);
         }
         names.truncate(MAX_NAMES);
-        Ok(Self { game: game_param(params)?, names: names.into_iter().map(|n| n.trim().to_owned()).collect() })
+        Ok(Self { game: params.game(INVALID_GAME)?, names: names.into_iter().map(|n| n.trim().to_owned()).collect() })
     }
 
     /// Looks the names up.

@@ -39,16 +39,6 @@ const INVALID_CUSTOM_CURRENCY: ApiError = ApiError::method(6, "invalid_custom_cu
 const NOT_TRADABLE: ApiError = ApiError::method(7, "user_not_tradable");
 const STEAM_UNAVAILABLE: ApiError = ApiError::method(8, "steam_unavailable");
 
-/// `game`, defaulting to CS2 as legacy clients expect; shared with `create_from_user_inventory` and the market
-/// methods (`market_pricelist::game_param`), so every method reads it alike.
-pub fn parse_game(params: &Params, bad: ApiError) -> Result<Game, ApiError> {
-    match params.text("game") {
-        Err(ParamError::Missing) => Ok(Game::Cs2),
-        Err(ParamError::Invalid) => Err(bad),
-        Ok(code) => Game::parse(&code).ok_or(bad),
-    }
-}
-
 /// A merchant-defined currency: label (≤ 4 characters) and rate (≥ 0.1 units per USD).
 fn custom_currency(label: &str, rate: &str) -> Option<Currency> {
     let label = label.trim();
@@ -78,7 +68,7 @@ impl UserInventory {
         let user = deposits::parse_steam_id(&steam_id).map_err(|_| INVALID_STEAM_ID)?;
         let trade_token = params.text("trade_token").map_err(|_| INVALID_TRADE_TOKEN)?;
         deposits::parse_trade_token(user, &trade_token).map_err(|_| INVALID_TRADE_TOKEN)?;
-        let game = parse_game(params, INVALID_GAME)?;
+        let game = params.game(INVALID_GAME)?;
         let currency = match params.text("currency") {
             Ok(c) => Some(c.trim().to_ascii_lowercase()),
             Err(ParamError::Missing) => None,
