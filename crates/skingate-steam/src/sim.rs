@@ -592,6 +592,11 @@ impl Steam for Simulator {
     }
 
     async fn escrow_days(&self, partner: &TradeUrl) -> Result<u32, SteamError> {
+        // Steam answers a trade-hold query only for the partner's current token, as it does an offer: a stale
+        // or wrong one is refused here already, before the payer picks items.
+        if partner.token != self.trade_token(partner.steam_id) {
+            return Err(SteamError::InvalidToken);
+        }
         match self.world().profiles.get(&partner.steam_id) {
             Some(Profile::Escrow { days }) => Ok(*days),
             Some(Profile::TradeBanned) => Err(SteamError::TradeBanned),

@@ -17,10 +17,14 @@
       if (boxes.length === 0) hint = "Pick at least one item.";
       else if (min !== null && sum < min) hint = "Add " + fmt(min - sum) + " more to reach the minimum.";
       else if (max !== null && sum > max) hint = "Remove " + fmt(sum - max) + " to stay within the maximum.";
-      document.getElementById("sel-hint").textContent = boxes.length === 0 ? "" : hint;
+      // Beside both send buttons (the phone's bottom bar too): a greyed button always says why.
+      set(".js-hint", function (e) { e.textContent = hint; });
       set(".js-send", function (b) { b.disabled = hint !== ""; });
     };
     form.addEventListener("change", update);
+    // Back to this page from the browser's cache (after a failed or interrupted send): the buttons the submit
+    // disabled work again.
+    window.addEventListener("pageshow", function (e) { if (e.persisted) update(); });
     form.addEventListener("submit", function () {
       setTimeout(function () { form.querySelectorAll(".js-send").forEach(function (b) { b.disabled = true; }); }, 0);
     });
@@ -40,6 +44,8 @@
   if (final) {
     // Inside a frame the merchant decides what comes next (with or without a success/fail URL).
     if (window.top !== window.self) {
+      // No automatic return inside a frame: the page must not promise one.
+      document.querySelectorAll(".js-autoreturn").forEach(function (e) { e.hidden = true; });
       window.parent.postMessage({ source: "skingate", stage: body.dataset.stage, transaction_id: body.dataset.transaction }, "*");
     } else if (next) {
       setTimeout(function () { location.assign(next); }, 5000);

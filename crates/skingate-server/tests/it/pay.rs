@@ -197,6 +197,8 @@ async fn a_payer_walks_the_page_to_the_success_url() {
     assert_eq!(s["next_url"], SUCCESS_URL);
     let (_, _, html) = pay.get(&page).await;
     assert!(html.contains("Deposit received") && html.contains("Trade Protection"));
+    // Held, not credited yet: the last step says when it comes instead of showing it done.
+    assert!(html.contains(r#"<li class="current">Credited by"#) && html.contains("once Steam's Trade Protection ends"));
     assert!(html.contains(&format!(r#"href="{}""#, SUCCESS_URL.replace('&', "&#38;"))), "{html}");
     assert!(html.contains(&format!("content=\"6;url={SUCCESS_URL}\"")));
 
@@ -291,9 +293,14 @@ async fn refused_inputs_change_nothing() {
     assert_eq!(status, 422);
     assert!(html.contains("That is not a Steam trade URL") && html.contains("&#60;b&#62;not a url"));
 
-    // A token Steam refuses (checked when the bot sends the offer): back to the account step.
-    let all: Vec<String> = chosen.iter().map(|a| a.asset_id.to_string()).collect();
+    // A token Steam refuses is refused before the payer picks anything (Steam's trade-hold query, made when
+    // the inventory is shown, checks it), and again when the bot sends the offer: back to the account step.
     let stale = TradeUrl::new(url.steam_id, "ZZZZ_ZZZ").unwrap();
+    let items_page = pay.to_items(&page, &stale).await;
+    let (status, _, html) = pay.get(&items_page).await;
+    assert_eq!(status, 422);
+    assert!(html.contains("Steam did not accept this trade URL"), "{html}");
+    let all: Vec<String> = chosen.iter().map(|a| a.asset_id.to_string()).collect();
     let (status, _, html) = pay.post(&submit, &pick_form(&stale, &steam_id, "cs2", &all)).await;
     assert_eq!(status, 422);
     assert!(html.contains("Steam did not accept this trade URL"), "{html}");

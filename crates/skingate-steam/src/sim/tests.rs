@@ -126,6 +126,8 @@ async fn trade_protection_reversal_and_escrow() {
     f.steam.set_profile(r, Profile::ReverseAfter { accept_after: 5, reverse_after: 2 * 86_400 });
     f.steam.set_profile(e, Profile::Escrow { days: 3 });
     assert_eq!(f.steam.escrow_days(&f.url(e)).await, Ok(3));
+    let stale = TradeUrl::new(e, "WRONGtok").unwrap();
+    assert_eq!(f.steam.escrow_days(&stale).await, Err(SteamError::InvalidToken), "only the current token");
     let items = f.tradable(r, 1).await;
     let or = f.send(r, items.clone()).await.unwrap();
     let oe = f.send(e, f.tradable(e, 1).await).await.unwrap();
