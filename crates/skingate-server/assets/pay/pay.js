@@ -22,9 +22,9 @@
       set(".js-send", function (b) { b.disabled = hint !== ""; });
     };
     form.addEventListener("change", update);
-    // Back to this page from the browser's cache (after a failed or interrupted send): the buttons the submit
-    // disabled work again.
-    window.addEventListener("pageshow", function (e) { if (e.persisted) update(); });
+    // Shown again (Back after a failed or interrupted send, from the browser's cache or with the ticks the
+    // browser restores after this script ran): the total, the hint and the buttons follow the ticks again.
+    window.addEventListener("pageshow", update);
     form.addEventListener("submit", function () {
       setTimeout(function () { form.querySelectorAll(".js-send").forEach(function (b) { b.disabled = true; }); }, 0);
     });
