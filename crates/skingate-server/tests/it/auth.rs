@@ -3,7 +3,7 @@
 use serde_json::{Value, json};
 use skingate_types::sign::{Canonicalization, api_sign};
 
-use crate::utils::{assert_error, spawn, spawn_with};
+use crate::utils::{answer, assert_error, spawn, spawn_with};
 
 #[tokio::test]
 async fn signature_mode_json_and_form() {
@@ -43,8 +43,7 @@ fn multipart(fields: &[(&str, Option<&str>, String)]) -> (String, String) {
 async fn multipart_and_text_plain_bodies() {
     let app = spawn_with(|c| c.with("body_limit_bytes", 4096).unwrap()).await;
     let send = |content_type: String, body: String| {
-        let req = app.http.post(app.api_url()).header("content-type", content_type).body(body);
-        async move { req.send().await.unwrap().json::<Value>().await.unwrap() }
+        answer(app.http.post(app.api_url()).header("content-type", content_type).body(body))
     };
     let signed = app.signed(json!({"method": "balance_history", "starting": 1, "ending": "2", "note": "a & b=c"}));
     let text = |v: &Value| v.as_str().map_or_else(|| v.to_string(), str::to_owned);
@@ -111,17 +110,7 @@ async fn php_clients_sign_json_floats_with_fourteen_digits() {
         map.insert("sign".into(), json!(api_sign(secret, &as_php, Canonicalization::Php)));
         let body = serde_json::to_string(&map).unwrap();
         assert_ne!(serde_json::to_string(&map["x"]).unwrap(), signed_as, "the body carries all the digits: {body}");
-        let resp: Value = app
-            .http
-            .post(app.api_url())
-            .header("content-type", "application/json")
-            .body(body)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let resp = answer(app.http.post(app.api_url()).header("content-type", "application/json").body(body)).await;
         assert_eq!(resp["status"], "success", "{sent:?} signed as {signed_as}: {resp}");
         // A value that differs within the 14 digits is still refused.
         let mut other = map.clone();
@@ -217,17 +206,7 @@ async fn ip_allow_list() {
     assert_error(&app.post_json(json!({"method": "balance"})).await, -8, "invalid_ip_address");
     // A forged X-Forwarded-For from an untrusted peer is ignored.
     let body = app.signed(json!({"method": "balance"}));
-    let resp: Value = app
-        .http
-        .post(app.api_url())
-        .header("x-forwarded-for", "10.1.2.3")
-        .json(&body)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let resp = answer(app.http.post(app.api_url()).header("x-forwarded-for", "10.1.2.3").json(&body)).await;
     assert_error(&resp, -8, "invalid_ip_address");
     // The event stream is bound by the same list: a valid signature from elsewhere is not enough.
     let (_, first) = crate::utils::ws_connect(&app.ws_url("")).await;

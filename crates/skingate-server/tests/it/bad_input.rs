@@ -2,7 +2,7 @@
 
 use serde_json::{Value, json};
 
-use crate::utils::{assert_error, spawn, spawn_with};
+use crate::utils::{answer, assert_error, spawn, spawn_with};
 
 async fn raw(app: &crate::utils::TestApp, content_type: Option<&str>, body: Vec<u8>) -> Value {
     let mut req = app.http.post(app.api_url()).body(body);
@@ -105,18 +105,9 @@ async fn unicode_whitespace_around_numbers_is_refused() {
     // The same in the header (refused already as a header that is not visible ASCII; the id parser's own
     // refusal is covered by `ProjectId`'s unit test).
     let nbsp = reqwest::header::HeaderValue::from_bytes(format!("{}\u{a0}", app.client_id()).as_bytes()).unwrap();
-    let resp: Value = app
-        .http
-        .post(app.api_url())
-        .header("x-client-id", nbsp)
-        .header("x-client-secret", &app.project.client_secret)
-        .json(&json!({"method": "balance"}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let req = app.http.post(app.api_url()).header("x-client-id", nbsp);
+    let resp =
+        answer(req.header("x-client-secret", &app.project.client_secret).json(&json!({"method": "balance"}))).await;
     assert_error(&resp, -2, "invalid_shopid");
 }
 

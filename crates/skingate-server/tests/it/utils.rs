@@ -188,6 +188,11 @@ impl TestApp {
 }
 
 /// Asserts an error envelope with this code and message.
+/// Sends a request built by the test (its own headers or body) and parses the JSON answer.
+pub async fn answer(req: reqwest::RequestBuilder) -> Value {
+    req.send().await.unwrap().json().await.unwrap()
+}
+
 pub fn assert_error(body: &Value, code: i64, message: &str) {
     assert_eq!(body["status"], "error", "{body}");
     assert_eq!(body["error_code"], code, "{body}");
