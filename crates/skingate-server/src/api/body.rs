@@ -75,11 +75,39 @@ pub fn parse(encoding: Encoding, body: &[u8]) -> Result<Params, GlobalError> {
     match encoding {
         Encoding::Json if trimmed.is_empty() => Ok(Params::default()),
         Encoding::Json => match serde_json::from_slice::<Value>(body) {
-            Ok(Value::Object(map)) => Ok(Params(map)),
+            Ok(Value::Object(mut map)) => {
+                map.values_mut().for_each(whole_floats_as_integers);
+                Ok(Params(map))
+            }
             _ => Err(GlobalError::InvalidRequestBody),
         },
         Encoding::Multipart(_) => Err(GlobalError::InvalidRequestBody),
         Encoding::Form | Encoding::Sniff => parse_form(body),
+    }
+}
+
+/// A JSON float with a whole value (`2916.0`: PHP's `json_encode` of a float, Python's of `float(2916)`) becomes
+/// the integer it is. Every signature rendering already signs it as `2916`; read as its JSON text it was the
+/// id `"2916.0"`, an `order_id` that `orderstatus` with `2916` could not find, and a `custom_id` other than
+/// the `2916` a retry sends. Only exact integers (below 2^53) and not `-0.0` (PHP signs it `-0`).
+fn whole_floats_as_integers(value: &mut Value) {
+    const EXACT: f64 = 9_007_199_254_740_992.0; // 2^53
+    match value {
+        Value::Number(n) if n.is_f64() => {
+            if let Some(f) = n.as_f64()
+                && f.fract() == 0.0
+                && f.abs() < EXACT
+                && !(f == 0.0 && f.is_sign_negative())
+            {
+                // Exact: |f| < 2^53, so the cast neither rounds nor saturates.
+                #[allow(clippy::cast_possible_truncation)]
+                let whole = f as i64;
+                *value = Value::from(whole);
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(whole_floats_as_integers),
+        Value::Object(map) => map.values_mut().for_each(whole_floats_as_integers),
+        _ => {}
     }
 }
 
@@ -309,6 +337,13 @@ mod tests {
     fn json_and_sniffing() {
         let p = parse_now(Encoding::Sniff, br#" {"method":"status","n":1}"#).unwrap();
         assert_eq!(p.0["n"], json!(1));
+        // Whole floats are the integers they are (as every client signs them), everywhere in the body; other
+        // floats, huge ones and -0.0 stay as sent.
+        let body = br#"{"id":2916.0,"items":[{"id":5.0}],"x":0.5,"big":1e20,"neg":-3.0,"nz":-0.0}"#;
+        let p = parse_now(Encoding::Json, body).unwrap();
+        assert_eq!((&p.0["id"], &p.0["items"][0]["id"], &p.0["neg"]), (&json!(2916), &json!(5), &json!(-3)));
+        assert_eq!(p.text("id"), Ok("2916".to_owned()));
+        assert!(p.0["x"].is_f64() && p.0["big"].is_f64() && p.0["nz"].is_f64());
         assert_eq!(parse_now(Encoding::Json, b"[1,2]"), Err(GlobalError::InvalidRequestBody));
         assert_eq!(parse_now(Encoding::Json, b"{bad"), Err(GlobalError::InvalidRequestBody));
         assert_eq!(parse_now(Encoding::Json, b"").unwrap(), Params::default());

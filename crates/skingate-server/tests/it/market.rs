@@ -565,8 +565,19 @@ async fn php_signed_floats_are_read_as_signed() {
     tampered.insert("custom_id".into(), json!(1001.0000000000002));
     let again = app.post_raw(&tampered).await;
     assert_eq!((again["status"].as_str(), &again["buy_id"]), (Some("success"), &first["buy_id"]), "{again}");
+    // PHP's `json_encode` sends a float with a whole value as `1001.0` and signs it `1001`: the same request.
+    let mut whole = body.clone();
+    whole.insert("custom_id".into(), json!(1001.0));
+    let again = app.post_raw(&whole).await;
+    assert_eq!((again["status"].as_str(), &again["buy_id"]), (Some("success"), &first["buy_id"]), "{again}");
     let b = app.sdk().balance().await.unwrap();
     assert_eq!(b.in_flight, Some(usd("19.95")), "one purchase");
+    // A whole-float id names the unit it says.
+    let ids = add_units(&app, Game::Rust, "Glory AK47", 1).await;
+    #[allow(clippy::cast_precision_loss)]
+    let by_float =
+        app.post_json(json!({"method": "market_buy", "id": ids[0] as f64, "partner": partner, "token": token})).await;
+    assert_eq!(by_float["item"]["id"], ids[0].to_string(), "{by_float}");
 }
 
 #[tokio::test]
