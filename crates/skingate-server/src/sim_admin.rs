@@ -128,11 +128,11 @@ pub async fn save_now(state: &AppState, saved: u64) -> u64 {
     }
 }
 
-/// Writes the snapshot, one writer at a time from taking it to storing it, so an older snapshot (the saver's)
-/// never lands after a newer one (an operator's profile, saved before the answer); returns its version.
+/// Writes the snapshot, one save at a time from taking it to storing it (`AppState::sim_saving`), so an older
+/// snapshot (the saver's) never lands after a newer one (an operator's profile, saved before the answer);
+/// returns its version.
 async fn write_snapshot(state: &AppState, sim: &Simulator) -> Result<u64, skingate_store::StoreError> {
-    static WRITING: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
-    let _one = WRITING.lock().await;
+    let _one = state.sim_saving.lock().await;
     let (version, json) = sim.snapshot();
     state.store.set_meta(SIM_STATE_KEY, &json).await?;
     Ok(version)

@@ -69,8 +69,10 @@ pub struct Inner {
     maintenance_runtime: AtomicBool,
     /// A full round of the deposit watcher was asked for (see [`AppState::wake_deposits`]).
     deposits_full_round: AtomicBool,
-    /// One save of the simulator's offer records at a time (see [`AppState::steam_sync`]).
-    sim_saving: tokio::sync::Mutex<()>,
+    /// One save of the simulator at a time, its offer records ([`AppState::steam_sync`]) or its snapshot
+    /// (`sim_admin`): a save waits for one under way, which may hold its change, and an older snapshot never
+    /// lands after a newer one.
+    pub(crate) sim_saving: tokio::sync::Mutex<()>,
 }
 
 impl std::ops::Deref for AppState {

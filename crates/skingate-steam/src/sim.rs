@@ -259,27 +259,23 @@ impl SimOffer {
 }
 
 impl World {
-    /// Marks every offer that has ended without a trade (failed, or reversed) as released, and gives back
-    /// only the items no live offer holds. A snapshot from before `released` existed reads `false` for
-    /// offers whose items were given back long ago (and perhaps taken by a newer offer since): releasing
-    /// them again on their next look would put one item into two trades.
+    /// Marks every offer that has ended without a trade (failed, or reversed) as released, and rebuilds `gone`
+    /// from the offers still holding their items (live or accepted). A snapshot from before `released`
+    /// existed reads `false` for offers whose items were given back long ago (and perhaps taken by a newer
+    /// offer since): settled here, a later look at them cannot release those items again.
     fn settle_releases(&mut self, now: i64) {
-        let (live, ended): (Vec<&SimOffer>, Vec<&SimOffer>) =
-            self.offers.values().partition(|o| o.reversed.is_none() && !observe(o, now).0.is_failed());
-        let held: HashSet<(SteamId, u64)> =
-            live.iter().flat_map(|o| o.items.iter().map(move |a| (o.partner, a.asset_id))).collect();
-        let ended: Vec<OfferId> = ended.iter().filter(|o| !o.released).map(|o| o.id).collect();
-        for id in ended {
-            let offer = self.offers.get_mut(&id).expect("listed above");
-            offer.released = true;
-            self.changed.insert(id);
-            let (partner, items) = (offer.partner, offer.items.clone());
-            for item in items {
-                if !held.contains(&(partner, item.asset_id)) {
-                    self.gone.remove(&(partner, item.asset_id));
-                }
+        for o in self.offers.values_mut() {
+            if !o.released && (o.reversed.is_some() || observe(o, now).0.is_failed()) {
+                o.released = true;
+                self.changed.insert(o.id);
             }
         }
+        self.gone = self
+            .offers
+            .values()
+            .filter(|o| !o.released)
+            .flat_map(|o| o.items.iter().map(move |a| (o.partner, a.asset_id)))
+            .collect();
     }
 
     /// Records that an offer changed: for the saver's snapshot and for its own durable record.
@@ -442,12 +438,6 @@ impl Simulator {
                 Err(_) => skipped += 1,
             }
         }
-        restored.gone = restored
-            .offers
-            .values()
-            .filter(|o| !o.released)
-            .flat_map(|o| o.items.iter().map(move |a| (o.partner, a.asset_id)))
-            .collect();
         restored.settle_releases((self.now)());
         let mut world = self.world();
         restored.version = world.version + 1;
@@ -477,7 +467,8 @@ impl Simulator {
         self.world.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    /// The state for a change: marks it changed for the saver.
+    /// The state for a change other than an offer's (profiles, tokens, the id sequence): marks it changed for
+    /// the saver. An offer's change is marked by `World::touch`, which also records it for saving.
     fn world_mut(&self) -> std::sync::MutexGuard<'_, World> {
         let mut world = self.world();
         world.version += 1;
@@ -522,7 +513,7 @@ impl Simulator {
     pub fn reverse_by(&self, id: OfferId, party: Party) -> Result<(), Irreversible> {
         let now = (self.now)();
         {
-            let mut world = self.world_mut();
+            let mut world = self.world();
             let offer = world.offers.get(&id).ok_or(Irreversible::NotFound)?;
             let (state, accepted_at) = observe(offer, now);
             match accepted_at {
@@ -543,7 +534,7 @@ impl Simulator {
     fn decide(&self, id: OfferId, state: OfferState) -> Result<(), SteamError> {
         let now = (self.now)();
         {
-            let mut world = self.world_mut();
+            let mut world = self.world();
             let offer = world.offers.get_mut(&id).ok_or(SteamError::NotFound)?;
             if observe(offer, now).0 != OfferState::Active {
                 return Err(SteamError::NotFound);
@@ -613,7 +604,7 @@ impl Steam for Simulator {
         // The partner's inventory is generated on demand: only an offer that takes items from it needs it.
         let inventory =
             if offer.items_to_receive.is_empty() { Vec::new() } else { self.inventory(user, offer.game).await? };
-        let mut world = self.world_mut();
+        let mut world = self.world();
         let profile = world.profiles.get(&user).copied().unwrap_or(DEFAULT_PROFILE);
         match profile {
             Profile::TradeBanned => return Err(SteamError::TradeBanned),

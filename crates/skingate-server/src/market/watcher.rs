@@ -612,7 +612,7 @@ async fn apply_steps(
             next_check_at: match t.to {
                 // Polled from memory; the database only needs the deadline (and catches up after a restart).
                 PurchaseStatus::WaitingAccept => now + OFFER_TIMEOUT_SECS,
-                PurchaseStatus::Accepted => (now + ACCEPTED_CHECK_SECS).min(watch_until.max(now)),
+                PurchaseStatus::Accepted => (now + ACCEPTED_CHECK_SECS).min(watch_until),
                 _ => NEVER,
             },
         });
