@@ -33,7 +33,7 @@ pub async fn run(config: &Config, cmd: CurrencyCmd) -> anyhow::Result<()> {
     match cmd {
         CurrencyCmd::List => {
             for c in store.currencies().await? {
-                println!("{:<6} {:>16}  {} (scale {})", c.code, c.rate().to_string(), c.name, c.scale);
+                outln!("{:<6} {:>16}  {} (scale {})", c.code, c.rate().to_string(), c.name, c.scale);
             }
         }
         CurrencyCmd::Set { code, rate, name, scale } => {
@@ -43,7 +43,7 @@ pub async fn run(config: &Config, cmd: CurrencyCmd) -> anyhow::Result<()> {
             let rate = rate.parse().map_err(|e| anyhow::anyhow!("rate: {e}"))?;
             let currency = Currency::new(&code, &name, scale, &rate)?;
             store.upsert_currency(&currency, now()).await?;
-            println!("{} = {} per USD", currency.code, currency.rate());
+            outln!("{} = {} per USD", currency.code, currency.rate());
             if let Some(pinned) = config.currencies.iter().find(|c| c.code == currency.code) {
                 eprintln!(
                     "note: the configuration sets {} to {}; the next `serve` or `migrate` puts that back",

@@ -84,7 +84,7 @@ pub async fn listen(config: &Config, args: Listen) -> anyhow::Result<()> {
             Ok(r) => r.status().as_u16().to_string(),
             Err(e) => format!("error: {e}"),
         };
-        println!("{} {id} -> {outcome}", event.event);
+        outln!("{} {id} -> {outcome}", event.event);
         forwarded += 1;
     }
     Ok(())
@@ -118,7 +118,7 @@ pub async fn trigger(config: &Config, args: Trigger) -> anyhow::Result<()> {
     };
     let event = skingate_server::events::emit(tx.as_mut(), &project, kind, data, now()).await?;
     tx.commit().await?;
-    println!("{}", event.payload);
+    outln!("{}", event.payload);
     Ok(())
 }
 
@@ -179,19 +179,19 @@ pub fn sign(cmd: SignCmd) -> anyhow::Result<()> {
                 let (k, v) = p.split_once('=').ok_or_else(|| anyhow::anyhow!("expected key=value, got {p}"))?;
                 map.insert(k.to_owned(), Value::String(v.to_owned()));
             }
-            println!("string to sign: {}", sign::string_to_sign(&map, Canonicalization::Js));
-            println!("sign: {}", sign::api_sign(&secret, &map, Canonicalization::Js));
+            outln!("string to sign: {}", sign::string_to_sign(&map, Canonicalization::Js));
+            outln!("sign: {}", sign::api_sign(&secret, &map, Canonicalization::Js));
         }
         SignCmd::Webhook(a) => {
             let body = read_body(&a.body)?;
             let ts = a.timestamp.unwrap_or_else(now);
             let signature = sign::events_signature(&a.secret, &body);
-            println!("Authorization: {signature}");
-            println!("Signature: {signature}");
-            println!("X-SIGN: {}", sign::static_sign(&a.client_id, &a.secret));
-            println!("{}: {}", standard::ID, a.id);
-            println!("{}: {ts}", standard::TIMESTAMP);
-            println!("{}: {}", standard::SIGNATURE, sign::standard_signature(&a.secret, &a.id, ts, &body));
+            outln!("Authorization: {signature}");
+            outln!("Signature: {signature}");
+            outln!("X-SIGN: {}", sign::static_sign(&a.client_id, &a.secret));
+            outln!("{}: {}", standard::ID, a.id);
+            outln!("{}: {ts}", standard::TIMESTAMP);
+            outln!("{}: {}", standard::SIGNATURE, sign::standard_signature(&a.secret, &a.id, ts, &body));
         }
     }
     Ok(())
@@ -208,7 +208,7 @@ pub fn verify(a: WebhookArgs) -> anyhow::Result<()> {
     let verifier = Verifier::new(&a.client_id, &a.secret);
     match verifier.verify(&headers, &body, a.timestamp.unwrap_or_else(now)) {
         Ok(scheme) => {
-            println!("ok: verified by {scheme:?}");
+            outln!("ok: verified by {scheme:?}");
             Ok(())
         }
         Err(e) => anyhow::bail!("not verified: {e}"),

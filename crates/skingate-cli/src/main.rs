@@ -15,6 +15,26 @@ use std::path::PathBuf;
 use clap::{Parser, Subcommand};
 use skingate_server::Config;
 
+/// `println!` for what a command prints: when its reader goes away (`skingate stock list | head -1`) the
+/// command ends quietly with success, as Unix tools do, instead of panicking on the broken pipe.
+macro_rules! outln {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        if let Err(e) = writeln!(std::io::stdout().lock(), $($arg)*) {
+            $crate::output_failed(&e)
+        }
+    }};
+}
+
+/// Ends the process after standard output failed: silently if the reader left, with a message otherwise.
+fn output_failed(e: &std::io::Error) -> ! {
+    if e.kind() == std::io::ErrorKind::BrokenPipe {
+        std::process::exit(0);
+    }
+    eprintln!("Error: writing to standard output: {e}");
+    std::process::exit(1)
+}
+
 mod currency;
 mod dev;
 mod maintenance;
@@ -88,9 +108,9 @@ fn main() -> anyhow::Result<()> {
         match cli.command {
             Command::Serve => serve::run(config).await,
             Command::Migrate => {
-                let store = open_or_create(&config).await?;
+                let store = skingate_server::app::open_store(&config, now()).await?;
                 skingate_server::app::apply_configured_currencies(&store, &config, now()).await?;
-                println!("database {} is up to date", config.database_url);
+                outln!("database {} is up to date", config.database_url);
                 Ok(())
             }
             Command::Project(cmd) => project::run(&config, cmd).await,
@@ -105,7 +125,7 @@ fn main() -> anyhow::Result<()> {
             Command::Market { mode } => stock::switch(&config, &mode).await,
             Command::Receive(args) => receive::run(args).await,
             Command::Config => {
-                println!("{}", serde_json::to_string_pretty(&config)?);
+                outln!("{}", serde_json::to_string_pretty(&config)?);
                 Ok(())
             }
         }
@@ -122,7 +142,9 @@ fn now() -> i64 {
 static CLOCK_OFFSET: std::sync::atomic::AtomicI64 = std::sync::atomic::AtomicI64::new(0);
 
 /// Opens the server's database, refusing a missing one: from another directory the relative default would
-/// create an empty database and every command would answer from it as if nothing were wrong.
+/// create an empty database and every command would answer from it as if nothing were wrong. Its schema is
+/// left as it is and must be this binary's: a newer binary's command must not upgrade the database under a
+/// running older server (only `serve` and `migrate` migrate; docs/OPERATIONS.md).
 async fn open(config: &Config) -> anyhow::Result<std::sync::Arc<skingate_store::SqliteStore>> {
     if !skingate_store::SqliteStore::exists(&config.database_url)? {
         anyhow::bail!(
@@ -132,16 +154,25 @@ async fn open(config: &Config) -> anyhow::Result<std::sync::Arc<skingate_store::
             config.database_url
         );
     }
-    open_or_create(config).await
+    with_clock_offset(config, skingate_server::app::open_current_store(config).await?).await
 }
 
-/// [`open`], creating the database if it is missing: for `migrate` and `project create`, which set a new
-/// gateway up before its first start. With the simulator's admin surface on (the demo, whose server runs on
-/// an adjustable clock) it takes the server's clock offset, so what the CLI writes is stamped with the
-/// server's time: a secret rotated after `skingate sim advance 2d` keeps its grace period, adjustments are
-/// dated right.
+/// [`open`], or, when there is no database yet, a new one with its schema: for `project create`, which may
+/// set a new gateway up before its first start.
 async fn open_or_create(config: &Config) -> anyhow::Result<std::sync::Arc<skingate_store::SqliteStore>> {
-    let store = skingate_server::app::open_store(config, now()).await?;
+    if skingate_store::SqliteStore::exists(&config.database_url)? {
+        return open(config).await;
+    }
+    with_clock_offset(config, skingate_server::app::open_store(config, now()).await?).await
+}
+
+/// With the simulator's admin surface on (the demo, whose server runs on an adjustable clock) the CLI takes
+/// the server's clock offset, so what it writes is stamped with the server's time: a secret rotated after
+/// `skingate sim advance 2d` keeps its grace period, adjustments are dated right.
+async fn with_clock_offset(
+    config: &Config,
+    store: std::sync::Arc<skingate_store::SqliteStore>,
+) -> anyhow::Result<std::sync::Arc<skingate_store::SqliteStore>> {
     if config.sim_admin
         && let Some(offset) = skingate_store::Store::meta(store.as_ref(), skingate_server::clock::OFFSET_KEY).await?
     {

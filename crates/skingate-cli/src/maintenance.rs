@@ -11,7 +11,10 @@ pub async fn run(config: &Config, mode: &str) -> anyhow::Result<()> {
         store.set_meta(MAINTENANCE_KEY, mode).await?;
     }
     let runtime = store.meta(MAINTENANCE_KEY).await?.unwrap_or_else(|| "off".into());
-    let forced = if config.maintenance { " (forced on by configuration)" } else { "" };
-    println!("maintenance: {runtime}{forced}");
+    if config.maintenance {
+        outln!("maintenance: on (forced by the configuration's `maintenance`; the run-time switch is {runtime})");
+    } else {
+        outln!("maintenance: {runtime}");
+    }
     Ok(())
 }

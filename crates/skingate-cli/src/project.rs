@@ -182,18 +182,19 @@ impl SettingsArgs {
 
 /// Runs a project subcommand.
 pub async fn run(config: &Config, cmd: ProjectCmd) -> anyhow::Result<()> {
-    let store = match cmd {
-        ProjectCmd::Create { .. } => crate::open_or_create(config).await?,
-        _ => crate::open(config).await?,
-    };
+    if let ProjectCmd::Create { name, settings, json } = cmd {
+        // Checked before the database is opened (and perhaps created): a refused command leaves nothing behind.
+        let mut s = ProjectSettings::named(&name);
+        settings.apply(&mut s)?;
+        check_webhook_url(config, &s, None)?;
+        let store = crate::open_or_create(config).await?;
+        let p = store.create_project(&s, &new_secret(), now()).await?;
+        print(&p, true, json, config);
+        return Ok(());
+    }
+    let store = crate::open(config).await?;
     match cmd {
-        ProjectCmd::Create { name, settings, json } => {
-            let mut s = ProjectSettings::named(&name);
-            settings.apply(&mut s)?;
-            check_webhook_url(config, &s)?;
-            let p = store.create_project(&s, &new_secret(), now()).await?;
-            print(&p, true, json, config);
-        }
+        ProjectCmd::Create { .. } => unreachable!("handled above"),
         ProjectCmd::List { json } => {
             for p in store.projects().await? {
                 print(&p, false, json, config);
@@ -216,10 +217,10 @@ pub async fn run(config: &Config, cmd: ProjectCmd) -> anyhow::Result<()> {
                 if let Some(name) = &name {
                     p.settings.name = name.clone();
                 }
-                let old_url = p.settings.events_url.clone();
+                let before = p.settings.clone();
                 settings.apply(&mut p.settings).map_err(|e| e.to_string())?;
-                check_webhook_url(config, &p.settings).map_err(|e| e.to_string())?;
-                if p.settings.events_url != old_url {
+                check_webhook_url(config, &p.settings, Some(&before)).map_err(|e| e.to_string())?;
+                if p.settings.events_url != before.events_url {
                     // A new endpoint gets a fresh start.
                     p.events_disabled_at = None;
                 }
@@ -233,13 +234,14 @@ pub async fn run(config: &Config, cmd: ProjectCmd) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Refuses webhook URLs the dispatcher would refuse (private addresses unless allowed).
-fn check_webhook_url(config: &Config, s: &ProjectSettings) -> anyhow::Result<()> {
-    let policy = skingate_server::webhook::AddressPolicy {
-        allow_private: config.webhook_allow_private,
-        allowed: config.webhook_allowed_networks.clone(),
-    };
-    for url in [&s.events_url, &s.result_url].into_iter().flatten() {
+/// Refuses webhook URLs the dispatcher would refuse (private addresses unless allowed). Only the URLs this
+/// command sets are checked (all of them when there is no `before`): a URL stored earlier under another
+/// policy must not block an unrelated change, such as switching the project off in an emergency.
+fn check_webhook_url(config: &Config, s: &ProjectSettings, before: Option<&ProjectSettings>) -> anyhow::Result<()> {
+    let policy = config.address_policy();
+    let events = s.events_url.as_ref().filter(|u| before.is_none_or(|b| b.events_url.as_ref() != Some(*u)));
+    let result = s.result_url.as_ref().filter(|u| before.is_none_or(|b| b.result_url.as_ref() != Some(*u)));
+    for url in [events, result].into_iter().flatten() {
         policy
             .check_url(url)
             .map_err(|e| anyhow::anyhow!("{url}: {e} (set webhook_allow_private for local development)"))?;
@@ -259,9 +261,9 @@ async fn adjust(store: &dyn skingate_store::Store, credit: bool, args: AdjustArg
     let out = json!({"project": id.0, "transfer_id": done.transfer_id, "applied": done.applied,
         "balance": done.balance.to_wire().to_string()});
     if json {
-        println!("{out}");
+        outln!("{out}");
     } else if done.applied {
-        println!(
+        outln!(
             "{} {} USD: balance now {} USD (transfer {})",
             if credit { "credited" } else { "debited" },
             amount,
@@ -269,7 +271,7 @@ async fn adjust(store: &dyn skingate_store::Store, credit: bool, args: AdjustArg
             done.transfer_id
         );
     } else {
-        println!("transfer {} was already applied; balance {} USD", done.transfer_id, done.balance.to_wire());
+        outln!("transfer {} was already applied; balance {} USD", done.transfer_id, done.balance.to_wire());
     }
     Ok(())
 }
@@ -323,17 +325,17 @@ fn to_json(p: &Project, secret: bool, config: &Config) -> Value {
 fn print(p: &Project, secret: bool, json: bool, config: &Config) {
     let v = to_json(p, secret, config);
     if json {
-        println!("{v}");
+        outln!("{v}");
         return;
     }
     let obj = v.as_object().expect("object");
-    println!("project {}", p.id);
+    outln!("project {}", p.id);
     for (k, val) in obj {
         let shown = match val {
             Value::String(s) => s.clone(),
             Value::Null => "-".to_owned(),
             other => other.to_string(),
         };
-        println!("  {k:<20} {shown}");
+        outln!("  {k:<20} {shown}");
     }
 }

@@ -27,7 +27,7 @@ pub struct Receive {
     #[arg(long)]
     client_id: Option<String>,
     /// HTTP status to answer with (e.g. 500 to watch the gateway retry).
-    #[arg(long, default_value_t = 200)]
+    #[arg(long, default_value_t = 200, value_parser = clap::value_parser!(u16).range(200..=599))]
     status: u16,
 }
 
@@ -43,7 +43,7 @@ pub async fn run(args: Receive) -> anyhow::Result<()> {
     let app = axum::Router::new().fallback(move |headers: HeaderMap, uri: axum::http::Uri, bytes: bytes::Bytes| {
         let (secret, client_id) = (secret.clone(), client_id.clone());
         async move {
-            println!("{}", describe(&headers, &uri, &bytes, secret.as_deref(), client_id.as_deref()));
+            outln!("{}", describe(&headers, &uri, &bytes, secret.as_deref(), client_id.as_deref()));
             (status, "OK")
         }
     });

@@ -6,6 +6,15 @@ use skingate_server::Config;
 use skingate_server::clock::{Clock, OffsetClock, SystemClock};
 use tracing_subscriber::EnvFilter;
 
+/// Prints a banner line. Unlike the other commands' output, a closed standard output never stops the
+/// server: a supervisor that stopped reading must not take the gateway down with it.
+macro_rules! show {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout().lock(), $($arg)*);
+    }};
+}
+
 /// Runs until a termination signal, then drains in-flight requests and exits.
 pub async fn run(config: Config) -> anyhow::Result<()> {
     tracing_subscriber::fmt()
@@ -15,6 +24,8 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     // Handlers go in before anything is printed: a supervisor may send SIGTERM as soon as it reads the
     // "listening" line.
     let shutdown = shutdown_signal()?;
+    // One server per database: a second would run its own watchers and simulator beside the first's.
+    let _lock = skingate_store::SqliteStore::lock_for_server(&config.database_url)?;
     let public = (!config.public_url.is_empty()).then(|| config.base_url());
     // With the simulator's admin routes on (the demo), time can be moved forward; otherwise it is the system's.
     let clock: Arc<dyn Clock> = if config.sim_admin { Arc::new(OffsetClock::default()) } else { Arc::new(SystemClock) };
@@ -23,21 +34,21 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     // With `listen` on port 0 only the running server knows its port.
     let base = public.unwrap_or_else(|| local.clone());
     tracing::info!(addr = %running.addr, "skingate listening on {local}");
-    println!("API endpoint:  {base}/api.php   (alias {base}/api/v1)");
-    println!("Health check:  {base}/healthz");
+    show!("API endpoint:  {base}/api.php   (alias {base}/api/v1)");
+    show!("Health check:  {base}/healthz");
     if let Some(demo) = &running.demo {
-        println!("Demo project:  client_id={}  client_secret={}", demo.client_id(), demo.client_secret);
+        show!("Demo project:  client_id={}  client_secret={}", demo.client_id(), demo.client_secret);
         let ws = base.replacen("https://", "wss://", 1).replacen("http://", "ws://", 1);
         let sig = skingate_types::sign::static_sign(&demo.client_id(), &demo.client_secret);
-        println!("Events:        {ws}/ws/?shopid={}&signature={sig}", demo.client_id());
-        println!(
+        show!("Events:        {ws}/ws/?shopid={}&signature={sig}", demo.client_id());
+        show!(
             "Try it:        curl -s -X POST {base}/api.php -H 'X-CLIENT-ID: {}' -H 'X-CLIENT-SECRET: {}' -d method=balance",
             demo.client_id(),
             demo.client_secret
         );
     }
     if running.state.config.sim_admin {
-        println!(
+        show!(
             "Simulator:     every SteamID64 is a simulated player (`skingate sim user 76561198000000001`); operator \
              routes and `skingate sim advance` are ON: set sim_admin = false in production"
         );
@@ -51,17 +62,20 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Resolves on SIGTERM or SIGINT (Ctrl-C); the handlers are registered when this is called.
+/// Resolves on SIGTERM, SIGINT (Ctrl-C) or SIGHUP (the terminal closed, an SSH session dropped): each stops
+/// the server cleanly; the handlers are registered when this is called.
 fn shutdown_signal() -> std::io::Result<impl std::future::Future<Output = ()>> {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{SignalKind, signal};
         let mut term = signal(SignalKind::terminate())?;
         let mut int = signal(SignalKind::interrupt())?;
+        let mut hup = signal(SignalKind::hangup())?;
         Ok(async move {
             tokio::select! {
                 _ = term.recv() => {}
                 _ = int.recv() => {}
+                _ = hup.recv() => {}
             }
         })
     }

@@ -117,7 +117,7 @@ async fn admin(config: &Config, path: &str, body: Option<serde_json::Value>) -> 
     if !status.is_success() {
         anyhow::bail!("{status}: {text}");
     }
-    println!("{text}");
+    outln!("{text}");
     Ok(())
 }
 
@@ -160,15 +160,15 @@ fn user(config: &Config, steam_id: &str, json: bool) -> anyhow::Result<()> {
             Game::ALL.iter().map(|g| (g.code().to_owned(), json!(sim.inventory(id, *g)))).collect();
         let out = json!({"steam_id": id.to_string(), "account_id": id.account_id(), "trade_token": url.token,
             "trade_url": url.to_string(), "inventories": inventories});
-        println!("{out}");
+        outln!("{out}");
         return Ok(());
     }
-    println!("steam_id     {id}\naccount_id   {}\ntrade_token  {}\ntrade_url    {url}", id.account_id(), url.token);
+    outln!("steam_id     {id}\naccount_id   {}\ntrade_token  {}\ntrade_url    {url}", id.account_id(), url.token);
     for game in Game::ALL {
         let items = sim.inventory(id, game);
         let tradable = items.iter().filter(|a| a.tradable).count();
         let value: u64 = items.iter().map(|a| a.price_cents).sum();
-        println!(
+        outln!(
             "{:<12} {} items ({tradable} tradable), {}.{:02} USD",
             game.code(),
             items.len(),

@@ -71,9 +71,9 @@ pub async fn run(config: &Config, cmd: StockCmd) -> anyhow::Result<()> {
                 if json {
                     let line = json!({"id": u.id, "game": u.game, "name": u.name, "classid": u.classid,
                         "price": price, "reference_price": u.reference.to_wire(), "bot": u.bot, "asset_id": u.asset_id});
-                    println!("{line}");
+                    outln!("{line}");
                 } else {
-                    println!("{:>8}  {:<6} {:>10}  {}  (bot {})", u.id, u.game, price.to_string(), u.name, u.bot);
+                    outln!("{:>8}  {:<6} {:>10}  {}  (bot {})", u.id, u.game, price.to_string(), u.name, u.bot);
                 }
             }
         }
@@ -89,19 +89,32 @@ pub async fn run(config: &Config, cmd: StockCmd) -> anyhow::Result<()> {
             tx.commit().await?;
             match (ids.first(), ids.last()) {
                 (Some(first), Some(last)) if ids.len() > 20 => {
-                    println!("added {} unit(s) of {name}: ids {first} to {last}", ids.len());
+                    outln!("added {} unit(s) of {name}: ids {first} to {last}", ids.len());
                 }
-                _ => println!("added {} unit(s) of {name}: ids {ids:?}", ids.len()),
+                _ => outln!("added {} unit(s) of {name}: ids {ids:?}", ids.len()),
             }
         }
         StockCmd::Withdraw { mut ids } => {
             ids.sort_unstable();
             ids.dedup();
-            let moved = store.withdraw_units(&ids, now()).await?;
-            println!("withdrew {moved} of {} unit(s)", ids.len());
-            // A script must see that some were not taken off (unknown, sold, or in a trade: a unit in a trade
-            // comes back on sale if the trade fails).
-            anyhow::ensure!(moved == ids.len() as u64, "{} unit(s) were not for sale", ids.len() as u64 - moved);
+            let refused = store.withdraw_units(&ids, now()).await?;
+            if !refused.is_empty() {
+                // Nothing moved: say which ids, and why, so the operator can fix the list (a unit in a trade
+                // comes back on sale if the trade fails).
+                let known: std::collections::HashMap<i64, UnitState> =
+                    store.units_by_ids(&refused).await?.into_iter().map(|u| (u.id, u.state)).collect();
+                let why: Vec<String> = refused
+                    .iter()
+                    .map(|id| match known.get(id) {
+                        None => format!("{id} (unknown)"),
+                        Some(UnitState::Reserved) => format!("{id} (in a trade)"),
+                        Some(UnitState::Gone) => format!("{id} (sold)"),
+                        Some(state) => format!("{id} ({})", state.as_str()),
+                    })
+                    .collect();
+                anyhow::bail!("nothing was withdrawn; not for sale: {}", why.join(", "));
+            }
+            outln!("withdrew {} unit(s)", ids.len());
         }
     }
     Ok(())
@@ -114,6 +127,6 @@ pub async fn switch(config: &Config, mode: &str) -> anyhow::Result<()> {
         store.set_meta(MARKET_KEY, mode).await?;
     }
     let on = store.meta(MARKET_KEY).await?.is_none_or(|v| v != "off");
-    println!("market: {}", if on { "on" } else { "off" });
+    outln!("market: {}", if on { "on" } else { "off" });
     Ok(())
 }

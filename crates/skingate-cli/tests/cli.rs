@@ -180,7 +180,7 @@ fn bad_settings_are_refused() {
         let out = skingate(&db).args(args).output().unwrap();
         assert!(!out.status.success(), "{args:?} should fail");
     }
-    assert_eq!(run(&db, &["project", "list"]), "");
+    assert!(!db.exists(), "refused commands leave no database behind");
     // Webhook URLs to private addresses: refused unless development mode allows them.
     let created: Value =
         serde_json::from_str(run(&db, &["project", "create", "--name", "S", "--json"]).trim()).unwrap();
@@ -226,6 +226,12 @@ fn currencies_and_maintenance_switch() {
     assert!(run(&db, &["maintenance", "on"]).contains("maintenance: on"));
     assert!(run(&db, &["maintenance", "status"]).contains("maintenance: on"));
     assert!(run(&db, &["maintenance", "off"]).contains("maintenance: off"));
+    let forced = skingate(&db).env("SKINGATE_MAINTENANCE", "true").args(["maintenance", "status"]).output().unwrap();
+    let forced = String::from_utf8_lossy(&forced.stdout);
+    assert!(forced.contains("maintenance: on (forced by the configuration"), "{forced}");
+    assert!(forced.contains("the run-time switch is off"), "{forced}");
+    let odd = skingate(&db).args(["receive", "--port", "0", "--status", "999"]).output().unwrap();
+    assert!(!odd.status.success(), "an impossible HTTP status is refused");
 }
 
 #[test]
@@ -422,9 +428,22 @@ fn market_stock_and_switch() {
     assert_eq!(units[0]["price"], "85.00");
     let id = units[0]["id"].to_string();
     let partly = skingate(&db).args(["stock", "withdraw", &id, "999999"]).output().unwrap();
-    assert!(!partly.status.success(), "a unit not withdrawn fails the command");
-    assert!(String::from_utf8_lossy(&partly.stdout).contains("withdrew 1 of 2"));
-    assert!(String::from_utf8_lossy(&partly.stderr).contains("1 unit(s) were not for sale"));
+    assert!(!partly.status.success(), "a unit not for sale fails the command");
+    let why = String::from_utf8_lossy(&partly.stderr);
+    assert!(why.contains("nothing was withdrawn; not for sale: 999999 (unknown)"), "{why}");
+    assert_eq!(run(&db, &["stock", "list", "--game", "rust"]).lines().count(), 3, "all or none");
+    assert!(run(&db, &["stock", "withdraw", &id]).contains("withdrew 1 unit(s)"));
+    // Its output cut short by its reader (`| head -1`), a command ends quietly with success.
+    let mut listing = skingate(&db)
+        .args(["stock", "list", "--limit", "1000"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(listing.stdout.take());
+    let cut = listing.wait_with_output().unwrap();
+    assert!(cut.status.success(), "{}", String::from_utf8_lossy(&cut.stderr));
+    assert!(cut.stderr.is_empty(), "{}", String::from_utf8_lossy(&cut.stderr));
     for count in ["0", "100001"] {
         let refused =
             skingate(&db).args(["stock", "add", "--name", "Tempered AK47", "--count", count]).output().unwrap();
@@ -432,7 +451,7 @@ fn market_stock_and_switch() {
     }
     assert_eq!(run(&db, &["stock", "list", "--game", "rust"]).lines().count(), 2);
     let second = units[1]["id"].to_string();
-    assert!(run(&db, &["stock", "withdraw", &second, &second]).contains("withdrew 1 of 1"), "an id named twice");
+    assert!(run(&db, &["stock", "withdraw", &second, &second]).contains("withdrew 1 unit(s)"), "an id named twice");
     assert_eq!(run(&db, &["stock", "list", "--game", "rust"]).lines().count(), 1);
     assert!(!skingate(&db).args(["stock", "add", "--name", "No Such Skin"]).output().unwrap().status.success());
     // A second run (most likely in the same second) makes units of its own: no asset id twice.
@@ -491,4 +510,86 @@ fn deposit_settings() {
     ] {
         assert!(!skingate(&db).args(bad).output().unwrap().status.success(), "{bad:?} should fail");
     }
+}
+
+/// Only `serve` and `migrate` change a database's schema: another command refuses a database that is not
+/// exactly this binary's (older: it would be upgraded under a running older server; none at all: an empty
+/// file), and a refused `project create` leaves no database behind.
+#[test]
+fn commands_leave_the_schema_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("gate.db");
+    let refused = skingate(&db).args(["project", "create", "--name", "x", "--rate-limit", "0"]).output().unwrap();
+    assert!(!refused.status.success());
+    assert!(!db.exists(), "a refused project create created a database");
+    std::fs::write(&db, b"").unwrap();
+    let empty = skingate(&db).args(["project", "list"]).output().unwrap();
+    assert!(!empty.status.success());
+    assert!(String::from_utf8_lossy(&empty.stderr).contains("not a skingate database"));
+    std::fs::remove_file(&db).unwrap();
+    run(&db, &["migrate"]);
+    // Make the database look one migration behind this binary.
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let url = format!("sqlite://{}", db.display());
+    let newest = rt.block_on(async {
+        use sqlx::ConnectOptions as _;
+        let mut conn = url.parse::<sqlx::sqlite::SqliteConnectOptions>().unwrap().connect().await.unwrap();
+        let v: i64 =
+            sqlx::query_scalar("SELECT MAX(version) FROM _sqlx_migrations").fetch_one(&mut conn).await.unwrap();
+        sqlx::query("DELETE FROM _sqlx_migrations WHERE version = ?").bind(v).execute(&mut conn).await.unwrap();
+        sqlx::query("DROP TABLE sim_offers").execute(&mut conn).await.unwrap();
+        v
+    });
+    let older = skingate(&db).args(["market", "status"]).output().unwrap();
+    assert!(!older.status.success());
+    assert!(String::from_utf8_lossy(&older.stderr).contains("schema is older than this binary"));
+    run(&db, &["migrate"]);
+    let count = rt.block_on(async {
+        use sqlx::ConnectOptions as _;
+        let mut conn = url.parse::<sqlx::sqlite::SqliteConnectOptions>().unwrap().connect().await.unwrap();
+        sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM _sqlx_migrations WHERE version = ?")
+            .bind(newest)
+            .fetch_one(&mut conn)
+            .await
+            .unwrap()
+    });
+    assert_eq!(count, 1, "migrate upgrades it");
+    assert!(run(&db, &["market", "status"]).contains("market: on"));
+}
+
+/// One server per database; a setting changed by `project set` is checked, a URL stored earlier under
+/// another address policy is not (it must not block switching the project off); SIGHUP stops the server
+/// cleanly.
+#[test]
+fn one_server_per_database_and_unrelated_settings_pass() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("gate.db");
+    let server = serve(&db);
+    let second = skingate(&db).arg("serve").output().unwrap();
+    assert!(!second.status.success(), "a second server on the same database");
+    assert!(String::from_utf8_lossy(&second.stderr).contains("another skingate server is running"));
+    let private = skingate(&db)
+        .env("SKINGATE_WEBHOOK_ALLOW_PRIVATE", "1")
+        .args(["project", "set", "1", "--result-url", "http://127.0.0.1:9/cb"])
+        .output()
+        .unwrap();
+    assert!(private.status.success(), "{}", String::from_utf8_lossy(&private.stderr));
+    let refused =
+        skingate(&db).args(["project", "set", "1", "--events-url", "http://127.0.0.1:9/ev"]).output().unwrap();
+    assert!(!refused.status.success(), "a private URL set now is checked");
+    run(&db, &["project", "set", "1", "--active", "false"]);
+    let pid = server.child.id().to_string();
+    assert!(Command::new("kill").args(["-HUP", &pid]).status().unwrap().success());
+    let mut child = server.child;
+    for _ in 0..300 {
+        if let Some(status) = child.try_wait().unwrap() {
+            assert!(status.success(), "serve exited with {status} on SIGHUP");
+            let restarted = serve(&db);
+            restarted.terminate();
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child.kill().unwrap();
+    panic!("serve did not stop within 6 s of SIGHUP");
 }

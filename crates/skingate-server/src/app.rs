@@ -78,10 +78,19 @@ async fn healthz() -> &'static str {
     "ok"
 }
 
+/// Opens the configured database as it is, for the operator CLI: no migration, no seeding, refused unless
+/// its schema is this binary's ([`SqliteStore::open_current`]).
+pub async fn open_current_store(config: &Config) -> anyhow::Result<Arc<SqliteStore>> {
+    let store = SqliteStore::open_current(&config.database_url, config.db_readers)
+        .await
+        .with_context(|| format!("opening database {}", config.database_url))?;
+    Ok(Arc::new(store))
+}
+
 /// Opens the database named by the config, runs migrations and seeds the rates table on first use. Used by
-/// `serve` and by every CLI command that touches data. The config's `currencies` are applied only by `serve`
-/// and `migrate` ([`apply_configured_currencies`]): applied by every command, they would undo a
-/// `skingate currency set` at the next `currency list`.
+/// `serve`, `migrate` and a `project create` that sets a new gateway up. The config's `currencies` are
+/// applied only by `serve` and `migrate` ([`apply_configured_currencies`]): applied by every command, they
+/// would undo a `skingate currency set` at the next `currency list`.
 pub async fn open_store(config: &Config, now: i64) -> anyhow::Result<Arc<SqliteStore>> {
     let store = SqliteStore::open(&config.database_url, config.db_readers)
         .await
@@ -263,11 +272,10 @@ pub async fn start(mut config: Config, clock: Arc<dyn Clock>) -> anyhow::Result<
         "skingate-market-watcher",
         crate::market::watcher::run(state.clone(), shutdown.clone()),
     );
-    let policy = crate::webhook::AddressPolicy {
-        allow_private: state.config.webhook_allow_private,
-        allowed: state.config.webhook_allowed_networks.clone(),
-    };
-    let client = crate::webhook::WebhookClient::new(policy, Duration::from_millis(state.config.webhook_timeout_ms));
+    let client = crate::webhook::WebhookClient::new(
+        state.config.address_policy(),
+        Duration::from_millis(state.config.webhook_timeout_ms),
+    );
     let dispatcher = tokio::spawn(crate::dispatcher::run(state.clone(), client, shutdown.clone()));
     let deposit_watcher = tokio::spawn(crate::deposits::watcher::run(state.clone(), shutdown.clone()));
     let _stop_on_drop = [shutdown.clone().drop_guard(), saver_stop.clone().drop_guard()];

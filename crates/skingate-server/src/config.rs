@@ -110,6 +110,15 @@ pub struct Config {
 }
 
 impl Config {
+    /// The address rules every webhook and callback URL meets, in one place so what is refused when a URL
+    /// is stored (CLI, API) is exactly what the dispatcher would refuse when it sends.
+    pub fn address_policy(&self) -> crate::webhook::AddressPolicy {
+        crate::webhook::AddressPolicy {
+            allow_private: self.webhook_allow_private,
+            allowed: self.webhook_allowed_networks.clone(),
+        }
+    }
+
     /// Loads defaults, then `file` if it exists, then the environment.
     pub fn load(file: Option<&Path>) -> Result<Self, Box<figment::Error>> {
         let mut fig = Figment::from(Toml::string(DEFAULTS));

@@ -60,6 +60,13 @@ pub enum StoreError {
     /// Migrations failed at start-up.
     #[error("migration: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
+    /// The database's schema is not the one this binary was built for (older, newer, or none at all), and
+    /// the caller asked not to migrate it.
+    #[error("{0}")]
+    Schema(String),
+    /// Another server holds the database ([`sqlite::SqliteStore::lock_for_server`]).
+    #[error("{0}")]
+    InUse(String),
 }
 
 impl From<sqlx::Error> for StoreError {
@@ -82,7 +89,7 @@ pub struct ProjectBalance {
     pub held: Money,
     /// Reserved by unfinished purchases.
     pub in_flight: Money,
-    /// Total settled deposits.
+    /// Total settled deposits minus clawbacks: a reversed deposit is not a deal the merchant kept.
     pub deals_sum: Money,
     /// Total settled purchases minus refunds.
     pub withdraw_sum: Money,

@@ -271,10 +271,19 @@ pub trait MarketStore: Send + Sync {
     /// Purchases the watcher should look at now: unfinished, or accepted and still reversible, due by
     /// `next_check_at`, oldest due first.
     async fn purchases_due(&self, now: i64, limit: u32) -> Result<Vec<Purchase>>;
+    /// Purchases in `waiting_accept` whose deadline (`next_check_at`) is at or before `until`, by id. The
+    /// watcher polls them from memory, so one starting after a restart reloads them here rather than leave
+    /// them unobserved until their deadline.
+    async fn purchases_waiting(&self, until: i64) -> Result<Vec<Purchase>>;
+    /// The highest purchase id so far (0 if none): a watcher that starts treats every purchase up to it as
+    /// possibly sent by an earlier process that stopped before recording the offer.
+    async fn last_purchase_id(&self) -> Result<i64>;
     /// Units by id, in any state (missing ones skipped).
     async fn units_by_ids(&self, ids: &[i64]) -> Result<Vec<Unit>>;
-    /// Moves units for sale to `withdrawn`; returns how many moved.
-    async fn withdraw_units(&self, ids: &[i64], now: i64) -> Result<u64>;
+    /// Moves the units `ids` to `withdrawn`, all or none: returns the ids that are not for sale (unknown,
+    /// sold, in a trade, withdrawn already), and when there are any nothing moves, so an operator's mistyped
+    /// list changes nothing.
+    async fn withdraw_units(&self, ids: &[i64], now: i64) -> Result<Vec<i64>>;
 }
 
 /// Market writes inside one business transaction.

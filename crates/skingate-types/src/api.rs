@@ -49,7 +49,7 @@ pub struct BalanceResponse {
     /// `balance` converted with the current rates, keyed by lowercase currency code.
     #[serde(default)]
     pub balance_in_currencies: BTreeMap<String, Decimal>,
-    /// Total credited by deposits, USD.
+    /// Total credited by deposits minus Trade Protection clawbacks, USD.
     pub deals_sum: Decimal,
     /// `deals_sum` converted.
     #[serde(default)]

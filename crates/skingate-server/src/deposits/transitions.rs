@@ -133,7 +133,7 @@ pub async fn apply_if(
     // Read outside the write transaction: the payer's history does not depend on this deposit's change.
     let pre = state.store.deposit(project.id, id).await?.ok_or_else(|| anyhow::anyhow!("deposit {id} vanished"))?;
     let risk = match (&pre.steam_id, steps.iter().any(|(s, _)| *s == DepositStatus::InHold)) {
-        (Some(payer), true) => Some(wire::user_risk(state, payer, id, pre.game.as_deref()).await?),
+        (Some(payer), true) => Some(wire::user_risk(state, payer, &pre).await?),
         _ => None,
     };
     // What Steam showed (an acceptance, a cancellation) is durable there before the deposit acts on it.

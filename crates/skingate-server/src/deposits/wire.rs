@@ -122,10 +122,12 @@ pub fn datetime(secs: i64) -> String {
     at.format(time::macros::format_description!("[year]-[month]-[day] [hour]:[minute]:[second]")).unwrap_or_default()
 }
 
-/// `user_risk` from the gateway's own history of the payer (every project), excluding deposit `except`,
-/// plus the current value of the payer's inventory in the deposit's game.
-pub async fn user_risk(state: &AppState, payer: &str, except: i64, game: Option<&str>) -> anyhow::Result<Value> {
-    let h = state.store.payer_history(payer, except).await?;
+/// `user_risk` from the gateway's own history of the payer (every project) before `deposit`, plus the
+/// current value of the payer's inventory in the deposit's game. `joined_at` counts `deposit` itself: a
+/// first-time payer joined when they created it, not later when it was accepted.
+pub async fn user_risk(state: &AppState, payer: &str, deposit: &Deposit) -> anyhow::Result<Value> {
+    let h = state.store.payer_history(payer, deposit.id).await?;
+    let game = deposit.game.as_deref();
     let now = state.now();
     let mut inventory = Map::new();
     if let (Some(game), Ok(user)) = (game.and_then(Game::parse), payer.parse()) {
@@ -142,7 +144,7 @@ pub async fn user_risk(state: &AppState, payer: &str, except: i64, game: Option<
         "total_deposits_sum": h.deposits_sum.to_wire(),
         "total_rollback_deposits_count": h.rollback_count,
         "total_rollback_deposits_sum": h.rollback_sum.to_wire(),
-        "joined_at": datetime(h.first_seen.unwrap_or(now)),
+        "joined_at": datetime(h.first_seen.map_or(deposit.created_at, |f| f.min(deposit.created_at))),
         "last_deposit_at": h.last_deposit_at.map(datetime),
         "user_inventory": inventory,
     }))

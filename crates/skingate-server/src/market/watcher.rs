@@ -12,8 +12,9 @@
 //!   reversed: refund, unit back to stock) or `rollback_supplier` (the bot side reversed: refund).
 //!
 //! Purchases waiting for the user are observed every clock second from the watcher's memory (the database
-//! keeps only their 10-minute deadline, so polling writes nothing; after a restart they are picked up again at
-//! the latest by that deadline). Accepted trades are checked hourly until Trade Protection ends, and become
+//! keeps only their 10-minute deadline, so polling writes nothing; a watcher that starts reloads them all).
+//! Purchases up to the highest id when it starts may have had their offer sent by a process that stopped
+//! before recording it: Steam is asked for such an offer before one is sent. Accepted trades are checked hourly until Trade Protection ends, and become
 //! final only once two looks after its end agree that the trade stands (a reversal in the last hour counts).
 //!
 //! Steam flaps (an accepted offer is seen once as active), so an observation is acted on only when the next
@@ -77,8 +78,9 @@ pub struct Memory {
     /// Offers sent whose id could not be stored and that could not be cancelled either (accepted already, or
     /// Steam unreachable): their purchases go on with them, never with a second offer for the same unit.
     unrecorded: HashMap<i64, u64>,
-    /// The clock at this watcher's first round. A purchase created before it may have had its offer sent by
-    /// an earlier process that stopped before recording it: Steam is asked before anything is sent.
+    /// The highest purchase id at this watcher's first round. A purchase up to it may have had its offer sent
+    /// by an earlier process that stopped before recording it: Steam is asked before anything is sent. (An id,
+    /// not a time: a restart within the same clock second must not pass for a fresh purchase.)
     started: Option<i64>,
 }
 
@@ -116,7 +118,18 @@ pub async fn run(state: AppState, shutdown: CancellationToken) {
 /// it looked at.
 pub async fn round(state: &AppState, memory: &mut Memory) -> Result<usize, StoreError> {
     let now = state.now();
-    let started = *memory.started.get_or_insert(now);
+    let started = match memory.started {
+        Some(id) => id,
+        None => {
+            let last = state.store.last_purchase_id().await?;
+            // The purchases an earlier process left waiting for the user: polled from memory again now, not
+            // only at their deadline.
+            for p in state.store.purchases_waiting(now.saturating_add(OFFER_TIMEOUT_SECS)).await? {
+                memory.waiting.insert(p.id, (p, now));
+            }
+            *memory.started.insert(last)
+        }
+    };
     let mut due = state.store.purchases_due(now, ROUND_LIMIT as u32).await?;
     let from_db: std::collections::HashSet<i64> = due.iter().map(|p| p.id).collect();
     for (p, next) in memory.waiting.values() {
@@ -339,7 +352,7 @@ async fn send(state: &AppState, p: Purchase, sent: &Sent<'_>, now: i64) -> Step 
         price_cents: u64::try_from(p.price.minor() / 10).unwrap_or(0),
         tradable: true,
     };
-    if p.created_at < sent.started {
+    if p.id <= sent.started {
         match state.find_sent_offer(partner.steam_id, p.created_at, &[asset.asset_id], &[]).await {
             Ok(Some(offer)) => {
                 tracing::warn!(purchase = p.id, offer = offer.id, "adopting an offer sent but never recorded");

@@ -196,3 +196,32 @@ async fn item_asset_ids_as_an_index_keyed_object() {
     assert_error(&app.post_json(call("bad-3", json!({}))).await, 5, "invalid_item_asset_ids");
     assert_error(&app.post_json(call("bad-4", json!("123"))).await, 5, "invalid_item_asset_ids");
 }
+
+/// The gateway itself calls a deposit's `result_url`, so it must meet the webhook address rules when it is
+/// given: a private or metadata address is refused at `create` (and `create_from_user_inventory`), never
+/// stored to fail every attempt for days. Nothing is created.
+#[tokio::test]
+async fn a_private_result_url_is_refused_at_create() {
+    use skingate_sdk::deposits::CreateDeposit;
+    let app = spawn().await;
+    let sdk = app.sdk();
+    for (n, url) in ["http://169.254.169.254/latest/meta-data", "http://127.0.0.1:9000/cb", "http://localhost/cb"]
+        .into_iter()
+        .enumerate()
+    {
+        let req = CreateDeposit { result_url: Some(url.into()), ..CreateDeposit::default() };
+        let err = sdk.create_deposit(&format!("ssrf-{n}"), &req).await.unwrap_err();
+        assert_eq!(err.api_message(), Some("invalid_url"), "{url}");
+        let mut extra = serde_json::Map::new();
+        extra.insert("result_url".into(), json!(url));
+        let ids = ["1".to_owned()];
+        let err = sdk
+            .create_from_user_inventory(&format!("ssrf-i{n}"), "76561198000000001", "tokentok", "rust", &ids, extra)
+            .await
+            .unwrap_err();
+        assert_eq!(err.api_message(), Some("invalid_url"), "{url}");
+    }
+    assert!(sdk.orders(0, 4_000_000_000, None).await.unwrap().items.is_empty(), "nothing created");
+    let req = CreateDeposit { result_url: Some("https://shop.example/cb".into()), ..CreateDeposit::default() };
+    sdk.create_deposit("public-1", &req).await.unwrap();
+}

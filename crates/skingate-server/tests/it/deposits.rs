@@ -14,6 +14,7 @@ use skingate_steam::SteamId;
 use skingate_steam::catalogue::Game;
 use skingate_steam::sim::Profile;
 use skingate_steam::users::Asset;
+use skingate_store::DeliveryState;
 use skingate_types::sign;
 
 use crate::utils::{Receiver, TestApp, spawn_with_clock};
@@ -201,7 +202,8 @@ async fn cs2_deposit_is_held_then_credited_when_protection_ends() {
     assert_eq!(text(&held["hold_until"]), (T0 + 10 + 8 * 86_400).to_string());
     let risk = &held["user_risk"];
     assert_eq!(risk["total_deposits_count"], 0);
-    assert!(risk["joined_at"].as_str().unwrap().len() == 19);
+    // A first-time payer joined when the deposit was created, not when it was accepted 10 s later.
+    assert_eq!(risk["joined_at"].as_str(), Some(skingate_server::deposits::wire::datetime(T0).as_str()));
     assert!(risk["user_inventory"]["cs2"]["sum"].is_string());
     let v = value(&items).to_wire().to_string();
     assert_eq!(e.balance().await, ("0.00".into(), v.clone()));
@@ -244,6 +246,8 @@ async fn approved_early_then_reversed_is_clawed_back_into_debt() {
     assert!(back.get("amount").is_none(), "no amount after the return (spec §3.1)");
     assert_eq!(e.balance().await, (format!("-{v}"), "0.00".into()));
     assert_eq!(e.status(id).await, "hold_returned");
+    let sums = e.app.sdk().balance().await.unwrap();
+    assert_eq!(sums.deals_sum.to_string(), "0.00", "a clawed-back deposit is no longer a deal");
 }
 
 #[tokio::test]
@@ -455,8 +459,40 @@ async fn failing_result_url_is_retried_listed_and_never_disables_events() {
     let third = e.hook.next().await;
     assert_eq!(third.body, first.body, "the same callback every time");
     wait_for(|| async { sdk.callback_error_list(None).await.unwrap() }, |p| p.total_count == 0).await;
-    let project = e.app.running.state.store.project(e.app.project.id).await.unwrap().unwrap();
+    let store = &e.app.running.state.store;
+    let project = store.project(e.app.project.id).await.unwrap().unwrap();
     assert_eq!(project.events_disabled_at, None);
+    // Resent after its delivery, it waits for its attempt with a 2xx as its last answer: not a failed callback.
+    let delivered = store.deliveries(project.id, Some(DeliveryState::Delivered), 0, 10).await.unwrap();
+    let callback = delivered.iter().find(|d| d.kind == "result_url").unwrap();
+    assert!(store.resend_delivery(project.id, callback.id, T0).await.unwrap());
+    assert_eq!(sdk.callback_error_list(None).await.unwrap().total_count, 0);
+}
+
+/// A merchant who fixes a broken Result URL gets the stuck callback at the new one on its next retry; a
+/// deposit that named its own `result_url` keeps it.
+#[tokio::test]
+async fn a_fixed_result_url_receives_the_stuck_callbacks() {
+    let mut e = env(|s| s.result_url = Some("http://127.0.0.1:9/dead".into())).await;
+    let user = payer(13);
+    let items = e.items(user, Game::Rust, 2).await;
+    e.deposit("moved-1", user, Game::Rust, &items[..1]).await;
+    let mut own = Map::new();
+    own.insert("result_url".into(), json!("http://127.0.0.1:9/own"));
+    let ids = [items[1].asset_id.to_string()];
+    let sdk = e.app.sdk();
+    sdk.create_from_user_inventory("own-1", &user.to_string(), &e.token(user), Game::Rust.code(), &ids, own)
+        .await
+        .unwrap();
+    e.advance(10);
+    wait_for(|| async { sdk.callback_error_list(None).await.unwrap() }, |p| p.total_count == 2).await;
+    let url = e.hook.url.clone();
+    e.app.update(move |s| s.result_url = Some(url)).await;
+    e.advance(5);
+    let cb = e.callback().await;
+    assert_eq!((cb["order_id"].as_str(), cb["status"].as_str()), (Some("moved-1"), Some("success")));
+    let listed = wait_for(|| async { sdk.callback_error_list(None).await.unwrap() }, |p| p.total_count == 1).await;
+    assert_eq!(listed.items[0].order_id, "own-1", "a deposit's own result_url is not moved");
 }
 
 /// 410 from a Result URL is a failure like any other: retried on the schedule (only a 2xx counts), not

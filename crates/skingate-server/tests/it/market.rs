@@ -317,7 +317,7 @@ async fn every_failure_refunds_once_and_restocks() {
         let listed = sdk.market_search(Some("dota2"), &["Treasure Key"]).await.unwrap();
         assert!(listed.items.iter().any(|i| i.id == id.to_string()), "{want}: unit back in stock");
         // Withdraw it again so the next case buys a fresh one.
-        app.running.state.store.withdraw_units(&[id], START).await.unwrap();
+        assert!(app.running.state.store.withdraw_units(&[id], START).await.unwrap().is_empty());
     }
     // Later rounds change nothing: still refunded once.
     for _ in 0..5 {
@@ -743,6 +743,55 @@ async fn a_restart_adopts_the_offer_an_earlier_process_sent_and_never_recorded()
     let done = wait_status(&app, &clock, &bought.buy_id, "accepted", 1).await;
     assert_eq!(done.tradeofferid, Some(offers[0].to_string()), "the offer sent before the restart");
     assert_eq!(offers_to(&app, &clock, 3202).await, offers, "no second offer");
+}
+
+/// The same when the restart takes less than a clock second: the restarted watcher tells the earlier
+/// process's purchases by id, not by time, so it still asks Steam instead of sending the unit a second time.
+#[tokio::test]
+async fn a_restart_within_the_same_second_still_adopts_the_unrecorded_offer() {
+    let (app, clock) = market_app(0).await;
+    app.adjust(true, 1_000_000, "topup").await;
+    set_profile(&app, 3204, Profile::AcceptAfter { secs: 0 });
+    let fault = refuse_offer_records(&app).await;
+    let id = add_units(&app, Game::Dota2, "Treasure Key", 1).await[0];
+    let bought = app.sdk().market_buy(&order(BuyTarget::Id(id), user(&app, 3204))).await.unwrap();
+    let to = SteamId::from_account_id(3204).unwrap();
+    let mut offers = Vec::new();
+    for _ in 0..100 {
+        tick(&app, &clock, 0, 20).await;
+        offers = app.running.state.steam.sent_offers(to, 0).await.unwrap();
+        if !offers.is_empty() {
+            break;
+        }
+    }
+    assert_eq!(offers.len(), 1, "the offer was sent and could not be recorded");
+    let app = app.restart_after(async |_| fault.clear().await).await;
+    for _ in 0..10 {
+        tick(&app, &clock, 0, 20).await;
+    }
+    assert_eq!(app.running.state.steam.sent_offers(to, 0).await.unwrap(), offers, "no second offer");
+    let done = wait_status(&app, &clock, &bought.buy_id, "accepted", 1).await;
+    assert_eq!(done.tradeofferid, Some(offers[0].to_string()), "the offer sent before the restart");
+}
+
+/// Purchases waiting for the user are polled from the watcher's memory: one that starts after a restart
+/// reloads them, so an acceptance is seen within seconds, not at the 10-minute deadline.
+#[tokio::test]
+async fn waiting_purchases_are_watched_again_right_after_a_restart() {
+    let (app, clock) = market_app(0).await;
+    app.adjust(true, 1_000_000, "topup").await;
+    set_profile(&app, 3205, Profile::Manual);
+    let id = add_units(&app, Game::Dota2, "Treasure Key", 1).await[0];
+    let bought = app.sdk().market_buy(&order(BuyTarget::Id(id), user(&app, 3205))).await.unwrap();
+    let sent = wait_status(&app, &clock, &bought.buy_id, "waiting_accept", 1).await;
+    let offer: u64 = sent.tradeofferid.unwrap().parse().unwrap();
+    let app = app.restart_after(async |_| {}).await;
+    app.running.state.sim.as_ref().unwrap().accept(offer).unwrap();
+    for _ in 0..20 {
+        tick(&app, &clock, 1, 20).await;
+    }
+    let seen = app.sdk().market_getinfo(&bought.buy_id).await.unwrap();
+    assert_eq!(seen.offer_status, "accepted", "seen within 20 s of the restart, not at the deadline");
 }
 
 /// The offers an earlier process cancelled because it could not record them are dead: after a restart the

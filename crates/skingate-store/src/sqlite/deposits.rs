@@ -195,7 +195,7 @@ impl DepositStore for SqliteStore {
             "SELECT d.id, d.deposit_id, p.order_id, d.last_http_status FROM deliveries d
              JOIN deposits p ON p.id = d.deposit_id
              WHERE d.project_id = ? AND d.kind = 'result_url' AND d.id > ? AND d.attempts > 0
-               AND d.state <> 'delivered'
+               AND d.state <> 'delivered' AND (d.last_http_status IS NULL OR d.last_http_status NOT BETWEEN 200 AND 299)
              ORDER BY d.id LIMIT CAST(? AS INTEGER)",
         )
         .bind(project.0)

@@ -204,6 +204,23 @@ impl MarketStore for SqliteStore {
         rows.iter().map(purchase).collect()
     }
 
+    async fn purchases_waiting(&self, until: i64) -> Result<Vec<Purchase>> {
+        // The first status term lets the planner use `purchases_open` (a partial index's condition must appear
+        // as it is); the second keeps the waiting ones.
+        let sql = format!(
+            "SELECT {PURCHASE_COLUMNS} FROM purchases
+             WHERE status IN ('creating_trade', 'waiting_accept', 'accepted') AND next_check_at <= ?
+               AND status = 'waiting_accept'
+             ORDER BY id"
+        );
+        let rows = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(until).fetch_all(&self.reader).await?;
+        rows.iter().map(purchase).collect()
+    }
+
+    async fn last_purchase_id(&self) -> Result<i64> {
+        Ok(sqlx::query_scalar("SELECT COALESCE(MAX(id), 0) FROM purchases").fetch_one(&self.reader).await?)
+    }
+
     async fn units_by_ids(&self, ids: &[i64]) -> Result<Vec<Unit>> {
         if ids.is_empty() {
             return Ok(Vec::new());
@@ -217,11 +234,15 @@ impl MarketStore for SqliteStore {
         rows.iter().map(unit).collect()
     }
 
-    async fn withdraw_units(&self, ids: &[i64], now: i64) -> Result<u64> {
+    async fn withdraw_units(&self, ids: &[i64], now: i64) -> Result<Vec<i64>> {
         let mut tx = crate::Store::begin(self).await?;
-        let moved = tx.move_units(ids, &[UnitState::Stock], UnitState::Withdrawn, now).await?;
-        tx.commit().await?;
-        Ok(moved)
+        let for_sale: std::collections::HashSet<i64> = tx.stock_units(ids).await?.iter().map(|u| u.id).collect();
+        let refused: Vec<i64> = ids.iter().copied().filter(|id| !for_sale.contains(id)).collect();
+        if refused.is_empty() {
+            tx.move_units(ids, &[UnitState::Stock], UnitState::Withdrawn, now).await?;
+            tx.commit().await?;
+        }
+        Ok(refused)
     }
 }
 

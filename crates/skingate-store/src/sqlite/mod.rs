@@ -63,9 +63,50 @@ impl SqliteStore {
         Ok(file.as_os_str().is_empty() || file == Path::new(":memory:") || file.exists())
     }
 
+    /// Takes the lock that lets one server at a time run on the database at `url` (a file beside it,
+    /// `<database>.serve-lock`, locked for as long as the returned handle lives; the operating system lets
+    /// it go if the process dies). A second server would run its own watchers and simulator beside the
+    /// first's. `None` for an in-memory database, which no other process can open.
+    pub fn lock_for_server(url: &str) -> Result<Option<std::fs::File>> {
+        let options = connect_options(url)?;
+        let file = options.get_filename();
+        if file.as_os_str().is_empty() || file == Path::new(":memory:") {
+            return Ok(None);
+        }
+        let mut path = file.as_os_str().to_owned();
+        path.push(".serve-lock");
+        let io = |e: std::io::Error| StoreError::Database(sqlx::Error::Io(e));
+        if let Some(dir) = Path::new(&path).parent()
+            && !dir.as_os_str().is_empty()
+        {
+            std::fs::create_dir_all(dir).map_err(io)?;
+        }
+        let lock = std::fs::OpenOptions::new().create(true).truncate(false).write(true).open(&path).map_err(io)?;
+        match lock.try_lock() {
+            Ok(()) => Ok(Some(lock)),
+            Err(std::fs::TryLockError::WouldBlock) => Err(StoreError::InUse(format!(
+                "another skingate server is running on {}: stop it first (one server per database)",
+                file.display()
+            ))),
+            Err(std::fs::TryLockError::Error(e)) => Err(io(e)),
+        }
+    }
+
     /// Opens (creating if needed) the database at `url` (`sqlite://path`, `sqlite:path` or a plain path)
     /// and runs pending migrations. `readers` is the size of the read pool.
     pub async fn open(url: &str, readers: u32) -> Result<Self> {
+        Self::open_with(url, readers, true).await
+    }
+
+    /// Opens the database at `url` without changing its schema, refusing one whose schema is not exactly
+    /// this binary's: the operator CLI's commands must not upgrade a database under a running server of an
+    /// older version (only `serve` and `migrate` migrate), nor work on a file that is not a skingate
+    /// database.
+    pub async fn open_current(url: &str, readers: u32) -> Result<Self> {
+        Self::open_with(url, readers, false).await
+    }
+
+    async fn open_with(url: &str, readers: u32, migrate: bool) -> Result<Self> {
         let options = connect_options(url)?;
         if let Some(dir) = Path::new(options.get_filename()).parent()
             && !dir.as_os_str().is_empty()
@@ -87,7 +128,12 @@ impl SqliteStore {
             .acquire_timeout(Duration::from_secs(30))
             .connect_with(writer_options)
             .await?;
-        sqlx::migrate!("./migrations/sqlite").run(&writer).await?;
+        let migrator = sqlx::migrate!("./migrations/sqlite");
+        if migrate {
+            migrator.run(&writer).await?;
+        } else {
+            check_schema(&writer, &migrator).await?;
+        }
         let reader = SqlitePoolOptions::new()
             .max_connections(readers.max(1))
             .acquire_timeout(Duration::from_secs(30))
@@ -112,6 +158,36 @@ impl SqliteStore {
         self.writer.close().await;
         self.reader.close().await;
     }
+}
+
+/// Refuses a database whose applied migrations are not exactly `migrator`'s.
+async fn check_schema(pool: &SqlitePool, migrator: &sqlx::migrate::Migrator) -> Result<()> {
+    let table: Option<String> =
+        sqlx::query_scalar("SELECT name FROM sqlite_master WHERE type = 'table' AND name = '_sqlx_migrations'")
+            .fetch_optional(pool)
+            .await?;
+    if table.is_none() {
+        return Err(StoreError::Schema(
+            "not a skingate database (it has no schema): `skingate migrate` sets one up".into(),
+        ));
+    }
+    let applied: Vec<i64> = sqlx::query_scalar("SELECT version FROM _sqlx_migrations WHERE success ORDER BY version")
+        .fetch_all(pool)
+        .await?;
+    let known: Vec<i64> = migrator.iter().map(|m| m.version).collect();
+    if applied.iter().any(|v| !known.contains(v)) {
+        return Err(StoreError::Schema(
+            "the database's schema is newer than this binary: use the binary the server runs".into(),
+        ));
+    }
+    if applied.len() < known.len() {
+        return Err(StoreError::Schema(
+            "the database's schema is older than this binary: upgrade it with `skingate migrate` (or by \
+             starting the new server), after stopping the old one (docs/OPERATIONS.md)"
+                .into(),
+        ));
+    }
+    Ok(())
 }
 
 fn connect_options(url: &str) -> Result<SqliteConnectOptions> {
@@ -466,6 +542,21 @@ async fn write_project(tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>, p: &Project
         sqlx::query(
             "UPDATE deliveries SET url = ? WHERE project_id = ? AND kind = 'events_webhook'
                    AND state != 'delivered' AND url != ?",
+        )
+        .bind(url)
+        .bind(p.id.0)
+        .bind(url)
+        .execute(&mut **tx)
+        .await?;
+    }
+    if let Some(url) = &s.result_url {
+        // Likewise the deposit callbacks still to make, except those a deposit aimed at its own `result_url`:
+        // a merchant who fixes a broken Result URL gets the stuck callbacks at the new one (retry, resend or
+        // recover), as the events webhook does.
+        sqlx::query(
+            "UPDATE deliveries SET url = ? WHERE project_id = ? AND kind = 'result_url'
+                   AND state != 'delivered' AND url != ?
+                   AND NOT EXISTS (SELECT 1 FROM deposits WHERE id = deliveries.deposit_id AND result_url IS NOT NULL)",
         )
         .bind(url)
         .bind(p.id.0)

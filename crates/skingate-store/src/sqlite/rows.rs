@@ -24,8 +24,9 @@ pub(crate) const PROJECT_SELECT: &str = concat!(project_select!(), " WHERE id = 
 pub(crate) const PROJECT_SELECT_ALL: &str = concat!(project_select!(), " ORDER BY id");
 
 pub(crate) const BALANCE_SELECT: &str = "SELECT a.credits_posted, a.debits_posted, a.debits_pending, a.credits_pending,
-    COALESCE((SELECT SUM(t.total) FROM transfer_totals t WHERE t.account_id = a.id AND t.side = 'credit'
-        AND t.code IN ('deposit', 'deposit_hold')), 0),
+    COALESCE((SELECT SUM(CASE WHEN t.side = 'credit' AND t.code IN ('deposit', 'deposit_hold') THEN t.total
+        WHEN t.side = 'debit' AND t.code = 'clawback' THEN -t.total ELSE 0 END)
+        FROM transfer_totals t WHERE t.account_id = a.id), 0),
     COALESCE((SELECT SUM(CASE WHEN t.side = 'debit' AND t.code = 'purchase' THEN t.total
         WHEN t.side = 'credit' AND t.code = 'refund' THEN -t.total ELSE 0 END)
         FROM transfer_totals t WHERE t.account_id = a.id), 0)

@@ -548,7 +548,9 @@ async fn stock_units_returns_only_listed_units_in_stock() {
     assert_eq!(ids.len(), 5);
     assert!(ids.windows(2).all(|w| w[0] < w[1]), "ids in insertion order: {ids:?}");
     // ids[1] withdrawn by an operator, ids[2] reserved by a buy; ids[4] is in stock but not asked for.
-    assert_eq!(s.withdraw_units(&[ids[1]], 20).await.unwrap(), 1);
+    assert!(s.withdraw_units(&[ids[1]], 20).await.unwrap().is_empty());
+    // All or none: one id not for sale (withdrawn now) keeps the others for sale.
+    assert_eq!(s.withdraw_units(&[ids[0], ids[1]], 21).await.unwrap(), vec![ids[1]]);
     let mut tx = s.begin().await.unwrap();
     assert_eq!(tx.move_units(&[ids[2]], &[UnitState::Stock], UnitState::Reserved, 20).await.unwrap(), 1);
     let unknown = ids[4] + 1_000;

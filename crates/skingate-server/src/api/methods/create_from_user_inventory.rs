@@ -127,6 +127,12 @@ impl CreateFromUserInventory {
     /// run as a task that finishes even if the client disconnects; a retry meanwhile waits for its answer.
     pub async fn apply(self, ctx: &Ctx<'_>) -> Result<Reply, ApiError> {
         let (state, project) = (ctx.state, ctx.project);
+        // As in `create`: the callback's address meets the dispatcher's rules before anything is stored.
+        if let Some(url) = &self.result_url
+            && state.config.address_policy().check_url(url).is_err()
+        {
+            return Err(INVALID_URL);
+        }
         let currency = state.rates().get(&self.currency).ok_or(INVALID_CURRENCY)?.clone();
         let req = CreateRequest {
             order_id: self.order_id.clone(),
