@@ -45,7 +45,7 @@ pub struct Listen {
 
 /// Subscribes and forwards until interrupted (or `--max-events`).
 pub async fn listen(config: &Config, args: Listen) -> anyhow::Result<()> {
-    let base = args.gateway.unwrap_or_else(|| config.base_url());
+    let base = args.gateway.clone().unwrap_or_else(|| config.base_url());
     let ws_base = base.replacen("https://", "wss://", 1).replacen("http://", "ws://", 1);
     let mut stream = skingate_sdk::ws::EventStream::new(&ws_base, &args.client_id, &args.secret);
     if let Some(since) = &args.since {
@@ -53,7 +53,7 @@ pub async fn listen(config: &Config, args: Listen) -> anyhow::Result<()> {
     }
     let http = reqwest::Client::new();
     eprintln!("listening for events of project {} on {ws_base}, forwarding to {}", args.client_id, args.forward_to);
-    let mut forwarded = 0;
+    let (mut forwarded, mut failed) = (0, 0);
     while args.max_events.is_none_or(|max| forwarded < max) {
         let event = match stream.next().await {
             Ok(event) => event,
@@ -64,30 +64,58 @@ pub async fn listen(config: &Config, args: Listen) -> anyhow::Result<()> {
             }
             Err(e) => anyhow::bail!("{e}"),
         };
+        // Only what the events webhook carries (the socket also streams `deposit_status`).
+        if !EventType::parse(&event.event).is_some_and(EventType::to_webhook) {
+            continue;
+        }
         let id = event.id.clone().unwrap_or_else(|| format!("local_{forwarded}"));
+        let outcome = forward(&http, &args, &id, &event.raw).await;
+        outln!("{} {id} -> {outcome}", event.event);
+        failed += u64::from(!outcome.starts_with('2'));
+        forwarded += 1;
+    }
+    // A script (or CI) running `listen --max-events N` must see that a handler refused what it was sent.
+    anyhow::ensure!(failed == 0, "{failed} of {forwarded} event(s) were not accepted by {}", args.forward_to);
+    Ok(())
+}
+
+/// Attempts before a forward is reported as failed, and the pause before each retry: a local handler being
+/// restarted by its developer's file watcher should not lose the event.
+const FORWARD_RETRIES_MS: [u64; 2] = [500, 2_000];
+
+/// POSTs one event signed as the gateway signs its webhooks (`Authorization` and `Signature` carry the same
+/// value), retrying a failure like the webhook would (briefly: this is a development tool). Returns the last
+/// HTTP status, or the error.
+async fn forward(http: &reqwest::Client, args: &Listen, id: &str, raw: &str) -> String {
+    let mut outcome = String::new();
+    for pause in std::iter::once(0).chain(FORWARD_RETRIES_MS) {
+        if pause > 0 {
+            eprintln!("{id}: {outcome}; retrying in {pause} ms");
+            tokio::time::sleep(std::time::Duration::from_millis(pause)).await;
+        }
         let ts = now();
-        // Signed as the gateway signs its webhooks (`Authorization` and `Signature` carry the same value).
-        let signature = sign::events_signature(&args.secret, event.raw.as_bytes());
+        let signature = sign::events_signature(&args.secret, raw.as_bytes());
         let resp = http
             .post(&args.forward_to)
             .header("content-type", "application/json")
             .header("Authorization", &signature)
             .header("Signature", signature)
             .header("X-SIGN", sign::static_sign(&args.client_id, &args.secret))
-            .header(standard::ID, &id)
+            .header(standard::ID, id)
             .header(standard::TIMESTAMP, ts.to_string())
-            .header(standard::SIGNATURE, sign::standard_signature(&args.secret, &id, ts, event.raw.as_bytes()))
-            .body(event.raw.clone())
+            .header(standard::SIGNATURE, sign::standard_signature(&args.secret, id, ts, raw.as_bytes()))
+            .body(raw.to_owned())
             .send()
             .await;
-        let outcome = match resp {
+        outcome = match resp {
             Ok(r) => r.status().as_u16().to_string(),
             Err(e) => format!("error: {e}"),
         };
-        outln!("{} {id} -> {outcome}", event.event);
-        forwarded += 1;
+        if outcome.starts_with('2') {
+            break;
+        }
     }
-    Ok(())
+    outcome
 }
 
 /// `skingate trigger`.

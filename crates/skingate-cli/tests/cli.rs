@@ -351,6 +351,15 @@ fn credit_debit_trigger_and_listen() {
     let signature = skingate_types::sign::events_signature(&secret, body.as_bytes());
     assert!(first.to_ascii_lowercase().contains(&format!("signature: {signature}")), "{first}");
     assert!(requests[2].contains("\"status_change\""));
+    // A handler that never accepts: retried briefly, then the run fails and says so.
+    let dead = skingate(&db)
+        .args(["listen", "--forward-to", "http://127.0.0.1:9/hook", "--client-id", &id, "--secret", &secret])
+        .args(["--gateway", &server.base, "--since", "evt_0", "--max-events", "1"])
+        .output()
+        .unwrap();
+    assert!(!dead.status.success());
+    let why = String::from_utf8_lossy(&dead.stderr);
+    assert!(why.contains("retrying") && why.contains("1 of 1 event(s) were not accepted"), "{why}");
     // The history shows both adjustments with their reasons.
     let history = balance_history(&server.base, &id, &secret);
     let reasons: Vec<&str> =
