@@ -170,6 +170,16 @@ impl Config {
         if self.market_batch_max == 0 || self.market_poll_interval_ms == 0 {
             return Err("market_batch_max and market_poll_interval_ms must be positive".into());
         }
+        if [self.webhook_poll_interval_ms, self.events_poll_interval_ms, self.trade_poll_interval_ms].contains(&0)
+            || self.ws_ping_interval_secs == 0
+        {
+            // 0 would spin a loop (or, for the ping interval, fail every WebSocket connection).
+            return Err(
+                "webhook_poll_interval_ms, events_poll_interval_ms, trade_poll_interval_ms and ws_ping_interval_secs \
+                 must be positive"
+                    .into(),
+            );
+        }
         if self.ws_idle_timeout_secs <= self.ws_ping_interval_secs {
             return Err("ws_idle_timeout_secs must exceed ws_ping_interval_secs".into());
         }
@@ -211,6 +221,22 @@ mod tests {
         assert_eq!(cfg.body_limit_bytes, 1 << 20);
         assert!(cfg.validate().is_ok());
         assert_eq!(cfg.base_url(), "http://127.0.0.1:8080");
+    }
+
+    /// An interval of 0 would spin a loop or, for the WebSocket ping, fail every connection: refused.
+    #[test]
+    fn zero_intervals_are_refused() {
+        let zero: [fn(&mut Config); 4] = [
+            |c| c.ws_ping_interval_secs = 0,
+            |c| c.events_poll_interval_ms = 0,
+            |c| c.webhook_poll_interval_ms = 0,
+            |c| c.trade_poll_interval_ms = 0,
+        ];
+        for set in zero {
+            let mut cfg = Config::defaults();
+            set(&mut cfg);
+            assert!(cfg.validate().unwrap_err().contains("must be positive"));
+        }
     }
 
     #[test]

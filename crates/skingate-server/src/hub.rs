@@ -17,7 +17,10 @@
 //!   `{"event":"resume_failed","data":{"reason":"unknown_event_id","last_event_id":"evt_N"}}` and live
 //!   events after N, the project's newest.
 //! - A client that cannot keep up (its queue of `ws_queue_len` events is full) is closed with code 4008:
-//!   reconnect and resume from the last id seen. Frames over 64 KiB close the socket with 1009.
+//!   reconnect and resume from the last id seen. Frames over 64 KiB close the socket with 1009, text that is
+//!   not UTF-8 with 1007, other protocol errors with 1002 ([`close_for`]).
+//! - A close the peer starts is answered; after its own close frame a connection reads the peer's leftovers
+//!   for up to [`LINGER`] ([`linger`]), so the close code is not lost to a TCP reset.
 //! - Every frame the server sends (welcome, replayed and live events, close frames) must be taken by the peer
 //!   within [`write_timeout`]; a peer that does not read (also in the middle of a replay) is dropped.
 //! - When the gateway stops ([`Hub::close`]), every connection sends close 1001 and ends; `Running::stop`
@@ -277,10 +280,58 @@ async fn revoked(state: &AppState, project: ProjectId, params: &HashMap<String, 
 }
 
 /// Ends a connection whose credentials do not (or no longer) hold, at connect or later alike: the
-/// `auth_failed` frame legacy clients watch for, then close 4001.
-async fn refuse<S: futures::Sink<Message> + Unpin>(sink: &mut S, reason: &'static str, limit: Duration) {
-    if send_within(sink, text(r#"{"event":"auth_failed"}"#), limit).await {
-        send_within(sink, close(CLOSE_AUTH_FAILED, reason), limit).await;
+/// `auth_failed` frame legacy clients watch for, then close 4001. Whether the close frame went out (the caller
+/// then lingers, see [`linger`]).
+async fn refuse<S: futures::Sink<Message> + Unpin>(sink: &mut S, reason: &'static str, limit: Duration) -> bool {
+    send_within(sink, text(r#"{"event":"auth_failed"}"#), limit).await
+        && send_within(sink, close(CLOSE_AUTH_FAILED, reason), limit).await
+}
+
+/// How long a connection waits, after its close frame, for the peer's: long enough for a peer on a slow link,
+/// short enough not to hold a stop up.
+const LINGER: Duration = Duration::from_secs(1);
+
+/// After the gateway's close frame: reads (and drops) what the peer still sends, until its close frame, the
+/// end of the stream or [`LINGER`]. Dropping a socket with the peer's data unread makes the kernel reset the
+/// connection, and the reset can overtake the close frame: the peer would see an abnormal end instead of the
+/// documented close code.
+async fn linger<St: futures::Stream<Item = Result<Message, axum::Error>> + Unpin>(stream: &mut St) {
+    let drain = async {
+        while let Some(Ok(msg)) = stream.next().await {
+            if matches!(msg, Message::Close(_)) {
+                break;
+            }
+        }
+    };
+    let _ = tokio::time::timeout(LINGER, drain).await;
+}
+
+/// Sends a close frame on a connection not split yet and lingers for the peer's.
+async fn close_socket(socket: &mut WebSocket, msg: Message, limit: Duration) {
+    if send_within(socket, msg, limit).await {
+        linger(socket).await;
+    }
+}
+
+/// [`close_socket`] for a connection split into its two halves.
+async fn close_split<S, St>(sink: &mut S, stream: &mut St, msg: Message, limit: Duration)
+where
+    S: futures::Sink<Message> + Unpin,
+    St: futures::Stream<Item = Result<Message, axum::Error>> + Unpin,
+{
+    if send_within(sink, msg, limit).await {
+        linger(stream).await;
+    }
+}
+
+/// The close frame for a frame the peer should not have sent: 1009 for one over the size limit, 1007 for text
+/// that is not UTF-8, 1002 for anything else that breaks the protocol (RFC 6455 §7.4.1).
+fn close_for(e: axum::Error) -> Message {
+    use tungstenite::Error as WsError;
+    match e.into_inner().downcast_ref::<WsError>() {
+        Some(WsError::Capacity(_)) => close(1009, "message too big"),
+        Some(WsError::Utf8(_)) => close(1007, "invalid UTF-8"),
+        _ => close(1002, "protocol error"),
     }
 }
 
@@ -306,9 +357,7 @@ async fn connection(state: AppState, mut socket: WebSocket, params: HashMap<Stri
         }
         Some(None) => {}
         // Stopping while authenticating or replaying: the client resumes from the last event it got.
-        None => {
-            send_within(&mut socket, close(CLOSE_GOING_AWAY, SHUTTING_DOWN), limit).await;
-        }
+        None => close_socket(&mut socket, close(CLOSE_GOING_AWAY, SHUTTING_DOWN), limit).await,
     }
 }
 
@@ -325,7 +374,9 @@ async fn open<'s>(
     limit: Duration,
 ) -> Option<(Subscription<'s>, i64)> {
     let Some(project) = authenticate(state, params, ip).await else {
-        refuse(socket, "auth failed", limit).await;
+        if refuse(socket, "auth failed", limit).await {
+            linger(socket).await;
+        }
         return None;
     };
     let sub = state.hub.subscribe(project.id, state.config.ws_queue_len);
@@ -370,7 +421,7 @@ async fn newest(state: &AppState, socket: &mut WebSocket, project: ProjectId, li
         Ok(latest) => Some(latest.map_or((0, 0), |e| (e.id, e.seq))),
         Err(e) => {
             tracing::warn!(error = %e, "reading the project's newest event failed");
-            send_within(socket, close(CLOSE_INTERNAL_ERROR, "internal error"), limit).await;
+            close_socket(socket, close(CLOSE_INTERNAL_ERROR, "internal error"), limit).await;
             None
         }
     }
@@ -426,7 +477,7 @@ async fn serve(
     let mut last_heard = Instant::now();
     loop {
         if closing.is_cancelled() {
-            send_within(&mut sink, close(CLOSE_GOING_AWAY, SHUTTING_DOWN), limit).await;
+            close_split(&mut sink, &mut stream, close(CLOSE_GOING_AWAY, SHUTTING_DOWN), limit).await;
             return;
         }
         let outgoing = tokio::select! {
@@ -439,17 +490,23 @@ async fn serve(
                 }
                 None if sub.slow.load(Ordering::Relaxed) => {
                     let msg = close(CLOSE_SLOW_CONSUMER, "slow consumer: reconnect with last_event_id");
-                    send_within(&mut sink, msg, limit).await;
+                    close_split(&mut sink, &mut stream, msg, limit).await;
                     return;
                 }
                 // The hub dropped this subscriber without marking it slow (it does not today).
                 None => {
-                    send_within(&mut sink, close(CLOSE_GOING_AWAY, SHUTTING_DOWN), limit).await;
+                    close_split(&mut sink, &mut stream, close(CLOSE_GOING_AWAY, SHUTTING_DOWN), limit).await;
                     return;
                 }
             },
             incoming = stream.next() => match incoming {
-                Some(Ok(Message::Close(_))) | None => return,
+                // The peer closes: its close frame is answered (the WebSocket layer queued the reply; closing
+                // the sink writes it), so the peer sees a clean close, not an abnormal end.
+                Some(Ok(Message::Close(_))) => {
+                    let _ = tokio::time::timeout(limit, sink.close()).await;
+                    return;
+                }
+                None => return,
                 Some(Ok(_)) => {
                     // `ping` texts, pongs and anything else: the peer is alive. Protocol pings are answered
                     // by the WebSocket layer itself.
@@ -458,13 +515,14 @@ async fn serve(
                 }
                 Some(Err(e)) => {
                     tracing::debug!(error = %e, "websocket read error");
-                    send_within(&mut sink, close(1009, "message too big or malformed"), limit).await;
+                    // The stream is broken: nothing more to read, so no lingering.
+                    send_within(&mut sink, close_for(e), limit).await;
                     return;
                 }
             },
             _ = ping.tick() => {
                 if last_heard.elapsed() > idle_limit {
-                    send_within(&mut sink, close(CLOSE_GOING_AWAY, "idle"), limit).await;
+                    close_split(&mut sink, &mut stream, close(CLOSE_GOING_AWAY, "idle"), limit).await;
                     return;
                 }
                 // Bounded, and never in the way of a stop: a slow store keeps the connection as it is.
@@ -475,7 +533,9 @@ async fn serve(
                     checked = check => checked.unwrap_or(false),
                 };
                 if gone {
-                    refuse(&mut sink, "credentials no longer valid", limit).await;
+                    if refuse(&mut sink, "credentials no longer valid", limit).await {
+                        linger(&mut stream).await;
+                    }
                     return;
                 }
                 Message::Ping(Default::default())

@@ -296,6 +296,24 @@ async fn bad_auth_pings_and_oversized_frames() {
     assert_eq!(ws_next(&mut ws).await["event"], "balance_change", "ping gets no reply; events keep flowing");
     ws.send(Message::text("x".repeat(70 * 1024))).await.unwrap();
     assert_eq!(ws_close_code(&mut ws).await, 1009);
+    // A client that writes before reading a refusal still gets the close code: the gateway reads what it sent
+    // before letting go of the socket, so no TCP reset overtakes the close frame.
+    let (mut ws, _) = tokio_tungstenite::connect_async(format!("{base}&signature=00")).await.unwrap();
+    for _ in 0..3 {
+        ws.send(Message::text("ping")).await.unwrap();
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    assert_eq!(ws_next(&mut ws).await, json!({"event": "auth_failed"}));
+    assert_eq!(ws_close_code(&mut ws).await, 4001);
+    // A close the client starts is answered with a close frame (a clean close, not an abnormal end), and a
+    // frame that breaks the protocol is named as such (1002), not as too big.
+    let (mut ws, _) = ws_connect(&app.ws_url("")).await;
+    ws.close(None).await.unwrap();
+    let reply = tokio::time::timeout(std::time::Duration::from_secs(10), futures::StreamExt::next(&mut ws)).await;
+    assert!(matches!(reply, Ok(Some(Ok(Message::Close(_))))), "{reply:?}");
+    let (mut ws, _) = ws_connect(&app.ws_url("")).await;
+    ws.send(Message::Ping(vec![0u8; 200].into())).await.unwrap();
+    assert_eq!(ws_close_code(&mut ws).await, 1002);
 }
 
 #[tokio::test]
