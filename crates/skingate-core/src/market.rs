@@ -209,21 +209,6 @@ impl Pricing {
         let rounded = (minor + cent - 1) / cent * cent;
         i64::try_from(rounded).ok().map(Money::from_minor)
     }
-
-    /// The largest reference price whose selling price is at most `max`: lets storage find units under a
-    /// `max_price` by their stored reference price (the selling price grows with the reference price).
-    pub fn max_reference(self, max: Money) -> Money {
-        // Binary search over the monotone price function; at most 64 steps.
-        let (mut lo, mut hi) = (-1_i64, max.minor().max(0));
-        while lo < hi {
-            let mid = lo + (hi - lo + 1) / 2;
-            match self.price(Money::from_minor(mid)) {
-                Some(p) if p <= max => lo = mid,
-                _ => hi = mid - 1,
-            }
-        }
-        Money::from_minor(lo)
-    }
 }
 
 /// The reservation made at the buy: a pending transfer project → market sales.

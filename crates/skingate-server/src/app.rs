@@ -18,6 +18,7 @@ use tokio_util::sync::CancellationToken;
 use crate::clock::Clock;
 use crate::config::Config;
 use crate::state::AppState;
+use crate::supervise::supervise;
 
 /// The `meta` key remembering which project is the demo one.
 pub const DEMO_PROJECT_KEY: &str = "demo_project_id";
@@ -268,16 +269,27 @@ pub async fn start(mut config: Config, clock: Arc<dyn Clock>) -> anyhow::Result<
     let server = tokio::spawn(serve(listener, state.clone(), shutdown.clone().cancelled_owned()));
     tokio::spawn(refresh_loop(state.clone(), shutdown.clone()));
     tokio::spawn(crate::hub::run_tailer(state.clone(), shutdown.clone(), events_from));
-    let market_watcher = crate::dedicated::spawn(
-        "skingate-market-watcher",
-        crate::market::watcher::run(state.clone(), shutdown.clone()),
-    );
+    // The loops that move money and deliver events start again after a panic (crate::supervise).
+    let market_watcher = crate::dedicated::spawn("skingate-market-watcher", {
+        let (state, stop) = (state.clone(), shutdown.clone());
+        supervise("market watcher", shutdown.clone(), move || crate::market::watcher::run(state.clone(), stop.clone()))
+    });
     let client = crate::webhook::WebhookClient::new(
         state.config.address_policy(),
         Duration::from_millis(state.config.webhook_timeout_ms),
     );
-    let dispatcher = tokio::spawn(crate::dispatcher::run(state.clone(), client, shutdown.clone()));
-    let deposit_watcher = tokio::spawn(crate::deposits::watcher::run(state.clone(), shutdown.clone()));
+    let dispatcher = tokio::spawn({
+        let (state, stop) = (state.clone(), shutdown.clone());
+        supervise("webhook dispatcher", shutdown.clone(), move || {
+            crate::dispatcher::run(state.clone(), client.clone(), stop.clone())
+        })
+    });
+    let deposit_watcher = tokio::spawn({
+        let (state, stop) = (state.clone(), shutdown.clone());
+        supervise("deposit watcher", shutdown.clone(), move || {
+            crate::deposits::watcher::run(state.clone(), stop.clone())
+        })
+    });
     let _stop_on_drop = [shutdown.clone().drop_guard(), saver_stop.clone().drop_guard()];
     Ok(Running {
         addr,

@@ -105,7 +105,7 @@ struct Subscription<'a> {
 
 impl Drop for Subscription<'_> {
     fn drop(&mut self) {
-        let mut subs = self.hub.subscribers.write().expect("hub lock");
+        let mut subs = self.hub.subscribers.write().unwrap_or_else(std::sync::PoisonError::into_inner);
         if let Some(list) = subs.get_mut(&self.project) {
             list.retain(|s| s.id != self.id);
             if list.is_empty() {
@@ -124,7 +124,7 @@ impl Hub {
 
     /// Whether any connection is subscribed (the tailer reads the outbox only for someone).
     fn has_subscribers(&self) -> bool {
-        !self.subscribers.read().expect("hub lock").is_empty()
+        !self.subscribers.read().unwrap_or_else(std::sync::PoisonError::into_inner).is_empty()
     }
 
     /// Has every connection, open or opening, send close 1001 ("server shutting down": reconnect and resume)
@@ -146,7 +146,12 @@ impl Hub {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let slow = Arc::new(AtomicBool::new(false));
         let sub = Subscriber { id, tx, slow: slow.clone() };
-        self.subscribers.write().expect("hub lock").entry(project).or_default().push(sub);
+        self.subscribers
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .entry(project)
+            .or_default()
+            .push(sub);
         self.connections.fetch_add(1, Ordering::Relaxed);
         Subscription { hub: self, project, id, rx, slow }
     }
@@ -155,7 +160,9 @@ impl Hub {
     pub fn publish(&self, event: &StoredEvent) {
         let frame: Frame = (event.seq, Utf8Bytes::from(event.payload.as_str()));
         let mut overflowed = Vec::new();
-        if let Some(list) = self.subscribers.read().expect("hub lock").get(&event.project) {
+        if let Some(list) =
+            self.subscribers.read().unwrap_or_else(std::sync::PoisonError::into_inner).get(&event.project)
+        {
             for s in list {
                 if s.tx.try_send(frame.clone()).is_err() {
                     overflowed.push(s.id);
@@ -166,7 +173,7 @@ impl Hub {
             return;
         }
         // Dropping the sender ends the client's stream once it has drained; the flag picks the close code.
-        let mut subs = self.subscribers.write().expect("hub lock");
+        let mut subs = self.subscribers.write().unwrap_or_else(std::sync::PoisonError::into_inner);
         if let Some(list) = subs.get_mut(&event.project) {
             list.retain(|s| {
                 let keep = !overflowed.contains(&s.id);

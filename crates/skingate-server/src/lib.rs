@@ -35,6 +35,7 @@ pub mod pay;
 pub mod ratelimit;
 pub mod sim_admin;
 pub mod state;
+pub mod supervise;
 pub mod webhook;
 
 pub use app::{Running, start};

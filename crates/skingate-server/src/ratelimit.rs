@@ -27,7 +27,8 @@ impl RateLimits {
     }
 
     fn limiter(&self, project: ProjectId, per_minute: u32) -> Arc<DefaultDirectRateLimiter> {
-        if let Some((limit, l)) = self.by_project.read().expect("limiter lock").get(&project)
+        if let Some((limit, l)) =
+            self.by_project.read().unwrap_or_else(std::sync::PoisonError::into_inner).get(&project)
             && *limit == per_minute
         {
             return l.clone();
@@ -35,7 +36,10 @@ impl RateLimits {
         // New project or its limit changed: start a fresh limiter with the new quota.
         let quota = Quota::per_minute(NonZeroU32::new(per_minute).unwrap_or(NonZeroU32::MIN));
         let limiter = Arc::new(RateLimiter::direct(quota));
-        self.by_project.write().expect("limiter lock").insert(project, (per_minute, limiter.clone()));
+        self.by_project
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .insert(project, (per_minute, limiter.clone()));
         limiter
     }
 }

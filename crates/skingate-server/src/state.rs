@@ -142,24 +142,27 @@ impl AppState {
 
     /// The current rates table.
     pub fn rates(&self) -> Arc<Rates> {
-        self.rates.read().expect("rates lock").clone()
+        self.rates.read().unwrap_or_else(std::sync::PoisonError::into_inner).clone()
     }
 
     /// A project by id, from the cache when fresh.
     pub async fn project(&self, id: ProjectId) -> Result<Option<Arc<Project>>, StoreError> {
         let ttl = Duration::from_millis(self.config.project_cache_ttl_ms);
-        if let Some((at, p)) = self.projects.read().expect("project cache lock").get(&id)
+        if let Some((at, p)) = self.projects.read().unwrap_or_else(std::sync::PoisonError::into_inner).get(&id)
             && at.elapsed() < ttl
         {
             return Ok(Some(p.clone()));
         }
         let Some(project) = self.store.project(id).await? else {
-            self.projects.write().expect("project cache lock").remove(&id);
+            self.projects.write().unwrap_or_else(std::sync::PoisonError::into_inner).remove(&id);
             return Ok(None);
         };
         let project = Arc::new(project);
         if !ttl.is_zero() {
-            self.projects.write().expect("project cache lock").insert(id, (Instant::now(), project.clone()));
+            self.projects
+                .write()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .insert(id, (Instant::now(), project.clone()));
         }
         Ok(Some(project))
     }
@@ -269,13 +272,13 @@ impl AppState {
 
     /// Forgets a cached project so the next read sees the database (after this process changed it).
     pub fn forget_project(&self, id: ProjectId) {
-        self.projects.write().expect("project cache lock").remove(&id);
+        self.projects.write().unwrap_or_else(std::sync::PoisonError::into_inner).remove(&id);
     }
 
     /// Re-reads the rates table and the run-time maintenance switch.
     pub async fn refresh(&self) -> Result<(), StoreError> {
         let rates = Rates::new(self.store.currencies().await?);
-        *self.rates.write().expect("rates lock") = Arc::new(rates);
+        *self.rates.write().unwrap_or_else(std::sync::PoisonError::into_inner) = Arc::new(rates);
         let on = self.store.meta(MAINTENANCE_KEY).await?.is_some_and(|v| v == "on");
         self.maintenance_runtime.store(on, Ordering::Relaxed);
         Ok(())

@@ -334,7 +334,9 @@ pub trait Store: DepositStore + MarketStore + Send + Sync + std::fmt::Debug + 's
     async fn delivery(&self, project: ProjectId, id: i64) -> Result<Option<Delivery>>;
     /// The attempts of a delivery, oldest first.
     async fn delivery_attempts(&self, delivery_id: i64) -> Result<Vec<Attempt>>;
-    /// Schedules a delivery again now, whatever its state; false if it is not the project's.
+    /// Schedules a delivery again now, whatever its state, unless an attempt at it is under way (its lease
+    /// runs past `now`: a second, concurrent POST of the same event would follow); false if it is not the
+    /// project's or is being attempted.
     async fn resend_delivery(&self, project: ProjectId, id: i64, now: i64) -> Result<bool>;
     /// Schedules again the failed deliveries created at or after `since` and, with `missed`, queues to it
     /// the project's events of those types created since then that never had an events-webhook delivery

@@ -602,8 +602,16 @@ pub async fn send_and_record(
             Ok((offer, body))
         }
         Ok(None) => {
-            if let Ok(offer) = offer.offer_id.parse() {
-                let _ = cancel_quietly(&state, offer).await;
+            if let Ok(offer) = offer.offer_id.parse::<u64>()
+                && !cancel_quietly(&state, offer).await
+            {
+                // No deposit waits for this offer any more: an operator must cancel it at Steam, or a payer
+                // who accepts it gives items nothing credits.
+                tracing::error!(
+                    deposit = id,
+                    offer,
+                    "an offer sent for a deposit that has ended could not be cancelled"
+                );
             }
             Err(DepositError::NotPending)
         }
@@ -694,15 +702,31 @@ pub fn valid_order_id(id: &str) -> bool {
     !id.trim().is_empty() && id.len() <= MAX_ORDER_ID_LEN && !id.chars().any(char::is_control)
 }
 
-/// Whether a merchant-supplied URL (result/success/fail override) is an absolute http(s) URL.
+/// Whether a merchant-supplied URL (result/success/fail override) is an absolute http(s) URL with a host,
+/// parsed as the payment page and the dispatcher will parse it (a URL accepted here but not there would be
+/// stored, then silently never followed).
 pub fn valid_url(url: &str) -> bool {
     url.len() <= 2048
-        && (url.starts_with("https://") || url.starts_with("http://"))
-        && url.split_once("://").is_some_and(|(_, rest)| !rest.is_empty())
         && !url.chars().any(char::is_whitespace)
+        && reqwest::Url::parse(url).is_ok_and(|u| matches!(u.scheme(), "http" | "https") && u.host().is_some())
 }
 
 /// Unix seconds as ISO-8601 with microseconds (`2024-03-12T10:00:34.000000Z`), as `trade_offer_expiry_at`.
 pub fn iso_micros(secs: i64) -> String {
     format!("{}.000000Z", wire::datetime(secs).replace(' ', "T"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::valid_url;
+
+    #[test]
+    fn override_urls_must_parse_with_a_host() {
+        assert!(valid_url("https://shop.example/cb?order=1"));
+        assert!(valid_url("http://127.0.0.1:9000/cb"));
+        for bad in ["ftp://shop.example/cb", "http://", "https://shop example/cb", "http://[::1/cb", "javascript:x", ""]
+        {
+            assert!(!valid_url(bad), "{bad}");
+        }
+    }
 }

@@ -21,7 +21,10 @@
 //! an uncommitted purchase; a failure of the gateway itself fails the whole batch and commits nothing.
 
 use std::collections::HashMap;
+use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
+
+use futures::FutureExt as _;
 
 use skingate_core::Money;
 use skingate_core::events::EventType;
@@ -181,7 +184,14 @@ async fn writer(
     let mut jobs = Vec::with_capacity(max);
     let mut accounts = AccountIds::default();
     while rx.recv_many(&mut jobs, max).await > 0 {
-        match run_batch(store.as_ref(), &jobs, clock.now(), pricing, &mut accounts).await {
+        // A panic inside a batch (a bug, a row no code expected) fails that batch (its transaction is dropped,
+        // so nothing of it commits), not the writer: the next batch runs as usual.
+        let batch = run_batch(store.as_ref(), &jobs, clock.now(), pricing, &mut accounts);
+        let ran = AssertUnwindSafe(async { batch.await.map_err(|e| e.to_string()) })
+            .catch_unwind()
+            .await
+            .unwrap_or_else(|panic| Err(format!("panicked: {}", crate::supervise::panic_text(panic.as_ref()))));
+        match ran {
             Ok(outcomes) => {
                 // The batch's events and purchases are committed: delivery and the watcher start now, also
                 // for buys whose callers have gone (a client that disconnected while waiting).

@@ -2,8 +2,9 @@
 //!
 //! # Layout
 //! - [`buy`]: the group-committed buy path. Every `market_buy` (and each item of `market_batch_buy`) is queued
-//!   to one writer task that runs a batch of them in ONE transaction, each inside its own savepoint, and
-//!   answers all of them after one commit (one disk flush per batch, not per buy).
+//!   to one writer task that decides a batch of them in memory and writes them in ONE transaction with a
+//!   fixed number of statements, answering all of them after one commit (one disk flush per batch, not per
+//!   buy).
 //! - [`watcher`]: the background task that sends each purchase's offer, watches it on Steam (acting only on
 //!   two agreeing observations), cancels it after 10 minutes, detects Trade Protection rollbacks, and applies
 //!   the transitions of `skingate_core::market::transition` with their refunds and events.
@@ -57,13 +58,13 @@ impl Market {
     /// switch takes effect within that time).
     pub async fn enabled(&self, state: &AppState) -> Result<bool, StoreError> {
         let ttl = Duration::from_millis(state.config.project_cache_ttl_ms);
-        if let Some((at, on)) = *self.switch.lock().expect("market switch lock")
+        if let Some((at, on)) = *self.switch.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
             && at.elapsed() < ttl
         {
             return Ok(on);
         }
         let on = state.store.meta(MARKET_KEY).await?.is_none_or(|v| v != "off");
-        *self.switch.lock().expect("market switch lock") = Some((Instant::now(), on));
+        *self.switch.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some((Instant::now(), on));
         Ok(on)
     }
 

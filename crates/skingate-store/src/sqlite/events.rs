@@ -144,16 +144,28 @@ pub(crate) async fn claim_due(
     if due.is_none() {
         return Ok(Vec::new());
     }
-    let mut conn = writer.acquire().await?;
-    sqlx::query("PRAGMA synchronous = NORMAL").execute(&mut *conn).await?;
-    let claimed = claim_in(&mut conn, now, lease_secs, limit).await;
-    let restored = sqlx::query("PRAGMA synchronous = FULL").execute(&mut *conn).await;
-    if restored.is_err() {
-        // Never hand a connection that might not flush to the ledger's writers.
-        conn.close_on_drop();
-    }
-    restored?;
+    let mut relaxed = Relaxed(Some(writer.acquire().await?));
+    let conn = relaxed.0.as_mut().ok_or_else(|| StoreError::Corrupt("connection taken".into()))?;
+    sqlx::query("PRAGMA synchronous = NORMAL").execute(&mut **conn).await?;
+    let claimed = claim_in(conn, now, lease_secs, limit).await;
+    sqlx::query("PRAGMA synchronous = FULL").execute(&mut **conn).await?;
+    // Flushing again: back to the pool as any other writer connection.
+    drop(relaxed.0.take());
     claimed
+}
+
+/// The writer connection while it does not flush on commit. Never handed to the ledger's writers like
+/// that: unless [`claim_due`] restores `synchronous = FULL` and takes the connection back out, dropping this
+/// (an error, or the claim's future dropped half-way) closes the connection, and the pool opens a new one
+/// with the configured `FULL`.
+struct Relaxed(Option<sqlx::pool::PoolConnection<sqlx::Sqlite>>);
+
+impl Drop for Relaxed {
+    fn drop(&mut self) {
+        if let Some(conn) = self.0.as_mut() {
+            conn.close_on_drop();
+        }
+    }
 }
 
 async fn claim_in(

@@ -434,8 +434,8 @@ impl Store for SqliteStore {
 
     async fn resend_delivery(&self, project: ProjectId, id: i64, now: i64) -> Result<bool> {
         let done = sqlx::query(
-            "UPDATE deliveries SET state = 'pending', next_attempt_at = ?, locked_until = NULL, finished_at = NULL
-             WHERE id = ? AND project_id = ?",
+            "UPDATE deliveries SET state = 'pending', next_attempt_at = ?1, locked_until = NULL, finished_at = NULL
+             WHERE id = ?2 AND project_id = ?3 AND (locked_until IS NULL OR locked_until <= ?1)",
         )
         .bind(now)
         .bind(id)

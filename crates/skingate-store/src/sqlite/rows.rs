@@ -85,14 +85,17 @@ pub(crate) fn project(r: &SqliteRow) -> Result<Project> {
     })
 }
 
+/// A stored currency, through the same checks as a new one ([`Currency::new`]): a row edited by hand with a
+/// scale or rate the conversions cannot take is refused here, as corrupt, instead of panicking (or scaling
+/// amounts wrong) deep inside a deposit's amounts.
 pub(crate) fn currency(r: &SqliteRow) -> Result<Currency> {
     let scale: i64 = r.try_get("scale")?;
-    Ok(Currency {
-        code: r.try_get("code")?,
-        name: r.try_get("name")?,
-        scale: u32::try_from(scale).map_err(|e| StoreError::Corrupt(e.to_string()))?,
-        rate_micro: r.try_get("rate_micro")?,
-    })
+    let code: String = r.try_get("code")?;
+    let name: String = r.try_get("name")?;
+    let rate_micro: i64 = r.try_get("rate_micro")?;
+    let scale = u32::try_from(scale).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+    let rate = skingate_types::Decimal::new(i128::from(rate_micro), skingate_core::currency::RATE_SCALE);
+    Currency::new(&code, &name, scale, &rate).map_err(|e| StoreError::Corrupt(format!("currency {code}: {e}")))
 }
 
 pub(crate) fn history_entry(r: &SqliteRow) -> Result<HistoryEntry> {

@@ -1084,3 +1084,15 @@ async fn write_buy_batch_writes_everything_or_nothing_when_a_unit_left_stock() {
     let deliveries: i64 = sqlx::query_scalar("SELECT count(*) FROM deliveries").fetch_one(&s.reader).await.unwrap();
     assert_eq!(deliveries, 2, "both events have a webhook URL");
 }
+
+/// A resend while an attempt holds the delivery's lease is refused (a second, concurrent POST of the same
+/// event would follow); once the lease is over it is scheduled again.
+#[tokio::test]
+async fn a_delivery_under_way_is_not_resent() {
+    let (_dir, s) = store().await;
+    let (p, _) = project_with_deliveries(&s, 1).await;
+    let leased = s.claim_due_deliveries(10, 60, 10).await.unwrap().remove(0);
+    assert!(!s.resend_delivery(p.id, leased.id, 20).await.unwrap(), "under way until 70");
+    assert!(s.resend_delivery(p.id, leased.id, 70).await.unwrap());
+    assert_eq!(s.claim_due_deliveries(70, 60, 10).await.unwrap().len(), 1);
+}
