@@ -70,12 +70,20 @@ fn shutdown_signal() -> std::io::Result<impl std::future::Future<Output = ()>> {
         use tokio::signal::unix::{SignalKind, signal};
         let mut term = signal(SignalKind::terminate())?;
         let mut int = signal(SignalKind::interrupt())?;
-        let mut hup = signal(SignalKind::hangup())?;
+        // Under `nohup` (SIGHUP ignored when the process started) a closed terminal must not stop the server:
+        // the hang-up handler is left out, and the ignoring stays as nohup set it.
+        let mut hup = if hangup_ignored() { None } else { Some(signal(SignalKind::hangup())?) };
         Ok(async move {
+            let hangup = async {
+                match hup.as_mut() {
+                    Some(hup) => hup.recv().await,
+                    None => std::future::pending().await,
+                }
+            };
             tokio::select! {
                 _ = term.recv() => {}
                 _ = int.recv() => {}
-                _ = hup.recv() => {}
+                _ = hangup => {}
             }
         })
     }
@@ -85,4 +93,17 @@ fn shutdown_signal() -> std::io::Result<impl std::future::Future<Output = ()>> {
             let _ = tokio::signal::ctrl_c().await;
         })
     }
+}
+
+/// Whether this process started with SIGHUP ignored (`nohup`), read from `/proc/self/status` (`SigIgn`, a hex
+/// mask whose bit 0 is SIGHUP); false where that cannot be read.
+#[cfg(unix)]
+fn hangup_ignored() -> bool {
+    std::fs::read_to_string("/proc/self/status").ok().is_some_and(|status| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("SigIgn:"))
+            .and_then(|mask| u64::from_str_radix(mask.trim(), 16).ok())
+            .is_some_and(|mask| mask & 1 == 1)
+    })
 }

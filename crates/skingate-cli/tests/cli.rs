@@ -39,7 +39,14 @@ struct Server {
 
 /// Starts `skingate serve` and reads its stdout until it says where it listens and who the demo is.
 fn serve(db: &Path) -> Server {
-    let mut child = skingate(db).arg("serve").stdout(Stdio::piped()).stderr(Stdio::inherit()).spawn().unwrap();
+    let mut cmd = skingate(db);
+    cmd.arg("serve");
+    serve_with(cmd)
+}
+
+/// [`serve`] with a command of the test's own that ends up running `skingate serve`.
+fn serve_with(mut cmd: Command) -> Server {
+    let mut child = cmd.stdout(Stdio::piped()).stderr(Stdio::inherit()).spawn().unwrap();
     let stdout = child.stdout.take().unwrap();
     let (tx, rx) = mpsc::channel();
     std::thread::spawn(move || {
@@ -535,6 +542,7 @@ fn commands_leave_the_schema_alone() {
     let empty = skingate(&db).args(["project", "list"]).output().unwrap();
     assert!(!empty.status.success());
     assert!(String::from_utf8_lossy(&empty.stderr).contains("not a skingate database"));
+    assert_eq!(std::fs::metadata(&db).unwrap().len(), 0, "the refused file was left untouched");
     std::fs::remove_file(&db).unwrap();
     run(&db, &["migrate"]);
     // Make the database look one migration behind this binary.
@@ -577,6 +585,10 @@ fn one_server_per_database_and_unrelated_settings_pass() {
     let second = skingate(&db).arg("serve").output().unwrap();
     assert!(!second.status.success(), "a second server on the same database");
     assert!(String::from_utf8_lossy(&second.stderr).contains("another skingate server is running"));
+    let link = dir.path().join("link.db");
+    std::os::unix::fs::symlink(&db, &link).unwrap();
+    let through_link = skingate(&link).arg("serve").output().unwrap();
+    assert!(!through_link.status.success(), "a second server through a symlink to the same database");
     let private = skingate(&db)
         .env("SKINGATE_WEBHOOK_ALLOW_PRIVATE", "1")
         .args(["project", "set", "1", "--result-url", "http://127.0.0.1:9/cb"])
@@ -601,4 +613,30 @@ fn one_server_per_database_and_unrelated_settings_pass() {
     }
     child.kill().unwrap();
     panic!("serve did not stop within 6 s of SIGHUP");
+}
+
+/// Started under `nohup` (SIGHUP ignored), a closed terminal does not stop the server; SIGTERM still does.
+#[test]
+fn under_nohup_a_hangup_does_not_stop_the_server() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("gate.db");
+    let plain = skingate(&db);
+    let mut cmd = Command::new("sh");
+    cmd.args(["-c", &format!("trap '' HUP; exec {BIN} serve")]).current_dir(dir.path());
+    for (key, value) in plain.get_envs() {
+        match value {
+            Some(v) => cmd.env(key, v),
+            None => cmd.env_remove(key),
+        };
+    }
+    let mut server = serve_with(cmd);
+    let pid = server.child.id().to_string();
+    assert!(Command::new("kill").args(["-HUP", &pid]).status().unwrap().success());
+    // A handled hang-up stops the server within milliseconds (see the SIGHUP test above); give it time to.
+    std::thread::sleep(Duration::from_millis(300));
+    // Still serving after the hang-up: an API call answers.
+    let (id, secret) = server.demo.clone();
+    assert_eq!(balance(&server.base, &id, &secret)["status"], "success");
+    assert!(server.child.try_wait().unwrap().is_none(), "the hang-up stopped a server started under nohup");
+    server.terminate();
 }

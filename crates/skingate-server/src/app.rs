@@ -312,22 +312,9 @@ pub async fn serve(
     state: AppState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    use axum::serve::ListenerExt as _;
     let app = router(state).into_make_service_with_connect_info::<SocketAddr>();
-    let listener = listener.tap_io(|tcp| {
-        if let Err(e) = socket2::SockRef::from(&*tcp).set_send_buffer_size(SEND_BUFFER_BYTES) {
-            tracing::debug!(error = %e, "setting a connection's send buffer failed");
-        }
-    });
     axum::serve(listener, app).with_graceful_shutdown(shutdown).await
 }
-
-/// Send buffer of every connection. Left to itself Linux grows it to 4 MiB, and a writer then waits until
-/// about a third of it has drained before it may write again: a WebSocket client replaying a long backlog
-/// while reading at 165 KB/s waited over the hub's 5 s per-frame limit and was dropped mid-replay. Capped, a
-/// reader is only dropped if it takes under ~20 KB/s; 128 KiB (the kernel doubles it) still carries several
-/// MB/s to a client 50 ms away.
-const SEND_BUFFER_BYTES: usize = 128 * 1024;
 
 async fn refresh_loop(state: AppState, shutdown: CancellationToken) {
     let mut tick = tokio::time::interval(Duration::from_millis(state.config.refresh_interval_ms));

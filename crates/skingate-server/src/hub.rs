@@ -21,8 +21,9 @@
 //!   not UTF-8 with 1007, other protocol errors with 1002 ([`close_for`]).
 //! - A close the peer starts is answered; after its own close frame a connection reads the peer's leftovers
 //!   for up to [`LINGER`] ([`linger`]), so the close code is not lost to a TCP reset.
-//! - Every frame the server sends (welcome, replayed and live events, close frames) must be taken by the peer
-//!   within [`write_timeout`]; a peer that does not read (also in the middle of a replay) is dropped.
+//! - Every frame the server sends (welcome, live events, close frames) must be taken by the peer within
+//!   [`write_timeout`], a replayed one within [`REPLAY_WRITE_TIMEOUT`]; a peer that does not read (also in
+//!   the middle of a replay) is dropped.
 //! - When the gateway stops ([`Hub::close`]), every connection sends close 1001 and ends; `Running::stop`
 //!   waits for them ([`Hub::closed`]), bounded.
 //!
@@ -66,6 +67,13 @@ pub const CLOSE_INTERNAL_ERROR: u16 = 1011;
 /// task and queue forever would let clients that stop reading exhaust the gateway. A shorter
 /// `ws_idle_timeout_secs` replaces it (see [`write_timeout`]).
 pub const WRITE_TIMEOUT: Duration = Duration::from_secs(5);
+/// Longest wait for a peer to take one frame of a resume's replay. Linux lets a connection queue up to 4 MiB
+/// and, once that is full, lets the writer go on only after about a third of it has drained: a client that
+/// replays a long backlog while reading steadily but slowly (165 KB/s was measured) waits far longer than
+/// [`WRITE_TIMEOUT`] for one frame although it is reading. With this limit a replay goes through at some
+/// 25 KB/s or more; a shutdown does not wait for it (it cancels the replay). A shorter `ws_idle_timeout_secs`
+/// replaces it.
+pub const REPLAY_WRITE_TIMEOUT: Duration = Duration::from_secs(60);
 
 type Frame = (i64, Utf8Bytes);
 
@@ -455,7 +463,9 @@ async fn replay(
         let Some(last) = events.last() else { return Ok(Some(seq)) };
         seq = last.seq;
         for e in events {
-            if !send_within(socket, Message::Text(Utf8Bytes::from(e.payload)), limit).await {
+            // Never past the idle limit: a peer that takes nothing for that long is as gone as a silent one.
+            let within = limit.max(REPLAY_WRITE_TIMEOUT.min(Duration::from_secs(state.config.ws_idle_timeout_secs)));
+            if !send_within(socket, Message::Text(Utf8Bytes::from(e.payload)), within).await {
                 return Err(());
             }
         }

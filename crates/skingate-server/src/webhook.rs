@@ -55,7 +55,13 @@ impl AddressPolicy {
         match parsed.host() {
             Some(url::Host::Ipv4(ip)) if !self.permits(IpAddr::V4(ip)) => Err(format!("address {ip} is not allowed")),
             Some(url::Host::Ipv6(ip)) if !self.permits(IpAddr::V6(ip)) => Err(format!("address {ip} is not allowed")),
-            Some(url::Host::Domain(d)) if !self.allow_private && (d == "localhost" || d.ends_with(".localhost")) => {
+            // `localhost.` (the fully qualified form) names the same host.
+            Some(url::Host::Domain(d))
+                if !self.allow_private && {
+                    let d = d.trim_end_matches('.');
+                    d == "localhost" || d.ends_with(".localhost")
+                } =>
+            {
                 Err(format!("host {d} is not allowed"))
             }
             None => Err("URL has no host".into()),
@@ -301,6 +307,8 @@ mod tests {
             "http://192.168.0.1",
             "http://100.64.0.1",
             "http://localhost:8080/",
+            "http://localhost./",
+            "http://app.localhost../",
             "ftp://example.com/",
             "http://[fd00::1]/",
             "http://[::ffff:127.0.0.1]/",

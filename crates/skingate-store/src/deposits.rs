@@ -287,13 +287,16 @@ pub trait DepositTx: Send {
     ) -> Result<bool>;
     /// Moves the end of a deposit's hold (test mode's fast-forward).
     async fn set_hold_until(&mut self, id: i64, hold_until: i64, now: i64) -> Result<()>;
-    /// Queues a Result-URL callback of `event` for `deposit` to `url`, due now.
+    /// Queues a Result-URL callback of `event` for `deposit`, due now, to the deposit's own `result_url` or
+    /// else the project's, both read inside this transaction: a project's URL changed a moment ago (which the
+    /// caller's cached copy may not show yet) is the one used, and a change committed after this one
+    /// re-points the callback (the project update does). Nothing is queued when neither URL is set; returns
+    /// whether a callback was queued.
     async fn insert_result_delivery(
         &mut self,
         event_id: i64,
         project: ProjectId,
         deposit: i64,
-        url: &str,
         now: i64,
-    ) -> Result<()>;
+    ) -> Result<bool>;
 }

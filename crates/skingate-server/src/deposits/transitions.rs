@@ -162,9 +162,7 @@ pub async fn apply_if(
         }
         let object = wire::deposit_object(&dep, if *to == DepositStatus::InHold { risk.as_ref() } else { None });
         let event = crate::events::emit(tx.as_mut(), project, EventType::DepositStatus, object, now).await?;
-        if let Some(url) = dep.result_url.as_deref().or(project.settings.result_url.as_deref()) {
-            tx.insert_result_delivery(event.id, project.id, id, url, now).await?;
-        }
+        tx.insert_result_delivery(event.id, project.id, id, now).await?;
     }
     if available_moved {
         crate::events::emit_balance_change(tx.as_mut(), project, now).await?;

@@ -370,21 +370,21 @@ impl DepositTx for SqliteTx {
         event_id: i64,
         project: ProjectId,
         deposit: i64,
-        url: &str,
         now: i64,
-    ) -> Result<()> {
-        sqlx::query(
+    ) -> Result<bool> {
+        let done = sqlx::query(
             "INSERT INTO deliveries (event_id, project_id, kind, url, state, next_attempt_at, created_at, deposit_id)
-             VALUES (?, ?, 'result_url', ?, 'pending', ?, ?, ?)",
+             SELECT ?1, ?2, 'result_url', url, 'pending', ?3, ?3, ?4 FROM (
+                 SELECT COALESCE((SELECT NULLIF(result_url, '') FROM deposits WHERE id = ?4),
+                                 (SELECT NULLIF(result_url, '') FROM projects WHERE id = ?2)) AS url)
+             WHERE url IS NOT NULL",
         )
         .bind(event_id)
         .bind(project.0)
-        .bind(url)
-        .bind(now)
         .bind(now)
         .bind(deposit)
         .execute(&mut *self.tx)
         .await?;
-        Ok(())
+        Ok(done.rows_affected() == 1)
     }
 }

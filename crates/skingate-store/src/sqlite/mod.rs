@@ -73,14 +73,17 @@ impl SqliteStore {
         if file.as_os_str().is_empty() || file == Path::new(":memory:") {
             return Ok(None);
         }
-        let mut path = file.as_os_str().to_owned();
-        path.push(".serve-lock");
         let io = |e: std::io::Error| StoreError::Database(sqlx::Error::Io(e));
-        if let Some(dir) = Path::new(&path).parent()
-            && !dir.as_os_str().is_empty()
-        {
-            std::fs::create_dir_all(dir).map_err(io)?;
-        }
+        let dir = file.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+        std::fs::create_dir_all(dir).map_err(io)?;
+        // Named after the database's real path: reached through a symlink or another spelling of its path, a
+        // second server still finds this lock.
+        let real = match std::fs::canonicalize(file) {
+            Ok(real) => real,
+            Err(_) => std::fs::canonicalize(dir).map_err(io)?.join(file.file_name().unwrap_or_default()),
+        };
+        let mut path = real.into_os_string();
+        path.push(".serve-lock");
         let lock = std::fs::OpenOptions::new().create(true).truncate(false).write(true).open(&path).map_err(io)?;
         match lock.try_lock() {
             Ok(()) => Ok(Some(lock)),
@@ -103,6 +106,15 @@ impl SqliteStore {
     /// older version (only `serve` and `migrate` migrate), nor work on a file that is not a skingate
     /// database.
     pub async fn open_current(url: &str, readers: u32) -> Result<Self> {
+        // Checked on a read-only connection that sets nothing first: the writer's connection would switch the
+        // file to WAL mode (a write) before the check could refuse it.
+        let look = plain_options(url)?.read_only(true);
+        if Self::exists(url)? && !look.get_filename().as_os_str().is_empty() {
+            let pool = SqlitePoolOptions::new().max_connections(1).connect_with(look).await?;
+            let checked = check_schema(&pool, &sqlx::migrate!("./migrations/sqlite")).await;
+            pool.close().await;
+            checked?;
+        }
         Self::open_with(url, readers, false).await
     }
 
@@ -190,9 +202,15 @@ async fn check_schema(pool: &SqlitePool, migrator: &sqlx::migrate::Migrator) -> 
     Ok(())
 }
 
-fn connect_options(url: &str) -> Result<SqliteConnectOptions> {
+/// The database named by `url`, with none of the settings a connection applies when it opens (no journal
+/// mode, which would be a write): for looking at a file before deciding to use it.
+fn plain_options(url: &str) -> Result<SqliteConnectOptions> {
     let url = if url.starts_with("sqlite:") { url.to_owned() } else { format!("sqlite://{url}") };
-    Ok(SqliteConnectOptions::from_str(&url)?
+    Ok(SqliteConnectOptions::from_str(&url)?)
+}
+
+fn connect_options(url: &str) -> Result<SqliteConnectOptions> {
+    Ok(plain_options(url)?
         .create_if_missing(true)
         .journal_mode(SqliteJournalMode::Wal)
         .synchronous(SqliteSynchronous::Full)
