@@ -62,10 +62,12 @@ pub async fn listen(config: &Config, args: Listen) -> anyhow::Result<()> {
                 eprintln!("warning: {e}");
                 continue;
             }
+            Err(e) if failed > 0 => anyhow::bail!("{e} ({failed} of {forwarded} event(s) were not accepted before)"),
             Err(e) => anyhow::bail!("{e}"),
         };
-        // Only what the events webhook carries (the socket also streams `deposit_status`).
-        if !EventType::parse(&event.event).is_some_and(EventType::to_webhook) {
+        // Only what the events webhook carries (the socket also streams `deposit_status` and operational
+        // notices); a type this CLI does not know (a newer gateway's) is forwarded.
+        if EventType::parse(&event.event).is_some_and(|t| !t.to_webhook()) {
             continue;
         }
         let id = event.id.clone().unwrap_or_else(|| format!("local_{forwarded}"));

@@ -108,6 +108,8 @@ fn main() -> anyhow::Result<()> {
         match cli.command {
             Command::Serve => serve::run(config).await,
             Command::Migrate => {
+                // Never under a running server (of another version, perhaps): it holds this lock.
+                let _lock = skingate_store::SqliteStore::lock_for_server(&config.database_url)?;
                 let store = skingate_server::app::open_store(&config, now()).await?;
                 skingate_server::app::apply_configured_currencies(&store, &config, now()).await?;
                 outln!("database {} is up to date", config.database_url);

@@ -589,6 +589,9 @@ fn one_server_per_database_and_unrelated_settings_pass() {
     std::os::unix::fs::symlink(&db, &link).unwrap();
     let through_link = skingate(&link).arg("serve").output().unwrap();
     assert!(!through_link.status.success(), "a second server through a symlink to the same database");
+    let migrate = skingate(&db).arg("migrate").output().unwrap();
+    assert!(!migrate.status.success(), "migrate under a running server");
+    assert!(String::from_utf8_lossy(&migrate.stderr).contains("another skingate server is running"));
     let private = skingate(&db)
         .env("SKINGATE_WEBHOOK_ALLOW_PRIVATE", "1")
         .args(["project", "set", "1", "--result-url", "http://127.0.0.1:9/cb"])

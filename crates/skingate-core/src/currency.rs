@@ -70,7 +70,7 @@ impl Currency {
             .and_then(|r| i64::try_from(r).ok())
             .filter(|r| *r > 0)
             .ok_or(CurrencyError::BadRate)?;
-        if code == LEDGER_CURRENCY && (scale != LEDGER_SCALE || rate_micro != usd().rate_micro) {
+        if code == LEDGER_CURRENCY && (scale != LEDGER_SCALE || rate_micro != ledger_usd().rate_micro) {
             return Err(CurrencyError::LedgerCurrency);
         }
         Ok(Self { code: code.to_owned(), name: name.to_owned(), scale, rate_micro })
@@ -122,7 +122,7 @@ impl Rates {
     /// because every conversion starts from it and every USD amount on the wire is a ledger amount.
     pub fn new(currencies: impl IntoIterator<Item = Currency>) -> Self {
         let mut by_code: BTreeMap<String, Currency> = currencies.into_iter().map(|c| (c.code.clone(), c)).collect();
-        by_code.insert(LEDGER_CURRENCY.to_owned(), usd());
+        by_code.insert(LEDGER_CURRENCY.to_owned(), ledger_usd());
         Self { by_code }
     }
 
@@ -142,7 +142,9 @@ impl Rates {
     }
 }
 
-fn usd() -> Currency {
+/// The ledger's own currency, USD at rate 1 and scale 3, whatever a stored row says: the rates table and
+/// the store both use it for `usd`, so an old or hand-edited row can never change what the ledger means.
+pub fn ledger_usd() -> Currency {
     Currency { code: LEDGER_CURRENCY.into(), name: "US Dollar".into(), scale: LEDGER_SCALE, rate_micro: 1_000_000 }
 }
 

@@ -232,8 +232,9 @@ impl Running {
 const WATCHER_STOP_TIMEOUT: Duration = Duration::from_secs(30);
 /// How much longer than one webhook attempt [`Running::stop`] waits for the dispatcher to log its attempts.
 const DISPATCHER_STOP_MARGIN: Duration = Duration::from_secs(5);
-/// How much longer than one frame's write timeout [`Running::stop`] waits for the WebSockets to close.
-const WEBSOCKETS_STOP_MARGIN: Duration = Duration::from_secs(1);
+/// How much longer than one frame's write timeout [`Running::stop`] waits for the WebSockets to close: the
+/// close frame's linger for the peer's ([`crate::hub::LINGER`]) and a second more.
+const WEBSOCKETS_STOP_MARGIN: Duration = Duration::from_secs(1).saturating_add(crate::hub::LINGER);
 
 /// Waits up to `limit` for a background loop stopping; a loop that takes longer is left (and logged): what it
 /// had not written yet is picked up after a restart (leases run out, rounds start again). A loop that ended
@@ -268,7 +269,13 @@ pub async fn start(mut config: Config, clock: Arc<dyn Clock>) -> anyhow::Result<
     let addr = listener.local_addr()?;
     let server = tokio::spawn(serve(listener, state.clone(), shutdown.clone().cancelled_owned()));
     tokio::spawn(refresh_loop(state.clone(), shutdown.clone()));
-    tokio::spawn(crate::hub::run_tailer(state.clone(), shutdown.clone(), events_from));
+    tokio::spawn({
+        let (state, stop) = (state.clone(), shutdown.clone());
+        let cursor = Arc::new(std::sync::atomic::AtomicI64::new(events_from));
+        supervise("event tailer", shutdown.clone(), move || {
+            crate::hub::run_tailer(state.clone(), stop.clone(), cursor.clone())
+        })
+    });
     // The loops that move money and deliver events start again after a panic (crate::supervise).
     let market_watcher = crate::dedicated::spawn("skingate-market-watcher", {
         let (state, stop) = (state.clone(), shutdown.clone());

@@ -10,10 +10,12 @@
 //! `webhook_disable_after_secs` is disabled too. Either way the merchant is told with a
 //! `webhook_endpoint_disabled` event on its WebSocket channel, and the disabled state shows in the CLI.
 
+use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
+use futures::FutureExt as _;
 use serde_json::json;
 use skingate_core::events::{AttemptOutcome, EventType, RetryPolicy};
 use skingate_core::project::Project;
@@ -84,6 +86,11 @@ pub async fn run(state: AppState, client: WebhookClient, shutdown: CancellationT
     let (done_tx, done_rx) = mpsc::unbounded_channel();
     let recorder = tokio::spawn(recorder(state.clone(), policy.clone(), done_rx, in_flight.clone(), progress.clone()));
     loop {
+        if recorder.is_finished() {
+            // Attempts would go unrecorded and be sent again at every lease's end: start the whole stage
+            // again (under `supervise`), as a restart would.
+            panic!("the webhook attempt recorder stopped");
+        }
         let busy = in_flight.load(Ordering::Acquire);
         // Lease in batches: a claim is a write transaction, so claiming one row at a time would cost a disk
         // flush per delivery. Wait for room for half a batch unless nothing is in flight.
@@ -112,7 +119,24 @@ pub async fn run(state: AppState, client: WebhookClient, shutdown: CancellationT
                 };
                 let finished = match permit {
                     Some(permit) if !shutdown.is_cancelled() => {
-                        let done = deliver(&state, &client, &policy, delivery).await;
+                        // A panic inside one attempt is that attempt's failure, retried like any other: the
+                        // task must report (the dispatcher counts what is in flight by these reports).
+                        let copy = delivery.clone();
+                        let done = AssertUnwindSafe(deliver(&state, &client, &policy, delivery))
+                            .catch_unwind()
+                            .await
+                            .unwrap_or_else(|panic| {
+                                let why = crate::supervise::panic_text(panic.as_ref());
+                                tracing::error!(delivery = copy.id, panic = %why, "a webhook attempt panicked");
+                                let now = state.now();
+                                Done {
+                                    attempt: failed_attempt(copy.attempts + 1, now, "gateway error during the attempt"),
+                                    delivery: copy,
+                                    next: NextStep::RetryAt(now + PANIC_RETRY_SECS),
+                                    outcome: AttemptOutcome::Failed { retry_after_secs: None },
+                                    project: None,
+                                }
+                            });
                         drop(permit);
                         Finished::Attempted(done)
                     }
@@ -138,6 +162,9 @@ pub async fn run(state: AppState, client: WebhookClient, shutdown: CancellationT
         tracing::error!(error = %e, "the webhook attempt recorder failed");
     }
 }
+
+/// When an attempt that panicked is tried again.
+const PANIC_RETRY_SECS: i64 = 60;
 
 /// One attempt of one delivery.
 async fn deliver(state: &AppState, client: &WebhookClient, policy: &RetryPolicy, mut d: Delivery) -> Done {

@@ -33,7 +33,7 @@
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
@@ -194,13 +194,16 @@ impl Hub {
     }
 }
 
-/// Reads committed events in id order after `last` and publishes them, until `shutdown`.
+/// Reads committed events in id order after `cursor` and publishes them, until `shutdown`, moving `cursor`
+/// on as it goes.
 ///
-/// `last` is the outbox's last id read by the caller before the gateway serves anything (see `app::start`):
-/// read here instead, in a task that may first run after requests have committed events, it would skip those
-/// events for every connected client.
-pub async fn run_tailer(state: AppState, shutdown: CancellationToken, mut last: i64) {
+/// `cursor` starts at the outbox's last id read by the caller before the gateway serves anything (see
+/// `app::start`): read here instead, in a task that may first run after requests have committed events, it
+/// would skip those events for every connected client. It lives outside the task so that a tailer started
+/// again after a panic ([`crate::supervise`]) goes on where the last one stopped.
+pub async fn run_tailer(state: AppState, shutdown: CancellationToken, cursor: Arc<AtomicI64>) {
     let poll = Duration::from_millis(state.config.events_poll_interval_ms);
+    let mut last = cursor.load(Ordering::Relaxed);
     loop {
         // Nobody to hand events to: move the cursor to the newest id instead of reading every event. The id is
         // read *before* looking again for subscribers, so one that subscribed meanwhile asked for (and got)
@@ -210,6 +213,7 @@ pub async fn run_tailer(state: AppState, shutdown: CancellationToken, mut last: 
             && !state.hub.has_subscribers()
         {
             last = last.max(newest);
+            cursor.store(last, Ordering::Relaxed);
         }
         loop {
             match state.store.events_after(last, 1000).await {
@@ -219,6 +223,7 @@ pub async fn run_tailer(state: AppState, shutdown: CancellationToken, mut last: 
                         state.hub.publish(e);
                         last = e.id;
                     }
+                    cursor.store(last, Ordering::Relaxed);
                 }
                 Err(e) => {
                     tracing::warn!(error = %e, "reading the outbox failed");
@@ -304,7 +309,7 @@ async fn refuse<S: futures::Sink<Message> + Unpin>(sink: &mut S, reason: &'stati
 
 /// How long a connection waits, after its close frame, for the peer's: long enough for a peer on a slow link,
 /// short enough not to hold a stop up.
-const LINGER: Duration = Duration::from_secs(1);
+pub const LINGER: Duration = Duration::from_secs(1);
 
 /// After the gateway's close frame: reads (and drops) what the peer still sends, until its close frame, the
 /// end of the stream or [`LINGER`]. Dropping a socket with the peer's data unread makes the kernel reset the
@@ -582,7 +587,7 @@ mod tests {
         let money = skingate_core::Money::from_minor(2_500);
         crate::adjustments::adjust(state.store.as_ref(), &project, true, money, "t", "early", 0).await.unwrap();
         let shutdown = CancellationToken::new();
-        let tailer = tokio::spawn(run_tailer(state.clone(), shutdown.clone(), last));
+        let tailer = tokio::spawn(run_tailer(state.clone(), shutdown.clone(), Arc::new(AtomicI64::new(last))));
         let (seq, frame) = tokio::time::timeout(Duration::from_secs(10), sub.rx.recv()).await.unwrap().unwrap();
         assert_eq!(seq, 1);
         assert!(frame.as_str().contains(r#""balance_value":"2.50""#), "{}", frame.as_str());

@@ -1,6 +1,7 @@
 //! Background loops that outlive a panic.
 //!
-//! The trade watchers and the webhook dispatcher run for the life of the process. A panic in one of them (a
+//! The trade watchers, the webhook dispatcher and the WebSocket hub's event tailer run for the life of the
+//! process. A panic in one of them (a
 //! bug, a row no code expected) would otherwise end it for good while the API kept answering: deposits no
 //! longer credited, purchases no longer moving, webhooks no longer sent, until someone restarted the server.
 //! [`supervise`] logs the panic at error level and starts the loop again after a pause, which is what a
@@ -73,11 +74,15 @@ mod tests {
         assert_eq!(runs.load(Ordering::SeqCst), 3);
     }
 
-    /// A shutdown during the pause ends the supervision instead of starting the loop again.
+    /// A shutdown during the pause after a panic ends the supervision instead of starting the loop again.
     #[tokio::test(start_paused = true)]
     async fn a_shutdown_during_the_pause_ends_it() {
         let shutdown = CancellationToken::new();
-        shutdown.cancel();
+        let stop = shutdown.clone();
+        let canceller = tokio::spawn(async move {
+            tokio::time::sleep(FIRST_PAUSE / 2).await;
+            stop.cancel();
+        });
         let runs = Arc::new(AtomicU32::new(0));
         let counted = runs.clone();
         supervise("test", shutdown, move || {
@@ -85,6 +90,7 @@ mod tests {
             async { panic!("always") }
         })
         .await;
-        assert_eq!(runs.load(Ordering::SeqCst), 1);
+        canceller.await.unwrap();
+        assert_eq!(runs.load(Ordering::SeqCst), 1, "not started again after the shutdown");
     }
 }

@@ -602,11 +602,14 @@ pub async fn send_and_record(
             Ok((offer, body))
         }
         Ok(None) => {
-            if let Ok(offer) = offer.offer_id.parse::<u64>()
-                && !cancel_quietly(&state, offer).await
-            {
+            let cancelled = match offer.offer_id.parse::<u64>() {
+                Ok(offer) => cancel_quietly(&state, offer).await,
+                Err(_) => false,
+            };
+            if !cancelled {
                 // No deposit waits for this offer any more: an operator must cancel it at Steam, or a payer
                 // who accepts it gives items nothing credits.
+                let offer = offer.offer_id.as_str();
                 tracing::error!(
                     deposit = id,
                     offer,

@@ -291,7 +291,16 @@ impl Store for SqliteStore {
         let rows = sqlx::query("SELECT code, name, scale, rate_micro FROM currencies ORDER BY code")
             .fetch_all(&self.reader)
             .await?;
-        rows.iter().map(rows::currency).collect()
+        // One unreadable row (edited by hand) costs its own currency, not the whole table: the server
+        // still starts and `skingate currency set` can repair it.
+        Ok(rows
+            .iter()
+            .filter_map(|r| {
+                rows::currency(r)
+                    .map_err(|e| tracing::error!(error = %e, "a stored currency is unusable; skipped"))
+                    .ok()
+            })
+            .collect())
     }
 
     async fn upsert_currency(&self, c: &Currency, now: i64) -> Result<()> {

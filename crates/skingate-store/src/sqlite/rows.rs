@@ -93,6 +93,10 @@ pub(crate) fn currency(r: &SqliteRow) -> Result<Currency> {
     let code: String = r.try_get("code")?;
     let name: String = r.try_get("name")?;
     let rate_micro: i64 = r.try_get("rate_micro")?;
+    if code == skingate_core::money::LEDGER_CURRENCY {
+        // A `usd` row stored before such rows were refused still opens: USD is the ledger's own.
+        return Ok(skingate_core::currency::ledger_usd());
+    }
     let scale = u32::try_from(scale).map_err(|e| StoreError::Corrupt(e.to_string()))?;
     let rate = skingate_types::Decimal::new(i128::from(rate_micro), skingate_core::currency::RATE_SCALE);
     Currency::new(&code, &name, scale, &rate).map_err(|e| StoreError::Corrupt(format!("currency {code}: {e}")))

@@ -1096,3 +1096,22 @@ async fn a_delivery_under_way_is_not_resent() {
     assert!(s.resend_delivery(p.id, leased.id, 70).await.unwrap());
     assert_eq!(s.claim_due_deliveries(70, 60, 10).await.unwrap().len(), 1);
 }
+
+/// A `usd` row written before such rows were refused opens as the ledger's own USD, and a row the
+/// conversions cannot take costs its own currency only: the server still starts and lists the rest.
+#[tokio::test]
+async fn odd_currency_rows_do_not_take_the_table_down() {
+    let (_dir, s) = store().await;
+    sqlx::query(
+        "INSERT OR REPLACE INTO currencies (code, name, scale, rate_micro, updated_at) VALUES
+                 ('usd', 'Old', 2, 2000000, 0), ('bad', 'Bad', 99, 1000000, 0), ('eur', 'Euro', 2, 920000, 0)",
+    )
+    .execute(&s.writer)
+    .await
+    .unwrap();
+    let all = s.currencies().await.unwrap();
+    let codes: Vec<&str> = all.iter().map(|c| c.code.as_str()).collect();
+    assert!(codes.contains(&"eur") && !codes.contains(&"bad"), "{codes:?}");
+    let usd = all.iter().find(|c| c.code == "usd").unwrap();
+    assert_eq!((usd.scale, usd.rate_micro), (3, 1_000_000));
+}

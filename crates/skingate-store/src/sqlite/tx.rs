@@ -378,7 +378,8 @@ impl WriteTx for SqliteTx {
             return Ok(false);
         }
         sqlx::query(
-            "UPDATE deliveries SET state = 'failed', next_attempt_at = NULL, locked_until = NULL, finished_at = ?
+            // A row whose attempt is under way keeps its lease: a resend meanwhile would POST it twice at once.
+            "UPDATE deliveries SET state = 'failed', next_attempt_at = NULL, finished_at = ?
              WHERE project_id = ? AND kind = 'events_webhook' AND state = 'pending'",
         )
         .bind(now)
