@@ -13,7 +13,9 @@
 //! - [`pay`]: the hosted payment page (templates in `templates/pay/`, assets in `assets/pay/`);
 //! - [`sim_admin`]: the simulator's operator routes and its saved state;
 //! - [`error`]: the single mapping from internal failures to the public error envelope;
-//! - [`state`], [`config`], [`clock`], [`ratelimit`]: what a request handler reads.
+//! - [`state`], [`config`], [`clock`], [`ratelimit`]: what a request handler reads;
+//! - [`dedicated`] (writer tasks on threads of their own), [`supervise`] (background loops restarted after a
+//!   panic).
 //!
 //! Routes only parse, authenticate, call the domain (`skingate-core`) through storage
 //! (`skingate-store`) and render; no business rule lives in this crate.
