@@ -18,9 +18,9 @@
 //!   events after N, the project's newest.
 //! - A client that cannot keep up (its queue of `ws_queue_len` events is full) is closed with code 4008:
 //!   reconnect and resume from the last id seen. Frames over 64 KiB close the socket with 1009, text that is
-//!   not UTF-8 with 1007, other protocol errors with 1002 ([`close_for`]).
+//!   not UTF-8 with 1007, other protocol errors with 1002 (`close_for`).
 //! - A close the peer starts is answered; after its own close frame a connection reads the peer's leftovers
-//!   for up to [`LINGER`] ([`linger`]), so the close code is not lost to a TCP reset.
+//!   for up to [`LINGER`] (`linger`), so the close code is not lost to a TCP reset.
 //! - Every frame the server sends (welcome, live events, close frames) must be taken by the peer within
 //!   [`write_timeout`], a replayed one within [`REPLAY_WRITE_TIMEOUT`]; a peer that does not read (also in
 //!   the middle of a replay) is dropped.
