@@ -42,6 +42,9 @@ mod tx;
 
 pub use tx::SqliteTx;
 
+/// How long [`SqliteStore::lock_for_server`] waits for a server that is still exiting.
+const LOCK_WAIT: Duration = Duration::from_secs(1);
+
 /// How long a connection waits for another process's write lock before giving up.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -85,13 +88,23 @@ impl SqliteStore {
         let mut path = real.into_os_string();
         path.push(".serve-lock");
         let lock = std::fs::OpenOptions::new().create(true).truncate(false).write(true).open(&path).map_err(io)?;
-        match lock.try_lock() {
-            Ok(()) => Ok(Some(lock)),
-            Err(std::fs::TryLockError::WouldBlock) => Err(StoreError::InUse(format!(
-                "another skingate server is running on {}: stop it first (one server per database)",
-                file.display()
-            ))),
-            Err(std::fs::TryLockError::Error(e)) => Err(io(e)),
+        // A supervisor that restarts a killed server at once may start the new one while the old process is
+        // still exiting (the lock goes with it): wait a moment before calling the database taken.
+        let deadline = std::time::Instant::now() + LOCK_WAIT;
+        loop {
+            match lock.try_lock() {
+                Ok(()) => return Ok(Some(lock)),
+                Err(std::fs::TryLockError::WouldBlock) if std::time::Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(50));
+                }
+                Err(std::fs::TryLockError::WouldBlock) => {
+                    return Err(StoreError::InUse(format!(
+                        "another skingate server is running on {}: stop it first (one server per database)",
+                        file.display()
+                    )));
+                }
+                Err(std::fs::TryLockError::Error(e)) => return Err(io(e)),
+            }
         }
     }
 
