@@ -14,8 +14,9 @@
 //! Purchases waiting for the user are observed every clock second from the watcher's memory (the database
 //! keeps only their 10-minute deadline, so polling writes nothing; a watcher that starts reloads them all).
 //! Purchases up to the highest id when it starts may have had their offer sent by a process that stopped
-//! before recording it: Steam is asked for such an offer before one is sent. Accepted trades are checked hourly until Trade Protection ends, and become
-//! final only once two looks after its end agree that the trade stands (a reversal in the last hour counts).
+//! before recording it: Steam is asked for such an offer before one is sent. Accepted trades are checked
+//! hourly until Trade Protection ends, and become final only once two looks after its end agree that the
+//! trade stands (a reversal in the last hour counts).
 //!
 //! Steam flaps (an accepted offer is seen once as active), so an observation is acted on only when the next
 //! one agrees ([`Confirmation`]); a purchase with an unconfirmed observation is looked at again on the next
