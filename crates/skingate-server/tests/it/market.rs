@@ -513,6 +513,32 @@ async fn batch_buy_items_stand_alone() {
     assert_eq!(available(&sdk).await, usd("99.21"));
 }
 
+/// A replayed batch item answers the record stored at its first call as stored, never re-parsed: a record an
+/// earlier version of the gateway wrote in a shape this one would not read still replays (it used to turn the
+/// whole call into `-100` although its items were bought).
+#[tokio::test]
+async fn a_replayed_batch_item_answers_its_stored_record_verbatim() {
+    use sqlx::Connection;
+    let (app, _clock) = market_app(0).await;
+    let ids = add_units(&app, Game::Rust, "Frontier Hoodie", 1).await;
+    app.adjust(true, 100_000, "topup").await;
+    let (partner, token) = user(&app, 6201);
+    let batch = json!({"method": "market_batch_buy", "partner": partner, "token": token,
+        "items": [{"id": ids[0], "custom_id": "v-1"}]});
+    let first = app.post_json(batch.clone()).await;
+    assert_eq!(first["purchased"][0]["custom_id"], "v-1", "{first}");
+    let mut db = sqlx::SqliteConnection::connect(app.database_url()).await.unwrap();
+    let stored = r#"{"buy_id":1,"shape":"older"}"#;
+    let updated = sqlx::query("UPDATE idempotency_keys SET response = ? WHERE key = 'v-1'")
+        .bind(stored)
+        .execute(&mut db)
+        .await
+        .unwrap();
+    assert_eq!(updated.rows_affected(), 1);
+    let again = app.post_json(batch).await;
+    assert_eq!(again, json!({"status": "success", "purchased": [{"buy_id": 1, "shape": "older"}], "unavailable": []}));
+}
+
 /// PHP form bodies whose list indices are not 0, 1, … (after `unset()`, or chosen by hand) are the lists PHP
 /// would iterate, in index order, as the same lists sent as JSON objects are.
 #[tokio::test]

@@ -13,8 +13,10 @@
 
 use std::sync::Arc;
 
+use serde::Serialize;
+use serde_json::value::RawValue;
 use serde_json::{Map, Value, json};
-use skingate_types::market::{BatchBuyResponse, Purchase, Unavailable, method};
+use skingate_types::market::{Unavailable, method};
 
 use super::market_buy::{custom_id, max_price, recipient};
 use super::{Ctx, Reply};
@@ -26,6 +28,15 @@ const NO_ITEMS: ApiError = ApiError::method(1, "missing_name_and_id");
 const TOO_MANY: ApiError = ApiError::method(10, "too_many_items");
 /// Most items per call.
 pub const MAX_ITEMS: usize = 100;
+
+/// The answer's shape (`skingate_types::market::BatchBuyResponse` on the wire). Each purchased item is the
+/// record stored when it was bought, embedded as written and never re-parsed: a replay answers what the first
+/// call answered, even for a record an earlier version of the gateway stored in a shape this one would not read.
+#[derive(Serialize)]
+struct Rendered {
+    purchased: Vec<Box<RawValue>>,
+    unavailable: Vec<Unavailable>,
+}
 
 /// One item: a request to run, or why it cannot run.
 #[derive(Debug)]
@@ -112,11 +123,12 @@ impl MarketBatchBuy {
             }
         }))
         .await;
-        let mut response = BatchBuyResponse { purchased: Vec::new(), unavailable: Vec::new() };
+        let mut response = Rendered { purchased: Vec::new(), unavailable: Vec::new() };
         for (item, outcome) in self.items.into_iter().zip(outcomes) {
             let refused = match (outcome, item.request) {
                 (Some(Ok(Bought::Fresh(body) | Bought::Replayed(body))), _) => {
-                    response.purchased.push(serde_json::from_slice::<Purchase>(&body).map_err(ApiError::internal)?);
+                    let record = String::from_utf8(body).map_err(ApiError::internal)?;
+                    response.purchased.push(RawValue::from_string(record).map_err(ApiError::internal)?);
                     None
                 }
                 // One item's failure, even an internal one, never spoils the others: items of this call may
