@@ -58,20 +58,32 @@ fn panic_response(panic: Box<dyn std::any::Any + Send + 'static>) -> axum::respo
     crate::error::ApiError::internal(anyhow::anyhow!("handler panicked: {what}")).into_response()
 }
 
-/// Legacy clients open their WebSocket on `/` or other paths (spec §11.9): any WebSocket upgrade goes to the
-/// hub; everything else is 404.
-async fn fallback(
-    ws: Result<axum::extract::ws::WebSocketUpgrade, axum::extract::ws::rejection::WebSocketUpgradeRejection>,
-    peer: axum::extract::ConnectInfo<SocketAddr>,
-    headers: axum::http::HeaderMap,
-    state: axum::extract::State<AppState>,
-    query: axum::extract::Query<std::collections::HashMap<String, String>>,
-) -> axum::response::Response {
-    use axum::response::IntoResponse;
-    match ws {
-        Ok(ws) => crate::hub::handler(ws, peer, headers, state, query).await,
-        Err(_) => axum::http::StatusCode::NOT_FOUND.into_response(),
+async fn fallback() -> axum::http::StatusCode {
+    axum::http::StatusCode::NOT_FOUND
+}
+
+/// Legacy clients open their WebSocket on `/`, on the API's path or on any other (spec §11.9): a WebSocket
+/// upgrade is the hub's whatever its path, even one another route serves (`/api.php` answers a plain GET with
+/// its `-1` envelope). Runs before routing, so the upgrade is routed as `/ws` with its query kept.
+async fn upgrades_to_hub(mut request: axum::extract::Request) -> axum::extract::Request {
+    use axum::http::{Method, header};
+    let wants_websocket = request.method() == Method::GET
+        && request.headers().get_all(header::UPGRADE).iter().any(|v| v.as_bytes().eq_ignore_ascii_case(b"websocket"));
+    if !wants_websocket || matches!(request.uri().path(), "/ws" | "/ws/") {
+        return request;
     }
+    let hub = match request.uri().query() {
+        Some(query) => format!("/ws?{query}"),
+        None => "/ws".to_owned(),
+    };
+    let mut parts = request.uri().clone().into_parts();
+    if let Ok(path) = hub.parse() {
+        parts.path_and_query = Some(path);
+        if let Ok(uri) = axum::http::Uri::from_parts(parts) {
+            *request.uri_mut() = uri;
+        }
+    }
+    request
 }
 
 /// Liveness: answers while the process serves HTTP.
@@ -319,7 +331,8 @@ pub async fn serve(
     state: AppState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let app = router(state).into_make_service_with_connect_info::<SocketAddr>();
+    let app = tower::Layer::layer(&axum::middleware::map_request(upgrades_to_hub), router(state));
+    let app = axum::ServiceExt::<axum::extract::Request>::into_make_service_with_connect_info::<SocketAddr>(app);
     axum::serve(listener, app).with_graceful_shutdown(shutdown).await
 }
 

@@ -69,19 +69,62 @@ pub fn string_to_sign(params: &Map<String, Value>, canon: Canonicalization) -> S
     out
 }
 
-/// A JSON number as JavaScript renders it before signing. JSON keeps `10.0` a float, which Rust prints as
-/// `10.0`, while JavaScript's `String(10.0)` gives `10`: a whole float in the range where every integer is
-/// exact renders as that integer. Other numbers print as serde_json does: integers exactly, other floats in
-/// their shortest round-trip form, as JavaScript's `String(x)` does. PHP's string conversion (`"$k:$v"`,
-/// `(string) $x`) does not: it uses the `precision` setting (14 significant digits by default), so a float
-/// with more digits signs differently there; that rendering is [`php_float_text`]. (PHP ≥ 7.1 prints the
-/// shortest round-trip form only in `json_encode`, `var_export` and `serialize`, through
+/// A JSON number as JavaScript's `String(x)` renders it before signing (ECMAScript `Number::toString`), since
+/// JS clients sign what they send. Integers print exactly; a float prints its shortest round-trip digits laid
+/// out as JavaScript does: plain notation from 1e-7 up to (not including) 1e21 (`10.0` is `10`, `1.5e-6` is
+/// `0.0000015`, `1.5e20` is `150000000000000000000`), else `d.ddde±x` (`1e-7`, `1.5e+21`). PHP's string
+/// conversion (`"$k:$v"`, `(string) $x`) does not: it uses the `precision` setting (14 significant digits by
+/// default), so a float with more digits signs differently there; that rendering is [`php_float_text`]. (PHP
+/// ≥ 7.1 prints the shortest round-trip form only in `json_encode`, `var_export` and `serialize`, through
 /// `serialize_precision = -1`.)
 pub fn number_text(n: &serde_json::Number) -> String {
-    match n.as_f64() {
-        Some(f) if n.is_f64() && f.fract() == 0.0 && f.abs() < 9_007_199_254_740_992.0 => format!("{}", f as i64),
-        _ => n.to_string(),
+    if let Some(i) = n.as_i64() {
+        return i.to_string();
     }
+    if let Some(u) = n.as_u64() {
+        return u.to_string();
+    }
+    js_float_text(n.as_f64().unwrap_or(f64::NAN))
+}
+
+/// ECMAScript's `Number::toString(x)` for a finite float (JSON carries no other).
+fn js_float_text(f: f64) -> String {
+    if !f.is_finite() {
+        return if f.is_nan() {
+            "NaN".into()
+        } else if f > 0.0 {
+            "Infinity".into()
+        } else {
+            "-Infinity".into()
+        };
+    }
+    if f == 0.0 {
+        // `String(-0)` is `0`.
+        return "0".into();
+    }
+    let sign = if f < 0.0 { "-" } else { "" };
+    // Rust's `{:e}` without a precision prints the shortest digits that round-trip, as ECMAScript asks.
+    let sci = format!("{:e}", f.abs());
+    let (mantissa, exp) = sci.split_once('e').expect("`e` formatting has an exponent");
+    let exp: i32 = exp.parse().expect("`e` formatting has a numeric exponent");
+    let digits: String = mantissa.chars().filter(char::is_ascii_digit).collect();
+    // The spec's k (number of digits) and n (where the decimal point goes).
+    let k = digits.len() as i32;
+    let n = exp + 1;
+    let body = if k <= n && n <= 21 {
+        format!("{digits}{}", "0".repeat((n - k) as usize))
+    } else if 0 < n && n <= 21 {
+        let (int, frac) = digits.split_at(n as usize);
+        format!("{int}.{frac}")
+    } else if -6 < n && n <= 0 {
+        format!("0.{}{digits}", "0".repeat((-n) as usize))
+    } else {
+        let exp_sign = if n - 1 < 0 { '-' } else { '+' };
+        let (first, rest) = digits.split_at(1);
+        let point = if rest.is_empty() { "" } else { "." };
+        format!("{first}{point}{rest}e{exp_sign}{}", (n - 1).abs())
+    };
+    format!("{sign}{body}")
 }
 
 /// A float as PHP's string conversion prints it under the default `precision = 14` (`php_gcvt` with `'E'`):
@@ -383,6 +426,39 @@ mod tests {
         }
         assert_eq!(0.1 + 0.2, 0.30000000000000004);
         assert_eq!(19.99 * 1.15, 22.988499999999995);
+    }
+
+    #[test]
+    fn json_numbers_render_as_javascript_string_does() {
+        // Each pair is JSON text and what node's `String(JSON.parse(text))` prints.
+        for (json, js) in [
+            ("10.0", "10"),
+            ("-0.0", "0"),
+            ("0.1", "0.1"),
+            ("0.30000000000000004", "0.30000000000000004"),
+            ("0.000001", "0.000001"),
+            ("0.0000015", "0.0000015"),
+            ("-0.0000015", "-0.0000015"),
+            ("0.0000001", "1e-7"),
+            ("1.5e-7", "1.5e-7"),
+            ("123456.789", "123456.789"),
+            ("1e20", "100000000000000000000"),
+            ("150000000000000000000", "150000000000000000000"),
+            ("1e21", "1e+21"),
+            ("1.5e21", "1.5e+21"),
+            // JSON.stringify prints these from a double, so the text read back is the text signed.
+            ("18446744073709552000", "18446744073709552000"),
+            ("-9223372036854776000", "-9223372036854776000"),
+            ("1.7976931348623157e308", "1.7976931348623157e+308"),
+            ("5e-324", "5e-324"),
+        ] {
+            let n: serde_json::Number = serde_json::from_str(json).unwrap();
+            assert_eq!(number_text(&n), js, "{json}");
+        }
+        // Integers that fit 64 bits print exactly (what a PHP or Go client signs).
+        for exact in ["18446744073709551615", "-9223372036854775808", "9007199254740993"] {
+            assert_eq!(number_text(&serde_json::from_str(exact).unwrap()), exact);
+        }
     }
 
     #[test]

@@ -1003,6 +1003,7 @@ async fn an_idempotency_key_header_makes_buys_without_custom_id_happen_once() {
     };
     assert_eq!(bought(&one).len(), 2, "{}", one.body);
     assert_eq!(bought(&two), bought(&one), "the retried batch replays both items");
+    assert_eq!((one.header("idempotent-replayed"), two.header("idempotent-replayed")), (None, Some("true")));
     let after = sdk.market_search(Some("dota2"), &["Treasure Key"]).await.unwrap();
     assert!(after.items.is_empty(), "four units, four purchases: nothing bought twice");
 

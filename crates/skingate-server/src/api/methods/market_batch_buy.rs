@@ -124,6 +124,9 @@ impl MarketBatchBuy {
         }))
         .await;
         let mut response = Rendered { purchased: Vec::new(), unavailable: Vec::new() };
+        // The whole answer is a replay when every item was answered from its stored record (a refused item
+        // stored nothing and was tried again).
+        let replayed = outcomes.iter().all(|o| matches!(o, Some(Ok(Bought::Replayed(_)))));
         for (item, outcome) in self.items.into_iter().zip(outcomes) {
             let refused = match (outcome, item.request) {
                 (Some(Ok(Bought::Fresh(body) | Bought::Replayed(body))), _) => {
@@ -154,7 +157,9 @@ impl MarketBatchBuy {
                 }
             }
         }
-        Reply::success(&response)
+        let mut reply = Reply::success(&response)?;
+        reply.replayed = replayed;
+        Ok(reply)
     }
 }
 
