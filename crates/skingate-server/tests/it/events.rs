@@ -520,6 +520,26 @@ async fn legacy_paths_and_dead_peers() {
     assert_eq!(resp.status(), 404);
 }
 
+/// A WebSocket upgrade reaches the hub on every path, also on paths other routes serve (spec §11.9: clients
+/// build the socket's URL from the API's base URL); those routes still answer their plain requests.
+#[tokio::test]
+async fn a_websocket_upgrade_on_another_route_s_path_reaches_the_hub() {
+    let app = spawn_with(|c| c).await;
+    for path in ["/api.php", "/api/v1", "/healthz", "/noop", "/pay/nothing", "/WS/"] {
+        let url = app.ws_url("").replace("/ws/?", &format!("{path}?"));
+        let (_ws, first) = ws_connect(&url).await;
+        assert_eq!(first["event"], "auth_success", "{path}");
+    }
+    let plain = app.http.get(app.api_url()).send().await.unwrap();
+    assert_eq!(
+        plain.json::<serde_json::Value>().await.unwrap()["error_code"],
+        -1,
+        "a plain GET of the API is its -1 envelope"
+    );
+    let health = app.http.get(format!("{}/healthz", app.running.base_url())).send().await.unwrap();
+    assert_eq!(health.text().await.unwrap(), "ok");
+}
+
 /// Polls `state.hub.connections()` until it is `n`, for at most `limit`.
 async fn wait_for_connections(state: &skingate_server::AppState, n: u64, limit: std::time::Duration) {
     let deadline = std::time::Instant::now() + limit;
