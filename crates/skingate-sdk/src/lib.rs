@@ -17,15 +17,17 @@
 //!   `Idempotent-Replayed`), and the envelope rule;
 //! - [`Error`] (`error.rs`): the gateway's refusal kept intact, apart from transport and decode failures;
 //! - [`form`]: PHP-style form encoding (`custom_ids[]=a`, `items[0][id]=1`);
-//! - [`webhooks`]: verifying deliveries the gateway sends you (every signature scheme);
-//! - [`ws`]: a WebSocket event stream that reconnects with backoff and resumes from its last event.
+//! - [`webhooks`]: verifying deliveries the gateway sends you (every signature scheme, and Result-URL
+//!   callbacks from their raw form or JSON body);
+//! - [`ws`]: a WebSocket event stream that reconnects with backoff and resumes from its last event, and ends
+//!   with an error when it can never connect.
 //!
 //! Parsing is lenient on purpose: ids and money may come as numbers or strings and unknown fields are
 //! ignored, because the vendor's documentation and its live service disagree on types (the response types
 //! live in `skingate-types`, shared with the server, and are re-exported as [`api`]). Money is a
 //! [`Decimal`], never a float.
 //!
-//! HTTPS needs the `tls` feature; without it only `http://` gateways can be reached.
+//! HTTPS and `wss://` need the `tls` feature; without it only `http://` and `ws://` gateways can be reached.
 //!
 //! # Example
 //! ```no_run
