@@ -2,7 +2,8 @@
 //! early approval of held deposits, and undelivered Result-URL callbacks.
 //!
 //! Verify the Result-URL callbacks the gateway sends you with
-//! [`Verifier::verify_callback`](crate::webhooks::Verifier::verify_callback) (the `sign` field only) and the
+//! [`Verifier::verify_callback_body`](crate::webhooks::Verifier::verify_callback_body) (the body as received,
+//! form or JSON; the `sign` field only) and the
 //! static `X-SIGN` header with [`Verifier::verify`](crate::webhooks::Verifier::verify) on a verifier set to
 //! [`allow_static_only`](crate::webhooks::Verifier::allow_static_only) (a callback carries no stronger header).
 
