@@ -123,7 +123,9 @@ fn classify(error: WsError, url: &str) -> Attempt {
         WsError::Tls(e) => Attempt::Fatal(StreamError::Tls { url, reason: e.to_string() }),
         // tokio-rustls reports every TLS failure (untrusted certificate, a peer that is not TLS) as
         // `InvalidData`; no transient network condition does.
-        WsError::Io(e) if e.kind() == std::io::ErrorKind::InvalidData => {
+        // tokio-tungstenite reports a machine without root certificates as `NotFound`, which a network
+        // failure never is.
+        WsError::Io(e) if matches!(e.kind(), std::io::ErrorKind::InvalidData | std::io::ErrorKind::NotFound) => {
             Attempt::Fatal(StreamError::Tls { url, reason: e.to_string() })
         }
         WsError::Http(response) => {
@@ -355,6 +357,8 @@ mod tests {
         assert!(matches!(classify(WsError::Io(refused), "u"), Attempt::Retry));
         let tls = std::io::Error::new(std::io::ErrorKind::InvalidData, "invalid peer certificate: UnknownIssuer");
         assert!(matches!(classify(WsError::Io(tls), "u"), Attempt::Fatal(StreamError::Tls { .. })));
+        let no_roots = std::io::Error::new(std::io::ErrorKind::NotFound, "no native root CA certificates found");
+        assert!(matches!(classify(WsError::Io(no_roots), "u"), Attempt::Fatal(StreamError::Tls { .. })));
         let scheme = WsError::Url(UrlError::UnsupportedUrlScheme);
         assert!(matches!(classify(scheme, "u"), Attempt::Fatal(StreamError::InvalidUrl { .. })));
     }
@@ -366,6 +370,25 @@ mod tests {
         let mut stream = EventStream::new("https://127.0.0.1:1", "1", "s");
         let err = tokio::time::timeout(Duration::from_secs(5), stream.next()).await.expect("no retry loop");
         assert!(matches!(&err, Err(StreamError::Tls { url, .. }) if url == "wss://127.0.0.1:1/ws/"), "{err:?}");
+        assert_eq!(stream.reconnects(), 0);
+    }
+
+    /// With the `tls` feature, `wss://` to a peer that does not speak TLS (a plain HTTP server) is a final TLS
+    /// error, not a retry loop.
+    #[cfg(feature = "tls")]
+    #[tokio::test]
+    async fn wss_to_a_plain_server_is_a_final_tls_error() {
+        use tokio::io::AsyncWriteExt;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            while let Ok((mut sock, _)) = listener.accept().await {
+                let _ = sock.write_all(b"HTTP/1.1 400 Bad Request\r\ncontent-length: 0\r\n\r\n").await;
+            }
+        });
+        let mut stream = EventStream::new(&format!("https://localhost:{}", addr.port()), "1", "s");
+        let err = tokio::time::timeout(Duration::from_secs(5), stream.next()).await.expect("no retry loop");
+        assert!(matches!(&err, Err(StreamError::Tls { .. })), "{err:?}");
         assert_eq!(stream.reconnects(), 0);
     }
 
