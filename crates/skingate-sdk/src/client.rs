@@ -198,7 +198,17 @@ impl Client {
         method: &str,
         params: Map<String, Value>,
     ) -> Result<T, Error> {
-        decode(self.call(method, params).await?)
+        self.typed_keyed(method, params, None).await
+    }
+
+    /// [`Client::typed`] with an optional `Idempotency-Key` header, for the typed writes a retry must not repeat.
+    pub(crate) async fn typed_keyed<T: DeserializeOwned>(
+        &self,
+        method: &str,
+        params: Map<String, Value>,
+        idempotency_key: Option<&str>,
+    ) -> Result<T, Error> {
+        decode(self.call_raw(method, params, idempotency_key).await?.into_result()?)
     }
 
     /// `status`: whether the gateway is open for business (spec §6.4).

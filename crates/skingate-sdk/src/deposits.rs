@@ -2,11 +2,13 @@
 //! early approval of held deposits, and undelivered Result-URL callbacks.
 //!
 //! Verify the Result-URL callbacks the gateway sends you with
-//! [`Verifier::verify_callback`](crate::webhooks::Verifier::verify_callback) (the `sign` field only) and the
+//! [`Verifier::verify_callback_body`](crate::webhooks::Verifier::verify_callback_body) (the body as received,
+//! form or JSON; the `sign` field only) and the
 //! static `X-SIGN` header with [`Verifier::verify`](crate::webhooks::Verifier::verify) on a verifier set to
 //! [`allow_static_only`](crate::webhooks::Verifier::allow_static_only) (a callback carries no stronger header).
 
 use serde_json::{Map, Value, json};
+use skingate_types::Decimal;
 use skingate_types::api::Page;
 use skingate_types::deposits::{
     CallbackError, CreateResponse, DepositObject, HoldCompleted, InventoryBody, OfferCreated, OfferCreatedResponse,
@@ -37,6 +39,30 @@ pub struct CreateDeposit {
     pub fail_url: Option<String>,
     /// skingate: fix the game (`cs2`, `dota2`, `rust`).
     pub game: Option<String>,
+    /// skingate: this deposit's multiplier (0.5–2) instead of the project's, so one project can credit users
+    /// of different offers differently (`user_amount` = `amount` × it).
+    pub custom_multiplier: Option<Decimal>,
+}
+
+/// Optional parameters of `user_inventory`, so the prices shown match what the deposit will credit.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct InventoryOptions {
+    /// A currency of the rates table for `price_local` (default USD).
+    pub currency: Option<String>,
+    /// The multiplier (0.5–2) for `multiplied_price_local` instead of the project's.
+    pub custom_multiplier: Option<Decimal>,
+    /// Your own currency instead of `currency`: prices are then in it.
+    pub custom_currency: Option<CustomCurrency>,
+}
+
+/// A merchant-defined currency (site points, coins) for `user_inventory` prices; label and rate go together,
+/// as the gateway refuses one without the other.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CustomCurrency {
+    /// The label shown as `currency_local` (at most 4 characters).
+    pub label: String,
+    /// Units of it per USD (at least 0.1).
+    pub rate: Decimal,
 }
 
 /// How a deposit is named in `orderstatus`, `offer_approve` and `test_complete_hold`.
@@ -81,6 +107,9 @@ impl Client {
         put(&mut p, "success_url", &opts.success_url);
         put(&mut p, "fail_url", &opts.fail_url);
         put(&mut p, "game", &opts.game);
+        if let Some(m) = &opts.custom_multiplier {
+            p.insert("custom_multiplier".into(), json!(m.to_string()));
+        }
         decode(self.call(method::CREATE, p).await?)
     }
 
@@ -113,12 +142,30 @@ impl Client {
         game: &str,
         currency: Option<&str>,
     ) -> Result<InventoryBody, Error> {
+        let opts = InventoryOptions { currency: currency.map(str::to_owned), ..InventoryOptions::default() };
+        self.user_inventory_with(steam_id, trade_token, game, &opts).await
+    }
+
+    /// `user_inventory` with every optional parameter (multiplier, your own currency), for a shop that
+    /// shows the payer the amounts its own deposit settings will produce.
+    pub async fn user_inventory_with(
+        &self,
+        steam_id: &str,
+        trade_token: &str,
+        game: &str,
+        opts: &InventoryOptions,
+    ) -> Result<InventoryBody, Error> {
         let mut p = Map::new();
         p.insert("steam_id".into(), json!(steam_id));
         p.insert("trade_token".into(), json!(trade_token));
         p.insert("game".into(), json!(game));
-        if let Some(c) = currency {
-            p.insert("currency".into(), json!(c));
+        put(&mut p, "currency", &opts.currency);
+        if let Some(m) = &opts.custom_multiplier {
+            p.insert("custom_multiplier".into(), json!(m.to_string()));
+        }
+        if let Some(c) = &opts.custom_currency {
+            p.insert("custom_currency".into(), json!(c.label));
+            p.insert("custom_currency_rate".into(), json!(c.rate.to_string()));
         }
         decode(self.call(method::USER_INVENTORY, p).await?)
     }

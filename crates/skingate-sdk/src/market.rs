@@ -36,6 +36,10 @@ pub struct BuyOrder {
     pub max_price: Option<Decimal>,
     /// Your id: repeating an order with it cannot buy twice.
     pub custom_id: Option<String>,
+    /// Sent as the `Idempotency-Key` header: for an order without `custom_id`, skingate keys the purchase on
+    /// it, so retrying after a timeout with the same key buys once and replays the first answer. (With a
+    /// `custom_id`, that id is the key.)
+    pub idempotency_key: Option<String>,
 }
 
 /// One item of `market_batch_buy`.
@@ -109,15 +113,28 @@ impl Client {
         if let Some(id) = &order.custom_id {
             params.insert("custom_id".into(), json!(id));
         }
-        self.typed(method::BUY, params).await
+        self.typed_keyed(method::BUY, params, order.idempotency_key.as_deref()).await
     }
 
-    /// `market_batch_buy`: each item bought or refused on its own.
+    /// `market_batch_buy`: each item bought or refused on its own. Items without a `custom_id` are not
+    /// keyed: use [`Client::market_batch_buy_idempotent`] when the call may be retried.
     pub async fn market_batch_buy(
         &self,
         partner: &str,
         token: &str,
         items: &[BatchItem],
+    ) -> Result<BatchBuyResponse, Error> {
+        self.market_batch_buy_idempotent(partner, token, items, None).await
+    }
+
+    /// `market_batch_buy` with an `Idempotency-Key` header: skingate keys each item without a `custom_id` on
+    /// the key and the item's position, so retrying the same batch with the same key buys each item once.
+    pub async fn market_batch_buy_idempotent(
+        &self,
+        partner: &str,
+        token: &str,
+        items: &[BatchItem],
+        idempotency_key: Option<&str>,
     ) -> Result<BatchBuyResponse, Error> {
         let items: Vec<Value> = items
             .iter()
@@ -137,7 +154,7 @@ impl Client {
         params.insert("partner".into(), json!(partner));
         params.insert("token".into(), json!(token));
         params.insert("items".into(), Value::Array(items));
-        self.typed(method::BATCH_BUY, params).await
+        self.typed_keyed(method::BATCH_BUY, params, idempotency_key).await
     }
 
     /// `market_getinfo` for one purchase.

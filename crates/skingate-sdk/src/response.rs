@@ -10,6 +10,7 @@ use skingate_types::ErrorBody;
 use skingate_types::envelope::STATUS_ERROR;
 
 use crate::Error;
+use crate::error::ApiError;
 
 /// Longest body excerpt kept in [`Error::Decode`]: enough to recognise a proxy's HTML page, small enough
 /// for a log line.
@@ -50,16 +51,19 @@ impl RawResponse {
         self.header(IDEMPOTENT_REPLAYED).is_some_and(|v| v.trim().eq_ignore_ascii_case("true"))
     }
 
-    /// The body as a result: the error envelope becomes [`Error::Api`], anything else is returned as is.
+    /// The body as a result: the error envelope becomes [`Error::Api`] (keeping [`RawResponse::retry_after`]),
+    /// anything else is returned as is.
     pub fn into_result(self) -> Result<Value, Error> {
-        check_envelope(self.body)
+        let retry_after = self.retry_after();
+        check_envelope(self.body, retry_after)
     }
 }
 
-/// Applies the envelope rule to a parsed body: `status == "error"` is [`Error::Api`].
-pub(crate) fn check_envelope(body: Value) -> Result<Value, Error> {
+/// Applies the envelope rule to a parsed body: `status == "error"` is [`Error::Api`], carrying the answer's
+/// `Retry-After` seconds.
+pub(crate) fn check_envelope(body: Value, retry_after: Option<u64>) -> Result<Value, Error> {
     if body.get("status").and_then(Value::as_str) == Some(STATUS_ERROR) {
-        return Err(Error::Api(decode::<ErrorBody>(body)?));
+        return Err(Error::Api(ApiError { body: decode::<ErrorBody>(body)?, retry_after }));
     }
     Ok(body)
 }
@@ -135,13 +139,15 @@ mod tests {
             .unwrap_err();
         assert_eq!((e.code(), e.message()), (Some(-3), Some("invalid_signature")));
         assert_eq!(e.global(), Some(skingate_types::GlobalError::InvalidSignature));
-        let e = check_envelope(json!({"status":"error","error_code":2,"error_message":"x","more":1})).unwrap_err();
+        assert_eq!(e.retry_after(), None);
+        let e =
+            check_envelope(json!({"status":"error","error_code":2,"error_message":"x","more":1}), None).unwrap_err();
         assert_eq!((e.code(), e.global()), (Some(2), None));
         let ok = json!({"status":"success","available":true});
-        assert_eq!(check_envelope(ok.clone()).unwrap(), ok);
+        assert_eq!(check_envelope(ok.clone(), Some(3)).unwrap(), ok);
         let deposit = json!({"status":"pending","transaction_id":"1"});
-        assert_eq!(check_envelope(deposit.clone()).unwrap(), deposit, "orderstatus puts its state in `status`");
-        let broken = check_envelope(json!({"status":"error","error_message":"no code"})).unwrap_err();
+        assert_eq!(check_envelope(deposit.clone(), None).unwrap(), deposit, "orderstatus puts its state in `status`");
+        let broken = check_envelope(json!({"status":"error","error_message":"no code"}), None).unwrap_err();
         assert!(matches!(broken, Error::Decode { .. }), "{broken}");
     }
 
@@ -149,6 +155,10 @@ mod tests {
     fn headers_and_snippets() {
         let r = raw(json!({}), &[("retry-after", " 42"), ("idempotent-replayed", "True")]);
         assert_eq!((r.retry_after(), r.replayed()), (Some(42), true));
+        let throttled = json!({"status":"error","error_code":-7,"error_message":"request_limit_reached"});
+        let e = raw(throttled, &[("retry-after", "42")]).into_result().unwrap_err();
+        assert_eq!((e.retry_after(), e.code()), (Some(42), Some(-7)), "the header survives into the error");
+        assert!(matches!(&e, Error::Api(api) if api.error_code == -7), "the variant still reads like the body");
         let r = raw(json!({}), &[("retry-after", "Wed, 21 Oct 2015 07:28:00 GMT")]);
         assert_eq!((r.retry_after(), r.replayed()), (None, false));
         let long = "é".repeat(SNIPPET_BYTES);

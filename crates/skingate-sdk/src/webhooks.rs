@@ -26,6 +26,10 @@ pub enum VerifyError {
     /// The Standard Webhooks timestamp is too old, too new or malformed.
     #[error("timestamp outside tolerance")]
     Timestamp,
+    /// A callback body that is neither a JSON object nor a PHP-style form, or of another content type:
+    /// nothing the gateway signed, so nothing to verify.
+    #[error("callback body is not a JSON object or a form")]
+    Malformed,
 }
 
 /// Which scheme accepted the delivery.
@@ -108,7 +112,25 @@ impl Verifier {
         }
     }
 
-    /// Verifies a Result-URL callback's `sign` field (HMAC-SHA1 over its scalar fields, spec §2.2).
+    /// Verifies a Result-URL callback as received: its `Content-Type` header and its exact body. Returns its
+    /// parameters once the `sign` holds, so a receiver never reads an unverified callback.
+    ///
+    /// Form bodies (the gateway's default) are read as PHP's `$_POST` reads them, with the parser the gateway
+    /// itself uses for requests (`skins[0][name]=…` becomes a list of objects); JSON bodies (the project's
+    /// `callback_format = json`) are read as they are. A missing or `text/plain` type is sniffed: JSON when the
+    /// body starts with `{`, else a form.
+    pub fn verify_callback_body(
+        &self,
+        content_type: Option<&str>,
+        body: &[u8],
+    ) -> Result<Map<String, Value>, VerifyError> {
+        let params = parse_callback(content_type, body).ok_or(VerifyError::Malformed)?;
+        self.verify_callback(&params)?;
+        Ok(params)
+    }
+
+    /// Verifies a Result-URL callback's `sign` field (HMAC-SHA1 over its scalar fields, spec §2.2) once its
+    /// body is parsed, nesting included; [`Verifier::verify_callback_body`] parses the body as sent.
     pub fn verify_callback(&self, params: &Map<String, Value>) -> Result<(), VerifyError> {
         let Some(Value::String(given)) = params.get(sign::SIGN_PARAM) else { return Err(VerifyError::Missing) };
         if self.secrets.iter().any(|s| sign::verify_api_sign(s, params, given)) {
@@ -116,6 +138,25 @@ impl Verifier {
         } else {
             Err(VerifyError::Mismatch)
         }
+    }
+}
+
+/// A callback body's parameters, read by its content type; `None` when it is not a JSON object or a form.
+fn parse_callback(content_type: Option<&str>, body: &[u8]) -> Option<Map<String, Value>> {
+    let essence = content_type.unwrap_or("").split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+    let json = match essence.as_str() {
+        "application/json" => true,
+        "application/x-www-form-urlencoded" => false,
+        "" | "text/plain" => body.trim_ascii_start().starts_with(b"{"),
+        _ => return None,
+    };
+    if json {
+        match serde_json::from_slice(body).ok()? {
+            Value::Object(map) => Some(map),
+            _ => None,
+        }
+    } else {
+        skingate_types::form::parse(body).ok()
     }
 }
 
@@ -167,5 +208,25 @@ mod tests {
         assert_eq!(Verifier::new("1", "123").verify_callback(&params), Ok(()));
         params.insert("amount".into(), Value::from(11));
         assert_eq!(Verifier::new("1", "123").verify_callback(&params), Err(VerifyError::Mismatch));
+    }
+
+    #[test]
+    fn callback_bodies_by_content_type() {
+        let v = Verifier::new("1", "123");
+        let mut params: Map<String, Value> =
+            serde_json::from_str(r#"{"order_id":"7","status":"success","amount":"1.50"}"#).unwrap();
+        let sign = sign::api_sign("123", &params, sign::Canonicalization::Js);
+        params.insert("sign".into(), Value::from(sign.clone()));
+        let form = format!("order_id=7&status=success&amount=1.50&skins%5B0%5D%5Bname%5D=X&sign={sign}");
+        let got = v.verify_callback_body(Some("application/x-www-form-urlencoded"), form.as_bytes()).unwrap();
+        assert_eq!(got["skins"][0]["name"], "X", "nesting rebuilt as PHP would");
+        let json = Value::Object(params.clone()).to_string();
+        assert_eq!(v.verify_callback_body(Some("application/json; charset=utf-8"), json.as_bytes()), Ok(params));
+        assert!(v.verify_callback_body(None, json.as_bytes()).is_ok(), "sniffed");
+        let tampered = form.replace("1.50", "9.50");
+        assert_eq!(v.verify_callback_body(None, tampered.as_bytes()), Err(VerifyError::Mismatch));
+        assert_eq!(v.verify_callback_body(Some("text/xml"), form.as_bytes()), Err(VerifyError::Malformed));
+        assert_eq!(v.verify_callback_body(Some("application/json"), b"[1]"), Err(VerifyError::Malformed));
+        assert_eq!(v.verify_callback_body(None, b"status=success"), Err(VerifyError::Missing));
     }
 }

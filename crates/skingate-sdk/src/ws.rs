@@ -11,7 +11,14 @@
 //! gateway that does not know `cursor` sends the plain frame; the stream then starts live, as before.)
 //! When the gateway cannot replay (`resume_failed`: the id is unknown to it), [`EventStream::next`] says so
 //! once with [`StreamError::ResumeFailed`]: what happened in between must be reconciled from the API
-//! (`market_history`, `orders`); calling it again goes on with live events.
+//! (`market_history`, `orders`); calling it again goes on with live events, whatever their `seq` (a gateway
+//! that forgot the id may number its events afresh, so the old high-water mark no longer applies).
+//!
+//! Only failures that can pass are retried: I/O errors, a refused or reset connection, HTTP 5xx, 408 and 429
+//! answers to the upgrade. A stream that can never connect ends at once with an error instead of retrying
+//! forever: a URL that is not `ws://`, `wss://`, `http://` or `https://` ([`StreamError::InvalidUrl`]), TLS
+//! that cannot be set up or is refused ([`StreamError::Tls`]; `wss://` needs the crate's `tls` feature), and
+//! any other HTTP answer to the upgrade, such as a 404 for a wrong path ([`StreamError::Refused`]).
 
 use std::time::Duration;
 
@@ -20,6 +27,7 @@ use serde_json::Value;
 use skingate_types::sign::static_sign;
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::error::{Error as WsError, UrlError};
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
 type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
@@ -60,6 +68,90 @@ pub enum StreamError {
         /// The id the stream asked to resume after.
         after: String,
     },
+    /// The URL can never be connected to (unknown scheme, no host, unparseable); retrying would not help.
+    #[error("invalid event stream URL {url}: {reason}")]
+    InvalidUrl {
+        /// The URL without its query (which carries the signature).
+        url: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// TLS could not be used: `wss://` in a build without the `tls` feature, a certificate the platform does
+    /// not trust, or a peer that does not speak TLS. Final, since retrying meets the same certificate.
+    #[error("TLS failed for {url}: {reason}")]
+    Tls {
+        /// The URL without its query.
+        url: String,
+        /// The TLS layer's explanation.
+        reason: String,
+    },
+    /// The server answered the WebSocket upgrade with an HTTP status that will not change by retrying (a
+    /// 404 for a wrong path or base URL, a 401/403 from a proxy, a redirect). 5xx, 408 and 429 are retried.
+    #[error("the server at {url} refused the WebSocket upgrade with HTTP {status}")]
+    Refused {
+        /// The URL without its query.
+        url: String,
+        /// The HTTP status it answered.
+        status: u16,
+    },
+}
+
+/// Why a `wss://` stream cannot work in this build.
+const TLS_FEATURE_OFF: &str = "wss:// needs the skingate-sdk `tls` feature";
+
+/// How a failed connection attempt is handled.
+#[derive(Debug)]
+enum Attempt {
+    /// Worth another try after the backoff.
+    Retry,
+    /// Will fail the same way every time: end the stream with this error.
+    Fatal(StreamError),
+}
+
+/// Sorts a connection error into retry or fatal (see the module docs for the rule). `url` is the query-less
+/// URL the errors name.
+fn classify(error: WsError, url: &str) -> Attempt {
+    let url = url.to_owned();
+    match error {
+        WsError::Url(UrlError::TlsFeatureNotEnabled) => {
+            Attempt::Fatal(StreamError::Tls { url, reason: TLS_FEATURE_OFF.to_owned() })
+        }
+        // The sync client's name for a refused connection: transient.
+        WsError::Url(UrlError::UnableToConnect(_)) => Attempt::Retry,
+        WsError::Url(e) => Attempt::Fatal(StreamError::InvalidUrl { url, reason: e.to_string() }),
+        WsError::HttpFormat(e) => Attempt::Fatal(StreamError::InvalidUrl { url, reason: e.to_string() }),
+        WsError::Tls(e) => Attempt::Fatal(StreamError::Tls { url, reason: e.to_string() }),
+        // tokio-rustls reports every TLS failure (untrusted certificate, a peer that is not TLS) as
+        // `InvalidData`; no transient network condition does.
+        // tokio-tungstenite reports a machine without root certificates as `NotFound`, which a network
+        // failure never is.
+        WsError::Io(e) if matches!(e.kind(), std::io::ErrorKind::InvalidData | std::io::ErrorKind::NotFound) => {
+            Attempt::Fatal(StreamError::Tls { url, reason: e.to_string() })
+        }
+        WsError::Http(response) => {
+            let status = response.status().as_u16();
+            if response.status().is_server_error() || matches!(status, 408 | 429) {
+                Attempt::Retry
+            } else {
+                Attempt::Fatal(StreamError::Refused { url, status })
+            }
+        }
+        _ => Attempt::Retry,
+    }
+}
+
+/// `base_url` with `http://` and `https://` turned into `ws://` and `wss://`, so the same base URL serves the
+/// API client and the event stream. Other schemes are kept, to be refused at connect.
+fn ws_base(base_url: &str) -> String {
+    let base = base_url.trim_end_matches('/');
+    let lower = base.to_ascii_lowercase();
+    if lower.starts_with("http://") {
+        format!("ws://{}", &base["http://".len()..])
+    } else if lower.starts_with("https://") {
+        format!("wss://{}", &base["https://".len()..])
+    } else {
+        base.to_owned()
+    }
 }
 
 /// What one frame means to the stream.
@@ -85,10 +177,12 @@ pub struct EventStream {
 }
 
 impl EventStream {
-    /// A stream for `base_url` (`ws://host:port` or `wss://…`); nothing connects until [`EventStream::next`].
+    /// A stream for `base_url`: `ws://host:port` or `wss://…`, or the API's `http://…` / `https://…` base,
+    /// mapped to the WebSocket scheme, so one base URL configures both. Nothing connects until
+    /// [`EventStream::next`], which reports a URL that cannot work.
     pub fn new(base_url: &str, client_id: &str, client_secret: &str) -> Self {
         let sig = static_sign(client_id, client_secret);
-        let url = format!("{}/ws/?shopid={client_id}&signature={sig}", base_url.trim_end_matches('/'));
+        let url = format!("{}/ws/?shopid={client_id}&signature={sig}", ws_base(base_url));
         Self { url, socket: None, last_id: None, last_seq: 0, resuming: None, backoff: BACKOFF_START, reconnects: 0 }
     }
 
@@ -114,8 +208,9 @@ impl EventStream {
         self.socket = None;
     }
 
-    /// The next event, reconnecting as often as needed. Errors when the credentials are refused (final) and,
-    /// once, when a resume failed (see [`StreamError::ResumeFailed`]; call again to go on).
+    /// The next event, reconnecting as often as a connection can come back. Errors when the stream can never
+    /// connect (refused credentials, a bad URL, TLS, an HTTP refusal of the upgrade: final, calling again
+    /// tries again) and, once, when a resume failed (see [`StreamError::ResumeFailed`]; call again to go on).
     pub async fn next(&mut self) -> Result<Event, StreamError> {
         loop {
             let Some(socket) = self.socket.as_mut() else {
@@ -158,8 +253,11 @@ impl EventStream {
             "auth_success" => return Frame::Nothing,
             "auth_failed" => return Frame::AuthFailed,
             "resume_failed" => {
-                // Live events follow the newest event the gateway names; resume from there next time.
+                // Live events follow the newest event the gateway names; resume from there next time. The
+                // gateway did not know our id, so its numbering may not be ours (a restored or new database):
+                // forget the seq high-water mark, or every live event numbered below it would be dropped.
                 self.last_id = Self::cursor_of(text);
+                self.last_seq = 0;
                 return Frame::ResumeFailed;
             }
             _ => {}
@@ -185,14 +283,22 @@ impl EventStream {
         Some(v.get("data")?.get("last_event_id")?.as_str()?.to_owned())
     }
 
+    /// Connects and authenticates, backing off between attempts that may succeed later; returns at once on
+    /// a failure that would repeat (see [`classify`]).
     async fn connect(&mut self) -> Result<(), StreamError> {
+        let shown = self.url.split('?').next().unwrap_or_default().to_owned();
+        // Said before connecting: tungstenite only finds out after the TCP connect, so an unreachable host
+        // would otherwise be retried forever by a build that could never talk to it.
+        if cfg!(not(feature = "tls")) && shown.get(..6).is_some_and(|s| s.eq_ignore_ascii_case("wss://")) {
+            return Err(StreamError::Tls { url: shown, reason: TLS_FEATURE_OFF.to_owned() });
+        }
         loop {
             let url = match &self.last_id {
                 Some(id) => format!("{}&last_event_id={id}", self.url),
                 None => format!("{}&cursor=1", self.url),
             };
-            if let Ok((mut socket, _)) = tokio_tungstenite::connect_async(url.as_str()).await {
-                match socket.next().await {
+            match tokio_tungstenite::connect_async(url.as_str()).await {
+                Ok((mut socket, _)) => match socket.next().await {
                     Some(Ok(Message::Text(t))) if t.as_str().contains("\"auth_success\"") => {
                         if self.last_id.is_none() {
                             self.last_id = Self::cursor_of(t.as_str());
@@ -206,11 +312,100 @@ impl EventStream {
                         return Err(StreamError::AuthFailed);
                     }
                     _ => {}
+                },
+                Err(e) => {
+                    if let Attempt::Fatal(fatal) = classify(e, &shown) {
+                        return Err(fatal);
+                    }
                 }
             }
             self.reconnects += 1;
             tokio::time::sleep(self.backoff).await;
             self.backoff = (self.backoff * 2).min(BACKOFF_MAX);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn stream() -> EventStream {
+        EventStream::new("ws://127.0.0.1:1", "1", "s")
+    }
+
+    #[test]
+    fn http_bases_become_websocket_urls() {
+        assert_eq!(ws_base("http://gate.example:8080/"), "ws://gate.example:8080");
+        assert_eq!(ws_base("HTTPS://gate.example"), "wss://gate.example");
+        assert_eq!(ws_base("ws://gate.example"), "ws://gate.example");
+        assert_eq!(ws_base("ftp://gate.example"), "ftp://gate.example");
+        assert!(stream().url.starts_with("ws://127.0.0.1:1/ws/?shopid=1&signature="));
+    }
+
+    #[test]
+    fn only_passing_failures_are_retried() {
+        let http = |status: u16| {
+            let response = http::Response::builder().status(status).body(None).unwrap();
+            classify(WsError::Http(Box::new(response)), "ws://x/ws/")
+        };
+        assert!(matches!(http(503), Attempt::Retry));
+        assert!(matches!(http(429), Attempt::Retry));
+        assert!(matches!(http(404), Attempt::Fatal(StreamError::Refused { status: 404, .. })));
+        assert!(matches!(http(301), Attempt::Fatal(StreamError::Refused { status: 301, .. })));
+        let refused = std::io::Error::from(std::io::ErrorKind::ConnectionRefused);
+        assert!(matches!(classify(WsError::Io(refused), "u"), Attempt::Retry));
+        let tls = std::io::Error::new(std::io::ErrorKind::InvalidData, "invalid peer certificate: UnknownIssuer");
+        assert!(matches!(classify(WsError::Io(tls), "u"), Attempt::Fatal(StreamError::Tls { .. })));
+        let no_roots = std::io::Error::new(std::io::ErrorKind::NotFound, "no native root CA certificates found");
+        assert!(matches!(classify(WsError::Io(no_roots), "u"), Attempt::Fatal(StreamError::Tls { .. })));
+        let scheme = WsError::Url(UrlError::UnsupportedUrlScheme);
+        assert!(matches!(classify(scheme, "u"), Attempt::Fatal(StreamError::InvalidUrl { .. })));
+    }
+
+    /// Without the `tls` feature a `wss://` stream says why at once instead of retrying forever.
+    #[cfg(not(feature = "tls"))]
+    #[tokio::test]
+    async fn wss_without_the_tls_feature_is_final() {
+        let mut stream = EventStream::new("https://127.0.0.1:1", "1", "s");
+        let err = tokio::time::timeout(Duration::from_secs(5), stream.next()).await.expect("no retry loop");
+        assert!(matches!(&err, Err(StreamError::Tls { url, .. }) if url == "wss://127.0.0.1:1/ws/"), "{err:?}");
+        assert_eq!(stream.reconnects(), 0);
+    }
+
+    /// With the `tls` feature, `wss://` to a peer that does not speak TLS (a plain HTTP server) is a final TLS
+    /// error, not a retry loop.
+    #[cfg(feature = "tls")]
+    #[tokio::test]
+    async fn wss_to_a_plain_server_is_a_final_tls_error() {
+        use tokio::io::AsyncWriteExt;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            while let Ok((mut sock, _)) = listener.accept().await {
+                let _ = sock.write_all(b"HTTP/1.1 400 Bad Request\r\ncontent-length: 0\r\n\r\n").await;
+            }
+        });
+        let mut stream = EventStream::new(&format!("https://localhost:{}", addr.port()), "1", "s");
+        let err = tokio::time::timeout(Duration::from_secs(5), stream.next()).await.expect("no retry loop");
+        assert!(matches!(&err, Err(StreamError::Tls { .. })), "{err:?}");
+        assert_eq!(stream.reconnects(), 0);
+    }
+
+    /// After a failed resume, live events numbered below the old high-water mark still come through (the
+    /// gateway that forgot our id may number afresh).
+    #[test]
+    fn a_failed_resume_resets_the_seq_high_water_mark() {
+        let mut s = stream();
+        assert!(matches!(s.accept(r#"{"event":"balance_change","id":"evt_9","seq":5}"#), Frame::Event(_)));
+        assert!(matches!(s.accept(r#"{"event":"balance_change","id":"evt_9","seq":5}"#), Frame::Nothing), "repeat");
+        let failed = r#"{"event":"resume_failed","data":{"reason":"unknown_event_id","last_event_id":"evt_2"}}"#;
+        assert!(matches!(s.accept(failed), Frame::ResumeFailed));
+        assert_eq!(s.last_event_id(), Some("evt_2"));
+        match s.accept(r#"{"event":"balance_change","id":"evt_3","seq":1}"#) {
+            Frame::Event(e) => assert_eq!((e.id.as_deref(), e.seq), (Some("evt_3"), Some(1))),
+            _ => panic!("the live event after a failed resume was dropped"),
+        }
+        assert!(matches!(s.accept(r#"{"event":"balance_change","id":"evt_3","seq":1}"#), Frame::Nothing));
     }
 }

@@ -10,11 +10,13 @@
 //! - [`envelope`]: the `{status:"error", error_code, error_message}` envelope and the global error codes.
 //! - [`api`]: request and response bodies of each method.
 //! - [`deposits`]: the deposit methods' names and bodies, and the deposit object.
+//! - [`form`]: reading PHP-style form bodies (`items[0][id]=1`) as `$_POST` does, for requests and callbacks.
 
 pub mod api;
 pub mod decimal;
 pub mod deposits;
 pub mod envelope;
+pub mod form;
 pub mod lenient;
 pub mod market;
 pub mod sign;

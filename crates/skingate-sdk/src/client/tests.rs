@@ -68,6 +68,7 @@ async fn json_signature_call_and_error_headers() {
     let err = raw.into_result().unwrap_err();
     assert_eq!((err.code(), err.message()), (Some(-7), Some("request_limit_reached")));
     assert_eq!(err.global(), Some(GlobalError::RequestLimitReached));
+    assert_eq!(err.retry_after(), Some(7), "typed callers see how long to wait");
 }
 
 /// Header mode, form body, idempotency key.

@@ -3,7 +3,7 @@
 //! Accepted encodings: `application/json` (a top-level object) and `application/x-www-form-urlencoded`
 //! with PHP-style nesting (`items[0][id]=1`, `custom_ids[]=a`), parsed by `serde_qs` in its lenient form
 //! mode (PHP's `http_build_query` percent-encodes the brackets); indices may have gaps or start above 0, as
-//! PHP allows (`indices_as_keys`). `multipart/form-data` (PHP curl given an array as `CURLOPT_POSTFIELDS`,
+//! PHP allows. The form parser lives in `skingate_types::form`, shared with the SDK's callback check. `multipart/form-data` (PHP curl given an array as `CURLOPT_POSTFIELDS`,
 //! which the vendor's `$_POST` reads) is parsed by `multer`, and its text fields are read as that form would
 //! be; a file part is refused, since no parameter is a file and PHP would move it out of `$_POST`. A body
 //! without a `Content-Type`, or sent as `text/plain` (JavaScript's `fetch` with a string body and no header
@@ -12,13 +12,14 @@
 
 use axum::http::{HeaderMap, header};
 use bytes::Bytes;
-use serde_json::{Map, Value};
+use serde_json::Value;
 use skingate_types::envelope::GlobalError;
 
 use super::params::Params;
 
 /// Deepest nesting accepted in a form body (`items[0][id]` is 2).
-const FORM_MAX_DEPTH: usize = 5;
+#[cfg(test)]
+const FORM_MAX_DEPTH: usize = skingate_types::form::MAX_DEPTH;
 
 /// How the body is encoded, from its `Content-Type`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -136,96 +137,9 @@ async fn parse_multipart(boundary: String, body: Bytes) -> Result<Params, Global
     parse_form(form.as_bytes())
 }
 
+/// A PHP-style form body, read by the parser the SDK also uses for callbacks ([`skingate_types::form`]).
 fn parse_form(body: &[u8]) -> Result<Params, GlobalError> {
-    if body.trim_ascii().is_empty() {
-        return Ok(Params::default());
-    }
-    let config = serde_qs::Config::new().max_depth(FORM_MAX_DEPTH).use_form_encoding(true);
-    let body = indices_as_keys(body);
-    let value: Value = config.deserialize_bytes(&body).map_err(|_| GlobalError::InvalidRequestBody)?;
-    match arrays_from_index_maps(value) {
-        Value::Object(map) => Ok(Params(map)),
-        _ => Err(GlobalError::InvalidRequestBody),
-    }
-}
-
-/// Writes the first digit of every numeric bracket segment of a key percent-encoded (`items[2][id]` →
-/// `items[%322][id]`), so `serde_qs` reads the index as a map key instead of a sequence position.
-///
-/// Why: `serde_qs` turns a node whose keys are all numbers into a sequence and refuses one whose indices are
-/// not exactly 0, 1, 2, … (`missing index`), while PHP takes any indices: `items[0]…&items[2]…` (a list after
-/// `unset()`), `items[1][id]=96` alone, `custom_ids[5]=x`. Read as map keys they decode to the same text and
-/// become arrays in index order in [`arrays_from_index_maps`], as PHP would iterate them. Brackets are
-/// recognised as `serde_qs` recognises them in form mode (`[`, `]`, `%5B`, `%5D`), and only in keys (before a
-/// pair's `=`), so nesting and its depth limit are unchanged and values are never touched.
-fn indices_as_keys(body: &[u8]) -> std::borrow::Cow<'_, [u8]> {
-    fn opener(rest: &[u8]) -> usize {
-        if rest.starts_with(b"[") {
-            1
-        } else if rest.starts_with(b"%5B") {
-            3
-        } else {
-            0
-        }
-    }
-    fn closes(rest: &[u8]) -> bool {
-        rest.starts_with(b"]") || rest.starts_with(b"%5D")
-    }
-    let mut out: Option<Vec<u8>> = None;
-    let (mut i, mut in_key) = (0, true);
-    while i < body.len() {
-        let b = body[i];
-        match b {
-            b'&' => in_key = true,
-            b'=' => in_key = false,
-            _ => {}
-        }
-        let open = if in_key { opener(&body[i..]) } else { 0 };
-        if open > 0 {
-            let start = i + open;
-            let digits = body[start..].iter().take_while(|b| b.is_ascii_digit()).count();
-            if digits > 0 && closes(&body[start + digits..]) {
-                let buf = out.get_or_insert_with(|| body[..i].to_vec());
-                buf.extend_from_slice(&body[i..start]);
-                buf.extend_from_slice(format!("%{:02X}", body[start]).as_bytes());
-                buf.extend_from_slice(&body[start + 1..start + digits]);
-                i = start + digits;
-                continue;
-            }
-        }
-        if let Some(buf) = out.as_mut() {
-            buf.push(b);
-        }
-        i += 1;
-    }
-    match out {
-        Some(buf) => std::borrow::Cow::Owned(buf),
-        None => std::borrow::Cow::Borrowed(body),
-    }
-}
-
-/// `a[0]=x&a[2]=y` arrives as an object with keys `"0"`, `"2"`: make it the array PHP would iterate, entries
-/// in index order (gaps closed, as a list parameter is only ever iterated).
-fn arrays_from_index_maps(value: Value) -> Value {
-    match value {
-        Value::Object(map) => {
-            let map: Map<String, Value> = map.into_iter().map(|(k, v)| (k, arrays_from_index_maps(v))).collect();
-            let mut indexed: Vec<(usize, &Value)> = Vec::with_capacity(map.len());
-            for (k, v) in &map {
-                match k.parse::<usize>() {
-                    Ok(i) => indexed.push((i, v)),
-                    Err(_) => return Value::Object(map),
-                }
-            }
-            if indexed.is_empty() {
-                return Value::Object(map);
-            }
-            indexed.sort_by_key(|(i, _)| *i);
-            Value::Array(indexed.into_iter().map(|(_, v)| v.clone()).collect())
-        }
-        Value::Array(items) => Value::Array(items.into_iter().map(arrays_from_index_maps).collect()),
-        other => other,
-    }
+    skingate_types::form::parse(body).map(Params).map_err(|_| GlobalError::InvalidRequestBody)
 }
 
 #[cfg(test)]

@@ -252,3 +252,17 @@ async fn rate_limit_per_project_with_retry_after() {
     let sdk = skingate_sdk::Client::new(&app.running.base_url(), &other.client_id(), "s2");
     assert!(sdk.balance().await.is_ok());
 }
+
+/// A typed SDK call refused with `-7` carries the server's `Retry-After`, so a merchant can back off.
+#[tokio::test]
+async fn typed_calls_see_retry_after_when_throttled() {
+    let mut app = spawn().await;
+    app.update(|s| s.rate_limit_per_min = 1).await;
+    let sdk = app.sdk();
+    sdk.balance().await.unwrap();
+    let err = sdk.balance().await.unwrap_err();
+    assert_eq!(err.global(), Some(skingate_types::GlobalError::RequestLimitReached), "{err}");
+    let wait = err.retry_after().expect("Retry-After on the typed error");
+    assert!((1..=60).contains(&wait), "{wait}");
+    assert!(matches!(&err, skingate_sdk::Error::Api(api) if api.retry_after == Some(wait) && api.error_code == -7));
+}

@@ -8,7 +8,6 @@ use serde_json::{Map, Value, json};
 use skingate_core::Money;
 use skingate_core::project::{CallbackFormat, HoldPolicy, ProjectSettings};
 use skingate_sdk::deposits::{CreateDeposit, DepositRef};
-use skingate_server::api::body::{Encoding, parse};
 use skingate_server::clock::ManualClock;
 use skingate_steam::SteamId;
 use skingate_steam::catalogue::Game;
@@ -90,20 +89,18 @@ impl Env {
         created.transaction_id
     }
 
-    /// The next Result-URL callback, both signatures checked, parsed the way PHP's `$_POST` would.
+    /// The next Result-URL callback, both signatures checked, parsed the way PHP's `$_POST` would: by the SDK
+    /// from the body as sent, as a merchant's receiver does.
     async fn callback(&self) -> Map<String, Value> {
         let got = self.hook.next().await;
         let secret = &self.app.project.client_secret;
         assert_eq!(got.header("x-sign"), sign::static_sign(&self.app.client_id(), secret));
-        let params = match got.header("content-type") {
-            "application/x-www-form-urlencoded" => parse(Encoding::Form, &got.body).unwrap().0,
-            "application/json" => got.json().as_object().unwrap().clone(),
-            other => panic!("content type {other}"),
-        };
+        let content_type = got.header("content-type");
+        assert!(matches!(content_type, "application/x-www-form-urlencoded" | "application/json"), "{content_type}");
+        let verifier = skingate_sdk::webhooks::Verifier::new(&self.app.client_id(), secret);
+        let params = verifier.verify_callback_body(Some(content_type), &got.body).expect("the callback verifies");
         let given = params["sign"].as_str().unwrap();
         assert!(sign::verify_api_sign(secret, &params, given), "callback sign: {params:?}");
-        let verifier = skingate_sdk::webhooks::Verifier::new(&self.app.client_id(), secret);
-        assert_eq!(verifier.verify_callback(&params), Ok(()));
         self.recorded(got.header("webhook-id")).await;
         params
     }
@@ -611,6 +608,50 @@ async fn inventory_is_priced_in_the_merchants_currency_and_multiplier() {
     assert_eq!(raw["data"]["items"], raw["items"], "the data wrapper repeats the items");
     let bad = e.app.post_json(json!({"method": "user_inventory", "steam_id": "1", "trade_token": "x"})).await;
     crate::utils::assert_error(&bad, 1, "invalid_steam_id");
+}
+
+/// The optional parameters the server reads reach it through typed calls: `create`'s `custom_multiplier`, and
+/// `user_inventory`'s `custom_multiplier`, `custom_currency` and `custom_currency_rate`.
+#[tokio::test]
+async fn typed_calls_send_multipliers_and_a_custom_currency() {
+    use skingate_sdk::deposits::{CustomCurrency, InventoryOptions};
+    let e = env(|_| {}).await;
+    let sdk = e.app.sdk();
+    let dec = |s: &str| -> skingate_types::Decimal { s.parse().unwrap() };
+    // Thousandths of a price, to compare amounts rounded to a currency's scale.
+    let milli = |d: skingate_types::Decimal| d.to_scale_exact(3).unwrap();
+
+    let opts = CreateDeposit { custom_multiplier: Some(dec("1.5")), ..CreateDeposit::default() };
+    let created = sdk.create_deposit("mult-1", &opts).await.unwrap();
+    let stored = e.app.running.state.store.deposit(e.app.project.id, created.transaction_id).await.unwrap().unwrap();
+    assert_eq!(stored.multiplier_ppm, 1_500_000, "the deposit keeps the multiplier sent");
+    let bad = CreateDeposit { custom_multiplier: Some(dec("3")), ..CreateDeposit::default() };
+    assert_eq!(sdk.create_deposit("mult-2", &bad).await.unwrap_err().message(), Some("invalid_custom_multiplier"));
+
+    let user = payer(32);
+    let (steam, token) = (user.to_string(), e.token(user));
+    let plain = sdk.user_inventory_with(&steam, &token, "dota2", &InventoryOptions::default()).await.unwrap();
+    let doubled = InventoryOptions { custom_multiplier: Some(dec("2")), ..InventoryOptions::default() };
+    let doubled = sdk.user_inventory_with(&steam, &token, "dota2", &doubled).await.unwrap();
+    let points = InventoryOptions {
+        custom_currency: Some(CustomCurrency { label: "pts".into(), rate: dec("10") }),
+        ..InventoryOptions::default()
+    };
+    let points = sdk.user_inventory_with(&steam, &token, "dota2", &points).await.unwrap();
+    assert_eq!((plain.currency_local.as_str(), points.currency_local.as_str()), ("usd", "pts"));
+    let priced: Vec<_> = plain.items.iter().filter(|i| i.price_local.mantissa() > 0).collect();
+    assert!(!priced.is_empty());
+    for item in priced {
+        let twin = |inv: &skingate_types::deposits::InventoryBody| {
+            inv.items.iter().find(|i| i.asset_id == item.asset_id).unwrap().clone()
+        };
+        let base = milli(item.price_local);
+        assert!((milli(twin(&doubled).multiplied_price_local) - 2 * base).abs() <= 10, "{item:?}");
+        assert!((milli(twin(&points).price_local) - 10 * base).abs() <= 10, "{item:?}");
+    }
+    let half_currency = json!({"method": "user_inventory", "steam_id": steam, "trade_token": token,
+        "custom_currency": "pts"});
+    crate::utils::assert_error(&e.app.post_json(half_currency).await, 6, "invalid_custom_currency");
 }
 
 /// Each entry carries the Steam item nested as `item` (the vendor's doc: `item.asset_id`, `item.tradable`;

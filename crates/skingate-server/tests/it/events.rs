@@ -406,6 +406,48 @@ async fn sdk_stream_reports_a_failed_resume_then_goes_on() {
     assert_eq!((event.event.as_str(), event.seq), ("balance_change", Some(1)));
 }
 
+/// The API's `http://` base URL works for the stream too (mapped to `ws://`).
+#[tokio::test]
+async fn sdk_stream_takes_the_http_base_url() {
+    let app = spawn_with(|c| c).await;
+    app.adjust(true, 1_000, "h1").await;
+    let mut stream =
+        skingate_sdk::ws::EventStream::new(&app.running.base_url(), &app.client_id(), &app.project.client_secret)
+            .resume_from("0");
+    let event = stream.next().await.unwrap();
+    assert_eq!((event.event.as_str(), event.seq), ("balance_change", Some(1)));
+}
+
+/// A stream that can never connect says why at once instead of retrying forever; a 5xx is retried first.
+#[tokio::test]
+async fn sdk_stream_ends_on_errors_that_would_repeat() {
+    use skingate_sdk::ws::{EventStream, StreamError};
+    let limit = std::time::Duration::from_secs(10);
+    let app = spawn_with(|c| c).await;
+    let secret = &app.project.client_secret;
+
+    let mut bad_scheme = EventStream::new(&format!("ftp://{}", app.running.addr), &app.client_id(), secret);
+    let err = tokio::time::timeout(limit, bad_scheme.next()).await.expect("no retry loop");
+    assert!(matches!(err, Err(StreamError::InvalidUrl { .. })), "{err:?}");
+    assert_eq!(bad_scheme.reconnects(), 0);
+
+    // A base URL that is no skingate: the server answers the upgrade with 404 (after one 503, retried).
+    let not_a_gateway = Receiver::start().await;
+    not_a_gateway.answer_with(&[503, 404]);
+    let mut wrong_path = EventStream::new(&not_a_gateway.url, &app.client_id(), secret);
+    let err = tokio::time::timeout(limit, wrong_path.next()).await.expect("no retry loop");
+    match err {
+        Err(StreamError::Refused { url, status }) => {
+            assert_eq!(status, 404);
+            assert!(url.ends_with("/hook/ws/") && !url.contains("signature"), "{url}");
+        }
+        other => panic!("expected Refused, got {other:?}"),
+    }
+    assert_eq!(wrong_path.reconnects(), 1, "the 503 was retried, the 404 was not");
+    let first = not_a_gateway.next().await;
+    assert_eq!(first.header("upgrade").to_ascii_lowercase(), "websocket");
+}
+
 #[tokio::test]
 async fn rotation_signs_with_both_secrets_during_the_grace_period() {
     let mut app = spawn_with(allow_loopback).await;

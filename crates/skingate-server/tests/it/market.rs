@@ -56,7 +56,7 @@ fn set_profile(app: &TestApp, account: u64, profile: Profile) {
 }
 
 fn order(target: BuyTarget, (partner, token): (String, String)) -> BuyOrder {
-    BuyOrder { target, partner, token, max_price: None, custom_id: None }
+    BuyOrder { target, partner, token, max_price: None, custom_id: None, idempotency_key: None }
 }
 
 fn usd(s: &str) -> Decimal {
@@ -511,6 +511,36 @@ async fn batch_buy_items_stand_alone() {
     let again = sdk.market_batch_buy(&partner, &token, &items[..1]).await.unwrap();
     assert_eq!(again.purchased, r.purchased);
     assert_eq!(available(&sdk).await, usd("99.21"));
+}
+
+/// A typed buy retried with the same `Idempotency-Key` buys once and replays its first answer; another key
+/// buys again (so the key, not luck, kept the retry from buying twice). The same for a typed batch.
+#[tokio::test]
+async fn typed_buys_retried_with_the_same_idempotency_key_buy_once() {
+    let (app, _clock) = market_app(0).await;
+    let ids = add_units(&app, Game::Rust, "Frontier Hoodie", 4).await; // 0.79 each with the markup
+    app.adjust(true, 10_000, "topup").await; // 10.00
+    let sdk = app.sdk();
+    let mut o = order(BuyTarget::Name { game: "rust".into(), name: "Frontier Hoodie".into() }, user(&app, 6101));
+    o.idempotency_key = Some("retry-me".into());
+    let first = sdk.market_buy(&o).await.unwrap();
+    let retried = sdk.market_buy(&o).await.unwrap();
+    assert_eq!(retried.buy_id, first.buy_id, "the retry replays the first purchase");
+    assert_eq!(available(&sdk).await, usd("9.21"), "paid once");
+    o.idempotency_key = Some("another".into());
+    let second = sdk.market_buy(&o).await.unwrap();
+    assert_ne!(second.buy_id, first.buy_id, "a new key is a new purchase");
+    assert_eq!(available(&sdk).await, usd("8.42"));
+
+    let (partner, token) = user(&app, 6102);
+    let taken = [first.item.id, second.item.id];
+    let free = ids.into_iter().find(|id| !taken.contains(&id.to_string())).unwrap();
+    let items = [BatchItem { id: free, max_price: None, custom_id: None }];
+    let batch = sdk.market_batch_buy_idempotent(&partner, &token, &items, Some("batch-1")).await.unwrap();
+    assert_eq!(batch.purchased.len(), 1, "{batch:?}");
+    let again = sdk.market_batch_buy_idempotent(&partner, &token, &items, Some("batch-1")).await.unwrap();
+    assert_eq!(again.purchased, batch.purchased, "the retried batch replays");
+    assert_eq!(available(&sdk).await, usd("7.63"), "the batch paid once");
 }
 
 /// A replayed batch item answers the record stored at its first call as stored, never re-parsed: a record an
