@@ -32,8 +32,14 @@ use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
 type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
-/// Interval of the protocol's `ping` text.
-const PING_EVERY: Duration = Duration::from_secs(30);
+/// Silence after which the stream sends the protocol's `ping` text (the gateway pings every 25 s by default).
+const PING_EVERY: Duration = Duration::from_secs(25);
+/// Silent periods of [`PING_EVERY`] after which the connection counts as gone although TCP has not said so
+/// (a NAT or proxy dropped it, the host vanished): no frame at all, not even the gateway's pings, for 75 s.
+/// The stream then reconnects and resumes instead of waiting, possibly for many minutes, on the kernel.
+const SILENT_PERIODS_LIMIT: u32 = 3;
+/// Longest wait for a connection, the upgrade and the gateway's first frame before trying again.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(15);
 /// Backoff bounds between reconnection attempts.
 const BACKOFF_START: Duration = Duration::from_millis(100);
 const BACKOFF_MAX: Duration = Duration::from_secs(10);
@@ -174,6 +180,8 @@ pub struct EventStream {
     resuming: Option<String>,
     backoff: Duration,
     reconnects: u64,
+    /// Periods of [`PING_EVERY`] without a frame on the current connection.
+    silent_periods: u32,
 }
 
 impl EventStream {
@@ -183,7 +191,7 @@ impl EventStream {
     pub fn new(base_url: &str, client_id: &str, client_secret: &str) -> Self {
         let sig = static_sign(client_id, client_secret);
         let url = format!("{}/ws/?shopid={client_id}&signature={sig}", ws_base(base_url));
-        Self { url, socket: None, last_id: None, last_seq: 0, resuming: None, backoff: BACKOFF_START, reconnects: 0 }
+        Self { url, socket: None, last_id: None, last_seq: 0, resuming: None, backoff: BACKOFF_START, reconnects: 0, silent_periods: 0 }
     }
 
     /// Starts after this event id (as if it had been received already).
@@ -220,12 +228,16 @@ impl EventStream {
             let frame = tokio::select! {
                 frame = socket.next() => frame,
                 () = tokio::time::sleep(PING_EVERY) => {
-                    if socket.send(Message::text("ping")).await.is_err() {
+                    self.silent_periods += 1;
+                    if self.silent_periods >= SILENT_PERIODS_LIMIT
+                        || socket.send(Message::text("ping")).await.is_err()
+                    {
                         self.socket = None;
                     }
                     continue;
                 }
             };
+            self.silent_periods = 0;
             match frame {
                 Some(Ok(Message::Text(text))) => match self.accept(text.as_str()) {
                     Frame::Event(event) => return Ok(event),
@@ -297,14 +309,27 @@ impl EventStream {
                 Some(id) => format!("{}&last_event_id={id}", self.url),
                 None => format!("{}&cursor=1", self.url),
             };
-            match tokio_tungstenite::connect_async(url.as_str()).await {
-                Ok((mut socket, _)) => match socket.next().await {
+            let handshake = async {
+                let (mut socket, _) = tokio_tungstenite::connect_async(url.as_str()).await?;
+                let first = socket.next().await;
+                Ok::<_, WsError>((socket, first))
+            };
+            // A handshake that hangs (a peer that accepts and never answers) is retried like a refused one.
+            let Ok(attempt) = tokio::time::timeout(HANDSHAKE_TIMEOUT, handshake).await else {
+                self.reconnects += 1;
+                tokio::time::sleep(self.backoff).await;
+                self.backoff = (self.backoff * 2).min(BACKOFF_MAX);
+                continue;
+            };
+            match attempt {
+                Ok((socket, first)) => match first {
                     Some(Ok(Message::Text(t))) if t.as_str().contains("\"auth_success\"") => {
                         if self.last_id.is_none() {
                             self.last_id = Self::cursor_of(t.as_str());
                         }
                         self.resuming.clone_from(&self.last_id);
                         self.socket = Some(socket);
+                        self.silent_periods = 0;
                         self.backoff = BACKOFF_START;
                         return Ok(());
                     }
@@ -390,6 +415,59 @@ mod tests {
         let err = tokio::time::timeout(Duration::from_secs(5), stream.next()).await.expect("no retry loop");
         assert!(matches!(&err, Err(StreamError::Tls { .. })), "{err:?}");
         assert_eq!(stream.reconnects(), 0);
+    }
+
+    /// A connection that goes silent (no frame, not even the gateway's pings) is given up after 75 s and the
+    /// stream reconnects and resumes; one that hangs in the handshake is retried too. Virtual time: the
+    /// clock jumps whenever every task waits.
+    #[tokio::test(start_paused = true)]
+    async fn a_silent_connection_or_a_hanging_handshake_is_replaced() {
+        use futures::SinkExt as _;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (seen_tx, mut seen) = tokio::sync::mpsc::unbounded_channel::<String>();
+        tokio::spawn(async move {
+            let mut n = 0;
+            while let Ok((tcp, _)) = listener.accept().await {
+                n += 1;
+                let seen = seen_tx.clone();
+                tokio::spawn(async move {
+                    if n == 2 {
+                        // Accepts the TCP connection and never answers the upgrade.
+                        let _held = tcp;
+                        std::future::pending::<()>().await;
+                        return;
+                    }
+                    let uri = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+                    let record = uri.clone();
+                    let callback = move |req: &tokio_tungstenite::tungstenite::handshake::server::Request, resp| {
+                        *record.lock().unwrap() = req.uri().to_string();
+                        Ok(resp)
+                    };
+                    let mut ws = tokio_tungstenite::accept_hdr_async(tcp, callback).await.unwrap();
+                    seen.send(uri.lock().unwrap().clone()).unwrap();
+                    ws.send(Message::text(r#"{"event":"auth_success","data":{"last_event_id":"evt_0"}}"#)).await.unwrap();
+                    if n == 1 {
+                        ws.send(Message::text(r#"{"event":"balance_change","id":"evt_1","seq":1}"#)).await.unwrap();
+                        // Then silence, reading nothing: the client's pings get no answer.
+                        std::future::pending::<()>().await;
+                    }
+                    ws.send(Message::text(r#"{"event":"balance_change","id":"evt_2","seq":2}"#)).await.unwrap();
+                    std::future::pending::<()>().await;
+                });
+            }
+        });
+        let mut stream = EventStream::new(&format!("ws://{addr}"), "1", "s");
+        assert_eq!(stream.next().await.unwrap().id.as_deref(), Some("evt_1"));
+        let started = tokio::time::Instant::now();
+        assert_eq!(stream.next().await.unwrap().id.as_deref(), Some("evt_2"));
+        let waited = started.elapsed();
+        let limit = PING_EVERY * SILENT_PERIODS_LIMIT;
+        assert!(waited >= limit + HANDSHAKE_TIMEOUT, "gave up after {waited:?}");
+        assert!(waited < limit + HANDSHAKE_TIMEOUT + Duration::from_secs(5), "took {waited:?}");
+        assert_eq!(stream.reconnects(), 1, "the hanging handshake was retried");
+        assert!(seen.recv().await.unwrap().contains("cursor=1"));
+        assert!(seen.recv().await.unwrap().contains("last_event_id=evt_1"), "the new connection resumes");
     }
 
     /// After a failed resume, live events numbered below the old high-water mark still come through (the
