@@ -489,3 +489,93 @@ async fn steam_calling_requests_are_limited_per_deposit() {
     let other_items = pay.to_items(&other, &url).await;
     assert_eq!(pay.get(&other_items).await.0, 200, "another deposit has its own budget");
 }
+
+/// A send that fails (Steam creates no offer) leaves the deposit as it was: no account, game or items of the
+/// attempt in `orderstatus`, no "selected by the merchant" account on the page, no game lock for the next payer;
+/// a merchant's own account and game from `create` stay. The payer can then send again.
+#[tokio::test]
+async fn a_failed_send_leaves_the_deposit_as_it_was() {
+    let pay = spawn().await;
+    let (url, inv) = payer(&pay, Game::Rust);
+    let steam_id = url.steam_id.to_string();
+    let sim = pay.app.running.state.sim.clone().unwrap();
+    sim.set_profile(url.steam_id, Profile::SendFails);
+    let orderstatus = |id: i64| pay.app.post_json(serde_json::json!({"method": "orderstatus", "transaction_id": id}));
+    let assets = vec![tradable(&inv)[0].asset_id.to_string()];
+
+    // A deposit that named nobody and no game.
+    let (id, page) = pay.create("fails-1", |_| {}).await;
+    let (status, _, html) = pay.post(&format!("{page}/items"), &pick_form(&url, &steam_id, "rust", &assets)).await;
+    assert_eq!(status, 422);
+    assert!(html.contains("Steam is not answering"), "{html}");
+    let o = orderstatus(id).await;
+    assert_eq!((o["steam_id"].as_str(), o.get("game")), (Some(""), None), "{o}");
+    let dep = pay.deposit(id).await;
+    assert_eq!((dep.trade_token.as_deref(), dep.items.len()), (None, 0));
+    let (_, _, html) = pay.get(&page).await;
+    assert!(!html.contains("Selected by") && !html.contains("Continue with this account"), "{html}");
+    // Another payer may pick another game.
+    let (other, _) = payer(&pay, Game::Cs2);
+    let items = pay.to_items(&page, &other).await;
+    let (_, _, html) = pay.get(&items.replace("game=cs2", "game=dota2")).await;
+    assert!(html.contains(r#"name="game" value="dota2""#) && html.contains("Counter-Strike 2"), "not locked to rust");
+
+    // A deposit whose merchant named the payer and the game keeps them.
+    let (named, named_page) = pay
+        .create("fails-2", |r| {
+            r.steam_id = Some(steam_id.clone());
+            r.trade_token = Some(url.token.clone());
+            r.game = Some("rust".into());
+        })
+        .await;
+    let (status, _, _) = pay.post(&format!("{named_page}/items"), &pick_form(&url, &steam_id, "rust", &assets)).await;
+    assert_eq!(status, 422);
+    let o = orderstatus(named).await;
+    assert_eq!((o["steam_id"].as_str(), o["game"].as_str()), (Some(steam_id.as_str()), Some("rust")));
+    let (_, _, html) = pay.get(&named_page).await;
+    assert!(html.contains("Selected by Nova Skins") && html.contains(&steam_id));
+
+    // Steam answers again: the same payer sends, and the deposit records the attempt that worked.
+    sim.set_profile(url.steam_id, Profile::AcceptAfter { secs: 10 });
+    let (status, location, _) = pay.post(&format!("{page}/items"), &pick_form(&url, &steam_id, "rust", &assets)).await;
+    assert_eq!((status, location.as_deref()), (303, Some(page.as_str())));
+    let dep = pay.deposit(id).await;
+    assert_eq!(
+        (dep.steam_id.as_deref(), dep.game.as_deref(), dep.items.len()),
+        (Some(steam_id.as_str()), Some("rust"), 1)
+    );
+    assert!(dep.offer_id.is_some());
+}
+
+/// A crash between the start of a send and its end leaves the deposit sending with no offer: the watcher fails it
+/// after the grace period and puts back what it held, so the failed deposit names no payer or game it never had.
+#[tokio::test]
+async fn a_send_interrupted_by_a_crash_fails_without_the_attempts_account() {
+    use skingate_store::deposits::{DepositItem, OfferTarget};
+    let pay = spawn().await;
+    let (url, inv) = payer(&pay, Game::Rust);
+    let (id, page) = pay.create("crash-pay-1", |_| {}).await;
+    let item = tradable(&inv)[0];
+    let target = OfferTarget {
+        steam_id: url.steam_id.to_string(),
+        trade_token: url.token.clone(),
+        game: "rust".into(),
+        items: vec![DepositItem {
+            asset_id: item.asset_id.to_string(),
+            classid: item.classid.to_string(),
+            context_id: item.context_id,
+            market_hash_name: item.market_hash_name.clone(),
+            price_cents: item.price_cents,
+        }],
+    };
+    let state = pay.app.running.state.clone();
+    let mut tx = state.store.begin().await.unwrap();
+    assert!(tx.begin_sending(id, &target, state.now()).await.unwrap());
+    tx.commit().await.unwrap();
+    pay.clock.advance(skingate_server::deposits::SEND_GRACE_SECS);
+    pay.wait_stage(&page, "fail").await;
+    let o = pay.app.post_json(serde_json::json!({"method": "orderstatus", "transaction_id": id})).await;
+    assert_eq!((o["status"].as_str(), o["fail_reason"].as_str()), (Some("fail"), Some("trade_create_error")));
+    assert_eq!((o["steam_id"].as_str(), o.get("game")), (Some(""), None), "{o}");
+    assert!(pay.deposit(id).await.items.is_empty());
+}
