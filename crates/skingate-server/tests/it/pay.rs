@@ -490,6 +490,22 @@ async fn steam_calling_requests_are_limited_per_deposit() {
     assert_eq!(pay.get(&other_items).await.0, 200, "another deposit has its own budget");
 }
 
+/// Media types are case-insensitive: a form posted as `Application/X-WWW-Form-Urlencoded` is read like any other,
+/// while a type that only starts like a form's is still refused.
+#[tokio::test]
+async fn the_form_content_type_is_matched_case_insensitively() {
+    let pay = spawn().await;
+    let (url, _) = payer(&pay, Game::Cs2);
+    let (_, page) = pay.create("ctype-1", |_| {}).await;
+    let body = url::form_urlencoded::Serializer::new(String::new()).append_pair("trade_url", &url.to_string()).finish();
+    let post = |ctype: &'static str| {
+        pay.browser.post(pay.url(&format!("{page}/account"))).header("content-type", ctype).body(body.clone()).send()
+    };
+    assert_eq!(post("Application/X-WWW-Form-Urlencoded").await.unwrap().status(), 303);
+    assert_eq!(post("APPLICATION/X-WWW-FORM-URLENCODED; Charset=UTF-8").await.unwrap().status(), 303);
+    assert_eq!(post("application/x-www-form-urlencodedish").await.unwrap().status(), 400);
+    assert_eq!(post("multipart/form-data; boundary=x").await.unwrap().status(), 400);
+}
 /// A send that fails (Steam creates no offer) leaves the deposit as it was: no account, game or items of the
 /// attempt in `orderstatus`, no "selected by the merchant" account on the page, no game lock for the next payer;
 /// a merchant's own account and game from `create` stay. The payer can then send again.
