@@ -107,7 +107,7 @@ fn account_page(
     status: StatusCode,
 ) -> Response {
     // The same figures as the items page: what the payer receives, multiplier applied.
-    let (min, max) = adapter::limits(view, &adapter::pricing(state, view));
+    let (min, max) = adapter::shown_limits(view, &adapter::pricing(state, view));
     let limits = super::view::limits_text(min.as_ref(), max.as_ref());
     let t = AccountPage {
         page: adapter::chrome(view, token, 1),
@@ -307,7 +307,7 @@ async fn items_page(
         game: pick.game.code(),
         tabs: adapter::tabs(view, token, &pick.steam_id, &pick.trade_url.token, pick.game),
         items: adapter::item_views(view, &pricing, inventory, checked),
-        zero: adapter::zero(&pricing),
+        credit: adapter::credit(view, &pricing),
         min,
         max,
         multiplier,

@@ -506,6 +506,45 @@ async fn the_form_content_type_is_matched_case_insensitively() {
     assert_eq!(post("application/x-www-form-urlencodedish").await.unwrap().status(), 400);
     assert_eq!(post("multipart/form-data; boundary=x").await.unwrap().status(), 400);
 }
+
+/// The result page shows the amounts recorded at acceptance, as the callback and `orderstatus` do: a rate changed
+/// afterwards (`skingate currency set rub 100`) changes nothing the payer reads.
+#[tokio::test]
+async fn the_result_page_shows_the_recorded_amount_not_todays_rate() {
+    let mut pay = spawn().await;
+    pay.app.update(|s| s.multiplier_ppm = 1_500_000).await;
+    let (url, inv) = payer(&pay, Game::Dota2);
+    let steam_id = url.steam_id.to_string();
+    let (id, page) = pay
+        .create("rate-1", |r| {
+            r.game = Some("dota2".into());
+            r.currency = Some("rub".into());
+        })
+        .await;
+    let assets: Vec<String> = tradable(&inv)[..2].iter().map(|a| a.asset_id.to_string()).collect();
+    let (status, _, _) = pay.post(&format!("{page}/items"), &pick_form(&url, &steam_id, "dota2", &assets)).await;
+    assert_eq!(status, 303);
+    pay.clock.advance(11);
+    pay.wait_stage(&page, "success").await;
+    let order = pay.app.post_json(serde_json::json!({"method": "orderstatus", "transaction_id": id})).await;
+    let user_amount = format!("{} RUB", order["user_amount"].as_str().unwrap());
+    let (_, _, before) = pay.get(&page).await;
+    assert!(before.contains(&format!("<strong>{user_amount}</strong>")), "{user_amount}: {before}");
+
+    // The rate moves: orderstatus keeps its figures, and so does the page.
+    let state = pay.app.running.state.clone();
+    let rub = state.rates().get("rub").cloned().unwrap();
+    let moved = skingate_core::currency::Currency::new("rub", &rub.name, rub.scale, &"100".parse().unwrap()).unwrap();
+    assert_ne!(moved.rate_micro, rub.rate_micro, "the test needs another rate");
+    state.store.upsert_currency(&moved, state.now()).await.unwrap();
+    state.refresh().await.unwrap();
+    let again = pay.app.post_json(serde_json::json!({"method": "orderstatus", "transaction_id": id})).await;
+    assert_eq!(again["user_amount"], order["user_amount"]);
+    let (_, _, after) = pay.get(&page).await;
+    assert!(after.contains(&format!("<strong>{user_amount}</strong>")), "credited: {after}");
+    assert!(after.contains(&format!("<dt>Deposit value</dt><dd>{user_amount}</dd>")), "deposit value: {after}");
+}
+
 /// A send that fails (Steam creates no offer) leaves the deposit as it was: no account, game or items of the
 /// attempt in `orderstatus`, no "selected by the merchant" account on the page, no game lock for the next payer;
 /// a merchant's own account and game from `create` stay. The payer can then send again.
@@ -594,4 +633,117 @@ async fn a_send_interrupted_by_a_crash_fails_without_the_attempts_account() {
     assert_eq!((o["status"].as_str(), o["fail_reason"].as_str()), (Some("fail"), Some("trade_create_error")));
     assert_eq!((o["steam_id"].as_str(), o.get("game")), (Some(""), None), "{o}");
     assert!(pay.deposit(id).await.items.is_empty());
+}
+
+/// The value of an attribute in an HTML fragment (the first one of that name).
+fn attr(html: &str, name: &str) -> String {
+    let at = html.find(&format!(r#" {name}=""#)).unwrap_or_else(|| panic!("no {name} in {html}")) + name.len() + 3;
+    html[at..at + html[at..].find('"').unwrap()].to_owned()
+}
+
+/// pay.js's arithmetic, step for step (integers only): the items' values summed, credited once, written as the
+/// server writes amounts. Kept beside the script's so a change to either shows here.
+fn script_total(form: &str, values: &[i64]) -> String {
+    let n = |name: &str| attr(form, name).parse::<i128>().unwrap();
+    let div = |a: i128, d: i128| if 2 * (a % d) >= d { a / d + 1 } else { a / d };
+    let gross = i128::from(values.iter().sum::<i64>());
+    let net = gross - div(gross * n("data-fee"), 1_000_000);
+    let user = div(net * n("data-multiplier"), 1_000_000);
+    let local = div(user * n("data-rate"), n("data-divisor"));
+    let scale = n("data-scale") as usize;
+    let digits = format!("{local:0>width$}", width = scale + 1);
+    let (whole, frac) = digits.split_at(digits.len() - scale);
+    let frac = frac.trim_end_matches('0');
+    let frac = format!("{frac:0<width$}", width = scale.min(2));
+    let number = if frac.is_empty() { whole.to_owned() } else { format!("{whole}.{frac}") };
+    format!("{number} {}", attr(form, "data-code"))
+}
+
+/// The page decides the limits on exactly what the server decides (the items' exact values, the fee taken from
+/// their sum), and its total is the `user_amount` the deposit records, not a sum of rounded item prices.
+#[tokio::test]
+async fn the_page_decides_limits_and_totals_as_the_server_does() {
+    let mut pay = spawn().await;
+    pay.app
+        .update(|s| {
+            s.deposit_fee_ppm = 25_000;
+            s.multiplier_ppm = 1_500_000;
+        })
+        .await;
+    let (url, inv) = payer(&pay, Game::Dota2);
+    let steam_id = url.steam_id.to_string();
+    let two: Vec<&Asset> = tradable(&inv).into_iter().rev().take(2).collect();
+    let assets: Vec<String> = two.iter().map(|a| a.asset_id.to_string()).collect();
+    let gross: i64 = two.iter().map(|a| a.price_cents as i64 * 10).sum();
+    let net = gross - skingate_core::deposit::apply_ppm(Money::from_minor(gross), 25_000).unwrap().minor();
+    let thousandths = |v: i64| Some(Money::from_minor(v).to_wire().to_string());
+
+    // The items page hands the script each item's exact value and bounds in the same units.
+    let check = |min: Option<i64>, max: Option<i64>, order: &'static str| {
+        let pay = &pay;
+        let (url, assets, steam_id) = (&url, &assets, &steam_id);
+        async move {
+            let (id, page) = pay
+                .create(order, |r| {
+                    r.game = Some("dota2".into());
+                    r.currency = Some("usd".into());
+                    r.min_amount = min.and_then(thousandths);
+                    r.max_amount = max.and_then(thousandths);
+                })
+                .await;
+            let (_, _, html) = pay.get(&pay.to_items(&page, url).await).await;
+            let form = &html[html.find(r#"id="items-form""#).unwrap()..];
+            let form = &form[..form.find('>').unwrap()];
+            let sum: i64 = assets.iter().map(|a| attr(input_tag(&html, a), "data-value").parse::<i64>().unwrap()).sum();
+            let bound = |name| attr(form, name).parse::<i64>().ok();
+            let script_allows =
+                bound("data-min").is_none_or(|m| sum >= m) && bound("data-max").is_none_or(|m| sum <= m);
+            let (status, _, _) = pay.post(&format!("{page}/items"), &pick_form(url, steam_id, "dota2", assets)).await;
+            (sum, script_allows, status, id)
+        }
+    };
+    // One unit of net value either side of each limit; the accepted pick last (its items are then in an offer).
+    for (min, max, order, accepted) in [
+        (Some(net + 1), None, "edge-1", false),
+        (None, Some(net - 1), "edge-2", false),
+        (Some(net), Some(net), "edge-3", true),
+    ] {
+        let (sum, script_allows, status, _) = check(min, max, order).await;
+        assert_eq!(sum, gross, "each item's exact value");
+        assert_eq!((script_allows, status), (accepted, if accepted { 303 } else { 422 }), "{order}: net {net}");
+    }
+
+    // In roubles (Rust items: the Dota 2 offers above stay open): the total of a refused pick (ticks kept) is
+    // what the script shows for those ticks, and the user_amount the same pick records once accepted.
+    let (url, inv) = payer(&pay, Game::Rust);
+    let steam_id = url.steam_id.to_string();
+    let two: Vec<&Asset> = tradable(&inv).into_iter().rev().take(2).collect();
+    let assets: Vec<String> = two.iter().map(|a| a.asset_id.to_string()).collect();
+    let rub = |order: &'static str, min: Option<String>| {
+        let pay = &pay;
+        async move {
+            pay.create(order, |r| {
+                r.game = Some("rust".into());
+                r.currency = Some("rub".into());
+                r.min_amount = min;
+            })
+            .await
+        }
+    };
+    let (_, refused) = rub("total-1", Some("1000000".into())).await;
+    let (status, _, html) = pay.post(&format!("{refused}/items"), &pick_form(&url, &steam_id, "rust", &assets)).await;
+    assert_eq!(status, 422);
+    let form = &html[html.find(r#"id="items-form""#).unwrap()..];
+    let form = &form[..form.find('>').unwrap()];
+    let at = html.find(r#"class="js-total">"#).unwrap() + r#"class="js-total">"#.len();
+    let total = &html[at..at + html[at..].find('<').unwrap()];
+    let values: Vec<i64> = two.iter().map(|a| a.price_cents as i64 * 10).collect();
+    assert_eq!(script_total(form, &values), total, "the script's total is the page's");
+    let (id, page) = rub("total-2", None).await;
+    let (status, _, _) = pay.post(&format!("{page}/items"), &pick_form(&url, &steam_id, "rust", &assets)).await;
+    assert_eq!(status, 303);
+    pay.clock.advance(11);
+    pay.wait_stage(&page, "success").await;
+    let o = pay.app.post_json(serde_json::json!({"method": "orderstatus", "transaction_id": id})).await;
+    assert_eq!(format!("{} RUB", o["user_amount"].as_str().unwrap()), total, "the page's total is user_amount");
 }
