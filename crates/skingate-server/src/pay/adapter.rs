@@ -249,6 +249,8 @@ pub fn status_page(state: &AppState, view: &DepositView, token: &str, progress: 
     } else {
         None
     };
+    // Only a trade Steam accepted can end failed with an acceptance time: the payer reversed it.
+    let reversed = progress == Progress::Failed && d.accepted_at.is_some();
     let next = match progress {
         Progress::Succeeded => view.success_url.as_deref(),
         Progress::Failed => view.fail_url.as_deref(),
@@ -261,7 +263,9 @@ pub fn status_page(state: &AppState, view: &DepositView, token: &str, progress: 
         offer,
         amount,
         held: d.status == DepositStatus::InHold,
-        reason: (progress == Progress::Failed).then(|| fail_text(d.fail_reason.as_deref()).to_owned()),
+        reversed,
+        reason: (progress == Progress::Failed)
+            .then(|| fail_text(if reversed { Some("reversed") } else { d.fail_reason.as_deref() }).to_owned()),
         next_url: next.and_then(super::view::safe_url),
     }
 }

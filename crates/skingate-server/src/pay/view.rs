@@ -410,6 +410,9 @@ pub struct StatusPage {
     pub amount: Option<Amount>,
     /// Whether the credit is held under Steam Trade Protection for now.
     pub held: bool,
+    /// Whether the trade was accepted and then reversed by the payer under Trade Protection (`fail` with
+    /// `reversed`, or `hold_returned`): the timeline shows the acceptance done and the reversal, not a refusal.
+    pub reversed: bool,
     /// Why it failed, in words.
     pub reason: Option<String>,
     /// Where the payer goes next (success or fail URL), once final; only http(s) URLs.

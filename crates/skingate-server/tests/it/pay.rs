@@ -747,3 +747,27 @@ async fn the_page_decides_limits_and_totals_as_the_server_does() {
     let o = pay.app.post_json(serde_json::json!({"method": "orderstatus", "transaction_id": id})).await;
     assert_eq!(format!("{} RUB", o["user_amount"].as_str().unwrap()), total, "the page's total is user_amount");
 }
+
+/// A CS2 deposit the payer reverses during its Trade Protection hold: the page says it was accepted, then
+/// reversed, instead of marking the acceptance as failed.
+#[tokio::test]
+async fn a_trade_reversed_during_its_hold_shows_as_accepted_then_reversed() {
+    let pay = spawn().await;
+    let (url, inv) = payer(&pay, Game::Cs2);
+    let steam_id = url.steam_id.to_string();
+    let sim = pay.app.running.state.sim.clone().unwrap();
+    sim.set_profile(url.steam_id, Profile::ReverseAfter { accept_after: 10, reverse_after: 3_600 });
+    let (_, page) = pay.create("reverse-1", |_| {}).await;
+    let assets = vec![tradable(&inv)[0].asset_id.to_string()];
+    let (status, _, _) = pay.post(&format!("{page}/items"), &pick_form(&url, &steam_id, "cs2", &assets)).await;
+    assert_eq!(status, 303);
+    pay.clock.advance(11);
+    assert_eq!(pay.wait_stage(&page, "success").await["status"], "in_hold");
+    pay.clock.advance(3_601);
+    let s = pay.wait_stage(&page, "fail").await;
+    assert_eq!(s["status"], "fail");
+    let (_, _, html) = pay.get(&page).await;
+    assert!(html.contains(r#"<li class="done">Accepted in Steam</li>"#), "{html}");
+    assert!(html.contains(r#"<li class="failed">Reversed in Steam during Trade Protection</li>"#), "{html}");
+    assert!(html.contains("The trade was reversed in Steam."));
+}

@@ -156,6 +156,7 @@ fn status(progress: Progress, next: Option<&str>) -> StatusPage {
         }),
         amount: Some(usd(1_250)),
         held: false,
+        reversed: false,
         reason: None,
         next_url: next.map(Into::into),
     }
@@ -224,4 +225,19 @@ fn amounts_and_names() {
         ("0.16 USD".into(), "0.15 USD".into(), "-0.16 USD".into(), "3.00 USD".into(), "1.50 USD".into())
     );
     assert_eq!(limits_text(None, Some(&usd(100))).as_deref(), Some("At most 1.00 USD"));
+}
+
+/// Accepted, then reversed under Trade Protection: the acceptance is shown done and the reversal as what failed.
+#[test]
+fn a_reversed_trade_shows_its_acceptance_then_the_reversal() {
+    let mut page = status(Progress::Failed, None);
+    page.reason = Some("The trade was reversed in Steam.".into());
+    page.amount = None;
+    let plain_fail = page.render().unwrap();
+    assert!(plain_fail.contains(r#"<li class="failed">Accepted in Steam</li>"#), "{plain_fail}");
+    page.reversed = true;
+    let html = page.render().unwrap();
+    assert!(html.contains(r#"<li class="done">Accepted in Steam</li>"#), "{html}");
+    assert!(html.contains(r#"<li class="failed">Reversed in Steam during Trade Protection</li>"#), "{html}");
+    assert!(!html.contains("Credited by"), "{html}");
 }
