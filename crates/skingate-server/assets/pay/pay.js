@@ -54,11 +54,20 @@
   var body = document.body, next = body.dataset.next;
   var final = body.dataset.stage === "success" || body.dataset.stage === "fail";
   if (body.dataset.poll && !final) {
+    // While the gateway cannot be reached the page says so (and no longer that it updates by itself), and
+    // says nothing once a poll answers again.
+    var lost = function (on) {
+      document.querySelectorAll(".js-offline").forEach(function (e) { e.hidden = !on; });
+      document.querySelectorAll(".js-live").forEach(function (e) { e.hidden = on; });
+    };
     var poll = function () {
       fetch(body.dataset.poll, { credentials: "same-origin", cache: "no-store" })
-        .then(function (r) { return r.json(); })
-        .then(function (s) { if (s.stage !== body.dataset.stage) location.reload(); else setTimeout(poll, 2000); })
-        .catch(function () { setTimeout(poll, 5000); });
+        .then(function (r) { if (!r.ok) throw new Error("status " + r.status); return r.json(); })
+        .then(function (s) {
+          lost(false);
+          if (s.stage !== body.dataset.stage) location.reload(); else setTimeout(poll, 2000);
+        })
+        .catch(function () { lost(true); setTimeout(poll, 5000); });
     };
     setTimeout(poll, 2000);
   }

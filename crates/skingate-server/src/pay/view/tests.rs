@@ -241,3 +241,14 @@ fn a_reversed_trade_shows_its_acceptance_then_the_reversal() {
     assert!(html.contains(r#"<li class="failed">Reversed in Steam during Trade Protection</li>"#), "{html}");
     assert!(!html.contains("Credited by"), "{html}");
 }
+
+/// The waiting page carries a hidden "connection lost" note the script shows while polls fail.
+#[test]
+fn the_waiting_page_has_a_hidden_connection_note() {
+    let html = status(Progress::Waiting, None).render().unwrap();
+    assert!(
+        html.contains(r#"class="note small js-offline" id="offline" role="status" hidden>Connection lost"#),
+        "{html}"
+    );
+    assert!(html.contains(r#"class="muted small js-live""#));
+}
