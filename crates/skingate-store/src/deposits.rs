@@ -187,6 +187,9 @@ pub struct StatusChange {
     pub items: Option<Vec<DepositItem>>,
     /// Why it failed.
     pub fail_reason: Option<String>,
+    /// Ends an interrupted send with the change (as [`DepositTx::end_sending`] does, in the same
+    /// transaction): the watcher failing a send that never finished puts back what the deposit held before it.
+    pub release_send: bool,
 }
 
 /// The gateway's history of one payer, across all projects (the base of `user_risk`).
@@ -265,11 +268,15 @@ pub trait DepositTx: Send {
     /// watcher gave up on it). "This very one": the watcher may have adopted the offer of a send that was
     /// taking too long, and the send's own late record must then not cancel it.
     async fn record_offer(&mut self, id: i64, offer: &OfferRecord, now: i64) -> Result<bool>;
-    /// Marks a pending deposit without an offer as sending one to `target`; false when it is not pending,
-    /// already has an offer, or another send is under way (so one deposit never gets two offers).
+    /// Marks a pending deposit without an offer as sending one to `target` (written over its account, game
+    /// and items, so that an interrupted send can be adopted; what they held is kept for
+    /// [`DepositTx::end_sending`]); false when it is not pending, already has an offer, or another send is
+    /// under way (so one deposit never gets two offers).
     async fn begin_sending(&mut self, id: i64, target: &OfferTarget, now: i64) -> Result<bool>;
-    /// Ends the sending state of a deposit whose offer was not sent (the payer may try again); false when it
-    /// was not sending.
+    /// Ends the sending state of a deposit whose offer was not sent (the payer may try again) and puts back
+    /// the account, game and items it held before [`DepositTx::begin_sending`] (a failed attempt must not
+    /// become the deposit's payer: `orderstatus`, the page's "selected by the merchant" account and its game
+    /// would show it); false when it was not sending.
     async fn end_sending(&mut self, id: i64, now: i64) -> Result<bool>;
     /// Deletes a deposit whose offer was never sent, and its idempotency key if no response was stored (the
     /// call that created both failed: the merchant may retry the same `order_id`); false when the deposit had

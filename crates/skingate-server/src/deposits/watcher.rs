@@ -163,8 +163,8 @@ pub async fn round(state: &AppState, seen: &mut Seen) -> anyhow::Result<HashSet<
 /// Settles deposits whose offer started sending more than [`super::SEND_GRACE_SECS`] ago and was never
 /// recorded: the send was interrupted (a crash between Steam's answer and the record). If Steam holds the
 /// offer that send made (still open, or accepted: the payer's items may be on their way), the deposit adopts
-/// it and goes on as if it had been recorded. Otherwise it fails, in a transaction that requires "still no
-/// offer", so a send that finishes late finds the deposit failed and cancels its offer, and one that finished
+/// it and goes on as if it had been recorded. Otherwise it fails, with what it held before the send put back
+/// ([`skingate_store::deposits::DepositTx::end_sending`]), in a transaction that requires "still no offer", so a send that finishes late finds the deposit failed and cancels its offer, and one that finished
 /// first is left alone: never two offers, never an unwatched one. While Steam cannot answer, nothing is decided.
 async fn fail_stuck_sends(state: &AppState, projects: &mut HashMap<ProjectId, Arc<Project>>) -> anyhow::Result<()> {
     let stuck = state.store.stuck_sending(state.now() - super::SEND_GRACE_SECS, PAGE).await?;
@@ -184,7 +184,13 @@ async fn fail_stuck_sends(state: &AppState, projects: &mut HashMap<ProjectId, Ar
                 None => continue,
             },
         };
-        let change = StatusChange { fail_reason: Some("trade_create_error".into()), ..StatusChange::default() };
+        // Failed without an offer: what the send wrote (its account, game, items) is put back with the failure,
+        // as a send that fails on its own does.
+        let change = StatusChange {
+            fail_reason: Some("trade_create_error".into()),
+            release_send: true,
+            ..StatusChange::default()
+        };
         let steps = [(DepositStatus::Fail, change)];
         let unsent = |d: &Deposit| d.offer_id.is_none() && d.status == DepositStatus::Pending;
         match transitions::apply_if(state, &project, dep.id, &steps, unsent).await {

@@ -6,12 +6,11 @@ use skingate_core::currency::Currency;
 use skingate_core::deposit::{self, DepositStatus};
 use skingate_steam::catalogue::Game;
 
-use super::view::{Amount, Chrome, GameTab, ItemView, KnownAccount, OfferView, Progress, StatusPage, format_utc};
+use super::view::{
+    Amount, Chrome, Credit, GameTab, ItemView, KnownAccount, Limit, OfferView, Progress, StatusPage, format_utc,
+};
 use crate::deposits::{DepositError, DepositView, PricedItem, Pricing};
 use crate::state::AppState;
-
-/// Decimals the page shows amounts with (at most; a currency with fewer keeps its own).
-const PAGE_SCALE: u32 = 2;
 
 /// Where the payer is in the flow.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -113,51 +112,46 @@ fn usd() -> Currency {
     Currency { code: "usd".into(), name: "US Dollar".into(), scale: 3, rate_micro: 1_000_000 }
 }
 
-/// What the payer is credited for `usd` of items: the fee taken, the multiplier applied, in the deposit
-/// currency, rounded for display.
-pub fn credited(view: &DepositView, pricing: &Pricing, usd: Money) -> Amount {
-    credited_with(pricing, usd, view.deposit.fee_ppm, view.deposit.multiplier_ppm)
+/// How the deposit's items become credited amounts and how its limits are decided: its currency, the fee
+/// frozen on it and its multiplier.
+pub fn credit(view: &DepositView, pricing: &Pricing) -> Credit {
+    Credit {
+        currency: pricing.currency.clone(),
+        fee_ppm: view.deposit.fee_ppm,
+        multiplier_ppm: view.deposit.multiplier_ppm,
+    }
 }
 
-/// [`credited`] for a given fee and multiplier (parts per million).
-pub fn credited_with(pricing: &Pricing, usd: Money, fee_ppm: i64, multiplier_ppm: i64) -> Amount {
-    let fee = deposit::apply_ppm(usd, fee_ppm).unwrap_or(Money::ZERO);
-    let net = usd.checked_sub(fee).unwrap_or(usd);
-    shown(pricing, net, multiplier_ppm)
+/// The deposit's limits: as the payer reads them (credited, multiplier applied) and as bounds on the items'
+/// gross value that decide exactly as the server's check of the net value does.
+pub fn limits(view: &DepositView, pricing: &Pricing) -> (Option<Limit>, Option<Limit>) {
+    let c = credit(view, pricing);
+    let min = view.deposit.min_usd.map(|v| Limit { shown: c.user(v), value: c.gross_at_least(v) });
+    let max = view.deposit.max_usd.map(|v| Limit { shown: c.user(v), value: c.gross_at_most(v) });
+    (min, max)
 }
 
-/// `usd × multiplier` in the pricing's currency, rounded for display.
-fn shown(pricing: &Pricing, usd: Money, multiplier_ppm: i64) -> Amount {
-    let user = deposit::apply_ppm(usd, multiplier_ppm).unwrap_or(usd);
-    let c = &pricing.currency;
-    Amount::rounded(&c.from_usd(user), c.scale.min(PAGE_SCALE), &c.code)
-}
-
-/// Zero in the deposit's display currency.
-pub fn zero(pricing: &Pricing) -> Amount {
-    let c = &pricing.currency;
-    Amount { minor: 0, scale: c.scale.min(PAGE_SCALE), code: c.code.to_ascii_uppercase() }
-}
-
-/// The deposit's limits as credited amounts (multiplier applied), for the page's hints.
-pub fn limits(view: &DepositView, pricing: &Pricing) -> (Option<Amount>, Option<Amount>) {
-    let m = view.deposit.multiplier_ppm;
-    (view.deposit.min_usd.map(|v| shown(pricing, v, m)), view.deposit.max_usd.map(|v| shown(pricing, v, m)))
+/// The limits as the payer reads them.
+pub fn shown_limits(view: &DepositView, pricing: &Pricing) -> (Option<Amount>, Option<Amount>) {
+    let (min, max) = limits(view, pricing);
+    (min.map(|l| l.shown), max.map(|l| l.shown))
 }
 
 /// The payer's items, priced, selectable first and most valuable first; `checked` ticks some.
 pub fn item_views(view: &DepositView, pricing: &Pricing, items: Vec<PricedItem>, checked: &[String]) -> Vec<ItemView> {
-    let mut out: Vec<(bool, i128, ItemView)> = items
+    let c = credit(view, pricing);
+    let mut out: Vec<(bool, i64, ItemView)> = items
         .into_iter()
         .map(|i| {
             let (name, exterior) = ItemView::split_name(&i.market_hash_name);
-            let price = credited(view, pricing, i.price);
+            let price = c.credited(i.price);
             let disabled = i.disabled.then(|| disabled_reason(i.disabled_reason).to_owned());
             let checked = disabled.is_none() && checked.contains(&i.asset_id);
+            let value = i.price.minor();
             (
                 disabled.is_some(),
-                price.minor,
-                ItemView { asset_id: i.asset_id, name, exterior, price, disabled, checked },
+                value,
+                ItemView { asset_id: i.asset_id, name, exterior, price, value, disabled, checked },
             )
         })
         .collect();
@@ -176,7 +170,7 @@ pub fn disabled_reason(code: Option<&str>) -> &'static str {
 
 /// A refused step, in words the payer can act on.
 pub fn error_text(e: &DepositError, view: &DepositView, pricing: &Pricing) -> String {
-    let (min, max) = limits(view, pricing);
+    let (min, max) = shown_limits(view, pricing);
     match e {
         DepositError::InvalidSteamId => "That is not a valid Steam account.".into(),
         DepositError::InvalidTradeToken => {
@@ -216,6 +210,16 @@ pub fn fail_text(reason: Option<&str>) -> &'static str {
     }
 }
 
+/// The deposit's `user_amount` in `amount_currency` as recorded at acceptance (the deposit's amounts record,
+/// [`crate::deposits::wire::amounts_record`]): exactly what the callback and `orderstatus` show, never
+/// recomputed at today's rates. `None` if the deposit has no readable record.
+pub fn recorded_amount(d: &skingate_store::deposits::Deposit) -> Option<Amount> {
+    let record: serde_json::Value = serde_json::from_str(d.amounts.as_deref()?).ok()?;
+    let user: skingate_types::Decimal = record.get("user_amount")?.as_str()?.parse().ok()?;
+    let code = record.get("amount_currency")?.as_str()?;
+    Some(Amount::exact(&user, code))
+}
+
 /// Step 3 for a deposit with an offer (or finished).
 pub fn status_page(state: &AppState, view: &DepositView, token: &str, progress: Progress) -> StatusPage {
     let d = &view.deposit;
@@ -227,21 +231,26 @@ pub fn status_page(state: &AppState, view: &DepositView, token: &str, progress: 
         expires: d.offer_expires_at.map(format_utc).unwrap_or_default(),
         item_count: d.items.len(),
     });
-    let amount = match d.user_amount_usd {
-        Some(user) if d.status.has_amount() => {
-            let c = &pricing.currency;
-            Some(Amount::rounded(&c.from_usd(user), c.scale.min(PAGE_SCALE), &c.code))
-        }
-        _ if progress == Progress::Waiting => {
-            let gross = d
-                .items
-                .iter()
-                .filter_map(|i| deposit::cents(i.price_cents))
-                .fold(Money::ZERO, |a, b| a.checked_add(b).unwrap_or(a));
-            Some(credited(view, &pricing, gross))
-        }
-        _ => None,
+    let amount = if d.status.has_amount() {
+        // The amounts recorded at acceptance, as the callback and `orderstatus` carry them: today's rates must
+        // not change what the payer was credited. (A deposit without a readable record has only its USD
+        // user amount, shown at today's rate.)
+        recorded_amount(d).or_else(|| {
+            d.user_amount_usd.map(|user| Amount::exact(&pricing.currency.from_usd(user), &pricing.currency.code))
+        })
+    } else if progress == Progress::Waiting {
+        // Not accepted yet: what the items would be credited at now, as the items page showed it.
+        let gross = d
+            .items
+            .iter()
+            .filter_map(|i| deposit::cents(i.price_cents))
+            .fold(Money::ZERO, |a, b| a.checked_add(b).unwrap_or(a));
+        Some(credit(view, &pricing).credited(gross))
+    } else {
+        None
     };
+    // Only a trade Steam accepted can end failed with an acceptance time: the payer reversed it.
+    let reversed = progress == Progress::Failed && d.accepted_at.is_some();
     let next = match progress {
         Progress::Succeeded => view.success_url.as_deref(),
         Progress::Failed => view.fail_url.as_deref(),
@@ -254,7 +263,9 @@ pub fn status_page(state: &AppState, view: &DepositView, token: &str, progress: 
         offer,
         amount,
         held: d.status == DepositStatus::InHold,
-        reason: (progress == Progress::Failed).then(|| fail_text(d.fail_reason.as_deref()).to_owned()),
+        reversed,
+        reason: (progress == Progress::Failed)
+            .then(|| fail_text(if reversed { Some("reversed") } else { d.fail_reason.as_deref() }).to_owned()),
         next_url: next.and_then(super::view::safe_url),
     }
 }
@@ -270,20 +281,45 @@ mod tests {
         Pricing { currency: Currency::new(code, code, scale, &rate).unwrap(), multiplier_ppm: deposit::PPM }
     }
 
+    fn credit(p: &Pricing, fee_ppm: i64, multiplier_ppm: i64) -> Credit {
+        Credit { currency: p.currency.clone(), fee_ppm, multiplier_ppm }
+    }
+
     #[test]
     fn credited_takes_the_fee_then_the_multiplier_then_converts() {
         let rub = pricing("rub", "92.5", 2);
         // 10.00 USD, 2.5 % fee → 9.75; ×1.5 → 14.625 USD; × 92.5 → 1352.8125 RUB → 1352.81.
-        let a = credited_with(&rub, Money::from_minor(10_000), 25_000, 1_500_000);
+        let a = credit(&rub, 25_000, 1_500_000).credited(Money::from_minor(10_000));
         assert_eq!(a.to_string(), "1352.81 RUB");
-        // USD keeps three ledger decimals; the page shows two, rounded half away from zero.
+        // USD is shown as `user_amount` is: three ledger decimals when the third is not zero.
         let usd = pricing("usd", "1", 3);
-        assert_eq!(credited_with(&usd, Money::from_minor(1_005), 0, deposit::PPM).to_string(), "1.01 USD");
-        assert_eq!(credited_with(&usd, Money::from_minor(40), 0, 1_100_000).to_string(), "0.04 USD");
-        assert_eq!(zero(&usd).to_string(), "0.00 USD");
+        assert_eq!(credit(&usd, 0, deposit::PPM).credited(Money::from_minor(1_005)).to_string(), "1.005 USD");
+        assert_eq!(credit(&usd, 0, deposit::PPM).credited(Money::from_minor(1_000)).to_string(), "1.00 USD");
+        assert_eq!(credit(&usd, 0, 1_100_000).credited(Money::from_minor(40)).to_string(), "0.044 USD");
+        assert_eq!(credit(&usd, 0, deposit::PPM).zero().to_string(), "0.00 USD");
         // A zero-decimal currency stays whole.
         let jpy = pricing("jpy", "150", 0);
-        assert_eq!(credited_with(&jpy, Money::from_minor(1_234), 0, deposit::PPM).to_string(), "185 JPY");
+        assert_eq!(credit(&jpy, 0, deposit::PPM).credited(Money::from_minor(1_234)).to_string(), "185 JPY");
+    }
+
+    /// The fee is rounded on the sum: the bounds on the gross value decide as the server's check of the net.
+    #[test]
+    fn gross_bounds_decide_as_the_net_check() {
+        let usd = pricing("usd", "1", 3);
+        for fee in [0, 25_000, 33_333, 999_999] {
+            let c = credit(&usd, fee, deposit::PPM);
+            for limit in [1, 999, 1_000, 5_005, 123_457] {
+                let limit = Money::from_minor(limit);
+                let lo = c.gross_at_least(limit);
+                assert!(c.net(Money::from_minor(lo)) >= limit && c.net(Money::from_minor(lo - 1)) < limit);
+                let hi = c.gross_at_most(limit);
+                assert!(c.net(Money::from_minor(hi)) <= limit && c.net(Money::from_minor(hi + 1)) > limit);
+            }
+        }
+        // A 100 % fee: no gross reaches a positive minimum, every gross is within a maximum.
+        let all = credit(&usd, deposit::PPM, deposit::PPM);
+        assert_eq!(all.gross_at_least(Money::from_minor(1)), super::super::view::JS_MAX_SAFE);
+        assert_eq!(all.gross_at_most(Money::from_minor(1)), super::super::view::JS_MAX_SAFE);
     }
 
     #[test]

@@ -107,7 +107,7 @@ fn account_page(
     status: StatusCode,
 ) -> Response {
     // The same figures as the items page: what the payer receives, multiplier applied.
-    let (min, max) = adapter::limits(view, &adapter::pricing(state, view));
+    let (min, max) = adapter::shown_limits(view, &adapter::pricing(state, view));
     let limits = super::view::limits_text(min.as_ref(), max.as_ref());
     let t = AccountPage {
         page: adapter::chrome(view, token, 1),
@@ -128,10 +128,7 @@ fn read_form(headers: &HeaderMap, body: Result<Bytes, BytesRejection>) -> Result
             bad_form("The request body could not be read.")
         }
     })?;
-    let form_type = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.starts_with("application/x-www-form-urlencoded"));
+    let form_type = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).is_some_and(is_form_type);
     if !form_type || std::str::from_utf8(&body).is_err() {
         return Err(Box::new(bad_form("Expected a form submitted from the payment page.")));
     }
@@ -144,6 +141,13 @@ fn read_form(headers: &HeaderMap, body: Result<Bytes, BytesRejection>) -> Result
         )));
     }
     Ok(pairs)
+}
+
+/// Whether a `Content-Type` names a urlencoded form. Media types are case-insensitive (RFC 9110 §8.3.1), so
+/// `Application/X-WWW-Form-Urlencoded; charset=UTF-8` is one; parameters after `;` are ignored.
+fn is_form_type(value: &str) -> bool {
+    let essence = value.split(';').next().unwrap_or_default().trim();
+    essence.eq_ignore_ascii_case("application/x-www-form-urlencoded")
 }
 
 /// The one value of a field (`None` if absent or repeated).
@@ -303,7 +307,7 @@ async fn items_page(
         game: pick.game.code(),
         tabs: adapter::tabs(view, token, &pick.steam_id, &pick.trade_url.token, pick.game),
         items: adapter::item_views(view, &pricing, inventory, checked),
-        zero: adapter::zero(&pricing),
+        credit: adapter::credit(view, &pricing),
         min,
         max,
         multiplier,

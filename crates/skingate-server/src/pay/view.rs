@@ -5,7 +5,101 @@
 //! are HTML-escaped by askama: merchant names, item names and URLs can never inject markup.
 
 use askama::Template;
+use skingate_core::Money;
+use skingate_core::currency::{Currency, RATE_SCALE};
+use skingate_core::deposit::apply_ppm;
+use skingate_core::money::LEDGER_SCALE;
 use skingate_types::Decimal;
+
+/// Largest integer JavaScript adds exactly (2^53 − 1): the items page's script sums item values as numbers,
+/// so every value and bound it is given stays at or below this.
+pub const JS_MAX_SAFE: i64 = (1 << 53) - 1;
+
+/// How a deposit turns the exact value of a set of items (the sum of their reference prices, USD ledger
+/// minor units) into what the server decides and records for it: the fee is taken from the **sum** (rounded
+/// once), the net is compared with the limits, the multiplier and the currency's rounding give `user_amount`.
+/// The items page and its script use exactly this, so the page never allows what the server refuses (or the
+/// other way round), and its total is the `user_amount` the deposit will record (at today's rates).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Credit {
+    /// The deposit's currency (USD if the rates table lost it).
+    pub currency: Currency,
+    /// The fee frozen on the deposit, parts per million.
+    pub fee_ppm: i64,
+    /// The deposit's multiplier, parts per million.
+    pub multiplier_ppm: i64,
+}
+
+impl Credit {
+    /// The value the limits are checked against: `gross − fee(gross)`, as `select_items` computes it.
+    pub fn net(&self, gross: Money) -> Money {
+        let fee = apply_ppm(gross, self.fee_ppm).unwrap_or(Money::ZERO);
+        gross.checked_sub(fee).unwrap_or(gross)
+    }
+
+    /// `net × multiplier` in the deposit's currency, as `user_amount` is recorded.
+    pub fn user(&self, net: Money) -> Amount {
+        let user = apply_ppm(net, self.multiplier_ppm).unwrap_or(net);
+        Amount::exact(&self.currency.from_usd(user), &self.currency.code)
+    }
+
+    /// What the payer is credited for items worth `gross`: the `user_amount` of a deposit of exactly them.
+    pub fn credited(&self, gross: Money) -> Amount {
+        self.user(self.net(gross))
+    }
+
+    /// The smallest gross value whose net reaches `min` ([`JS_MAX_SAFE`] if none does: a 100 % fee).
+    pub fn gross_at_least(&self, min: Money) -> i64 {
+        // `net` never decreases as the gross grows (the fee grows by at most one unit per unit), so the
+        // first gross that reaches the minimum is found by bisection.
+        if self.net(Money::from_minor(JS_MAX_SAFE)) < min {
+            return JS_MAX_SAFE;
+        }
+        let (mut lo, mut hi) = (0, JS_MAX_SAFE);
+        while lo < hi {
+            let mid = lo + (hi - lo) / 2;
+            if self.net(Money::from_minor(mid)) >= min { hi = mid } else { lo = mid + 1 }
+        }
+        lo
+    }
+
+    /// The largest gross value whose net stays within `max`.
+    pub fn gross_at_most(&self, max: Money) -> i64 {
+        let (mut lo, mut hi) = (0, JS_MAX_SAFE);
+        while lo < hi {
+            let mid = hi - (hi - lo) / 2;
+            if self.net(Money::from_minor(mid)) <= max { lo = mid } else { hi = mid - 1 }
+        }
+        lo
+    }
+
+    /// What `Currency::from_usd` divides `user × rate` by (the script converts the same way):
+    /// 10^(ledger scale + rate scale − the currency's scale).
+    pub fn divisor(&self) -> i128 {
+        10i128.pow(LEDGER_SCALE + RATE_SCALE - self.currency.scale.min(LEDGER_SCALE + RATE_SCALE))
+    }
+
+    /// An amount of this currency in integer units at the currency's scale (what the script works in).
+    pub fn minor_of(&self, a: &Amount) -> i128 {
+        let scale = self.currency.scale;
+        if a.scale <= scale { a.minor * 10i128.pow(scale - a.scale) } else { a.minor / 10i128.pow(a.scale - scale) }
+    }
+
+    /// Zero in the deposit's currency.
+    pub fn zero(&self) -> Amount {
+        self.user(Money::ZERO)
+    }
+}
+
+/// A deposit limit as the items page uses it: shown to the payer, and handed to the script as a bound on the
+/// items' gross value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Limit {
+    /// The limit credited (multiplier applied, deposit currency), as the payer reads it.
+    pub shown: Amount,
+    /// The bound on the sum of the items' values (USD ledger minor units) that decides exactly as the server.
+    pub value: i64,
+}
 
 /// An amount as the payer sees it: a decimal in a currency, also kept as an integer at the currency's
 /// display scale so the page can add amounts up without floating point.
@@ -23,6 +117,12 @@ impl Amount {
     /// `value` shown with `scale` decimals in currency `code`; `None` if `value` has more decimals.
     pub fn new(value: &Decimal, scale: u32, code: &str) -> Option<Self> {
         Some(Self { minor: value.to_scale_exact(scale)?, scale, code: code.to_ascii_uppercase() })
+    }
+
+    /// `value` exactly as it is, at its own scale (an amount recorded or computed by the server, shown as
+    /// the wire shows it).
+    pub fn exact(value: &Decimal, code: &str) -> Self {
+        Self { minor: value.mantissa(), scale: value.scale(), code: code.to_ascii_uppercase() }
     }
 
     /// `value` rounded half away from zero to `scale` decimals (a display figure: the ledger keeps the
@@ -126,8 +226,10 @@ pub struct ItemView {
     pub name: String,
     /// The exterior (`Field-Tested`…), if any.
     pub exterior: Option<String>,
-    /// What the merchant credits for it (deposit currency, multiplier applied).
+    /// What the merchant credits for it alone (deposit currency, fee taken, multiplier applied).
     pub price: Amount,
+    /// Its exact value: the reference price in USD ledger minor units (what the script sums).
+    pub value: i64,
     /// Why it cannot be picked (`None` = selectable).
     pub disabled: Option<String>,
     /// Whether it is ticked (re-rendering after a refused submission).
@@ -184,12 +286,12 @@ pub struct ItemsPage {
     pub tabs: Vec<GameTab>,
     /// Items, selectable first, most valuable first.
     pub items: Vec<ItemView>,
-    /// Zero in the deposit currency, the start of the running total.
-    pub zero: Amount,
-    /// The smallest total accepted (multiplier applied), if limited.
-    pub min: Option<Amount>,
-    /// The largest total accepted (multiplier applied), if limited.
-    pub max: Option<Amount>,
+    /// How values become credited amounts and limits are decided (the script gets the same figures).
+    pub credit: Credit,
+    /// The smallest deposit accepted, if limited.
+    pub min: Option<Limit>,
+    /// The largest deposit accepted, if limited.
+    pub max: Option<Limit>,
     /// The multiplier, shown when it is not 1 (e.g. `×1.5`).
     pub multiplier: Option<String>,
     /// Why the last submission was refused.
@@ -207,14 +309,26 @@ impl ItemsPage {
         self.items.iter().filter(|i| i.checked).count()
     }
 
-    /// The total of the items ticked now (after a refused submission).
+    /// What the payer receives for the items ticked now (after a refused submission): their values summed,
+    /// then credited once, as the deposit will record it (not the sum of the rounded item prices).
     pub fn checked_total(&self) -> Amount {
-        self.items.iter().filter(|i| i.checked).fold(self.zero.clone(), |sum, i| sum.plus(&i.price))
+        let gross = self.items.iter().filter(|i| i.checked).map(|i| i.value).sum();
+        self.credit.credited(Money::from_minor(gross))
     }
 
     /// The limits in words, or `None` when the deposit has none.
     pub fn limits_text(&self) -> Option<String> {
-        limits_text(self.min.as_ref(), self.max.as_ref())
+        limits_text(self.min.as_ref().map(|l| &l.shown), self.max.as_ref().map(|l| &l.shown))
+    }
+
+    /// A limit's bound for the script (`data-min`/`data-max`), empty when unlimited.
+    pub fn bound(limit: &Option<Limit>) -> String {
+        limit.as_ref().map(|l| l.value.to_string()).unwrap_or_default()
+    }
+
+    /// A limit as shown, in the currency's units at its scale, for the script's hints; empty when unlimited.
+    pub fn bound_shown(&self, limit: &Option<Limit>) -> String {
+        limit.as_ref().map(|l| self.credit.minor_of(&l.shown).to_string()).unwrap_or_default()
     }
 }
 
@@ -296,6 +410,9 @@ pub struct StatusPage {
     pub amount: Option<Amount>,
     /// Whether the credit is held under Steam Trade Protection for now.
     pub held: bool,
+    /// Whether the trade was accepted and then reversed by the payer under Trade Protection (`fail` with
+    /// `reversed`, or `hold_returned`): the timeline shows the acceptance done and the reversal, not a refusal.
+    pub reversed: bool,
     /// Why it failed, in words.
     pub reason: Option<String>,
     /// Where the payer goes next (success or fail URL), once final; only http(s) URLs.

@@ -489,3 +489,285 @@ async fn steam_calling_requests_are_limited_per_deposit() {
     let other_items = pay.to_items(&other, &url).await;
     assert_eq!(pay.get(&other_items).await.0, 200, "another deposit has its own budget");
 }
+
+/// Media types are case-insensitive: a form posted as `Application/X-WWW-Form-Urlencoded` is read like any other,
+/// while a type that only starts like a form's is still refused.
+#[tokio::test]
+async fn the_form_content_type_is_matched_case_insensitively() {
+    let pay = spawn().await;
+    let (url, _) = payer(&pay, Game::Cs2);
+    let (_, page) = pay.create("ctype-1", |_| {}).await;
+    let body = url::form_urlencoded::Serializer::new(String::new()).append_pair("trade_url", &url.to_string()).finish();
+    let post = |ctype: &'static str| {
+        pay.browser.post(pay.url(&format!("{page}/account"))).header("content-type", ctype).body(body.clone()).send()
+    };
+    assert_eq!(post("Application/X-WWW-Form-Urlencoded").await.unwrap().status(), 303);
+    assert_eq!(post("APPLICATION/X-WWW-FORM-URLENCODED; Charset=UTF-8").await.unwrap().status(), 303);
+    assert_eq!(post("application/x-www-form-urlencodedish").await.unwrap().status(), 400);
+    assert_eq!(post("multipart/form-data; boundary=x").await.unwrap().status(), 400);
+}
+
+/// The result page shows the amounts recorded at acceptance, as the callback and `orderstatus` do: a rate changed
+/// afterwards (`skingate currency set rub 100`) changes nothing the payer reads.
+#[tokio::test]
+async fn the_result_page_shows_the_recorded_amount_not_todays_rate() {
+    let mut pay = spawn().await;
+    pay.app.update(|s| s.multiplier_ppm = 1_500_000).await;
+    let (url, inv) = payer(&pay, Game::Dota2);
+    let steam_id = url.steam_id.to_string();
+    let (id, page) = pay
+        .create("rate-1", |r| {
+            r.game = Some("dota2".into());
+            r.currency = Some("rub".into());
+        })
+        .await;
+    let assets: Vec<String> = tradable(&inv)[..2].iter().map(|a| a.asset_id.to_string()).collect();
+    let (status, _, _) = pay.post(&format!("{page}/items"), &pick_form(&url, &steam_id, "dota2", &assets)).await;
+    assert_eq!(status, 303);
+    pay.clock.advance(11);
+    pay.wait_stage(&page, "success").await;
+    let order = pay.app.post_json(serde_json::json!({"method": "orderstatus", "transaction_id": id})).await;
+    let user_amount = format!("{} RUB", order["user_amount"].as_str().unwrap());
+    let (_, _, before) = pay.get(&page).await;
+    assert!(before.contains(&format!("<strong>{user_amount}</strong>")), "{user_amount}: {before}");
+
+    // The rate moves: orderstatus keeps its figures, and so does the page.
+    let state = pay.app.running.state.clone();
+    let rub = state.rates().get("rub").cloned().unwrap();
+    let moved = skingate_core::currency::Currency::new("rub", &rub.name, rub.scale, &"100".parse().unwrap()).unwrap();
+    assert_ne!(moved.rate_micro, rub.rate_micro, "the test needs another rate");
+    state.store.upsert_currency(&moved, state.now()).await.unwrap();
+    state.refresh().await.unwrap();
+    let again = pay.app.post_json(serde_json::json!({"method": "orderstatus", "transaction_id": id})).await;
+    assert_eq!(again["user_amount"], order["user_amount"]);
+    let (_, _, after) = pay.get(&page).await;
+    assert!(after.contains(&format!("<strong>{user_amount}</strong>")), "credited: {after}");
+    assert!(after.contains(&format!("<dt>Deposit value</dt><dd>{user_amount}</dd>")), "deposit value: {after}");
+}
+
+/// A send that fails (Steam creates no offer) leaves the deposit as it was: no account, game or items of the
+/// attempt in `orderstatus`, no "selected by the merchant" account on the page, no game lock for the next payer;
+/// a merchant's own account and game from `create` stay. The payer can then send again.
+#[tokio::test]
+async fn a_failed_send_leaves_the_deposit_as_it_was() {
+    let pay = spawn().await;
+    let (url, inv) = payer(&pay, Game::Rust);
+    let steam_id = url.steam_id.to_string();
+    let sim = pay.app.running.state.sim.clone().unwrap();
+    sim.set_profile(url.steam_id, Profile::SendFails);
+    let orderstatus = |id: i64| pay.app.post_json(serde_json::json!({"method": "orderstatus", "transaction_id": id}));
+    let assets = vec![tradable(&inv)[0].asset_id.to_string()];
+
+    // A deposit that named nobody and no game.
+    let (id, page) = pay.create("fails-1", |_| {}).await;
+    let (status, _, html) = pay.post(&format!("{page}/items"), &pick_form(&url, &steam_id, "rust", &assets)).await;
+    assert_eq!(status, 422);
+    assert!(html.contains("Steam is not answering"), "{html}");
+    let o = orderstatus(id).await;
+    assert_eq!((o["steam_id"].as_str(), o.get("game")), (Some(""), None), "{o}");
+    let dep = pay.deposit(id).await;
+    assert_eq!((dep.trade_token.as_deref(), dep.items.len()), (None, 0));
+    let (_, _, html) = pay.get(&page).await;
+    assert!(!html.contains("Selected by") && !html.contains("Continue with this account"), "{html}");
+    // Another payer may pick another game.
+    let (other, _) = payer(&pay, Game::Cs2);
+    let items = pay.to_items(&page, &other).await;
+    let (_, _, html) = pay.get(&items.replace("game=cs2", "game=dota2")).await;
+    assert!(html.contains(r#"name="game" value="dota2""#) && html.contains("Counter-Strike 2"), "not locked to rust");
+
+    // A deposit whose merchant named the payer and the game keeps them.
+    let (named, named_page) = pay
+        .create("fails-2", |r| {
+            r.steam_id = Some(steam_id.clone());
+            r.trade_token = Some(url.token.clone());
+            r.game = Some("rust".into());
+        })
+        .await;
+    let (status, _, _) = pay.post(&format!("{named_page}/items"), &pick_form(&url, &steam_id, "rust", &assets)).await;
+    assert_eq!(status, 422);
+    let o = orderstatus(named).await;
+    assert_eq!((o["steam_id"].as_str(), o["game"].as_str()), (Some(steam_id.as_str()), Some("rust")));
+    let (_, _, html) = pay.get(&named_page).await;
+    assert!(html.contains("Selected by Nova Skins") && html.contains(&steam_id));
+
+    // Steam answers again: the same payer sends, and the deposit records the attempt that worked.
+    sim.set_profile(url.steam_id, Profile::AcceptAfter { secs: 10 });
+    let (status, location, _) = pay.post(&format!("{page}/items"), &pick_form(&url, &steam_id, "rust", &assets)).await;
+    assert_eq!((status, location.as_deref()), (303, Some(page.as_str())));
+    let dep = pay.deposit(id).await;
+    assert_eq!(
+        (dep.steam_id.as_deref(), dep.game.as_deref(), dep.items.len()),
+        (Some(steam_id.as_str()), Some("rust"), 1)
+    );
+    assert!(dep.offer_id.is_some());
+}
+
+/// A crash between the start of a send and its end leaves the deposit sending with no offer: the watcher fails it
+/// after the grace period and puts back what it held, so the failed deposit names no payer or game it never had.
+#[tokio::test]
+async fn a_send_interrupted_by_a_crash_fails_without_the_attempts_account() {
+    use skingate_store::deposits::{DepositItem, OfferTarget};
+    let pay = spawn().await;
+    let (url, inv) = payer(&pay, Game::Rust);
+    let (id, page) = pay.create("crash-pay-1", |_| {}).await;
+    let item = tradable(&inv)[0];
+    let target = OfferTarget {
+        steam_id: url.steam_id.to_string(),
+        trade_token: url.token.clone(),
+        game: "rust".into(),
+        items: vec![DepositItem {
+            asset_id: item.asset_id.to_string(),
+            classid: item.classid.to_string(),
+            context_id: item.context_id,
+            market_hash_name: item.market_hash_name.clone(),
+            price_cents: item.price_cents,
+        }],
+    };
+    let state = pay.app.running.state.clone();
+    let mut tx = state.store.begin().await.unwrap();
+    assert!(tx.begin_sending(id, &target, state.now()).await.unwrap());
+    tx.commit().await.unwrap();
+    pay.clock.advance(skingate_server::deposits::SEND_GRACE_SECS);
+    pay.wait_stage(&page, "fail").await;
+    let o = pay.app.post_json(serde_json::json!({"method": "orderstatus", "transaction_id": id})).await;
+    assert_eq!((o["status"].as_str(), o["fail_reason"].as_str()), (Some("fail"), Some("trade_create_error")));
+    assert_eq!((o["steam_id"].as_str(), o.get("game")), (Some(""), None), "{o}");
+    assert!(pay.deposit(id).await.items.is_empty());
+}
+
+/// The value of an attribute in an HTML fragment (the first one of that name).
+fn attr(html: &str, name: &str) -> String {
+    let at = html.find(&format!(r#" {name}=""#)).unwrap_or_else(|| panic!("no {name} in {html}")) + name.len() + 3;
+    html[at..at + html[at..].find('"').unwrap()].to_owned()
+}
+
+/// pay.js's arithmetic, step for step (integers only): the items' values summed, credited once, written as the
+/// server writes amounts. Kept beside the script's so a change to either shows here.
+fn script_total(form: &str, values: &[i64]) -> String {
+    let n = |name: &str| attr(form, name).parse::<i128>().unwrap();
+    let div = |a: i128, d: i128| if 2 * (a % d) >= d { a / d + 1 } else { a / d };
+    let gross = i128::from(values.iter().sum::<i64>());
+    let net = gross - div(gross * n("data-fee"), 1_000_000);
+    let user = div(net * n("data-multiplier"), 1_000_000);
+    let local = div(user * n("data-rate"), n("data-divisor"));
+    let scale = n("data-scale") as usize;
+    let digits = format!("{local:0>width$}", width = scale + 1);
+    let (whole, frac) = digits.split_at(digits.len() - scale);
+    let frac = frac.trim_end_matches('0');
+    let frac = format!("{frac:0<width$}", width = scale.min(2));
+    let number = if frac.is_empty() { whole.to_owned() } else { format!("{whole}.{frac}") };
+    format!("{number} {}", attr(form, "data-code"))
+}
+
+/// The page decides the limits on exactly what the server decides (the items' exact values, the fee taken from
+/// their sum), and its total is the `user_amount` the deposit records, not a sum of rounded item prices.
+#[tokio::test]
+async fn the_page_decides_limits_and_totals_as_the_server_does() {
+    let mut pay = spawn().await;
+    pay.app
+        .update(|s| {
+            s.deposit_fee_ppm = 25_000;
+            s.multiplier_ppm = 1_500_000;
+        })
+        .await;
+    let (url, inv) = payer(&pay, Game::Dota2);
+    let steam_id = url.steam_id.to_string();
+    let two: Vec<&Asset> = tradable(&inv).into_iter().rev().take(2).collect();
+    let assets: Vec<String> = two.iter().map(|a| a.asset_id.to_string()).collect();
+    let gross: i64 = two.iter().map(|a| a.price_cents as i64 * 10).sum();
+    let net = gross - skingate_core::deposit::apply_ppm(Money::from_minor(gross), 25_000).unwrap().minor();
+    let thousandths = |v: i64| Some(Money::from_minor(v).to_wire().to_string());
+
+    // The items page hands the script each item's exact value and bounds in the same units.
+    let check = |min: Option<i64>, max: Option<i64>, order: &'static str| {
+        let pay = &pay;
+        let (url, assets, steam_id) = (&url, &assets, &steam_id);
+        async move {
+            let (id, page) = pay
+                .create(order, |r| {
+                    r.game = Some("dota2".into());
+                    r.currency = Some("usd".into());
+                    r.min_amount = min.and_then(thousandths);
+                    r.max_amount = max.and_then(thousandths);
+                })
+                .await;
+            let (_, _, html) = pay.get(&pay.to_items(&page, url).await).await;
+            let form = &html[html.find(r#"id="items-form""#).unwrap()..];
+            let form = &form[..form.find('>').unwrap()];
+            let sum: i64 = assets.iter().map(|a| attr(input_tag(&html, a), "data-value").parse::<i64>().unwrap()).sum();
+            let bound = |name| attr(form, name).parse::<i64>().ok();
+            let script_allows =
+                bound("data-min").is_none_or(|m| sum >= m) && bound("data-max").is_none_or(|m| sum <= m);
+            let (status, _, _) = pay.post(&format!("{page}/items"), &pick_form(url, steam_id, "dota2", assets)).await;
+            (sum, script_allows, status, id)
+        }
+    };
+    // One unit of net value either side of each limit; the accepted pick last (its items are then in an offer).
+    for (min, max, order, accepted) in [
+        (Some(net + 1), None, "edge-1", false),
+        (None, Some(net - 1), "edge-2", false),
+        (Some(net), Some(net), "edge-3", true),
+    ] {
+        let (sum, script_allows, status, _) = check(min, max, order).await;
+        assert_eq!(sum, gross, "each item's exact value");
+        assert_eq!((script_allows, status), (accepted, if accepted { 303 } else { 422 }), "{order}: net {net}");
+    }
+
+    // In roubles (Rust items: the Dota 2 offers above stay open): the total of a refused pick (ticks kept) is
+    // what the script shows for those ticks, and the user_amount the same pick records once accepted.
+    let (url, inv) = payer(&pay, Game::Rust);
+    let steam_id = url.steam_id.to_string();
+    let two: Vec<&Asset> = tradable(&inv).into_iter().rev().take(2).collect();
+    let assets: Vec<String> = two.iter().map(|a| a.asset_id.to_string()).collect();
+    let rub = |order: &'static str, min: Option<String>| {
+        let pay = &pay;
+        async move {
+            pay.create(order, |r| {
+                r.game = Some("rust".into());
+                r.currency = Some("rub".into());
+                r.min_amount = min;
+            })
+            .await
+        }
+    };
+    let (_, refused) = rub("total-1", Some("1000000".into())).await;
+    let (status, _, html) = pay.post(&format!("{refused}/items"), &pick_form(&url, &steam_id, "rust", &assets)).await;
+    assert_eq!(status, 422);
+    let form = &html[html.find(r#"id="items-form""#).unwrap()..];
+    let form = &form[..form.find('>').unwrap()];
+    let at = html.find(r#"class="js-total">"#).unwrap() + r#"class="js-total">"#.len();
+    let total = &html[at..at + html[at..].find('<').unwrap()];
+    let values: Vec<i64> = two.iter().map(|a| a.price_cents as i64 * 10).collect();
+    assert_eq!(script_total(form, &values), total, "the script's total is the page's");
+    let (id, page) = rub("total-2", None).await;
+    let (status, _, _) = pay.post(&format!("{page}/items"), &pick_form(&url, &steam_id, "rust", &assets)).await;
+    assert_eq!(status, 303);
+    pay.clock.advance(11);
+    pay.wait_stage(&page, "success").await;
+    let o = pay.app.post_json(serde_json::json!({"method": "orderstatus", "transaction_id": id})).await;
+    assert_eq!(format!("{} RUB", o["user_amount"].as_str().unwrap()), total, "the page's total is user_amount");
+}
+
+/// A CS2 deposit the payer reverses during its Trade Protection hold: the page says it was accepted, then
+/// reversed, instead of marking the acceptance as failed.
+#[tokio::test]
+async fn a_trade_reversed_during_its_hold_shows_as_accepted_then_reversed() {
+    let pay = spawn().await;
+    let (url, inv) = payer(&pay, Game::Cs2);
+    let steam_id = url.steam_id.to_string();
+    let sim = pay.app.running.state.sim.clone().unwrap();
+    sim.set_profile(url.steam_id, Profile::ReverseAfter { accept_after: 10, reverse_after: 3_600 });
+    let (_, page) = pay.create("reverse-1", |_| {}).await;
+    let assets = vec![tradable(&inv)[0].asset_id.to_string()];
+    let (status, _, _) = pay.post(&format!("{page}/items"), &pick_form(&url, &steam_id, "cs2", &assets)).await;
+    assert_eq!(status, 303);
+    pay.clock.advance(11);
+    assert_eq!(pay.wait_stage(&page, "success").await["status"], "in_hold");
+    pay.clock.advance(3_601);
+    let s = pay.wait_stage(&page, "fail").await;
+    assert_eq!(s["status"], "fail");
+    let (_, _, html) = pay.get(&page).await;
+    assert!(html.contains(r#"<li class="done">Accepted in Steam</li>"#), "{html}");
+    assert!(html.contains(r#"<li class="failed">Reversed in Steam during Trade Protection</li>"#), "{html}");
+    assert!(html.contains("The trade was reversed in Steam."));
+}

@@ -217,6 +217,29 @@ impl DepositStore for SqliteStore {
     }
 }
 
+/// Ends the sending state of a deposit with no offer and puts back what it held before the send began
+/// (`sending_prior`; a row that began sending before that column existed keeps the target); false when it
+/// was not sending.
+async fn release_send(tx: &mut SqliteTx, id: i64, now: i64) -> Result<bool> {
+    let done = sqlx::query(
+        "UPDATE deposits SET
+            steam_id = CASE WHEN sending_prior IS NULL THEN steam_id
+                ELSE json_extract(sending_prior, '$.steam_id') END,
+            trade_token = CASE WHEN sending_prior IS NULL THEN trade_token
+                ELSE json_extract(sending_prior, '$.trade_token') END,
+            game = CASE WHEN sending_prior IS NULL THEN game ELSE json_extract(sending_prior, '$.game') END,
+            items = CASE WHEN sending_prior IS NULL THEN items
+                ELSE COALESCE(json_extract(sending_prior, '$.items'), '[]') END,
+            sending_prior = NULL, offer_sending_at = NULL, updated_at = ?
+         WHERE id = ? AND offer_sending_at IS NOT NULL AND offer_id IS NULL",
+    )
+    .bind(now)
+    .bind(id)
+    .execute(&mut *tx.tx)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
 #[async_trait]
 impl DepositTx for SqliteTx {
     async fn insert_deposit(&mut self, d: &NewDeposit) -> Result<i64> {
@@ -256,7 +279,8 @@ impl DepositTx for SqliteTx {
     async fn record_offer(&mut self, id: i64, o: &OfferRecord, now: i64) -> Result<bool> {
         let done = sqlx::query(
             "UPDATE deposits SET steam_id = ?, trade_token = ?, game = ?, offer_id = ?, bot_steam_id = ?, bot_name = ?,
-                offer_date = ?, offer_expires_at = ?, items = ?, updated_at = ?, offer_sending_at = NULL
+                offer_date = ?, offer_expires_at = ?, items = ?, updated_at = ?, offer_sending_at = NULL,
+                sending_prior = NULL
              WHERE id = ? AND status = 'pending' AND (offer_id IS NULL OR offer_id = ?)",
         )
         .bind(&o.steam_id)
@@ -277,9 +301,13 @@ impl DepositTx for SqliteTx {
     }
 
     async fn begin_sending(&mut self, id: i64, t: &OfferTarget, now: i64) -> Result<bool> {
+        // The right-hand sides read the row as it was before this update: `sending_prior` keeps the values
+        // the target overwrites.
         let done = sqlx::query(
-            "UPDATE deposits SET steam_id = ?, trade_token = ?, game = ?, items = ?, offer_sending_at = ?,
-                updated_at = ?
+            "UPDATE deposits SET
+                sending_prior = json_object('steam_id', steam_id, 'trade_token', trade_token, 'game', game,
+                    'items', json(items)),
+                steam_id = ?, trade_token = ?, game = ?, items = ?, offer_sending_at = ?, updated_at = ?
              WHERE id = ? AND status = 'pending' AND offer_id IS NULL AND offer_sending_at IS NULL",
         )
         .bind(&t.steam_id)
@@ -295,15 +323,7 @@ impl DepositTx for SqliteTx {
     }
 
     async fn end_sending(&mut self, id: i64, now: i64) -> Result<bool> {
-        let done = sqlx::query(
-            "UPDATE deposits SET offer_sending_at = NULL, updated_at = ?
-             WHERE id = ? AND offer_sending_at IS NOT NULL AND offer_id IS NULL",
-        )
-        .bind(now)
-        .bind(id)
-        .execute(&mut *self.tx)
-        .await?;
-        Ok(done.rows_affected() == 1)
+        release_send(self, id, now).await
     }
 
     async fn abandon_deposit(&mut self, id: i64, key: &IdempotencyKey) -> Result<bool> {
@@ -332,6 +352,9 @@ impl DepositTx for SqliteTx {
         now: i64,
     ) -> Result<bool> {
         let items = c.items.as_deref().map(items_json).transpose()?;
+        if c.release_send {
+            release_send(self, id, now).await?;
+        }
         let done = sqlx::query(
             "UPDATE deposits SET status = ?, accepted_at = COALESCE(?, accepted_at),
                 hold_until = COALESCE(?, hold_until), amount_usd = COALESCE(?, amount_usd),

@@ -1115,3 +1115,103 @@ async fn odd_currency_rows_do_not_take_the_table_down() {
     let usd = all.iter().find(|c| c.code == "usd").unwrap();
     assert_eq!((usd.scale, usd.rate_micro), (3, 1_000_000));
 }
+
+/// A send that is given up (the send failed, or the watcher fails the deposit after a crash) puts back what the
+/// deposit held before it: the merchant's own account and game from `create`, no items. A second send cannot
+/// begin while one is under way, and a recorded offer keeps its target.
+#[tokio::test]
+async fn a_released_send_restores_what_the_deposit_held_before_it() {
+    use crate::deposits::{DepositItem, DepositStore, NewDeposit, OfferRecord, OfferTarget, StatusChange};
+    use skingate_core::deposit::DepositStatus;
+
+    let (_dir, s) = store().await;
+    let p = s.create_project(&ProjectSettings::named("Shop"), "s", 0).await.unwrap();
+    let new = |order: &str, steam_id: Option<&str>, game: Option<&str>| NewDeposit {
+        project: p.id,
+        order_id: order.into(),
+        page_token: format!("tok-{order}"),
+        steam_id: steam_id.map(Into::into),
+        trade_token: steam_id.map(|_| "Merchant".into()),
+        game: game.map(Into::into),
+        currency: "usd".into(),
+        min_usd: None,
+        max_usd: None,
+        min_text: None,
+        max_text: None,
+        multiplier_ppm: 1_000_000,
+        fee_ppm: 0,
+        result_url: None,
+        success_url: None,
+        fail_url: None,
+        created_at: 1,
+    };
+    let target = OfferTarget {
+        steam_id: "76561198000000042".into(),
+        trade_token: "PayerTok".into(),
+        game: "rust".into(),
+        items: vec![DepositItem {
+            asset_id: "9".into(),
+            classid: "8".into(),
+            context_id: 2,
+            market_hash_name: "Hoodie".into(),
+            price_cents: 150,
+        }],
+    };
+    let mut tx = s.begin().await.unwrap();
+    let bare = tx.insert_deposit(&new("bare", None, None)).await.unwrap();
+    let named = tx.insert_deposit(&new("named", Some("76561198000000001"), Some("cs2"))).await.unwrap();
+    let crashed = tx.insert_deposit(&new("crashed", None, None)).await.unwrap();
+    let sent = tx.insert_deposit(&new("sent", None, None)).await.unwrap();
+    for id in [bare, named, crashed, sent] {
+        assert!(tx.begin_sending(id, &target, 5).await.unwrap());
+        assert!(!tx.begin_sending(id, &target, 5).await.unwrap(), "one send at a time");
+    }
+    tx.commit().await.unwrap();
+    let read = |id| {
+        let s = &s;
+        async move { s.deposit(p.id, id).await.unwrap().unwrap() }
+    };
+    let d = read(bare).await;
+    assert_eq!((d.steam_id.as_deref(), d.game.as_deref(), d.items.len()), (Some("76561198000000042"), Some("rust"), 1));
+
+    let mut tx = s.begin().await.unwrap();
+    assert!(tx.end_sending(bare, 6).await.unwrap());
+    assert!(!tx.end_sending(bare, 6).await.unwrap(), "not sending any more");
+    assert!(tx.end_sending(named, 6).await.unwrap());
+    let fail =
+        StatusChange { fail_reason: Some("trade_create_error".into()), release_send: true, ..Default::default() };
+    assert!(tx.change_status(crashed, DepositStatus::Pending, DepositStatus::Fail, &fail, 7).await.unwrap());
+    let record = OfferRecord {
+        steam_id: target.steam_id.clone(),
+        trade_token: target.trade_token.clone(),
+        game: target.game.clone(),
+        offer_id: "7000000001".into(),
+        bot_steam_id: "76561199000000001".into(),
+        bot_name: "Bot".into(),
+        offer_date: 6,
+        offer_expires_at: 100,
+        items: target.items.clone(),
+    };
+    assert!(tx.record_offer(sent, &record, 6).await.unwrap());
+    assert!(!tx.end_sending(sent, 6).await.unwrap(), "a recorded offer is not given up");
+    tx.commit().await.unwrap();
+
+    for (id, steam_id, token, game) in [
+        (bare, None, None, None),
+        (named, Some("76561198000000001"), Some("Merchant"), Some("cs2")),
+        (crashed, None, None, None),
+    ] {
+        let d = read(id).await;
+        let got = (d.steam_id.as_deref(), d.trade_token.as_deref(), d.game.as_deref(), d.items.is_empty());
+        assert_eq!(got, (steam_id, token, game, true), "deposit {id}");
+    }
+    assert_eq!(read(crashed).await.status, DepositStatus::Fail);
+    let d = read(sent).await;
+    assert_eq!((d.steam_id.as_deref(), d.game.as_deref(), d.items.len()), (Some("76561198000000042"), Some("rust"), 1));
+    // A released deposit can be sent again, and restores again.
+    let mut tx = s.begin().await.unwrap();
+    assert!(tx.begin_sending(named, &target, 8).await.unwrap());
+    assert!(tx.end_sending(named, 9).await.unwrap());
+    tx.commit().await.unwrap();
+    assert_eq!(read(named).await.game.as_deref(), Some("cs2"));
+}

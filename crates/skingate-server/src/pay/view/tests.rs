@@ -14,16 +14,30 @@ fn chrome(step: u8) -> Chrome {
     }
 }
 
-fn item(id: &str, name: &str, minor: i128, disabled: Option<&str>) -> ItemView {
+/// USD, no fee, no multiplier.
+fn plain() -> Credit {
+    Credit { currency: skingate_core::currency::ledger_usd(), fee_ppm: 0, multiplier_ppm: 1_000_000 }
+}
+
+/// An item worth `cents` (its value in ledger thousandths is ten times that).
+fn item(id: &str, name: &str, cents: i128, disabled: Option<&str>) -> ItemView {
     let (name, exterior) = ItemView::split_name(name);
+    let value = i64::try_from(cents * 10).unwrap();
     ItemView {
         asset_id: id.into(),
         name,
         exterior,
-        price: usd(minor),
+        price: plain().credited(Money::from_minor(value)),
+        value,
         disabled: disabled.map(Into::into),
         checked: false,
     }
+}
+
+/// A limit of `cents`, for a deposit without fee or multiplier.
+fn limit(cents: i128) -> Limit {
+    let v = Money::from_minor(i64::try_from(cents * 10).unwrap());
+    Limit { shown: plain().user(v), value: v.minor() }
 }
 
 fn items_page(items: Vec<ItemView>, min: Option<i128>, max: Option<i128>) -> ItemsPage {
@@ -34,9 +48,9 @@ fn items_page(items: Vec<ItemView>, min: Option<i128>, max: Option<i128>) -> Ite
         game: "cs2",
         tabs: vec![],
         items,
-        zero: usd(0),
-        min: min.map(usd),
-        max: max.map(usd),
+        credit: plain(),
+        min: min.map(limit),
+        max: max.map(limit),
         multiplier: None,
         error: None,
     }
@@ -80,7 +94,12 @@ fn untradable_items_render_disabled_with_the_reason() {
 fn limits_are_stated_and_handed_to_the_script() {
     let html = items_page(vec![item("1", "Box", 100, None)], Some(500), Some(10_000)).render().unwrap();
     assert!(html.contains("Limit: Between 5.00 and 100.00 USD"), "{html}");
-    assert!(html.contains(r#"data-min="500""#) && html.contains(r#"data-max="10000""#));
+    // Bounds on the items' values in ledger units, and the limits as shown in the currency's units.
+    assert!(html.contains(r#"data-min="5000""#) && html.contains(r#"data-max="100000""#), "{html}");
+    assert!(html.contains(r#"data-min-shown="5000""#) && html.contains(r#"data-max-shown="100000""#));
+    assert!(html.contains(r#"data-fee="0" data-multiplier="1000000" data-rate="1000000""#), "{html}");
+    assert!(html.contains(r#"data-divisor="1000000" data-scale="3" data-code="USD""#), "{html}");
+    assert!(html.contains(r#"data-value="1000""#));
     let html = items_page(vec![item("1", "Box", 100, None)], Some(500), None).render().unwrap();
     assert!(html.contains("Limit: At least 5.00 USD") && html.contains(r#"data-max="""#));
     let html = items_page(vec![item("1", "Box", 100, None)], None, None).render().unwrap();
@@ -137,6 +156,7 @@ fn status(progress: Progress, next: Option<&str>) -> StatusPage {
         }),
         amount: Some(usd(1_250)),
         held: false,
+        reversed: false,
         reason: None,
         next_url: next.map(Into::into),
     }
@@ -205,4 +225,30 @@ fn amounts_and_names() {
         ("0.16 USD".into(), "0.15 USD".into(), "-0.16 USD".into(), "3.00 USD".into(), "1.50 USD".into())
     );
     assert_eq!(limits_text(None, Some(&usd(100))).as_deref(), Some("At most 1.00 USD"));
+}
+
+/// Accepted, then reversed under Trade Protection: the acceptance is shown done and the reversal as what failed.
+#[test]
+fn a_reversed_trade_shows_its_acceptance_then_the_reversal() {
+    let mut page = status(Progress::Failed, None);
+    page.reason = Some("The trade was reversed in Steam.".into());
+    page.amount = None;
+    let plain_fail = page.render().unwrap();
+    assert!(plain_fail.contains(r#"<li class="failed">Accepted in Steam</li>"#), "{plain_fail}");
+    page.reversed = true;
+    let html = page.render().unwrap();
+    assert!(html.contains(r#"<li class="done">Accepted in Steam</li>"#), "{html}");
+    assert!(html.contains(r#"<li class="failed">Reversed in Steam during Trade Protection</li>"#), "{html}");
+    assert!(!html.contains("Credited by"), "{html}");
+}
+
+/// The waiting page carries a hidden "connection lost" note the script shows while polls fail.
+#[test]
+fn the_waiting_page_has_a_hidden_connection_note() {
+    let html = status(Progress::Waiting, None).render().unwrap();
+    assert!(
+        html.contains(r#"class="note small js-offline" id="offline" role="status" hidden>Connection lost"#),
+        "{html}"
+    );
+    assert!(html.contains(r#"class="muted small js-live""#));
 }
