@@ -191,7 +191,16 @@ impl EventStream {
     pub fn new(base_url: &str, client_id: &str, client_secret: &str) -> Self {
         let sig = static_sign(client_id, client_secret);
         let url = format!("{}/ws/?shopid={client_id}&signature={sig}", ws_base(base_url));
-        Self { url, socket: None, last_id: None, last_seq: 0, resuming: None, backoff: BACKOFF_START, reconnects: 0, silent_periods: 0 }
+        Self {
+            url,
+            socket: None,
+            last_id: None,
+            last_seq: 0,
+            resuming: None,
+            backoff: BACKOFF_START,
+            reconnects: 0,
+            silent_periods: 0,
+        }
     }
 
     /// Starts after this event id (as if it had been received already).
@@ -440,13 +449,17 @@ mod tests {
                     }
                     let uri = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
                     let record = uri.clone();
+                    // tungstenite's callback type returns its large error response by value.
+                    #[allow(clippy::result_large_err)]
                     let callback = move |req: &tokio_tungstenite::tungstenite::handshake::server::Request, resp| {
                         *record.lock().unwrap() = req.uri().to_string();
                         Ok(resp)
                     };
                     let mut ws = tokio_tungstenite::accept_hdr_async(tcp, callback).await.unwrap();
                     seen.send(uri.lock().unwrap().clone()).unwrap();
-                    ws.send(Message::text(r#"{"event":"auth_success","data":{"last_event_id":"evt_0"}}"#)).await.unwrap();
+                    ws.send(Message::text(r#"{"event":"auth_success","data":{"last_event_id":"evt_0"}}"#))
+                        .await
+                        .unwrap();
                     if n == 1 {
                         ws.send(Message::text(r#"{"event":"balance_change","id":"evt_1","seq":1}"#)).await.unwrap();
                         // Then silence, reading nothing: the client's pings get no answer.

@@ -331,9 +331,9 @@ pub async fn serve(
     state: AppState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    let header_timeout = Duration::from_millis(state.config.http_header_timeout_ms);
     let app = tower::Layer::layer(&axum::middleware::map_request(upgrades_to_hub), router(state));
-    let app = axum::ServiceExt::<axum::extract::Request>::into_make_service_with_connect_info::<SocketAddr>(app);
-    axum::serve(listener, app).with_graceful_shutdown(shutdown).await
+    crate::listener::serve(listener, app, header_timeout, shutdown).await
 }
 
 async fn refresh_loop(state: AppState, shutdown: CancellationToken) {

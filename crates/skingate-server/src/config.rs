@@ -42,6 +42,10 @@ pub struct Config {
     pub public_url: String,
     /// Largest accepted body.
     pub body_limit_bytes: usize,
+    /// Deadline for a request's headers (and a kept-alive connection's idle time), in ms.
+    pub http_header_timeout_ms: u64,
+    /// Deadline for a request's body once its headers are in, in ms.
+    pub http_body_timeout_ms: u64,
     /// Maintenance switch.
     #[serde(deserialize_with = "skingate_types::lenient::bool")]
     pub maintenance: bool,
@@ -151,6 +155,9 @@ impl Config {
     pub fn validate(&self) -> Result<(), String> {
         if self.body_limit_bytes < 1024 {
             return Err("body_limit_bytes must be at least 1024".into());
+        }
+        if self.http_header_timeout_ms < 100 || self.http_body_timeout_ms < 100 {
+            return Err("http_header_timeout_ms and http_body_timeout_ms must be at least 100".into());
         }
         if self.db_readers == 0 || self.db_readers > 64 {
             return Err("db_readers must be 1..=64".into());

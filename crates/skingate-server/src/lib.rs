@@ -1,7 +1,8 @@
 //! The skingate gateway server.
 //!
 //! # Layout
-//! - [`app`]: routes, start-up ([`app::start`]), background refresh, graceful shutdown;
+//! - [`app`]: routes, start-up ([`app::start`]), background refresh, graceful shutdown; [`listener`]: the
+//!   connection loop (header deadline, half-close);
 //! - [`api`]: the `POST /api.php` endpoint: body parsing, authentication, the dispatcher, and
 //!   [`api::methods`] with one file per SkinsBack `method`;
 //! - [`idempotency`]: the generic "run once, replay the answer" mechanism for writes;
@@ -32,6 +33,7 @@ pub mod error;
 pub mod events;
 pub mod hub;
 pub mod idempotency;
+pub mod listener;
 pub mod market;
 pub mod pay;
 pub mod ratelimit;

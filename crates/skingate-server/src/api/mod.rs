@@ -21,6 +21,7 @@ use axum::response::{IntoResponse, Response};
 use skingate_types::envelope::GlobalError;
 
 use crate::error::ApiError;
+use crate::listener::BodyError;
 use crate::state::AppState;
 
 pub mod auth;
@@ -117,7 +118,11 @@ async fn read_params(state: &AppState, headers: &HeaderMap, body: Body) -> Resul
         return Err(GlobalError::RequestBodyTooLarge.into());
     }
     let encoding = body::encoding(headers)?;
-    let bytes = axum::body::to_bytes(body, limit).await.map_err(|_| GlobalError::RequestBodyTooLarge)?;
+    let deadline = std::time::Duration::from_millis(state.config.http_body_timeout_ms);
+    let bytes = crate::listener::read_body(body, limit, deadline).await.map_err(|e| match e {
+        BodyError::TooLarge => GlobalError::RequestBodyTooLarge,
+        BodyError::Unreadable => GlobalError::InvalidRequestBody,
+    })?;
     Ok(body::parse_body(encoding, bytes).await?)
 }
 

@@ -44,11 +44,16 @@ impl Params {
         }
     }
 
-    /// A scalar rendered as text: strings as they are, numbers in their JSON form.
+    /// A scalar rendered as text: strings as they are, numbers as JavaScript prints them (as they are signed,
+    /// [`skingate_types::sign::number_text`]). A number that JSON parsing could not keep exactly (an integer
+    /// beyond 64 bits, a float of 2^53 or more) is invalid: two different ids such as `2361183241434822606849`
+    /// and `…850` would read as one, and the second call would replay the first one's answer.
     pub fn text(&self, key: &str) -> Result<String, ParamError> {
+        const EXACT: f64 = 9_007_199_254_740_992.0; // 2^53
         match self.get(key).ok_or(ParamError::Missing)? {
             Value::String(s) => Ok(s.clone()),
-            Value::Number(n) => Ok(n.to_string()),
+            Value::Number(n) if n.as_f64().is_some_and(|f| n.is_f64() && f.abs() >= EXACT) => Err(ParamError::Invalid),
+            Value::Number(n) => Ok(skingate_types::sign::number_text(n)),
             _ => Err(ParamError::Invalid),
         }
     }
@@ -161,5 +166,18 @@ mod tests {
         for key in ["b", "c", "d"] {
             assert_eq!(p.i64(key), Err(ParamError::Invalid), "{key}");
         }
+    }
+
+    #[test]
+    fn numbers_as_text_are_exact_or_refused() {
+        let body = r#"{"big": 18446744073709551615, "over": 2361183241434822606849, "whole": 1e16,
+            "small": 0.0000015, "plain": 42, "neg": -7}"#;
+        let p = Params(serde_json::from_str(body).unwrap());
+        assert_eq!(p.text("big").as_deref(), Ok("18446744073709551615"));
+        assert_eq!(p.text("small").as_deref(), Ok("0.0000015"), "as JavaScript prints it, as it was signed");
+        assert_eq!((p.text("plain").as_deref(), p.text("neg").as_deref()), (Ok("42"), Ok("-7")));
+        // Parsed as floats that cannot hold every digit: two such ids would read as one.
+        assert_eq!(p.text("over"), Err(ParamError::Invalid));
+        assert_eq!(p.text("whole"), Err(ParamError::Invalid));
     }
 }

@@ -3,18 +3,19 @@
 
 use std::collections::HashMap;
 
-use axum::body::Bytes;
-use axum::extract::rejection::BytesRejection;
+use axum::body::Body;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use skingate_steam::TradeUrl;
 use skingate_steam::catalogue::Game;
 
+use super::FORM_LIMIT;
 use super::adapter::{self, Step};
 use super::http::{cross_site, error_page, framed_error_page, not_found, origin_of, page};
 use super::view::{AccountPage, ItemsPage};
 use crate::deposits::{self, DepositError, DepositView};
+use crate::listener::BodyError;
 use crate::state::AppState;
 
 /// Most asset ids one submission may carry (Steam inventories are larger, deposits are not).
@@ -120,13 +121,13 @@ fn account_page(
 }
 
 /// Reads a urlencoded form body into its pairs; refuses oversized, non-UTF-8 or non-form bodies.
-fn read_form(headers: &HeaderMap, body: Result<Bytes, BytesRejection>) -> Result<Vec<(String, String)>, Refused> {
-    let body = body.map_err(|e| {
-        if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+async fn read_form(state: &AppState, headers: &HeaderMap, body: Body) -> Result<Vec<(String, String)>, Refused> {
+    let deadline = std::time::Duration::from_millis(state.config.http_body_timeout_ms);
+    let body = crate::listener::read_body(body, FORM_LIMIT, deadline).await.map_err(|e| match e {
+        BodyError::TooLarge => {
             error_page(StatusCode::PAYLOAD_TOO_LARGE, "This form is too large", "Please pick fewer items.")
-        } else {
-            bad_form("The request body could not be read.")
         }
+        BodyError::Unreadable => bad_form("The request body could not be read."),
     })?;
     let form_type = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).is_some_and(is_form_type);
     if !form_type || std::str::from_utf8(&body).is_err() {
@@ -191,11 +192,11 @@ async fn open_form(
     state: &AppState,
     token: &str,
     headers: &HeaderMap,
-    body: Result<Bytes, BytesRejection>,
+    body: Body,
 ) -> Result<(DepositView, Vec<(String, String)>), Refused> {
     let view = load(state, token).await?;
     refuse_cross_site(state, headers)?;
-    let pairs = read_form(headers, body)?;
+    let pairs = read_form(state, headers, body).await?;
     if adapter::step(&view) != Step::Choose {
         return Err(Box::new(see_other(&format!("/pay/{token}"))));
     }
@@ -208,17 +209,12 @@ pub async fn account(
     State(state): State<AppState>,
     Path(token): Path<String>,
     headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
+    body: Body,
 ) -> Response {
     flatten(account_inner(&state, &token, &headers, body).await)
 }
 
-async fn account_inner(
-    state: &AppState,
-    token: &str,
-    headers: &HeaderMap,
-    body: Result<Bytes, BytesRejection>,
-) -> PageResult {
+async fn account_inner(state: &AppState, token: &str, headers: &HeaderMap, body: Body) -> PageResult {
     let (view, pairs) = open_form(state, token, headers, body).await?;
     let Some(input) = field(&pairs, "trade_url") else { return Err(Box::new(bad_form("The trade URL is missing."))) };
     let input = input.trim();
@@ -321,17 +317,12 @@ pub async fn submit(
     State(state): State<AppState>,
     Path(token): Path<String>,
     headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
+    body: Body,
 ) -> Response {
     flatten(submit_inner(&state, &token, &headers, body).await)
 }
 
-async fn submit_inner(
-    state: &AppState,
-    token: &str,
-    headers: &HeaderMap,
-    body: Result<Bytes, BytesRejection>,
-) -> PageResult {
+async fn submit_inner(state: &AppState, token: &str, headers: &HeaderMap, body: Body) -> PageResult {
     let (view, pairs) = open_form(state, token, headers, body).await?;
     let Some(pick) = Pick::read(&view, |k| field(&pairs, k)) else {
         return Err(Box::new(bad_form("The Steam account in this form is not valid.")));

@@ -18,7 +18,6 @@ pub mod http;
 pub mod view;
 
 use axum::Router;
-use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, post};
 
 use crate::state::AppState;
@@ -35,5 +34,4 @@ pub fn routes() -> Router<AppState> {
         .route("/pay/{token}/account", post(handlers::account))
         .route("/pay/{token}/items", get(handlers::items).post(handlers::submit))
         .route("/pay/{token}/status", get(handlers::status))
-        .layer(DefaultBodyLimit::max(FORM_LIMIT))
 }

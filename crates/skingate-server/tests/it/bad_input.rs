@@ -65,6 +65,63 @@ async fn oversized_bodies_are_refused_before_parsing() {
     assert_error(&raw(&default, Some("application/json"), body).await, -11, "request_body_too_large");
 }
 
+/// Sends `request` on a fresh connection, optionally half-closing after it, and reads until the server closes
+/// (at most 10 s); returns what came back.
+async fn exchange(app: &crate::utils::TestApp, request: &[u8], half_close: bool) -> String {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let addr = app.running.base_url().trim_start_matches("http://").to_owned();
+    let mut tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+    tcp.write_all(request).await.unwrap();
+    if half_close {
+        tcp.shutdown().await.unwrap();
+    }
+    let mut answer = Vec::new();
+    tokio::time::timeout(std::time::Duration::from_secs(10), tcp.read_to_end(&mut answer))
+        .await
+        .expect("the server let the connection hang")
+        .unwrap();
+    String::from_utf8_lossy(&answer).into_owned()
+}
+
+fn post(app: &crate::utils::TestApp, headers: &str, body: &str) -> Vec<u8> {
+    let auth = format!("X-CLIENT-ID: {}\r\nX-CLIENT-SECRET: {}\r\n", app.client_id(), app.project.client_secret);
+    format!("POST /api.php HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n{auth}{headers}\r\n{body}")
+        .into_bytes()
+}
+
+/// Slow or stalled clients are let go: headers not complete in time close the connection; a body not complete
+/// in time (here: shorter than declared) is answered `-10`, as is a malformed chunked body (not `-11`: it is not
+/// too large). Each used to hold the connection for good (or, for chunking, answer `-11`).
+#[tokio::test]
+async fn stalled_and_broken_requests_are_let_go() {
+    let app =
+        spawn_with(|c| c.with("http_header_timeout_ms", 300).unwrap().with("http_body_timeout_ms", 300).unwrap()).await;
+    let half_headers = exchange(&app, b"POST /api.php HTTP/1.1\r\nHost: x\r\nContent-Le", false).await;
+    assert!(!half_headers.contains("success"), "{half_headers}");
+    let short_body = exchange(&app, &post(&app, "Content-Length: 100\r\n", r#"{"method":"balance"}"#), false).await;
+    assert!(short_body.starts_with("HTTP/1.1 200"), "{short_body}");
+    assert!(short_body.contains(r#""error_code":-10"#), "{short_body}");
+    let chunked = post(&app, "Transfer-Encoding: chunked\r\n", "zz\r\n{}\r\n0\r\n\r\n");
+    let bad_chunks = exchange(&app, &chunked, false).await;
+    assert!(bad_chunks.contains(r#""error_code":-10"#), "{bad_chunks}");
+    // A whole request still has the time it needs.
+    let whole =
+        exchange(&app, &post(&app, "Content-Length: 20\r\nConnection: close\r\n", r#"{"method":"balance"}"#), false)
+            .await;
+    assert!(whole.contains(r#""status":"success""#), "{whole}");
+}
+
+/// A client that half-closes its side once its request is sent (`shutdown(SHUT_WR)`) gets its answer: the
+/// connection used to be dropped at the client's EOF, answering nothing while a buy it asked for committed.
+#[tokio::test]
+async fn a_client_that_half_closes_after_its_request_gets_the_answer() {
+    let app = spawn().await;
+    let body = r#"{"method":"balance_history","starting":0,"ending":4000000000}"#;
+    let answer = exchange(&app, &post(&app, &format!("Content-Length: {}\r\n", body.len()), body), true).await;
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    assert!(answer.contains(r#""status":"success""#), "{answer}");
+}
+
 #[tokio::test]
 async fn unknown_and_missing_methods() {
     let app = spawn().await;
