@@ -331,9 +331,13 @@ pub async fn serve(
     state: AppState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let header_timeout = Duration::from_millis(state.config.http_header_timeout_ms);
+    let limits = crate::listener::Limits {
+        header: Duration::from_millis(state.config.http_header_timeout_ms),
+        body: Duration::from_millis(state.config.http_body_timeout_ms),
+        shutdown_grace: Duration::from_millis(state.config.http_shutdown_grace_ms),
+    };
     let app = tower::Layer::layer(&axum::middleware::map_request(upgrades_to_hub), router(state));
-    crate::listener::serve(listener, app, header_timeout, shutdown).await
+    crate::listener::serve(listener, app, limits, shutdown).await
 }
 
 async fn refresh_loop(state: AppState, shutdown: CancellationToken) {

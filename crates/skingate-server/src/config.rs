@@ -46,6 +46,8 @@ pub struct Config {
     pub http_header_timeout_ms: u64,
     /// Deadline for a request's body once its headers are in, in ms.
     pub http_body_timeout_ms: u64,
+    /// How long a stopping server lets open connections finish before closing them, in ms.
+    pub http_shutdown_grace_ms: u64,
     /// Maintenance switch.
     #[serde(deserialize_with = "skingate_types::lenient::bool")]
     pub maintenance: bool,

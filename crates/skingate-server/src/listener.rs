@@ -2,40 +2,60 @@
 //! needs and `axum::serve` does not let us set.
 //!
 //! - **Header deadline.** A client has `http_header_timeout_ms` (30 s) to send a request's headers (the first,
-//!   or the next one on a kept-alive connection); one that dawdles is disconnected. Without it a connection that sent
-//!   half a request and waited held a descriptor for good: an audit took the gateway off the air with about
-//!   20 000 of them. A body has its own deadline, `http_body_timeout_ms`, wherever it is read ([`read_body`]:
-//!   the API, the payment page's forms).
+//!   or the next one on a kept-alive connection); one that dawdles is disconnected. Without it a connection
+//!   that sent half a request and waited held a descriptor for good: an audit took the gateway off the air
+//!   with about 20 000 of them.
+//! - **Body deadline.** Every request's body, on every route, must arrive within `http_body_timeout_ms` (30 s)
+//!   of the handler starting to read it ([`DeadlineBody`]); a body trickled or declared longer than sent ends
+//!   in an error its reader answers (`-10` on the API, 400 on the payment page). Per handler it was missed on
+//!   routes that read a body with an extractor (`/noop`, the simulator's operator routes), which a re-audit
+//!   used for the same outage.
 //! - **Half-close.** A client that shuts down its sending side once its request is out (`shutdown(SHUT_WR)`:
 //!   `socat`, `nc -N`, some HTTP/1.0 clients) still gets the answer. Without it the connection was dropped
 //!   at the client's EOF while a write it asked for could still commit, unanswered.
-//! - **Graceful stop.** When `shutdown` resolves the listener closes, every connection finishes the request it
-//!   is serving and closes, and [`serve`] returns once all have (WebSocket connections, upgraded away from
-//!   HTTP, are closed by the hub itself).
+//! - **Bounded stop.** When `shutdown` resolves the listener closes and every connection finishes the request
+//!   it is serving; connections still open after `http_shutdown_grace_ms` (a client that does not read its
+//!   answer, one that sent half a request) are closed, so a stop never waits on a client. WebSocket
+//!   connections, upgraded away from HTTP, are closed by the hub itself.
 
 use std::convert::Infallible;
 use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use axum::extract::{ConnectInfo, Request};
 use axum::response::Response;
+use http_body::{Body as HttpBody, Frame, SizeHint};
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
 use tower::{Service, ServiceExt as _};
 
 /// Pause after an accept error that is not about one connection (out of descriptors, say), so the loop does
 /// not spin while the process is at its limit.
 const ACCEPT_ERROR_PAUSE: Duration = Duration::from_secs(1);
 
-/// Serves `app` on `listener` until `shutdown` resolves, then lets in-flight requests finish. A client has
-/// `header_timeout` to send each request's headers (a kept-alive connection may idle that long).
+/// The deadlines [`serve`] enforces.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// To send each request's headers (also how long a kept-alive connection may idle).
+    pub header: Duration,
+    /// To send a body, from when its reader starts reading.
+    pub body: Duration,
+    /// For connections to finish once the server stops, before they are closed.
+    pub shutdown_grace: Duration,
+}
+
+/// Serves `app` on `listener` until `shutdown` resolves, then lets in-flight requests finish (for at most
+/// `limits.shutdown_grace`).
 pub async fn serve<S>(
     listener: TcpListener,
     app: S,
-    header_timeout: Duration,
+    limits: Limits,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()>
 where
@@ -43,11 +63,12 @@ where
     S::Future: Send + 'static,
 {
     let mut http = hyper::server::conn::http1::Builder::new();
-    http.timer(TokioTimer::new()).header_read_timeout(header_timeout).half_close(true);
-    // Dropped to ask every connection to stop; each connection holds a receiver, so `closed()` on the sender
-    // below resolves when the last one has ended.
+    http.timer(TokioTimer::new()).header_read_timeout(limits.header).half_close(true);
+    // Dropping `stop_tx` asks every connection to finish; cancelling `force` closes those still open after the
+    // grace. Each connection holds a `done_rx`, so `done_tx.closed()` resolves when the last one has ended.
     let (stop_tx, stop_rx) = watch::channel(());
     let (done_tx, done_rx) = watch::channel(());
+    let force = CancellationToken::new();
     let mut shutdown = std::pin::pin!(shutdown);
     loop {
         let (stream, peer) = tokio::select! {
@@ -62,14 +83,16 @@ where
                 }
             },
         };
+        let body_limit = limits.body;
         let service = app.clone().map_request(move |request: hyper::Request<Incoming>| {
-            let mut request = request.map(axum::body::Body::new);
+            let mut request = request.map(|body| axum::body::Body::new(DeadlineBody::new(body, body_limit)));
             request.extensions_mut().insert(ConnectInfo(peer));
             request
         });
         let connection = http.serve_connection(TokioIo::new(stream), TowerToHyperService::new(service));
         let mut stop = stop_rx.clone();
         let done = done_rx.clone();
+        let force = force.clone();
         tokio::spawn(async move {
             let mut connection = std::pin::pin!(connection.with_upgrades());
             let mut stopping = false;
@@ -85,6 +108,10 @@ where
                         stopping = true;
                         connection.as_mut().graceful_shutdown();
                     }
+                    () = force.cancelled() => {
+                        tracing::warn!(%peer, "closing a connection still open at the end of the shutdown grace");
+                        break;
+                    }
                 }
             }
             drop(done);
@@ -96,8 +123,65 @@ where
     // shutdown.
     drop(stop_tx);
     drop(done_rx);
-    done_tx.closed().await;
+    if tokio::time::timeout(limits.shutdown_grace, done_tx.closed()).await.is_err() {
+        force.cancel();
+        done_tx.closed().await;
+    }
     Ok(())
+}
+
+/// A request body that must arrive within a deadline, counted from its first read (a handler that never reads
+/// the body starts no timer). Past it, the next read is an error, which every reader answers as a body that
+/// could not be read.
+pub struct DeadlineBody<B> {
+    inner: B,
+    limit: Duration,
+    timer: Option<Pin<Box<tokio::time::Sleep>>>,
+}
+
+impl<B> DeadlineBody<B> {
+    /// `inner`, to be read within `limit`.
+    pub fn new(inner: B, limit: Duration) -> Self {
+        Self { inner, limit, timer: None }
+    }
+}
+
+/// The error a body read past its deadline ends with.
+#[derive(Debug, thiserror::Error)]
+#[error("the request body did not arrive in time")]
+pub struct BodyTooSlow;
+
+impl<B> HttpBody for DeadlineBody<B>
+where
+    B: HttpBody<Data = bytes::Bytes> + Unpin,
+    B::Error: Into<axum::BoxError>,
+{
+    type Data = bytes::Bytes;
+    type Error = axum::BoxError;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Self::Data>, Self::Error>>> {
+        let this = &mut *self;
+        if this.inner.is_end_stream() {
+            return Poll::Ready(None);
+        }
+        let limit = this.limit;
+        let timer = this.timer.get_or_insert_with(|| Box::pin(tokio::time::sleep(limit)));
+        if timer.as_mut().poll(cx).is_ready() {
+            return Poll::Ready(Some(Err(BodyTooSlow.into())));
+        }
+        Pin::new(&mut this.inner).poll_frame(cx).map_err(Into::into)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
 }
 
 /// Errors that concern one connection (it went away before it was accepted): the listener is fine.
@@ -115,14 +199,12 @@ pub enum BodyError {
     Unreadable,
 }
 
-/// The whole body of a request, at most `limit` bytes, within `deadline`: a connection that trickles its
-/// body, or declares a longer body than it sends, is answered and let go instead of holding its descriptor.
-pub async fn read_body(body: axum::body::Body, limit: usize, deadline: Duration) -> Result<bytes::Bytes, BodyError> {
+/// The whole body of a request, at most `limit` bytes (its deadline is the connection's, [`DeadlineBody`]).
+pub async fn read_body(body: axum::body::Body, limit: usize) -> Result<bytes::Bytes, BodyError> {
     use http_body_util::BodyExt as _;
-    let collect = http_body_util::Limited::new(body, limit).collect();
-    match tokio::time::timeout(deadline, collect).await {
-        Ok(Ok(collected)) => Ok(collected.to_bytes()),
-        Ok(Err(e)) if e.is::<http_body_util::LengthLimitError>() => Err(BodyError::TooLarge),
-        Ok(Err(_)) | Err(_) => Err(BodyError::Unreadable),
+    match http_body_util::Limited::new(body, limit).collect().await {
+        Ok(collected) => Ok(collected.to_bytes()),
+        Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(BodyError::TooLarge),
+        Err(_) => Err(BodyError::Unreadable),
     }
 }

@@ -118,8 +118,7 @@ async fn read_params(state: &AppState, headers: &HeaderMap, body: Body) -> Resul
         return Err(GlobalError::RequestBodyTooLarge.into());
     }
     let encoding = body::encoding(headers)?;
-    let deadline = std::time::Duration::from_millis(state.config.http_body_timeout_ms);
-    let bytes = crate::listener::read_body(body, limit, deadline).await.map_err(|e| match e {
+    let bytes = crate::listener::read_body(body, limit).await.map_err(|e| match e {
         BodyError::TooLarge => GlobalError::RequestBodyTooLarge,
         BodyError::Unreadable => GlobalError::InvalidRequestBody,
     })?;

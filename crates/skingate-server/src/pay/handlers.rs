@@ -121,9 +121,8 @@ fn account_page(
 }
 
 /// Reads a urlencoded form body into its pairs; refuses oversized, non-UTF-8 or non-form bodies.
-async fn read_form(state: &AppState, headers: &HeaderMap, body: Body) -> Result<Vec<(String, String)>, Refused> {
-    let deadline = std::time::Duration::from_millis(state.config.http_body_timeout_ms);
-    let body = crate::listener::read_body(body, FORM_LIMIT, deadline).await.map_err(|e| match e {
+async fn read_form(headers: &HeaderMap, body: Body) -> Result<Vec<(String, String)>, Refused> {
+    let body = crate::listener::read_body(body, FORM_LIMIT).await.map_err(|e| match e {
         BodyError::TooLarge => {
             error_page(StatusCode::PAYLOAD_TOO_LARGE, "This form is too large", "Please pick fewer items.")
         }
@@ -196,7 +195,7 @@ async fn open_form(
 ) -> Result<(DepositView, Vec<(String, String)>), Refused> {
     let view = load(state, token).await?;
     refuse_cross_site(state, headers)?;
-    let pairs = read_form(state, headers, body).await?;
+    let pairs = read_form(headers, body).await?;
     if adapter::step(&view) != Step::Choose {
         return Err(Box::new(see_other(&format!("/pay/{token}"))));
     }

@@ -104,11 +104,34 @@ async fn stalled_and_broken_requests_are_let_go() {
     let chunked = post(&app, "Transfer-Encoding: chunked\r\n", "zz\r\n{}\r\n0\r\n\r\n");
     let bad_chunks = exchange(&app, &chunked, false).await;
     assert!(bad_chunks.contains(r#""error_code":-10"#), "{bad_chunks}");
+    // Every route, also one whose handler reads its body with an extractor (as `/noop` does).
+    let noop = exchange(&app, b"POST /noop HTTP/1.1\r\nHost: x\r\nContent-Length: 1000000\r\n\r\n{", false).await;
+    assert!(!noop.contains("success"), "{noop}");
     // A whole request still has the time it needs.
     let whole =
         exchange(&app, &post(&app, "Content-Length: 20\r\nConnection: close\r\n", r#"{"method":"balance"}"#), false)
             .await;
     assert!(whole.contains(r#""status":"success""#), "{whole}");
+}
+
+/// A stop does not wait on clients: a connection that sent half a request (hyper's graceful close leaves it
+/// alone) or never reads its answer is closed once `http_shutdown_grace_ms` has passed.
+#[tokio::test]
+async fn a_stop_does_not_wait_for_a_client_that_sent_half_a_request() {
+    use tokio::io::AsyncWriteExt as _;
+    let app = spawn_with(|c| c.with("http_shutdown_grace_ms", 300).unwrap()).await;
+    let addr = app.running.base_url().trim_start_matches("http://").to_owned();
+    let mut half = tokio::net::TcpStream::connect(addr).await.unwrap();
+    half.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n").await.unwrap();
+    // The server has taken the connection once another request on a new one is answered after it.
+    let health = app.http.get(format!("{}/healthz", app.running.base_url())).send().await.unwrap();
+    assert_eq!(health.status(), 200);
+    let started = std::time::Instant::now();
+    tokio::time::timeout(std::time::Duration::from_secs(10), app.running.stop())
+        .await
+        .expect("the stop waited on the half-sent request (the header deadline is 30 s)")
+        .unwrap();
+    assert!(started.elapsed() < std::time::Duration::from_secs(10), "stop took {:?}", started.elapsed());
 }
 
 /// A client that half-closes its side once its request is sent (`shutdown(SHUT_WR)`) gets its answer: the
