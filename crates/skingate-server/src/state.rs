@@ -73,6 +73,9 @@ pub struct Inner {
     /// (`sim_admin`): a save waits for one under way, which may hold its change, and an older snapshot never
     /// lands after a newer one.
     pub(crate) sim_saving: tokio::sync::Mutex<()>,
+    /// The gateway clock when this process built its state: work marked as under way before it (a deposit
+    /// left in the sending state) was begun by an earlier process, which nothing of this one can finish.
+    pub started_at: i64,
 }
 
 impl std::ops::Deref for AppState {
@@ -88,6 +91,7 @@ impl AppState {
         let now = clock.clone();
         let sim = Arc::new(Simulator::new(config.sim_seed, Arc::new(move || now.now())));
         let page_limits = PageLimits::new(config.pay_steam_requests_per_min);
+        let started_at = clock.now();
         let state = AppState(Arc::new(Inner {
             config,
             store,
@@ -108,6 +112,7 @@ impl AppState {
             maintenance_runtime: AtomicBool::new(false),
             deposits_full_round: AtomicBool::new(false),
             sim_saving: tokio::sync::Mutex::new(()),
+            started_at,
         }));
         state.refresh().await?;
         Ok(state)

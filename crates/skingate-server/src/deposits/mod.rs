@@ -496,8 +496,9 @@ pub async fn record_offer(
 pub const ORDER_SCOPE: &str = skingate_types::deposits::method::CREATE;
 
 /// How long a deposit may stay in the sending state (gateway clock) before the trade watcher decides the
-/// send was interrupted (a crash between Steam's answer and the record) and fails it. Far longer than any
-/// Steam call; a send that still finishes after it finds the deposit failed and cancels its offer.
+/// send was interrupted (a crash between Steam's answer and the record) and settles it (adopts the offer Steam
+/// made, puts a page deposit of an earlier process back, or fails it). Far longer than any Steam call; a send
+/// that still finishes after it finds the deposit failed and cancels its offer.
 pub const SEND_GRACE_SECS: i64 = 300;
 
 /// What becomes of a deposit whose offer could not be sent or recorded.

@@ -163,9 +163,12 @@ pub async fn round(state: &AppState, seen: &mut Seen) -> anyhow::Result<HashSet<
 /// Settles deposits whose offer started sending more than [`super::SEND_GRACE_SECS`] ago and was never
 /// recorded: the send was interrupted (a crash between Steam's answer and the record). If Steam holds the
 /// offer that send made (still open, or accepted: the payer's items may be on their way), the deposit adopts
-/// it and goes on as if it had been recorded. Otherwise it fails, with what it held before the send put back
-/// ([`skingate_store::deposits::DepositTx::end_sending`]), in a transaction that requires "still no offer", so a send that finishes late finds the deposit failed and cancels its offer, and one that finished
-/// first is left alone: never two offers, never an unwatched one. While Steam cannot answer, nothing is decided.
+/// it and goes on as if it had been recorded. Otherwise, a hosted-page send begun by an earlier process (it
+/// crashed; nothing can finish that send) is put back as the send found it, for the payer to send again; any
+/// other fails, with what it held before the send put back
+/// ([`skingate_store::deposits::DepositTx::end_sending`]), in a transaction that requires "still no offer", so
+/// a send that finishes late finds the deposit failed and cancels its offer, and one that finished first is
+/// left alone: never two offers, never an unwatched one. While Steam cannot answer, nothing is decided.
 async fn fail_stuck_sends(state: &AppState, projects: &mut HashMap<ProjectId, Arc<Project>>) -> anyhow::Result<()> {
     let stuck = state.store.stuck_sending(state.now() - super::SEND_GRACE_SECS, PAGE).await?;
     for dep in stuck {
@@ -176,6 +179,18 @@ async fn fail_stuck_sends(state: &AppState, projects: &mut HashMap<ProjectId, Ar
                 tracing::warn!(deposit = dep.id, error = format!("{e:#}"), "looking for an interrupted send's offer");
                 continue;
             }
+        }
+        if dep.updated_at < state.started_at && !api_call_unanswered(state, &dep).await? {
+            // A hosted-page send of an earlier process, which nothing can still finish: the deposit is put back
+            // as the send found it (no status change, no callback), as a send that fails on its own is, so a
+            // payer can send again. (A send of this process is failed below: it may yet finish late.)
+            let mut tx = state.store.begin().await?;
+            let released = tx.end_sending(dep.id, state.now()).await?;
+            tx.commit().await?;
+            if released {
+                tracing::warn!(deposit = dep.id, "offer send interrupted by a restart; released for the payer");
+            }
+            continue;
         }
         let project = match projects.get(&dep.project) {
             Some(p) => p.clone(),
@@ -200,6 +215,21 @@ async fn fail_stuck_sends(state: &AppState, projects: &mut HashMap<ProjectId, Ar
         }
     }
     Ok(())
+}
+
+/// Whether `dep` was being sent for a `create_from_user_inventory` call that got no answer (its order key has
+/// no stored response yet; a `create` stores its answer with the deposit). Such a deposit is failed, with its
+/// callback, rather than put back: the merchant's call failed and nobody is on a page to send again.
+async fn api_call_unanswered(state: &AppState, dep: &Deposit) -> anyhow::Result<bool> {
+    use skingate_types::deposits::method::CREATE_FROM_USER_INVENTORY;
+    for scope in [super::ORDER_SCOPE, CREATE_FROM_USER_INVENTORY] {
+        let key =
+            skingate_store::IdempotencyKey { project: dep.project, scope: scope.into(), key: dep.order_id.clone() };
+        if let Some((_, None)) = state.store.idempotency_record(&key).await? {
+            return Ok(true);
+        }
+    }
+    Ok(false)
 }
 
 /// Records on `dep` the offer its interrupted send made, if Steam has one that is open or accepted (sent to

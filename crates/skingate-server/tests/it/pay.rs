@@ -635,6 +635,54 @@ async fn a_send_interrupted_by_a_crash_fails_without_the_attempts_account() {
     assert!(pay.deposit(id).await.items.is_empty());
 }
 
+/// A page send begun by an earlier process (it crashed between the start of the send and its record) whose
+/// offer Steam never made is put back once the grace has passed: the deposit stays pending, names nobody, gets
+/// no callback, and a payer can send again. (A send of the running process is failed instead, as above: it
+/// may yet finish late.)
+#[tokio::test]
+async fn a_page_send_interrupted_by_a_restart_is_released_for_the_payer() {
+    use skingate_store::deposits::{DepositItem, OfferTarget};
+    let pay = spawn().await;
+    let (url, inv) = payer(&pay, Game::Rust);
+    let steam_id = url.steam_id.to_string();
+    let (id, page) = pay.create("crash-pay-2", |_| {}).await;
+    let item = tradable(&inv)[0];
+    let target = OfferTarget {
+        steam_id: steam_id.clone(),
+        trade_token: url.token.clone(),
+        game: "rust".into(),
+        items: vec![DepositItem {
+            asset_id: item.asset_id.to_string(),
+            classid: item.classid.to_string(),
+            context_id: item.context_id,
+            market_hash_name: item.market_hash_name.clone(),
+            price_cents: item.price_cents,
+        }],
+    };
+    let state = pay.app.running.state.clone();
+    let mut tx = state.store.begin().await.unwrap();
+    assert!(tx.begin_sending(id, &target, state.started_at - 1).await.unwrap());
+    tx.commit().await.unwrap();
+    pay.clock.advance(skingate_server::deposits::SEND_GRACE_SECS);
+    let mut released = false;
+    for _ in 0..250 {
+        if pay.deposit(id).await.items.is_empty() {
+            released = true;
+            break;
+        }
+        state.deposits_wake.notify_one();
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(released, "still sending: {:?}", pay.deposit(id).await);
+    let o = pay.app.post_json(serde_json::json!({"method": "orderstatus", "transaction_id": id})).await;
+    assert_eq!((o["status"].as_str(), o["steam_id"].as_str(), o.get("game")), (Some("pending"), Some(""), None), "{o}");
+    // The payer sends again, and this time the offer is made and recorded.
+    let assets = vec![item.asset_id.to_string()];
+    let (status, location, _) = pay.post(&format!("{page}/items"), &pick_form(&url, &steam_id, "rust", &assets)).await;
+    assert_eq!((status, location.as_deref()), (303, Some(page.as_str())));
+    assert!(pay.deposit(id).await.offer_id.is_some());
+}
+
 /// The value of an attribute in an HTML fragment (the first one of that name).
 fn attr(html: &str, name: &str) -> String {
     let at = html.find(&format!(r#" {name}=""#)).unwrap_or_else(|| panic!("no {name} in {html}")) + name.len() + 3;

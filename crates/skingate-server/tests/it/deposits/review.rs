@@ -151,6 +151,18 @@ async fn a_client_that_gives_up_mid_send_loses_no_offer_and_its_retry_replays() 
 /// A deposit of one Dota 2 item of `user`, committed in the sending state with no offer id: what a crash
 /// between the start of a send and its record leaves behind.
 async fn interrupted_send(e: &super::Env, order: &str, user: skingate_steam::SteamId) -> (i64, Vec<Asset>) {
+    interrupted_send_at(e, order, user, e.app.running.state.now(), false).await
+}
+
+/// [`interrupted_send`], begun at `begun` (gateway clock); with `api_call`, for a `create_from_user_inventory`
+/// call whose order key has no answer stored yet.
+async fn interrupted_send_at(
+    e: &super::Env,
+    order: &str,
+    user: skingate_steam::SteamId,
+    begun: i64,
+    api_call: bool,
+) -> (i64, Vec<Asset>) {
     let state = &e.app.running.state;
     let items = e.items(user, Game::Dota2, 1).await;
     let new = NewDeposit {
@@ -185,10 +197,32 @@ async fn interrupted_send(e: &super::Env, order: &str, user: skingate_steam::Ste
         }],
     };
     let mut tx = state.store.begin().await.unwrap();
+    if api_call {
+        let key = skingate_store::IdempotencyKey {
+            project: e.app.project.id,
+            scope: skingate_server::deposits::ORDER_SCOPE.into(),
+            key: order.into(),
+        };
+        tx.claim_idempotency_key(&key, "request-hash", begun).await.unwrap();
+    }
     let id = tx.insert_deposit(&new).await.unwrap();
-    assert!(tx.begin_sending(id, &target, state.now()).await.unwrap());
+    assert!(tx.begin_sending(id, &target, begun).await.unwrap());
     tx.commit().await.unwrap();
     (id, items)
+}
+
+/// A `create_from_user_inventory` send interrupted by a restart is failed with its callback, as one of the
+/// running process is: the merchant's call got no answer and nobody is on a page to send again (a page
+/// deposit is put back instead: pay.rs).
+#[tokio::test]
+async fn an_api_send_interrupted_by_a_restart_is_failed() {
+    let e = env(|_| {}).await;
+    let begun = e.app.running.state.started_at - 1;
+    let (id, _) = interrupted_send_at(&e, "crash-api-1", payer(209), begun, true).await;
+    e.advance(skingate_server::deposits::SEND_GRACE_SECS);
+    let cb = e.callback().await;
+    assert_eq!((cb["status"].as_str(), cb["fail_reason"].as_str()), (Some("fail"), Some("trade_create_error")));
+    assert_eq!(e.status(id).await, "fail");
 }
 
 /// A crash between Steam's answer and the record leaves a deposit in the sending state with no offer id:
