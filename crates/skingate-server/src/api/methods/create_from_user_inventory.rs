@@ -219,9 +219,10 @@ async fn settle_existing(ctx: &Ctx<'_>, key: &IdempotencyKey, hash: &str) -> Res
             }
             Some((stored, None)) if stored == hash => {
                 // The same request, its offer still being sent (or its send interrupted by a crash: the
-                // watcher fails such a deposit after a grace period).
+                // watcher settles such a deposit after a grace period). A send begun before this process
+                // started has no one left to finish it: no use waiting for its answer.
                 let dep = state.store.deposit_by_order(ctx.project.id, &key.key).await?;
-                let alive = dep.is_some_and(|d| d.status == DepositStatus::Pending);
+                let alive = dep.is_some_and(|d| d.status == DepositStatus::Pending && d.updated_at >= state.started_at);
                 if !alive || tokio::time::Instant::now() >= deadline {
                     return Err(TRADE_CREATE_ERROR);
                 }

@@ -203,7 +203,10 @@ async fn interrupted_send_at(
             scope: skingate_server::deposits::ORDER_SCOPE.into(),
             key: order.into(),
         };
-        tx.claim_idempotency_key(&key, "request-hash", begun).await.unwrap();
+        // The hash the request `cfui` builds has, so a retry of it is "the same request".
+        let params = skingate_server::api::params::Params(cfui(e, order, user, &items).as_object().unwrap().clone());
+        let hash = skingate_server::idempotency::fingerprint("create_from_user_inventory", &params);
+        tx.claim_idempotency_key(&key, &hash, begun).await.unwrap();
     }
     let id = tx.insert_deposit(&new).await.unwrap();
     assert!(tx.begin_sending(id, &target, begun).await.unwrap());
@@ -223,6 +226,21 @@ async fn an_api_send_interrupted_by_a_restart_is_failed() {
     let cb = e.callback().await;
     assert_eq!((cb["status"].as_str(), cb["fail_reason"].as_str()), (Some("fail"), Some("trade_create_error")));
     assert_eq!(e.status(id).await, "fail");
+}
+
+/// A retry of a `create_from_user_inventory` call whose send began before this process started (the gateway
+/// restarted mid-send) answers `14 trade_create_error` at once instead of waiting for an answer that nobody is
+/// left to give (a retry during a live send waits up to 10 s for it).
+#[tokio::test]
+async fn a_retry_of_a_call_a_restart_interrupted_answers_at_once() {
+    let e = env(|_| {}).await;
+    let user = payer(210);
+    let begun = e.app.running.state.started_at - 1;
+    let (_, items) = interrupted_send_at(&e, "crash-api-2", user, begun, true).await;
+    let started = std::time::Instant::now();
+    let again = e.app.post_json(cfui(&e, "crash-api-2", user, &items)).await;
+    crate::utils::assert_error(&again, 14, "trade_create_error");
+    assert!(started.elapsed() < Duration::from_secs(5), "waited {:?}", started.elapsed());
 }
 
 /// A crash between Steam's answer and the record leaves a deposit in the sending state with no offer id:
