@@ -18,6 +18,10 @@ use crate::{Error, form};
 /// Timeout of a whole call (connect, send, receive) unless [`Client::with_timeout`] says otherwise.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// How long [`Client::new`]'s connection pool keeps an idle connection: below the gateway's idle limit for
+/// kept-alive connections (30 s by default), which closes them from its side.
+pub const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(20);
+
 /// Header carrying the caller's idempotency key: a gateway that supports it (skingate does) executes a
 /// call at most once per key and replays the stored answer for repeats.
 pub const IDEMPOTENCY_KEY: &str = "Idempotency-Key";
@@ -78,9 +82,16 @@ impl Client {
     /// # Panics
     /// Like [`reqwest::Client::new`], when the TLS backend or the system resolver cannot be initialised;
     /// use [`Client::with_http_client`] to build the HTTP client yourself and handle that.
+    ///
+    /// Idle pooled connections are let go after [`POOL_IDLE_TIMEOUT`], before the gateway's own idle limit
+    /// (`http_header_timeout_ms`, 30 s), so a call is not sent on a connection the gateway is closing.
     pub fn new(base_url: &str, client_id: &str, client_secret: &str) -> Self {
+        let http = reqwest::Client::builder()
+            .pool_idle_timeout(POOL_IDLE_TIMEOUT)
+            .build()
+            .expect("a reqwest client with default TLS and resolver builds, as reqwest::Client::new assumes");
         Self {
-            http: reqwest::Client::new(),
+            http,
             endpoint: format!("{}/api.php", base_url.trim_end_matches('/')),
             client_id: client_id.to_owned(),
             secret: client_secret.to_owned(),

@@ -32,11 +32,13 @@ use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
 type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
-/// Silence after which the stream sends the protocol's `ping` text (the gateway pings every 25 s by default).
+/// Silence after which the stream pings: the protocol's `ping` text and a WebSocket Ping frame, which the
+/// gateway's WebSocket layer answers with a Pong whatever its own ping interval (`ws_ping_interval_secs`).
 const PING_EVERY: Duration = Duration::from_secs(25);
 /// Silent periods of [`PING_EVERY`] after which the connection counts as gone although TCP has not said so
-/// (a NAT or proxy dropped it, the host vanished): no frame at all, not even the gateway's pings, for 75 s.
-/// The stream then reconnects and resumes instead of waiting, possibly for many minutes, on the kernel.
+/// (a NAT or proxy dropped it, the host vanished): no frame at all, not even the Pongs answering our pings,
+/// for 75 s. The stream then reconnects and resumes instead of waiting, possibly for many minutes, on the
+/// kernel.
 const SILENT_PERIODS_LIMIT: u32 = 3;
 /// Longest wait for a connection, the upgrade and the gateway's first frame before trying again.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(15);
@@ -180,8 +182,12 @@ pub struct EventStream {
     resuming: Option<String>,
     backoff: Duration,
     reconnects: u64,
-    /// Periods of [`PING_EVERY`] without a frame on the current connection.
+    /// Periods of `ping_every` without a frame on the current connection.
     silent_periods: u32,
+    /// [`PING_EVERY`], shorter in tests.
+    ping_every: Duration,
+    /// [`HANDSHAKE_TIMEOUT`], shorter in tests.
+    handshake_timeout: Duration,
 }
 
 impl EventStream {
@@ -200,7 +206,17 @@ impl EventStream {
             backoff: BACKOFF_START,
             reconnects: 0,
             silent_periods: 0,
+            ping_every: PING_EVERY,
+            handshake_timeout: HANDSHAKE_TIMEOUT,
         }
+    }
+
+    /// The stream with shorter ping and handshake times, so tests run on real time.
+    #[cfg(test)]
+    fn with_timing(mut self, ping_every: Duration, handshake_timeout: Duration) -> Self {
+        self.ping_every = ping_every;
+        self.handshake_timeout = handshake_timeout;
+        self
     }
 
     /// Starts after this event id (as if it had been received already).
@@ -236,10 +252,11 @@ impl EventStream {
             };
             let frame = tokio::select! {
                 frame = socket.next() => frame,
-                () = tokio::time::sleep(PING_EVERY) => {
+                () = tokio::time::sleep(self.ping_every) => {
                     self.silent_periods += 1;
                     if self.silent_periods >= SILENT_PERIODS_LIMIT
                         || socket.send(Message::text("ping")).await.is_err()
+                        || socket.send(Message::Ping(Vec::new().into())).await.is_err()
                     {
                         self.socket = None;
                     }
@@ -324,7 +341,7 @@ impl EventStream {
                 Ok::<_, WsError>((socket, first))
             };
             // A handshake that hangs (a peer that accepts and never answers) is retried like a refused one.
-            let Ok(attempt) = tokio::time::timeout(HANDSHAKE_TIMEOUT, handshake).await else {
+            let Ok(attempt) = tokio::time::timeout(self.handshake_timeout, handshake).await else {
                 self.reconnects += 1;
                 tokio::time::sleep(self.backoff).await;
                 self.backoff = (self.backoff * 2).min(BACKOFF_MAX);
@@ -426,23 +443,27 @@ mod tests {
         assert_eq!(stream.reconnects(), 0);
     }
 
-    /// A connection that goes silent (no frame, not even the gateway's pings) is given up after 75 s and the
-    /// stream reconnects and resumes; one that hangs in the handshake is retried too. Virtual time: the
-    /// clock jumps whenever every task waits.
-    #[tokio::test(start_paused = true)]
-    async fn a_silent_connection_or_a_hanging_handshake_is_replaced() {
-        use futures::SinkExt as _;
+    /// A fake gateway for the tests below: connection `n` (from 1) is served by `serve(n, socket)`, or, when
+    /// `hang` is `n`, accepted and never answered. Returns its address and the URLs the client asked for.
+    async fn fake_gateway<F, Fut>(
+        hang: usize,
+        serve: F,
+    ) -> (std::net::SocketAddr, tokio::sync::mpsc::UnboundedReceiver<String>)
+    where
+        F: Fn(usize, WebSocketStream<TcpStream>) -> Fut + Send + Sync + 'static,
+        Fut: std::future::Future<Output = ()> + Send + 'static,
+    {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
-        let (seen_tx, mut seen) = tokio::sync::mpsc::unbounded_channel::<String>();
+        let (seen_tx, seen) = tokio::sync::mpsc::unbounded_channel::<String>();
+        let serve = std::sync::Arc::new(serve);
         tokio::spawn(async move {
             let mut n = 0;
             while let Ok((tcp, _)) = listener.accept().await {
                 n += 1;
-                let seen = seen_tx.clone();
+                let (seen, serve) = (seen_tx.clone(), serve.clone());
                 tokio::spawn(async move {
-                    if n == 2 {
-                        // Accepts the TCP connection and never answers the upgrade.
+                    if n == hang {
                         let _held = tcp;
                         std::future::pending::<()>().await;
                         return;
@@ -455,32 +476,67 @@ mod tests {
                         *record.lock().unwrap() = req.uri().to_string();
                         Ok(resp)
                     };
-                    let mut ws = tokio_tungstenite::accept_hdr_async(tcp, callback).await.unwrap();
+                    let ws = tokio_tungstenite::accept_hdr_async(tcp, callback).await.unwrap();
                     seen.send(uri.lock().unwrap().clone()).unwrap();
-                    ws.send(Message::text(r#"{"event":"auth_success","data":{"last_event_id":"evt_0"}}"#))
-                        .await
-                        .unwrap();
-                    if n == 1 {
-                        ws.send(Message::text(r#"{"event":"balance_change","id":"evt_1","seq":1}"#)).await.unwrap();
-                        // Then silence, reading nothing: the client's pings get no answer.
-                        std::future::pending::<()>().await;
-                    }
-                    ws.send(Message::text(r#"{"event":"balance_change","id":"evt_2","seq":2}"#)).await.unwrap();
-                    std::future::pending::<()>().await;
+                    serve(n, ws).await;
                 });
             }
         });
-        let mut stream = EventStream::new(&format!("ws://{addr}"), "1", "s");
+        (addr, seen)
+    }
+
+    const WELCOME: &str = r#"{"event":"auth_success","data":{"last_event_id":"evt_0"}}"#;
+
+    fn event(n: u32) -> Message {
+        Message::text(format!(r#"{{"event":"balance_change","id":"evt_{n}","seq":{n}}}"#))
+    }
+
+    /// A connection that goes silent (no frame, not even a Pong to the stream's pings) is given up after three
+    /// ping periods and the stream reconnects and resumes; one that hangs in the handshake is retried too.
+    #[tokio::test]
+    async fn a_silent_connection_or_a_hanging_handshake_is_replaced() {
+        use futures::SinkExt as _;
+        let (addr, mut seen) = fake_gateway(2, |n, mut ws| async move {
+            ws.send(Message::text(WELCOME)).await.unwrap();
+            ws.send(event(n as u32)).await.unwrap();
+            // Then silence, reading nothing: the client's pings get no answer.
+            std::future::pending::<()>().await;
+        })
+        .await;
+        let (ping, handshake) = (Duration::from_millis(100), Duration::from_millis(300));
+        let mut stream = EventStream::new(&format!("ws://{addr}"), "1", "s").with_timing(ping, handshake);
         assert_eq!(stream.next().await.unwrap().id.as_deref(), Some("evt_1"));
         let started = tokio::time::Instant::now();
-        assert_eq!(stream.next().await.unwrap().id.as_deref(), Some("evt_2"));
+        assert_eq!(stream.next().await.unwrap().id.as_deref(), Some("evt_3"), "the third connection's event");
         let waited = started.elapsed();
-        let limit = PING_EVERY * SILENT_PERIODS_LIMIT;
-        assert!(waited >= limit + HANDSHAKE_TIMEOUT, "gave up after {waited:?}");
-        assert!(waited < limit + HANDSHAKE_TIMEOUT + Duration::from_secs(5), "took {waited:?}");
+        assert!(waited >= ping * SILENT_PERIODS_LIMIT + handshake, "gave up after {waited:?}");
         assert_eq!(stream.reconnects(), 1, "the hanging handshake was retried");
         assert!(seen.recv().await.unwrap().contains("cursor=1"));
         assert!(seen.recv().await.unwrap().contains("last_event_id=evt_1"), "the new connection resumes");
+    }
+
+    /// A quiet gateway that sends nothing of its own (a long `ws_ping_interval_secs`) but answers the
+    /// stream's Ping frames keeps its connection: the Pongs count as frames.
+    #[tokio::test]
+    async fn a_quiet_gateway_that_answers_pings_keeps_its_connection() {
+        use futures::SinkExt as _;
+        let (addr, mut seen) = fake_gateway(0, |_, mut ws| async move {
+            ws.send(Message::text(WELCOME)).await.unwrap();
+            // Reading answers the client's Pings with Pongs; after ten ping periods, an event.
+            let deadline = tokio::time::Instant::now() + Duration::from_millis(1_000);
+            while let Ok(Some(Ok(_))) = tokio::time::timeout_at(deadline, ws.next()).await {}
+            ws.send(event(1)).await.unwrap();
+            while let Some(Ok(_)) = ws.next().await {}
+        })
+        .await;
+        let ping = Duration::from_millis(100);
+        let mut stream = EventStream::new(&format!("ws://{addr}"), "1", "s").with_timing(ping, ping * 3);
+        // Dropping the connection every three periods, the stream would never see the event.
+        let first = tokio::time::timeout(Duration::from_secs(10), stream.next()).await.expect("connection kept");
+        assert_eq!(first.unwrap().id.as_deref(), Some("evt_1"));
+        assert_eq!(stream.reconnects(), 0);
+        assert!(seen.recv().await.is_some());
+        assert!(seen.try_recv().is_err(), "one connection only");
     }
 
     /// After a failed resume, live events numbered below the old high-water mark still come through (the

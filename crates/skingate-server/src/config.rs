@@ -44,7 +44,7 @@ pub struct Config {
     pub body_limit_bytes: usize,
     /// Deadline for a request's headers (and a kept-alive connection's idle time), in ms.
     pub http_header_timeout_ms: u64,
-    /// Deadline for a request's body once its headers are in, in ms.
+    /// Deadline for a request's body from when its reader starts reading it, in ms.
     pub http_body_timeout_ms: u64,
     /// How long a stopping server lets open connections finish before closing them, in ms.
     pub http_shutdown_grace_ms: u64,

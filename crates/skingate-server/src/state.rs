@@ -85,13 +85,30 @@ impl std::ops::Deref for AppState {
     }
 }
 
+/// The clock second this process starts in, after any send an earlier process left unfinished: the deposit
+/// watcher tells an orphaned send (nothing can finish it) from one of this process by comparing its start with
+/// this, in whole seconds. If an earlier process began a send in the current second (it crashed and this one
+/// started at once), the start waits for the next second, at most about one second (and not at all on a clock
+/// that does not move by itself, as in tests).
+async fn start_second(store: &dyn Store, clock: &dyn Clock) -> Result<i64, StoreError> {
+    let now = clock.now();
+    if !store.stuck_sending(now, u32::MAX).await?.iter().any(|d| d.updated_at >= now) {
+        return Ok(now);
+    }
+    let give_up = std::time::Instant::now() + std::time::Duration::from_millis(1_100);
+    while clock.now() <= now && std::time::Instant::now() < give_up {
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    Ok(clock.now())
+}
+
 impl AppState {
     /// Builds the state and loads the rates table and the maintenance switch once.
     pub async fn new(config: Config, store: Arc<dyn Store>, clock: Arc<dyn Clock>) -> Result<Self, StoreError> {
         let now = clock.clone();
         let sim = Arc::new(Simulator::new(config.sim_seed, Arc::new(move || now.now())));
         let page_limits = PageLimits::new(config.pay_steam_requests_per_min);
-        let started_at = clock.now();
+        let started_at = start_second(store.as_ref(), clock.as_ref()).await?;
         let state = AppState(Arc::new(Inner {
             config,
             store,

@@ -25,7 +25,8 @@ pub enum Canonicalization {
     /// JavaScript string concatenation: `true` → `"true"`, `null` skipped.
     Js,
     /// PHP string conversion of booleans and `null`: `true` → `"1"`, `false` and `null` → `""` (null kept as
-    /// `key:;`). Floats as [`number_text`] prints them, which is what PHP does with `precision = -1`.
+    /// `key:;`). Floats as [`number_text`] prints them, which is what PHP prints with `precision = -1` for the
+    /// usual magnitudes (from 1e-4 up to 1e15; PHP switches to `1.0E-5` / `1.0E+15` outside).
     Php,
     /// [`Canonicalization::Php`] with floats as PHP's string conversion prints them under its default
     /// `precision = 14` ([`php_float_text`]). A PHP client that posts a JSON body (Laravel `Http::post`,

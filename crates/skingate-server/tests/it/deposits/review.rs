@@ -228,6 +228,32 @@ async fn an_api_send_interrupted_by_a_restart_is_failed() {
     assert_eq!(e.status(id).await, "fail");
 }
 
+/// A process that starts in the clock second in which an earlier process began a send it left unfinished
+/// (a crash and an immediate restart) starts in the next second, so that send still reads as an earlier
+/// process's: the watcher puts a page deposit back for its payer instead of failing it (a crash audit saw 12 of
+/// 21 interrupted sends begin in their successor's first second).
+#[tokio::test]
+async fn a_process_starting_in_the_second_of_an_orphaned_send_starts_after_it() {
+    use skingate_server::clock::{Clock as _, SystemClock};
+    let app = crate::utils::spawn().await;
+    let state = &app.running.state;
+    let made = app.post_json(json!({"method": "create", "order_id": "same-second"})).await;
+    let id = made["transaction_id"].as_i64().unwrap_or_else(|| panic!("{made}"));
+    let target = OfferTarget {
+        steam_id: payer(211).to_string(),
+        trade_token: "AbCdEfGh".into(),
+        game: "dota2".into(),
+        items: vec![],
+    };
+    let mut tx = state.store.begin().await.unwrap();
+    let begun = SystemClock.now();
+    assert!(tx.begin_sending(id, &target, begun).await.unwrap());
+    tx.commit().await.unwrap();
+    let next =
+        skingate_server::AppState::new(state.config.clone(), state.store.clone(), Arc::new(SystemClock)).await.unwrap();
+    assert!(next.started_at > begun, "started at {} with a send of {begun}", next.started_at);
+}
+
 /// A retry of a `create_from_user_inventory` call whose send began before this process started (the gateway
 /// restarted mid-send) answers `14 trade_create_error` at once instead of waiting for an answer that nobody is
 /// left to give (a retry during a live send waits up to 10 s for it).
