@@ -66,7 +66,7 @@ mod test_server;
 pub mod webhooks;
 pub mod ws;
 
-pub use client::{Auth, Client, DEFAULT_TIMEOUT, Encoding, IDEMPOTENCY_KEY};
+pub use client::{Auth, Client, DEFAULT_TIMEOUT, Encoding, IDEMPOTENCY_KEY, POOL_IDLE_TIMEOUT};
 pub use error::{ApiError, Error};
 pub use market::{BatchItem, BuyOrder, BuyTarget};
 pub use response::{IDEMPOTENT_REPLAYED, RETRY_AFTER, RawResponse};

@@ -606,23 +606,11 @@ async fn a_failed_send_leaves_the_deposit_as_it_was() {
 /// after the grace period and puts back what it held, so the failed deposit names no payer or game it never had.
 #[tokio::test]
 async fn a_send_interrupted_by_a_crash_fails_without_the_attempts_account() {
-    use skingate_store::deposits::{DepositItem, OfferTarget};
     let pay = spawn().await;
     let (url, inv) = payer(&pay, Game::Rust);
     let (id, page) = pay.create("crash-pay-1", |_| {}).await;
     let item = tradable(&inv)[0];
-    let target = OfferTarget {
-        steam_id: url.steam_id.to_string(),
-        trade_token: url.token.clone(),
-        game: "rust".into(),
-        items: vec![DepositItem {
-            asset_id: item.asset_id.to_string(),
-            classid: item.classid.to_string(),
-            context_id: item.context_id,
-            market_hash_name: item.market_hash_name.clone(),
-            price_cents: item.price_cents,
-        }],
-    };
+    let target = send_target(&url, item);
     let state = pay.app.running.state.clone();
     let mut tx = state.store.begin().await.unwrap();
     assert!(tx.begin_sending(id, &target, state.now()).await.unwrap());
@@ -641,24 +629,12 @@ async fn a_send_interrupted_by_a_crash_fails_without_the_attempts_account() {
 /// may yet finish late.)
 #[tokio::test]
 async fn a_page_send_interrupted_by_a_restart_is_released_for_the_payer() {
-    use skingate_store::deposits::{DepositItem, OfferTarget};
     let pay = spawn().await;
     let (url, inv) = payer(&pay, Game::Rust);
     let steam_id = url.steam_id.to_string();
     let (id, page) = pay.create("crash-pay-2", |_| {}).await;
     let item = tradable(&inv)[0];
-    let target = OfferTarget {
-        steam_id: steam_id.clone(),
-        trade_token: url.token.clone(),
-        game: "rust".into(),
-        items: vec![DepositItem {
-            asset_id: item.asset_id.to_string(),
-            classid: item.classid.to_string(),
-            context_id: item.context_id,
-            market_hash_name: item.market_hash_name.clone(),
-            price_cents: item.price_cents,
-        }],
-    };
+    let target = send_target(&url, item);
     let state = pay.app.running.state.clone();
     let mut tx = state.store.begin().await.unwrap();
     assert!(tx.begin_sending(id, &target, state.started_at - 1).await.unwrap());
@@ -681,6 +657,22 @@ async fn a_page_send_interrupted_by_a_restart_is_released_for_the_payer() {
     let (status, location, _) = pay.post(&format!("{page}/items"), &pick_form(&url, &steam_id, "rust", &assets)).await;
     assert_eq!((status, location.as_deref()), (303, Some(page.as_str())));
     assert!(pay.deposit(id).await.offer_id.is_some());
+}
+
+/// What a send of `item` to the payer of `url` writes on a deposit as it begins (Rust).
+fn send_target(url: &TradeUrl, item: &Asset) -> skingate_store::deposits::OfferTarget {
+    skingate_store::deposits::OfferTarget {
+        steam_id: url.steam_id.to_string(),
+        trade_token: url.token.clone(),
+        game: "rust".into(),
+        items: vec![skingate_store::deposits::DepositItem {
+            asset_id: item.asset_id.to_string(),
+            classid: item.classid.to_string(),
+            context_id: item.context_id,
+            market_hash_name: item.market_hash_name.clone(),
+            price_cents: item.price_cents,
+        }],
+    }
 }
 
 /// The value of an attribute in an HTML fragment (the first one of that name).
