@@ -254,6 +254,13 @@ pub fn apply_ppm(value: Money, ppm: i64) -> Option<Money> {
     i64::try_from(rounded).ok().map(Money::from_minor)
 }
 
+/// `gross` less the fee of `fee_ppm` on it (rounded half away from zero): the value a deposit of items worth
+/// `gross` is credited and checked against its limits. One function, so the payment page decides as the
+/// server does.
+pub fn net_of(gross: Money, fee_ppm: i64) -> Option<Money> {
+    gross.checked_sub(apply_ppm(gross, fee_ppm)?)
+}
+
 /// A price in US cents as ledger money.
 pub fn cents(c: u64) -> Option<Money> {
     i64::try_from(c).ok()?.checked_mul(10).map(Money::from_minor)
@@ -267,8 +274,8 @@ pub fn compute_amounts(prices_cents: &[u64], fee_ppm: i64, multiplier_ppm: i64) 
     }
     let gross =
         prices_cents.iter().try_fold(Money::ZERO, |acc, c| acc.checked_add(cents(*c)?)).ok_or(AmountError::Overflow)?;
-    let fee = apply_ppm(gross, fee_ppm).ok_or(AmountError::Overflow)?;
-    let net = gross.checked_sub(fee).ok_or(AmountError::Overflow)?;
+    let net = net_of(gross, fee_ppm).ok_or(AmountError::Overflow)?;
+    let fee = gross.checked_sub(net).ok_or(AmountError::Overflow)?;
     let user = apply_ppm(net, multiplier_ppm).ok_or(AmountError::Overflow)?;
     Ok(Amounts { gross, fee, net, user })
 }

@@ -143,8 +143,7 @@ impl Verifier {
 
 /// A callback body's parameters, read by its content type; `None` when it is not a JSON object or a form.
 fn parse_callback(content_type: Option<&str>, body: &[u8]) -> Option<Map<String, Value>> {
-    let essence = content_type.unwrap_or("").split(';').next().unwrap_or("").trim().to_ascii_lowercase();
-    let json = match essence.as_str() {
+    let json = match skingate_types::form::media_type(content_type.unwrap_or("")).as_str() {
         "application/json" => true,
         "application/x-www-form-urlencoded" => false,
         "" | "text/plain" => body.trim_ascii_start().starts_with(b"{"),

@@ -95,9 +95,9 @@ async fn start_second(store: &dyn Store, clock: &dyn Clock) -> Result<i64, Store
     if !store.stuck_sending(now, u32::MAX).await?.iter().any(|d| d.updated_at >= now) {
         return Ok(now);
     }
-    let give_up = std::time::Instant::now() + std::time::Duration::from_millis(1_100);
-    while clock.now() <= now && std::time::Instant::now() < give_up {
-        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    let give_up = Instant::now() + Duration::from_millis(1_100);
+    while clock.now() <= now && Instant::now() < give_up {
+        tokio::time::sleep(Duration::from_millis(10)).await;
     }
     Ok(clock.now())
 }

@@ -28,6 +28,19 @@ impl std::fmt::Display for FormError {
 
 impl std::error::Error for FormError {}
 
+/// The media type a `Content-Type` value names, lower-cased and without its parameters
+/// (`Application/X-WWW-Form-Urlencoded; charset=UTF-8` → `application/x-www-form-urlencoded`): media types
+/// are case-insensitive (RFC 9110 §8.3.1), and every reader of a body (API requests, the payment page's forms,
+/// the SDK's callback check) decides on this one reading.
+pub fn media_type(content_type: &str) -> String {
+    content_type.split(';').next().unwrap_or("").trim().to_ascii_lowercase()
+}
+
+/// Whether a `Content-Type` value names a urlencoded form.
+pub fn is_form(content_type: &str) -> bool {
+    media_type(content_type) == "application/x-www-form-urlencoded"
+}
+
 /// Parses a form body into its top-level parameters; an empty body is no parameters.
 pub fn parse(body: &[u8]) -> Result<Map<String, Value>, FormError> {
     if body.trim_ascii().is_empty() {
@@ -125,6 +138,14 @@ fn arrays_from_index_maps(value: Value) -> Value {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn media_types_are_read_without_case_or_parameters() {
+        assert_eq!(media_type(" Application/JSON ; charset=UTF-8"), "application/json");
+        assert!(is_form("APPLICATION/X-WWW-FORM-URLENCODED; Charset=UTF-8"));
+        assert!(!is_form("application/x-www-form-urlencodedish") && !is_form("multipart/form-data; boundary=x"));
+        assert_eq!(media_type(""), "");
+    }
 
     fn form(body: &str) -> Value {
         Value::Object(parse(body.as_bytes()).unwrap())

@@ -88,6 +88,14 @@ pub fn number_text(n: &serde_json::Number) -> String {
     js_float_text(n.as_f64().unwrap_or(f64::NAN))
 }
 
+/// The significant digits of a float Rust printed in `{:e}` form (`1.25e-3` → `"125"`) and where the decimal
+/// point goes relative to them (`-2`: `0.00125`), the two things JavaScript's and PHP's renderings lay out.
+fn digits_and_point(sci: &str) -> (String, i32) {
+    let (mantissa, exp) = sci.split_once('e').expect("`e` formatting has an exponent");
+    let exp: i32 = exp.parse().expect("`e` formatting has a numeric exponent");
+    (mantissa.chars().filter(char::is_ascii_digit).collect(), exp + 1)
+}
+
 /// ECMAScript's `Number::toString(x)` for a finite float (JSON carries no other).
 fn js_float_text(f: f64) -> String {
     if !f.is_finite() {
@@ -105,13 +113,9 @@ fn js_float_text(f: f64) -> String {
     }
     let sign = if f < 0.0 { "-" } else { "" };
     // Rust's `{:e}` without a precision prints the shortest digits that round-trip, as ECMAScript asks.
-    let sci = format!("{:e}", f.abs());
-    let (mantissa, exp) = sci.split_once('e').expect("`e` formatting has an exponent");
-    let exp: i32 = exp.parse().expect("`e` formatting has a numeric exponent");
-    let digits: String = mantissa.chars().filter(char::is_ascii_digit).collect();
+    let (digits, n) = digits_and_point(&format!("{:e}", f.abs()));
     // The spec's k (number of digits) and n (where the decimal point goes).
     let k = digits.len() as i32;
-    let n = exp + 1;
     let body = if k <= n && n <= 21 {
         format!("{digits}{}", "0".repeat((n - k) as usize))
     } else if 0 < n && n <= 21 {
@@ -150,13 +154,10 @@ pub fn php_float_text(f: f64) -> String {
         return format!("{sign}0");
     }
     // Rust's `{:.13e}` is correctly rounded to 14 significant digits, as PHP's `zend_dtoa` in mode 2 is.
-    let sci = format!("{:.*e}", (PRECISION - 1) as usize, f.abs());
-    let (mantissa, exp) = sci.split_once('e').expect("`e` formatting has an exponent");
-    let exp: i32 = exp.parse().expect("`e` formatting has a numeric exponent");
-    let digits: String = mantissa.chars().filter(char::is_ascii_digit).collect();
-    let digits = digits.trim_end_matches('0');
     // `decpt` as `zend_dtoa` reports it: where the decimal point goes relative to the digits.
-    let decpt = exp + 1;
+    let (digits, decpt) = digits_and_point(&format!("{:.*e}", (PRECISION - 1) as usize, f.abs()));
+    let digits = digits.trim_end_matches('0');
+    let exp = decpt - 1;
     let mut out = String::from(sign);
     if if decpt < 0 { decpt < -3 } else { decpt > PRECISION } {
         let (first, rest) = digits.split_at(1);

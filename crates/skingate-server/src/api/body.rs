@@ -41,8 +41,7 @@ pub fn encoding(headers: &HeaderMap) -> Result<Encoding, GlobalError> {
         return Ok(Encoding::Sniff);
     };
     let mime = value.to_str().map_err(|_| GlobalError::UnsupportedContentType)?;
-    let essence = mime.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
-    match essence.as_str() {
+    match skingate_types::form::media_type(mime).as_str() {
         "application/json" | "text/json" => Ok(Encoding::Json),
         e if e.starts_with("application/") && e.ends_with("+json") => Ok(Encoding::Json),
         "application/x-www-form-urlencoded" => Ok(Encoding::Form),
@@ -92,12 +91,11 @@ pub fn parse(encoding: Encoding, body: &[u8]) -> Result<Params, GlobalError> {
 /// id `"2916.0"`, an `order_id` that `orderstatus` with `2916` could not find, and a `custom_id` other than
 /// the `2916` a retry sends. Only exact integers (below 2^53) and not `-0.0` (PHP signs it `-0`).
 fn whole_floats_as_integers(value: &mut Value) {
-    const EXACT: f64 = 9_007_199_254_740_992.0; // 2^53
     match value {
         Value::Number(n) if n.is_f64() => {
             if let Some(f) = n.as_f64()
                 && f.fract() == 0.0
-                && f.abs() < EXACT
+                && f.abs() < super::params::EXACT_INTEGERS
                 && !(f == 0.0 && f.is_sign_negative())
             {
                 // Exact: |f| < 2^53, so the cast neither rounds nor saturates.

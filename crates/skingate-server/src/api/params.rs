@@ -9,6 +9,10 @@ use skingate_steam::catalogue::Game;
 
 use crate::error::ApiError;
 
+/// 2^53: a JSON float below this in magnitude holds its integer value exactly; at or above it, neighbouring
+/// integers read as one.
+pub const EXACT_INTEGERS: f64 = 9_007_199_254_740_992.0;
+
 /// The parameters of one request, signature fields included.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Params(pub Map<String, Value>);
@@ -49,10 +53,11 @@ impl Params {
     /// beyond 64 bits, a float of 2^53 or more) is invalid: two different ids such as `2361183241434822606849`
     /// and `…850` would read as one, and the second call would replay the first one's answer.
     pub fn text(&self, key: &str) -> Result<String, ParamError> {
-        const EXACT: f64 = 9_007_199_254_740_992.0; // 2^53
         match self.get(key).ok_or(ParamError::Missing)? {
             Value::String(s) => Ok(s.clone()),
-            Value::Number(n) if n.as_f64().is_some_and(|f| n.is_f64() && f.abs() >= EXACT) => Err(ParamError::Invalid),
+            Value::Number(n) if n.as_f64().is_some_and(|f| n.is_f64() && f.abs() >= EXACT_INTEGERS) => {
+                Err(ParamError::Invalid)
+            }
             Value::Number(n) => Ok(skingate_types::sign::number_text(n)),
             _ => Err(ParamError::Invalid),
         }

@@ -116,9 +116,8 @@ fn usd() -> Currency {
 /// frozen on it and its multiplier.
 pub fn credit(view: &DepositView, pricing: &Pricing) -> Credit {
     Credit {
-        currency: pricing.currency.clone(),
+        pricing: Pricing { currency: pricing.currency.clone(), multiplier_ppm: view.deposit.multiplier_ppm },
         fee_ppm: view.deposit.fee_ppm,
-        multiplier_ppm: view.deposit.multiplier_ppm,
     }
 }
 
@@ -282,7 +281,7 @@ mod tests {
     }
 
     fn credit(p: &Pricing, fee_ppm: i64, multiplier_ppm: i64) -> Credit {
-        Credit { currency: p.currency.clone(), fee_ppm, multiplier_ppm }
+        Credit { pricing: Pricing { currency: p.currency.clone(), multiplier_ppm }, fee_ppm }
     }
 
     #[test]

@@ -128,7 +128,8 @@ async fn read_form(headers: &HeaderMap, body: Body) -> Result<Vec<(String, Strin
         }
         BodyError::Unreadable => bad_form("The request body could not be read."),
     })?;
-    let form_type = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).is_some_and(is_form_type);
+    let form_type =
+        headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).is_some_and(skingate_types::form::is_form);
     if !form_type || std::str::from_utf8(&body).is_err() {
         return Err(Box::new(bad_form("Expected a form submitted from the payment page.")));
     }
@@ -141,13 +142,6 @@ async fn read_form(headers: &HeaderMap, body: Body) -> Result<Vec<(String, Strin
         )));
     }
     Ok(pairs)
-}
-
-/// Whether a `Content-Type` names a urlencoded form. Media types are case-insensitive (RFC 9110 §8.3.1), so
-/// `Application/X-WWW-Form-Urlencoded; charset=UTF-8` is one; parameters after `;` are ignored.
-fn is_form_type(value: &str) -> bool {
-    let essence = value.split(';').next().unwrap_or_default().trim();
-    essence.eq_ignore_ascii_case("application/x-www-form-urlencoded")
 }
 
 /// The one value of a field (`None` if absent or repeated).

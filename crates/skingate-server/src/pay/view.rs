@@ -6,10 +6,12 @@
 
 use askama::Template;
 use skingate_core::Money;
-use skingate_core::currency::{Currency, RATE_SCALE};
-use skingate_core::deposit::apply_ppm;
+use skingate_core::currency::RATE_SCALE;
+use skingate_core::deposit::net_of;
 use skingate_core::money::LEDGER_SCALE;
 use skingate_types::Decimal;
+
+use crate::deposits::Pricing;
 
 /// Largest integer JavaScript adds exactly (2^53 − 1): the items page's script sums item values as numbers,
 /// so every value and bound it is given stays at or below this.
@@ -22,25 +24,21 @@ pub const JS_MAX_SAFE: i64 = (1 << 53) - 1;
 /// other way round), and its total is the `user_amount` the deposit will record (at today's rates).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Credit {
-    /// The deposit's currency (USD if the rates table lost it).
-    pub currency: Currency,
+    /// The deposit's currency (USD if the rates table lost it) and its own multiplier.
+    pub pricing: Pricing,
     /// The fee frozen on the deposit, parts per million.
     pub fee_ppm: i64,
-    /// The deposit's multiplier, parts per million.
-    pub multiplier_ppm: i64,
 }
 
 impl Credit {
     /// The value the limits are checked against: `gross − fee(gross)`, as `select_items` computes it.
     pub fn net(&self, gross: Money) -> Money {
-        let fee = apply_ppm(gross, self.fee_ppm).unwrap_or(Money::ZERO);
-        gross.checked_sub(fee).unwrap_or(gross)
+        net_of(gross, self.fee_ppm).unwrap_or(gross)
     }
 
     /// `net × multiplier` in the deposit's currency, as `user_amount` is recorded.
     pub fn user(&self, net: Money) -> Amount {
-        let user = apply_ppm(net, self.multiplier_ppm).unwrap_or(net);
-        Amount::exact(&self.currency.from_usd(user), &self.currency.code)
+        Amount::exact(&self.pricing.multiplied(net), &self.pricing.currency.code)
     }
 
     /// What the payer is credited for items worth `gross`: the `user_amount` of a deposit of exactly them.
@@ -76,12 +74,12 @@ impl Credit {
     /// What `Currency::from_usd` divides `user × rate` by (the script converts the same way):
     /// 10^(ledger scale + rate scale − the currency's scale).
     pub fn divisor(&self) -> i128 {
-        10i128.pow(LEDGER_SCALE + RATE_SCALE - self.currency.scale.min(LEDGER_SCALE + RATE_SCALE))
+        10i128.pow(LEDGER_SCALE + RATE_SCALE - self.pricing.currency.scale.min(LEDGER_SCALE + RATE_SCALE))
     }
 
     /// An amount of this currency in integer units at the currency's scale (what the script works in).
     pub fn minor_of(&self, a: &Amount) -> i128 {
-        let scale = self.currency.scale;
+        let scale = self.pricing.currency.scale;
         if a.scale <= scale { a.minor * 10i128.pow(scale - a.scale) } else { a.minor / 10i128.pow(a.scale - scale) }
     }
 

@@ -16,7 +16,9 @@ fn chrome(step: u8) -> Chrome {
 
 /// USD, no fee, no multiplier.
 fn plain() -> Credit {
-    Credit { currency: skingate_core::currency::ledger_usd(), fee_ppm: 0, multiplier_ppm: 1_000_000 }
+    let pricing =
+        crate::deposits::Pricing { currency: skingate_core::currency::ledger_usd(), multiplier_ppm: 1_000_000 };
+    Credit { pricing, fee_ppm: 0 }
 }
 
 /// An item worth `cents` (its value in ledger thousandths is ten times that).
