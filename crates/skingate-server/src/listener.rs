@@ -199,12 +199,50 @@ pub enum BodyError {
     Unreadable,
 }
 
-/// The whole body of a request, at most `limit` bytes (its deadline is the connection's, [`DeadlineBody`]).
-pub async fn read_body(body: axum::body::Body, limit: usize) -> Result<bytes::Bytes, BodyError> {
+/// How much of a body over its route's limit is still read (and dropped) before the refusal is answered. A
+/// client that writes its whole request before reading anything (Python's `http.client`, blocking PHP streams)
+/// would otherwise see its write fail with a reset instead of reading the `-11` envelope: the server's close
+/// with unread data in its buffer resets the connection. Past this much the connection is closed unread.
+pub const DRAIN_MAX: usize = 16 << 20;
+
+/// The whole body of a request, at most `limit` bytes (its deadline is the connection's, [`DeadlineBody`]). A
+/// body over the limit is read to its end (up to [`DRAIN_MAX`], dropped) before `TooLarge` is returned, so the
+/// client reads the answer.
+pub async fn read_body(mut body: axum::body::Body, limit: usize) -> Result<bytes::Bytes, BodyError> {
     use http_body_util::BodyExt as _;
-    match http_body_util::Limited::new(body, limit).collect().await {
-        Ok(collected) => Ok(collected.to_bytes()),
-        Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(BodyError::TooLarge),
-        Err(_) => Err(BodyError::Unreadable),
+    // One chunk (the usual small request) is kept as it came; more are copied into one buffer.
+    let mut first: Option<bytes::Bytes> = None;
+    let mut joined = bytes::BytesMut::new();
+    let mut len = 0usize;
+    while let Some(frame) = body.frame().await {
+        let Ok(frame) = frame else { return Err(BodyError::Unreadable) };
+        let Ok(chunk) = frame.into_data() else { continue };
+        len = len.saturating_add(chunk.len());
+        if len > limit {
+            discard(body, len).await;
+            return Err(BodyError::TooLarge);
+        }
+        match first.take() {
+            None if joined.is_empty() => first = Some(chunk),
+            earlier => {
+                if let Some(earlier) = earlier {
+                    joined.extend_from_slice(&earlier);
+                }
+                joined.extend_from_slice(&chunk);
+            }
+        }
+    }
+    Ok(first.unwrap_or_else(|| joined.freeze()))
+}
+
+/// Reads and drops what is left of a refused body, `seen` bytes of which were read already, until its end,
+/// an error or [`DRAIN_MAX`] bytes in all (see there for why).
+pub async fn discard(mut body: axum::body::Body, mut seen: usize) {
+    use http_body_util::BodyExt as _;
+    while seen <= DRAIN_MAX {
+        match body.frame().await {
+            Some(Ok(frame)) => seen = seen.saturating_add(frame.data_ref().map_or(0, bytes::Bytes::len)),
+            Some(Err(_)) | None => return,
+        }
     }
 }

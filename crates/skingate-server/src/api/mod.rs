@@ -114,7 +114,13 @@ fn is_market_method(name: &str) -> bool {
 async fn read_params(state: &AppState, headers: &HeaderMap, body: Body) -> Result<Params, ApiError> {
     let limit = state.config.body_limit_bytes;
     let declared = headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<usize>().ok());
-    if declared.is_some_and(|len| len > limit) {
+    if let Some(len) = declared.filter(|&len| len > limit) {
+        // Read what the client sends anyway (see `DRAIN_MAX`), unless it waits for a go-ahead to send (the
+        // answer tells it not to) or declared more than is worth reading.
+        let waits = headers.get(header::EXPECT).is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"100-continue"));
+        if !waits && len <= crate::listener::DRAIN_MAX {
+            crate::listener::discard(body, 0).await;
+        }
         return Err(GlobalError::RequestBodyTooLarge.into());
     }
     let encoding = body::encoding(headers)?;
