@@ -93,12 +93,13 @@ impl Params {
     }
 
     /// The strings of a list parameter ([`Params::list`]), or one string sent alone; numbers are taken as
-    /// their text and other entries are skipped. For lists of names and ids whose entries need no stricter
-    /// check.
+    /// their text, written as [`Params::text`] writes them (so a `custom_ids` entry finds the `custom_id` a
+    /// buy stored from the same number), and other entries are skipped. For lists of names and ids whose
+    /// entries need no stricter check.
     pub fn strings(&self, key: &str) -> Option<Vec<String>> {
         let scalar = |v: &Value| match v {
             Value::String(s) => Some(s.clone()),
-            Value::Number(n) => Some(n.to_string()),
+            Value::Number(n) => Some(skingate_types::sign::number_text(n)),
             _ => None,
         };
         match self.list(key) {
@@ -184,5 +185,15 @@ mod tests {
         // Parsed as floats that cannot hold every digit: two such ids would read as one.
         assert_eq!(p.text("over"), Err(ParamError::Invalid));
         assert_eq!(p.text("whole"), Err(ParamError::Invalid));
+    }
+
+    /// A list entry sent as a number reads as the same text as that number sent alone, so `custom_ids:
+    /// [0.0000015]` finds the buy whose `custom_id` was that number (serde alone writes it `1.5e-6`).
+    #[test]
+    fn list_numbers_read_as_single_numbers_do() {
+        let p = Params(serde_json::from_str(r#"{"one": 0.0000015, "many": [0.0000015, 42, "x", null]}"#).unwrap());
+        let one = p.text("one").unwrap();
+        assert_eq!(p.strings("many").unwrap(), [one.as_str(), "42", "x"]);
+        assert_eq!(p.strings("one").unwrap(), ["0.0000015"]);
     }
 }
