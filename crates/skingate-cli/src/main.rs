@@ -110,9 +110,14 @@ fn main() -> anyhow::Result<()> {
             Command::Migrate => {
                 // Never under a running server (of another version, perhaps): it holds this lock.
                 let _lock = skingate_store::SqliteStore::lock_for_server(&config.database_url)?;
+                let existed = skingate_store::SqliteStore::exists(&config.database_url)?;
                 let store = skingate_server::app::open_store(&config, now()).await?;
                 skingate_server::app::apply_configured_currencies(&store, &config, now()).await?;
-                outln!("database {} is up to date", config.database_url);
+                if existed {
+                    outln!("database {} is up to date", config.database_url);
+                } else {
+                    outln!("database {} created", config.database_url);
+                }
                 Ok(())
             }
             Command::Project(cmd) => project::run(&config, cmd).await,

@@ -210,7 +210,8 @@ fn currencies_and_maintenance_switch() {
     assert!(!missing.status.success());
     assert!(String::from_utf8_lossy(&missing.stderr).contains("no database at"));
     assert!(!db.exists(), "nothing created");
-    run(&db, &["migrate"]);
+    assert!(run(&db, &["migrate"]).contains("created"));
+    assert!(run(&db, &["migrate"]).contains("is up to date"));
     assert!(run(&db, &["currency", "list"]).contains("rub"));
     assert!(run(&db, &["currency", "set", "rub", "95.25"]).contains("rub = 95.25"));
     assert!(run(&db, &["currency", "list"]).contains("95.25"));
@@ -574,6 +575,24 @@ fn commands_leave_the_schema_alone() {
     });
     assert_eq!(count, 1, "migrate upgrades it");
     assert!(run(&db, &["market", "status"]).contains("market: on"));
+    // A newer binary's migration (a rollback to this binary): every command, `migrate` included, says so.
+    rt.block_on(async {
+        use sqlx::ConnectOptions as _;
+        let mut conn = url.parse::<sqlx::sqlite::SqliteConnectOptions>().unwrap().connect().await.unwrap();
+        sqlx::query(
+            "INSERT INTO _sqlx_migrations (version, description, success, checksum, execution_time)
+             VALUES (99, 'from a newer binary', 1, x'00', 0)",
+        )
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    });
+    for command in [&["migrate"][..], &["project", "list"]] {
+        let newer = skingate(&db).args(command).output().unwrap();
+        assert!(!newer.status.success());
+        let said = String::from_utf8_lossy(&newer.stderr);
+        assert!(said.contains("schema is newer than this binary"), "{command:?}: {said}");
+    }
 }
 
 /// One server per database; a setting changed by `project set` is checked, a URL stored earlier under

@@ -164,14 +164,16 @@ impl Client {
         self.typed(method::GETINFO, params).await
     }
 
-    /// `market_getinfo` for several purchases by buy id.
+    /// `market_getinfo` for several purchases by buy id (at most 1 000 a call: more is error `3 too_many_ids`;
+    /// ids that match nothing are left out of the answer).
     pub async fn market_getinfo_many(&self, buy_ids: &[&str]) -> Result<PurchasesResponse, Error> {
         let mut params = Map::new();
         params.insert("buy_ids".into(), json!(buy_ids));
         self.typed(method::GETINFO, params).await
     }
 
-    /// `market_getinfo` for several purchases by your `custom_id`s.
+    /// `market_getinfo` for several purchases by your `custom_id`s (at most 1 000 a call, as
+    /// [`Client::market_getinfo_many`]).
     pub async fn market_getinfo_by_custom_ids(&self, custom_ids: &[&str]) -> Result<PurchasesResponse, Error> {
         let mut params = Map::new();
         params.insert("custom_ids".into(), json!(custom_ids));

@@ -156,7 +156,11 @@ impl SqliteStore {
             .connect_with(writer_options)
             .await?;
         if migrate {
-            MIGRATOR.run(&writer).await?;
+            // An older binary on a newer database (a rollback) gets the same words as every other command.
+            MIGRATOR.run(&writer).await.map_err(|e| match e {
+                sqlx::migrate::MigrateError::VersionMissing(_) => StoreError::Schema(NEWER_SCHEMA.into()),
+                e => e.into(),
+            })?;
         }
         let reader = SqlitePoolOptions::new()
             .max_connections(readers.max(1))
@@ -193,6 +197,9 @@ fn database_file(options: &SqliteConnectOptions) -> Option<&Path> {
     (!file.as_os_str().is_empty() && file != Path::new(":memory:")).then_some(file)
 }
 
+/// Why a database a newer binary has upgraded is refused: this binary cannot know what its tables now mean.
+const NEWER_SCHEMA: &str = "the database's schema is newer than this binary: use the binary the server runs";
+
 /// Refuses a database whose applied migrations are not exactly `migrator`'s.
 async fn check_schema(pool: &SqlitePool, migrator: &sqlx::migrate::Migrator) -> Result<()> {
     let table: Option<String> =
@@ -209,9 +216,7 @@ async fn check_schema(pool: &SqlitePool, migrator: &sqlx::migrate::Migrator) -> 
         .await?;
     let known: Vec<i64> = migrator.iter().map(|m| m.version).collect();
     if applied.iter().any(|v| !known.contains(v)) {
-        return Err(StoreError::Schema(
-            "the database's schema is newer than this binary: use the binary the server runs".into(),
-        ));
+        return Err(StoreError::Schema(NEWER_SCHEMA.into()));
     }
     if applied.len() < known.len() {
         return Err(StoreError::Schema(
