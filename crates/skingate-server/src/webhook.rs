@@ -101,6 +101,11 @@ pub fn is_public(ip: IpAddr) -> bool {
             if nat64 || translated {
                 return is_public(IpAddr::V4(embedded));
             }
+            // The deprecated IPv4-compatible ::a.b.c.d (and :: and ::1): never a public destination, and
+            // routed to the embedded IPv4 address where a tunnel still carries ::/96.
+            if seg[..6] == [0; 6] {
+                return false;
+            }
             !(v6.is_loopback()
                 || v6.is_unspecified()
                 || v6.is_multicast()
@@ -111,7 +116,9 @@ pub fn is_public(ip: IpAddr) -> bool {
     }
 }
 
-/// A resolver that drops refused addresses, failing when none is left.
+/// A resolver that drops refused addresses, failing when none is left. A name that does not resolve fails
+/// with the same words as one that resolves only to refused addresses: the attempt log is the merchant's to
+/// read, and telling the two apart would let it map the gateway's internal names.
 #[derive(Debug)]
 struct GuardedResolver(AddressPolicy);
 
@@ -120,10 +127,12 @@ impl Resolve for GuardedResolver {
         let policy = self.0.clone();
         Box::pin(async move {
             let host = format!("{}:0", name.as_str());
-            let addrs: Vec<SocketAddr> =
-                tokio::net::lookup_host(host).await?.filter(|a| policy.permits(a.ip())).collect();
+            let addrs: Vec<SocketAddr> = match tokio::net::lookup_host(host).await {
+                Ok(found) => found.filter(|a| policy.permits(a.ip())).collect(),
+                Err(_) => Vec::new(),
+            };
             if addrs.is_empty() {
-                return Err(format!("{} resolves to no allowed address", name.as_str()).into());
+                return Err(format!("{} does not resolve to an allowed address", name.as_str()).into());
             }
             Ok(Box::new(addrs.into_iter()) as Addrs)
         })
@@ -315,6 +324,9 @@ mod tests {
             "http://[64:ff9b::a9fe:a9fe]/",
             "http://[64:ff9b:1::7f00:1]/",
             "http://[::ffff:0:a00:1]/",
+            "http://[::127.0.0.1]/",
+            "http://[::169.254.169.254]/latest",
+            "http://[::8.8.8.8]/",
         ] {
             assert!(strict.check_url(bad).is_err(), "{bad}");
         }
@@ -326,5 +338,19 @@ mod tests {
         let listed = AddressPolicy { allow_private: false, allowed: vec!["10.20.0.0/16".parse().unwrap()] };
         assert!(listed.check_url("http://10.20.1.1/").is_ok());
         assert!(listed.check_url("http://10.21.1.1/").is_err());
+    }
+
+    /// A name that does not exist and one that resolves only to refused addresses fail alike, so the attempt
+    /// log tells a merchant nothing about the gateway's own network.
+    #[tokio::test]
+    async fn refused_and_unknown_names_read_alike() {
+        let resolver = GuardedResolver(AddressPolicy::default());
+        let mut said = Vec::new();
+        for name in ["localhost", "no-such-host.invalid"] {
+            let Err(e) = resolver.resolve(name.parse().unwrap()).await else { panic!("{name} resolved") };
+            said.push(e.to_string().replace(name, "NAME"));
+        }
+        assert_eq!(said[0], said[1]);
+        assert_eq!(said[0], "NAME does not resolve to an allowed address");
     }
 }
