@@ -200,6 +200,26 @@ impl DeliveryState {
     }
 }
 
+/// How many due deliveries one claim may lease ([`Store::claim_due_deliveries`]): in all, and per project.
+/// Per-project rooms let the dispatcher keep a merchant whose endpoint is slow (or whose backlog is long) to
+/// its share of the deliveries in flight, so the others' are still claimed at once.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClaimLimit {
+    /// Most deliveries in all.
+    pub total: u32,
+    /// Most deliveries of any project not listed in `rooms`.
+    pub per_project: u32,
+    /// Most deliveries of these projects (those with deliveries in flight already).
+    pub rooms: Vec<(ProjectId, u32)>,
+}
+
+impl ClaimLimit {
+    /// At most `total` deliveries, whichever projects they belong to.
+    pub fn total(total: u32) -> Self {
+        Self { total, per_project: total, rooms: Vec::new() }
+    }
+}
+
 /// A delivery of one event to one URL, with its event.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Delivery {
@@ -312,8 +332,10 @@ pub trait Store: DepositStore + MarketStore + Send + Sync + std::fmt::Debug + 's
     /// Whether a deposit or a purchase records trade offer `offer_id`: an offer found at Steam is adopted
     /// only if it is nobody's yet (one trade never settles two deposits or purchases).
     async fn offer_recorded(&self, offer_id: &str) -> Result<bool>;
-    /// Leases up to `limit` due pending deliveries until `now + lease_secs` and returns them.
-    async fn claim_due_deliveries(&self, now: i64, lease_secs: i64, limit: u32) -> Result<Vec<Delivery>>;
+    /// Leases due pending deliveries until `now + lease_secs` and returns them: at most `limit.total`, and of
+    /// each project at most its room in `limit`, taken in turns (every project's oldest due row, then every
+    /// project's second, …), so one project's backlog never stands in front of another's deliveries.
+    async fn claim_due_deliveries(&self, now: i64, lease_secs: i64, limit: &ClaimLimit) -> Result<Vec<Delivery>>;
     /// Logs attempts and moves their deliveries on, in one transaction (group commit: one disk flush for
     /// the whole batch). Also tracks each endpoint's failing streak: the result, in the batch's order, is
     /// when the current streak started (`None` after a success).

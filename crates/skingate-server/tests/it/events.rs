@@ -660,3 +660,44 @@ async fn rotating_the_secret_closes_connections_made_with_the_old_one() {
     let revoked = tokio::time::timeout(std::time::Duration::from_secs(10), stream.next()).await.unwrap();
     assert!(matches!(revoked, Err(skingate_sdk::ws::StreamError::AuthFailed)), "{revoked:?}");
 }
+
+/// One merchant's slow endpoint does not hold up another merchant's webhooks: the slots go to the project
+/// running fewest attempts, and claims take projects in turns. (An audit had 200 callbacks to a black-hole
+/// address hold every slot: another merchant's webhook arrived 56 s late, later the more callbacks.)
+#[tokio::test]
+async fn a_slow_merchant_endpoint_does_not_hold_up_another_merchants_webhooks() {
+    let mut app = spawn_with(|c| allow_loopback(c).with("webhook_concurrency", 2).unwrap()).await;
+    let slow = Receiver::start_slow(usize::MAX, std::time::Duration::from_secs(3)).await;
+    app.set_events_url(&slow.url).await;
+    for i in 0..12 {
+        app.adjust(true, 100, &format!("slow-{i}")).await;
+    }
+    // Both slots are taken by the slow endpoint (12 deliveries: 18 s one after the other, two at a time).
+    slow.next().await;
+    slow.next().await;
+    let fast = Receiver::start().await;
+    let mut settings = skingate_core::project::ProjectSettings::named("Other shop");
+    settings.events_url = Some(fast.url.clone());
+    let state = &app.running.state;
+    let other = state.store.create_project(&settings, "s2", 0).await.unwrap();
+    let started = std::time::Instant::now();
+    skingate_server::adjustments::adjust(
+        state.store.as_ref(),
+        &other,
+        true,
+        skingate_core::Money::from_minor(500),
+        "test",
+        "other-1",
+        state.now(),
+    )
+    .await
+    .unwrap();
+    state.events_committed();
+    let got = fast.next().await.json();
+    assert_eq!((got["event"].as_str(), got["seq"].as_i64()), (Some("balance_change"), Some(1)), "{got}");
+    // The next free slot is the other merchant's: within one slow answer (3 s), not after the backlog (the
+    // old first-come order: ~18 s).
+    let waited = started.elapsed();
+    assert!(waited < std::time::Duration::from_secs(6), "waited {waited:?} behind another merchant");
+    drop(app);
+}

@@ -9,7 +9,7 @@ use sqlx::sqlite::SqliteRow;
 use sqlx::{Row, SqlitePool};
 
 use super::tx::json;
-use crate::{Attempt, AttemptRow, Delivery, DeliveryState, NextStep, Result, StoreError, StoredEvent};
+use crate::{Attempt, AttemptRow, ClaimLimit, Delivery, DeliveryState, NextStep, Result, StoreError, StoredEvent};
 
 /// Delivery kind of the events webhook (the other kind, `result_url`, carries deposit callbacks).
 pub const EVENTS_WEBHOOK: &str = "events_webhook";
@@ -135,7 +135,7 @@ pub(crate) async fn claim_due(
     writer: &SqlitePool,
     now: i64,
     lease_secs: i64,
-    limit: u32,
+    limit: &ClaimLimit,
 ) -> Result<Vec<Delivery>> {
     let due: Option<i64> = sqlx::query_scalar(concat!("SELECT 1 ", due_deliveries!(), " LIMIT 1"))
         .bind(now)
@@ -172,17 +172,40 @@ async fn claim_in(
     conn: &mut sqlx::pool::PoolConnection<sqlx::Sqlite>,
     now: i64,
     lease_secs: i64,
-    limit: u32,
+    limit: &ClaimLimit,
 ) -> Result<Vec<Delivery>> {
     use sqlx::Connection as _;
     let mut tx = conn.begin_with("BEGIN IMMEDIATE").await?;
-    let ids: String = sqlx::query_scalar(concat!(
-        "SELECT json_group_array(id) FROM (SELECT id ",
-        due_deliveries!(),
-        " ORDER BY next_attempt_at, id LIMIT CAST(?2 AS INTEGER))"
-    ))
+    // The projects with pending rows, found by skipping through `deliveries_due_by_project` (one index seek
+    // each, however long a project's backlog); of each, its oldest due rows up to the largest room; then
+    // those within their project's room, in turns: every project's first, every project's second, ….
+    let rooms: serde_json::Map<String, serde_json::Value> =
+        limit.rooms.iter().map(|(p, room)| (p.0.to_string(), (*room).into())).collect();
+    let largest = limit.rooms.iter().map(|r| r.1).chain([limit.per_project]).max().unwrap_or(0);
+    let ids: String = sqlx::query_scalar(
+        "WITH RECURSIVE p(id) AS (
+             SELECT MIN(project_id) FROM deliveries INDEXED BY deliveries_due_by_project WHERE state = 'pending'
+             UNION ALL
+             SELECT (SELECT MIN(project_id) FROM deliveries INDEXED BY deliveries_due_by_project
+                     WHERE state = 'pending' AND project_id > p.id)
+             FROM p WHERE p.id IS NOT NULL)
+         SELECT json_group_array(id) FROM (
+             SELECT id FROM (
+                 SELECT d.id, d.next_attempt_at,
+                     ROW_NUMBER() OVER (PARTITION BY d.project_id ORDER BY d.next_attempt_at, d.id) AS turn,
+                     COALESCE((SELECT value FROM json_each(?3) WHERE key = CAST(d.project_id AS TEXT)), ?4) AS room
+                 FROM p JOIN deliveries d ON d.id IN (
+                     SELECT id FROM deliveries INDEXED BY deliveries_due_by_project
+                     WHERE state = 'pending' AND project_id = p.id AND next_attempt_at <= ?1
+                         AND (locked_until IS NULL OR locked_until <= ?1)
+                     ORDER BY next_attempt_at, id LIMIT CAST(?5 AS INTEGER)))
+             WHERE turn <= room ORDER BY turn, next_attempt_at, id LIMIT CAST(?2 AS INTEGER))",
+    )
     .bind(now)
-    .bind(i64::from(limit))
+    .bind(i64::from(limit.total))
+    .bind(serde_json::Value::Object(rooms).to_string())
+    .bind(i64::from(limit.per_project))
+    .bind(i64::from(largest))
     .fetch_one(&mut *tx)
     .await?;
     if ids == "[]" {

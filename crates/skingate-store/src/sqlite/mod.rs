@@ -27,7 +27,7 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 use sqlx::{ConnectOptions, SqlitePool};
 
 use crate::{
-    Attempt, AttemptRow, Delivery, DeliveryState, HistoryEntry, HistoryQuery, MissedEvents, ProjectBalance,
+    Attempt, AttemptRow, ClaimLimit, Delivery, DeliveryState, HistoryEntry, HistoryQuery, MissedEvents, ProjectBalance,
     ProjectChange, Result, Store, StoreError, StoredEvent, WriteTx,
 };
 
@@ -455,7 +455,7 @@ impl Store for SqliteStore {
         Ok(sqlx::query_scalar("SELECT COALESCE(MAX(id), 0) FROM events").fetch_one(&self.reader).await?)
     }
 
-    async fn claim_due_deliveries(&self, now: i64, lease_secs: i64, limit: u32) -> Result<Vec<Delivery>> {
+    async fn claim_due_deliveries(&self, now: i64, lease_secs: i64, limit: &ClaimLimit) -> Result<Vec<Delivery>> {
         events::claim_due(&self.reader, &self.writer, now, lease_secs, limit).await
     }
 

@@ -5,7 +5,7 @@ use skingate_core::ledger::{AccountKind, Applied, LedgerError, Phase, TransferCo
 use skingate_core::project::ProjectSettings;
 
 use super::*;
-use crate::{Attempt, Claim, DeliveryState, IdempotencyKey, NextStep};
+use crate::{Attempt, Claim, Delivery, DeliveryState, IdempotencyKey, NextStep};
 
 async fn store() -> (tempfile::TempDir, SqliteStore) {
     let dir = tempfile::tempdir().unwrap();
@@ -231,28 +231,58 @@ async fn claims_lease_without_a_flush_and_leave_the_writer_flushing() {
     let synchronous =
         || async { sqlx::query_scalar::<_, i64>("PRAGMA synchronous").fetch_one(&s.writer).await.unwrap() };
     assert_eq!(synchronous().await, 2, "FULL before");
-    assert_eq!(s.claim_due_deliveries(10, 60, 10).await.unwrap().len(), 1);
+    assert_eq!(s.claim_due_deliveries(10, 60, &ClaimLimit::total(10)).await.unwrap().len(), 1);
     assert_eq!(synchronous().await, 2, "FULL again after a claim");
-    assert!(s.claim_due_deliveries(10, 60, 10).await.unwrap().is_empty(), "leased: not claimed twice");
+    assert!(
+        s.claim_due_deliveries(10, 60, &ClaimLimit::total(10)).await.unwrap().is_empty(),
+        "leased: not claimed twice"
+    );
     assert_eq!(synchronous().await, 2, "FULL after an empty claim");
-    assert_eq!(s.claim_due_deliveries(71, 60, 10).await.unwrap().len(), 1, "claimable again once the lease ends");
+    assert_eq!(
+        s.claim_due_deliveries(71, 60, &ClaimLimit::total(10)).await.unwrap().len(),
+        1,
+        "claimable again once the lease ends"
+    );
+}
+
+/// Claims take projects in turns and keep to each project's room: a project with a long backlog (the first
+/// here, its rows all older) does not stand in front of another's deliveries, and one at its room gets none.
+#[tokio::test]
+async fn claims_take_projects_in_turns_within_their_rooms() {
+    let (_dir, s) = store().await;
+    let (a, a_events) = project_with_deliveries(&s, 5).await;
+    let (b, b_events) = project_with_deliveries(&s, 2).await;
+    let event_ids = |claimed: &[Delivery]| claimed.iter().map(|d| d.event.id).collect::<Vec<_>>();
+    let (a_ids, b_ids): (Vec<i64>, Vec<i64>) =
+        (a_events.iter().map(|e| e.id).collect(), b_events.iter().map(|e| e.id).collect());
+    let first = s.claim_due_deliveries(10, 60, &ClaimLimit::total(3)).await.unwrap();
+    let mut expected = vec![a_ids[0], b_ids[0], a_ids[1]];
+    expected.sort_unstable();
+    assert_eq!(event_ids(&first), expected, "every project's oldest first, then the second ones");
+    // `a` is at its room: only `b` is claimed, though `a`'s rows are older.
+    let limit = ClaimLimit { total: 10, per_project: 10, rooms: vec![(a.id, 0)] };
+    assert_eq!(event_ids(&s.claim_due_deliveries(10, 60, &limit).await.unwrap()), [b_ids[1]]);
+    let limit = ClaimLimit { total: 10, per_project: 0, rooms: vec![(a.id, 2)] };
+    assert_eq!(event_ids(&s.claim_due_deliveries(10, 60, &limit).await.unwrap()), [a_ids[2], a_ids[3]]);
+    assert_ne!(a.id, b.id);
 }
 
 #[tokio::test]
 async fn released_leases_are_due_again_at_once_unless_claimed_anew() {
     let (_dir, s) = store().await;
     project_with_deliveries(&s, 3).await;
-    let claimed = s.claim_due_deliveries(10, 60, 10).await.unwrap();
+    let claimed = s.claim_due_deliveries(10, 60, &ClaimLimit::total(10)).await.unwrap();
     assert_eq!(claimed.len(), 3);
     // The leases ran out and another claim took the rows: releasing an old lease must not free its row.
-    let retaken = s.claim_due_deliveries(75, 60, 10).await.unwrap();
+    let retaken = s.claim_due_deliveries(75, 60, &ClaimLimit::total(10)).await.unwrap();
     assert_eq!(retaken.iter().map(|d| d.id).collect::<Vec<_>>(), claimed.iter().map(|d| d.id).collect::<Vec<_>>());
-    let fresh = s.claim_due_deliveries(10, 60, 10).await.unwrap();
+    let fresh = s.claim_due_deliveries(10, 60, &ClaimLimit::total(10)).await.unwrap();
     assert!(fresh.is_empty(), "all leased until 135");
     let (old, new) = (&claimed[2], &retaken[0]);
     let released = s.release_deliveries(&[new, &retaken[1], old]).await.unwrap();
     assert_eq!(released, 2, "the two current leases, not the stale one");
-    let again: Vec<i64> = s.claim_due_deliveries(76, 60, 10).await.unwrap().iter().map(|d| d.id).collect();
+    let again: Vec<i64> =
+        s.claim_due_deliveries(76, 60, &ClaimLimit::total(10)).await.unwrap().iter().map(|d| d.id).collect();
     assert_eq!(again, vec![retaken[0].id, retaken[1].id], "released rows are claimable before their lease ends");
     assert_eq!(s.release_deliveries(&[]).await.unwrap(), 0);
 }
@@ -426,10 +456,10 @@ async fn a_history_row_committed_later_with_an_earlier_time_is_not_skipped() {
 async fn a_late_attempt_never_overwrites_a_newer_lease() {
     let (_dir, s) = store().await;
     let (p, _) = project_with_deliveries(&s, 1).await;
-    let first = s.claim_due_deliveries(10, 60, 10).await.unwrap().remove(0);
+    let first = s.claim_due_deliveries(10, 60, &ClaimLimit::total(10)).await.unwrap().remove(0);
     assert_eq!(first.leased_until, Some(70));
     // The first attempt hangs past its lease; the row is claimed again and delivered.
-    let second = s.claim_due_deliveries(80, 60, 10).await.unwrap().remove(0);
+    let second = s.claim_due_deliveries(80, 60, &ClaimLimit::total(10)).await.unwrap().remove(0);
     let attempt = |no, status| Attempt {
         attempt_no: no,
         started_at: 80,
@@ -977,7 +1007,7 @@ async fn insert_events_bulk_numbers_per_project_and_delivers_only_with_a_url() {
     };
     assert_eq!(deliveries(s.clone(), a).await, vec![pending(6, hook_a), pending(2, hook_a)]);
     assert_eq!(deliveries(s.clone(), b).await, vec![pending(5, hook_b)]);
-    let claimed = s.claim_due_deliveries(20, 60, 10).await.unwrap();
+    let claimed = s.claim_due_deliveries(20, 60, &ClaimLimit::total(10)).await.unwrap();
     let mut claimed: Vec<_> = claimed.iter().map(|d| (d.event.id, d.event.project)).collect();
     claimed.sort_unstable();
     assert_eq!(claimed, vec![(2, a), (5, b), (6, a)]);
@@ -1091,10 +1121,10 @@ async fn write_buy_batch_writes_everything_or_nothing_when_a_unit_left_stock() {
 async fn a_delivery_under_way_is_not_resent() {
     let (_dir, s) = store().await;
     let (p, _) = project_with_deliveries(&s, 1).await;
-    let leased = s.claim_due_deliveries(10, 60, 10).await.unwrap().remove(0);
+    let leased = s.claim_due_deliveries(10, 60, &ClaimLimit::total(10)).await.unwrap().remove(0);
     assert!(!s.resend_delivery(p.id, leased.id, 20).await.unwrap(), "under way until 70");
     assert!(s.resend_delivery(p.id, leased.id, 70).await.unwrap());
-    assert_eq!(s.claim_due_deliveries(70, 60, 10).await.unwrap().len(), 1);
+    assert_eq!(s.claim_due_deliveries(70, 60, &ClaimLimit::total(10)).await.unwrap().len(), 1);
 }
 
 /// A `usd` row written before such rows were refused opens as the ledger's own USD, and a row the

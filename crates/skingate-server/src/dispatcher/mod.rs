@@ -6,6 +6,9 @@
 //! sends them with bounded concurrency, logs each attempt and schedules the next. A crash loses nothing:
 //! an unfinished lease expires and the row is due again.
 //!
+//! Projects share the dispatcher fairly ([`share`]): one merchant's slow endpoint or long backlog does not
+//! delay another's deliveries.
+//!
 //! Only 2xx counts. 410 disables the endpoint. An endpoint that has not succeeded for
 //! `webhook_disable_after_secs` is disabled too. Either way the merchant is told with a
 //! `webhook_endpoint_disabled` event on its WebSocket channel, and the disabled state shows in the CLI.
@@ -20,12 +23,15 @@ use serde_json::json;
 use skingate_core::events::{AttemptOutcome, EventType, RetryPolicy};
 use skingate_core::project::Project;
 use skingate_store::{Attempt, Delivery, NextStep};
-use tokio::sync::{Notify, Semaphore, mpsc};
+use tokio::sync::{Notify, mpsc};
 use tokio_util::sync::CancellationToken;
 
 use crate::events::{emit, public_id};
 use crate::state::AppState;
 use crate::webhook::WebhookClient;
+
+mod share;
+use share::Share;
 
 /// Delivery kind of deposit Result-URL callbacks (the other kind is the events webhook).
 pub const RESULT_URL: &str = "result_url";
@@ -72,7 +78,6 @@ struct Done {
 /// batches (group commit: one disk flush per batch instead of one per delivery).
 pub async fn run(state: AppState, client: WebhookClient, shutdown: CancellationToken) {
     let concurrency = state.config.webhook_concurrency;
-    let permits = Arc::new(Semaphore::new(concurrency));
     let policy = Arc::new(state.config.retry_policy());
     let poll = Duration::from_millis(state.config.webhook_poll_interval_ms);
     // A leased row may wait behind up to `LEASE_AHEAD` rounds of attempts (each at most one timeout) before
@@ -80,11 +85,22 @@ pub async fn run(state: AppState, client: WebhookClient, shutdown: CancellationT
     // is still on its way (which would let another claim send it a second time).
     let timeout_secs = i64::try_from(state.config.webhook_timeout_ms.div_ceil(1000)).unwrap_or(60);
     let lease = timeout_secs * (LEASE_AHEAD as i64 + 1) + LEASE_MARGIN_SECS;
+    // (Under contention a project's rows move at its fair share of the slots rather than all of them; a
+    // project may lease only half the window, so with two projects contending the bound still holds. Beyond
+    // that a lease can run out under a wait, and the row is sent again: at least once allows it.)
     let max_ahead = concurrency * LEASE_AHEAD;
+    let share = Share::new(concurrency, max_ahead / 2);
     let in_flight = Arc::new(AtomicUsize::new(0));
     let progress = Arc::new(Notify::new());
     let (done_tx, done_rx) = mpsc::unbounded_channel();
-    let recorder = tokio::spawn(recorder(state.clone(), policy.clone(), done_rx, in_flight.clone(), progress.clone()));
+    let recorder = tokio::spawn(recorder(
+        state.clone(),
+        policy.clone(),
+        done_rx,
+        in_flight.clone(),
+        share.clone(),
+        progress.clone(),
+    ));
     loop {
         if recorder.is_finished() {
             // Attempts would go unrecorded and be sent again at every lease's end: start the whole stage
@@ -98,24 +114,25 @@ pub async fn run(state: AppState, client: WebhookClient, shutdown: CancellationT
         let due = if room == 0 {
             Vec::new()
         } else {
-            let limit = u32::try_from(room).unwrap_or(u32::MAX);
-            state.store.claim_due_deliveries(state.now(), lease, limit).await.unwrap_or_else(|e| {
+            let limit = share.claim_limit(u32::try_from(room).unwrap_or(u32::MAX));
+            state.store.claim_due_deliveries(state.now(), lease, &limit).await.unwrap_or_else(|e| {
                 tracing::warn!(error = %e, "claiming deliveries failed");
                 Vec::new()
             })
         };
         let idle = due.is_empty();
         in_flight.fetch_add(due.len(), Ordering::AcqRel);
+        share.leased(due.iter().map(|d| d.event.project));
         for delivery in due {
-            let (state, client, policy, permits, done_tx, shutdown) =
-                (state.clone(), client.clone(), policy.clone(), permits.clone(), done_tx.clone(), shutdown.clone());
+            let (state, client, policy, share, done_tx, shutdown) =
+                (state.clone(), client.clone(), policy.clone(), share.clone(), done_tx.clone(), shutdown.clone());
             tokio::spawn(async move {
                 // A stop while waiting for a slot leaves the row to the next process; an attempt under way
                 // runs to its end (at most the webhook timeout) so its result is logged, not sent again.
                 let permit = tokio::select! {
                     biased;
                     () = shutdown.cancelled() => None,
-                    permit = permits.acquire_owned() => permit.ok(),
+                    slot = share.slot(delivery.event.project) => Some(slot),
                 };
                 let finished = match permit {
                     Some(permit) if !shutdown.is_cancelled() => {
@@ -244,6 +261,7 @@ async fn recorder(
     policy: Arc<RetryPolicy>,
     mut rx: mpsc::UnboundedReceiver<Finished>,
     in_flight: Arc<AtomicUsize>,
+    share: Arc<Share>,
     progress: Arc<Notify>,
 ) {
     while let Some(first) = rx.recv().await {
@@ -257,6 +275,13 @@ async fn recorder(
             }
         }
         let count = finished.len();
+        let projects: Vec<_> = finished
+            .iter()
+            .map(|f| match f {
+                Finished::Attempted(done) => done.delivery.event.project,
+                Finished::Unstarted(delivery) => delivery.event.project,
+            })
+            .collect();
         let (mut batch, mut unstarted) = (Vec::new(), Vec::new());
         for f in finished {
             match f {
@@ -271,6 +296,7 @@ async fn recorder(
             record(&state, &policy, &batch).await;
         }
         in_flight.fetch_sub(count, Ordering::AcqRel);
+        share.settled(projects);
         progress.notify_one();
     }
 }

@@ -1,0 +1,268 @@
+//! How the dispatcher's capacity is shared between projects, so one merchant's slow or failing endpoint (or a
+//! backlog of thousands of callbacks) cannot hold up another merchant's deliveries.
+//!
+//! Two limits, both work-conserving (a project alone may use everything):
+//! - **Leases.** A project may have at most [`Share::cap`] deliveries leased (claimed and not yet recorded),
+//!   half of the dispatcher's lease-ahead window; it is claimed again once it is down to half of that. Claims
+//!   take projects in turns ([`skingate_store::ClaimLimit`]), so a delivery of another project falling due is
+//!   claimed at the next claim, not after the backlog of the first.
+//! - **Attempts.** The `webhook_concurrency` slots go, as each frees, to the waiting project with the fewest
+//!   attempts running (ties: the longest waiting), not first come first served: while one project's
+//!   attempts hang until their timeout, another's get the next free slot.
+//!
+//! An audit measured what this prevents: 200 callbacks to a black-hole address held every slot, and another
+//! merchant's webhook arrived 56 s late (growing with the number of callbacks, about N / 32 × 10 s).
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use skingate_core::project::ProjectId;
+use skingate_store::ClaimLimit;
+use tokio::sync::oneshot;
+
+/// The dispatcher's shared accounting: leases and attempt slots per project.
+#[derive(Debug)]
+pub(super) struct Share {
+    /// Most deliveries one project may have leased.
+    cap: usize,
+    inner: Mutex<Inner>,
+}
+
+#[derive(Debug, Default)]
+struct Inner {
+    /// Attempt slots nobody holds.
+    free: usize,
+    /// Attempts running, per project (absent: none).
+    running: HashMap<ProjectId, usize>,
+    /// Deliveries leased and not yet recorded, per project (absent: none).
+    leased: HashMap<ProjectId, usize>,
+    /// Who waits for a slot: per project, in arrival order, with a ticket telling the order across projects.
+    waiting: HashMap<ProjectId, VecDeque<(u64, oneshot::Sender<()>)>>,
+    next_ticket: u64,
+}
+
+/// One attempt slot, given back when dropped.
+#[derive(Debug)]
+pub(super) struct Slot {
+    share: Arc<Share>,
+    project: ProjectId,
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        self.share.lock().release(self.project);
+    }
+}
+
+impl Share {
+    /// `slots` attempts at once; a project may have `cap` deliveries leased.
+    pub(super) fn new(slots: usize, cap: usize) -> Arc<Self> {
+        Arc::new(Self { cap: cap.max(1), inner: Mutex::new(Inner { free: slots, ..Inner::default() }) })
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// What the next claim may lease: `total` in all, each project up to its room.
+    pub(super) fn claim_limit(&self, total: u32) -> ClaimLimit {
+        let inner = self.lock();
+        let room = |leased: usize| if leased > self.cap / 2 { 0 } else { self.cap - leased };
+        let rooms = inner
+            .leased
+            .iter()
+            .map(|(project, &leased)| (*project, u32::try_from(room(leased)).unwrap_or(u32::MAX)))
+            .collect();
+        ClaimLimit { total, per_project: u32::try_from(self.cap).unwrap_or(u32::MAX), rooms }
+    }
+
+    /// Counts deliveries leased by a claim.
+    pub(super) fn leased(&self, projects: impl IntoIterator<Item = ProjectId>) {
+        let mut inner = self.lock();
+        for project in projects {
+            *inner.leased.entry(project).or_default() += 1;
+        }
+    }
+
+    /// Counts deliveries recorded (or handed back): no longer leased.
+    pub(super) fn settled(&self, projects: impl IntoIterator<Item = ProjectId>) {
+        let mut inner = self.lock();
+        for project in projects {
+            if let Some(n) = inner.leased.get_mut(&project) {
+                *n = n.saturating_sub(1);
+                if *n == 0 {
+                    inner.leased.remove(&project);
+                }
+            }
+        }
+    }
+
+    /// An attempt slot for `project`: at once if one is free, else when the slots are shared out again.
+    pub(super) async fn slot(self: &Arc<Self>, project: ProjectId) -> Slot {
+        let (ticket, rx) = {
+            let mut inner = self.lock();
+            if inner.free > 0 {
+                inner.free -= 1;
+                *inner.running.entry(project).or_default() += 1;
+                return Slot { share: self.clone(), project };
+            }
+            let (tx, rx) = oneshot::channel();
+            let ticket = inner.next_ticket;
+            inner.next_ticket += 1;
+            inner.waiting.entry(project).or_default().push_back((ticket, tx));
+            (ticket, rx)
+        };
+        let mut wait = Waiting { share: self, project, ticket, rx, granted: false };
+        // The sender lives in `waiting` until it grants the slot, and `self` keeps the map alive: the wait
+        // ends only by a grant (the running count was raised for it).
+        let _ = (&mut wait.rx).await;
+        wait.granted = true;
+        Slot { share: self.clone(), project }
+    }
+
+    #[cfg(test)]
+    fn running(&self, project: ProjectId) -> usize {
+        self.lock().running.get(&project).copied().unwrap_or(0)
+    }
+}
+
+/// A wait for a slot; dropped unfinished (the dispatcher stopping), it leaves the queue, and gives back a slot
+/// granted meanwhile.
+struct Waiting<'a> {
+    share: &'a Arc<Share>,
+    project: ProjectId,
+    ticket: u64,
+    rx: oneshot::Receiver<()>,
+    granted: bool,
+}
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        if self.granted {
+            return;
+        }
+        let mut inner = self.share.lock();
+        if self.rx.try_recv().is_ok() {
+            inner.release(self.project);
+        } else if let Some(queue) = inner.waiting.get_mut(&self.project) {
+            queue.retain(|(ticket, _)| *ticket != self.ticket);
+            if queue.is_empty() {
+                inner.waiting.remove(&self.project);
+            }
+        }
+    }
+}
+
+impl Inner {
+    /// A slot of `project` is free: it goes to the waiting project with the fewest attempts running.
+    fn release(&mut self, project: ProjectId) {
+        decrement(&mut self.running, project);
+        loop {
+            let Inner { waiting, running, .. } = &mut *self;
+            let next = waiting
+                .iter()
+                .filter_map(|(p, queue)| Some((*p, queue.front()?.0)))
+                .min_by_key(|(p, ticket)| (running.get(p).copied().unwrap_or(0), *ticket))
+                .map(|(p, _)| p);
+            let Some(next) = next else {
+                self.free += 1;
+                return;
+            };
+            let queue = waiting.get_mut(&next).expect("chosen from the map");
+            let (_, tx) = queue.pop_front().expect("chosen for its front");
+            if queue.is_empty() {
+                waiting.remove(&next);
+            }
+            *running.entry(next).or_default() += 1;
+            if tx.send(()).is_ok() {
+                return;
+            }
+            // Its waiter is gone (and found nothing to give back): the slot goes on to the next.
+            decrement(running, next);
+        }
+    }
+}
+
+fn decrement(counts: &mut HashMap<ProjectId, usize>, project: ProjectId) {
+    if let Some(n) = counts.get_mut(&project) {
+        *n = n.saturating_sub(1);
+        if *n == 0 {
+            counts.remove(&project);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const A: ProjectId = ProjectId(1);
+    const B: ProjectId = ProjectId(2);
+
+    /// With every slot held by one project, the next free slot goes to another project that waits, even
+    /// though the first project asked earlier.
+    #[tokio::test]
+    async fn a_freed_slot_goes_to_the_project_running_fewest() {
+        let share = Share::new(2, 8);
+        let (a1, a2) = (share.slot(A).await, share.slot(A).await);
+        let a3 = tokio::spawn({
+            let share = share.clone();
+            async move { share.slot(A).await }
+        });
+        tokio::task::yield_now().await;
+        let b1 = tokio::spawn({
+            let share = share.clone();
+            async move { share.slot(B).await }
+        });
+        tokio::task::yield_now().await;
+        drop(a1);
+        let b1 = b1.await.unwrap();
+        assert_eq!((share.running(A), share.running(B)), (1, 1));
+        assert!(!a3.is_finished(), "A waits: B ran fewer");
+        drop(a2);
+        let a3 = a3.await.unwrap();
+        drop((a3, b1));
+        assert_eq!((share.running(A), share.running(B)), (0, 0));
+        assert_eq!(share.lock().free, 2);
+    }
+
+    /// A wait given up (the dispatcher stopping) leaves no trace: the slot it may have been granted is free.
+    #[tokio::test]
+    async fn an_abandoned_wait_gives_its_slot_back() {
+        let share = Share::new(1, 8);
+        let held = share.slot(A).await;
+        let waiting = tokio::spawn({
+            let share = share.clone();
+            async move { share.slot(B).await }
+        });
+        tokio::task::yield_now().await;
+        waiting.abort();
+        let _ = waiting.await;
+        drop(held);
+        assert_eq!(share.lock().free, 1);
+        assert!(share.lock().waiting.is_empty() && share.lock().running.is_empty());
+        // Granted, then abandoned before it ran: still given back.
+        let held = share.slot(A).await;
+        let mut wait = Box::pin(share.slot(B));
+        assert!(futures::poll!(wait.as_mut()).is_pending());
+        drop(held);
+        drop(wait);
+        assert_eq!(share.lock().free, 1);
+        assert!(share.lock().running.is_empty());
+    }
+
+    /// A project is claimed up to its room; once over half of it, not until it is down to half.
+    #[test]
+    fn leases_are_capped_per_project() {
+        let share = Share::new(4, 8);
+        assert_eq!(share.claim_limit(100), ClaimLimit { total: 100, per_project: 8, rooms: vec![] });
+        share.leased([A, A, A, B]);
+        let mut rooms = share.claim_limit(100).rooms;
+        rooms.sort();
+        assert_eq!(rooms, [(A, 5), (B, 7)]);
+        share.leased([A, A]);
+        assert_eq!(share.claim_limit(100).rooms.iter().find(|r| r.0 == A), Some(&(A, 0)), "5 > 8 / 2");
+        share.settled([A, B, B]);
+        assert_eq!(share.claim_limit(100).rooms, [(A, 4)]);
+    }
+}
