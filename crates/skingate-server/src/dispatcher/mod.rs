@@ -80,16 +80,16 @@ pub async fn run(state: AppState, client: WebhookClient, shutdown: CancellationT
     let concurrency = state.config.webhook_concurrency;
     let policy = Arc::new(state.config.retry_policy());
     let poll = Duration::from_millis(state.config.webhook_poll_interval_ms);
-    // A leased row may wait behind up to `LEASE_AHEAD` rounds of attempts (each at most one timeout) before
-    // its own attempt starts: the lease covers the wait and the attempt, so it never runs out while the row
-    // is still on its way (which would let another claim send it a second time).
+    // A project may lease `LEASE_AHEAD` rounds of attempts ahead (`max_ahead`), all projects together twice
+    // that. A leased row may so wait behind up to `LEASE_AHEAD` rounds of its project's attempts (each at most
+    // one timeout), at half the slots when another project contends: the lease covers twice that wait and the
+    // attempt, so it does not run out while the row is still on its way (which would let another claim send it
+    // a second time). (With three or more projects contending with slow endpoints a row can wait longer; it
+    // is then sent again, which at least once allows.)
     let timeout_secs = i64::try_from(state.config.webhook_timeout_ms.div_ceil(1000)).unwrap_or(60);
-    let lease = timeout_secs * (LEASE_AHEAD as i64 + 1) + LEASE_MARGIN_SECS;
-    // (Under contention a project's rows move at its fair share of the slots rather than all of them; a
-    // project may lease only half the window, so with two projects contending the bound still holds. Beyond
-    // that a lease can run out under a wait, and the row is sent again: at least once allows it.)
+    let lease = timeout_secs * (2 * LEASE_AHEAD as i64 + 1) + LEASE_MARGIN_SECS;
     let max_ahead = concurrency * LEASE_AHEAD;
-    let share = Share::new(concurrency, max_ahead / 2);
+    let share = Share::new(concurrency, max_ahead);
     let in_flight = Arc::new(AtomicUsize::new(0));
     let progress = Arc::new(Notify::new());
     let (done_tx, done_rx) = mpsc::unbounded_channel();
@@ -110,7 +110,7 @@ pub async fn run(state: AppState, client: WebhookClient, shutdown: CancellationT
         let busy = in_flight.load(Ordering::Acquire);
         // Lease in batches: a claim is a write transaction, so claiming one row at a time would cost a disk
         // flush per delivery. Wait for room for half a batch unless nothing is in flight.
-        let room = if busy > 0 && busy > max_ahead / 2 { 0 } else { max_ahead - busy.min(max_ahead) };
+        let room = if busy > 0 && busy > max_ahead { 0 } else { 2 * max_ahead - busy.min(2 * max_ahead) };
         let due = if room == 0 {
             Vec::new()
         } else {
@@ -167,6 +167,8 @@ pub async fn run(state: AppState, client: WebhookClient, shutdown: CancellationT
                 () = shutdown.cancelled() => break,
                 () = state.dispatch_wake.notified() => {}
                 () = progress.notified(), if room == 0 => {}
+                // A project had no room (its rows due all along, so no wake-up marks them): it has again.
+                () = share.reopened.notified() => {}
                 () = tokio::time::sleep(poll) => {}
             }
         } else if shutdown.is_cancelled() {

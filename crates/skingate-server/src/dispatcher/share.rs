@@ -2,8 +2,8 @@
 //! backlog of thousands of callbacks) cannot hold up another merchant's deliveries.
 //!
 //! Two limits, both work-conserving (a project alone may use everything):
-//! - **Leases.** A project may have at most [`Share::cap`] deliveries leased (claimed and not yet recorded),
-//!   half of the dispatcher's lease-ahead window; it is claimed again once it is down to half of that. Claims
+//! - **Leases.** A project may have at most `cap` deliveries leased (claimed and not yet recorded), half of
+//!   the dispatcher's lease-ahead window; it is claimed again once it is down to half of that. Claims
 //!   take projects in turns ([`skingate_store::ClaimLimit`]), so a delivery of another project falling due is
 //!   claimed at the next claim, not after the backlog of the first.
 //! - **Attempts.** The `webhook_concurrency` slots go, as each frees, to the waiting project with the fewest
@@ -18,7 +18,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use skingate_core::project::ProjectId;
 use skingate_store::ClaimLimit;
-use tokio::sync::oneshot;
+use tokio::sync::{Notify, oneshot};
 
 /// The dispatcher's shared accounting: leases and attempt slots per project.
 #[derive(Debug)]
@@ -26,6 +26,9 @@ pub(super) struct Share {
     /// Most deliveries one project may have leased.
     cap: usize,
     inner: Mutex<Inner>,
+    /// Woken when a project that had no room has room again: a claim that found nothing for want of room
+    /// (its rows were due all along) may find them now.
+    pub(super) reopened: Notify,
 }
 
 #[derive(Debug, Default)]
@@ -57,7 +60,8 @@ impl Drop for Slot {
 impl Share {
     /// `slots` attempts at once; a project may have `cap` deliveries leased.
     pub(super) fn new(slots: usize, cap: usize) -> Arc<Self> {
-        Arc::new(Self { cap: cap.max(1), inner: Mutex::new(Inner { free: slots, ..Inner::default() }) })
+        let inner = Mutex::new(Inner { free: slots, ..Inner::default() });
+        Arc::new(Self { cap: cap.max(1), inner, reopened: Notify::new() })
     }
 
     fn lock(&self) -> MutexGuard<'_, Inner> {
@@ -84,16 +88,22 @@ impl Share {
         }
     }
 
-    /// Counts deliveries recorded (or handed back): no longer leased.
+    /// Counts deliveries recorded (or handed back): no longer leased. Wakes [`Share::reopened`] if a project
+    /// has room again.
     pub(super) fn settled(&self, projects: impl IntoIterator<Item = ProjectId>) {
         let mut inner = self.lock();
+        let mut reopened = false;
         for project in projects {
             if let Some(n) = inner.leased.get_mut(&project) {
+                reopened |= *n == self.cap / 2 + 1;
                 *n = n.saturating_sub(1);
                 if *n == 0 {
                     inner.leased.remove(&project);
                 }
             }
+        }
+        if reopened {
+            self.reopened.notify_one();
         }
     }
 
@@ -252,8 +262,8 @@ mod tests {
     }
 
     /// A project is claimed up to its room; once over half of it, not until it is down to half.
-    #[test]
-    fn leases_are_capped_per_project() {
+    #[tokio::test]
+    async fn leases_are_capped_per_project() {
         let share = Share::new(4, 8);
         assert_eq!(share.claim_limit(100), ClaimLimit { total: 100, per_project: 8, rooms: vec![] });
         share.leased([A, A, A, B]);
@@ -264,5 +274,8 @@ mod tests {
         assert_eq!(share.claim_limit(100).rooms.iter().find(|r| r.0 == A), Some(&(A, 0)), "5 > 8 / 2");
         share.settled([A, B, B]);
         assert_eq!(share.claim_limit(100).rooms, [(A, 4)]);
+        // The project that had no room has room again: a dispatcher waiting for that is woken.
+        let woken = share.reopened.notified();
+        assert!(futures::poll!(Box::pin(woken)).is_ready(), "a permit was stored when A went from 5 to 4");
     }
 }

@@ -201,7 +201,7 @@ async fn restart_between_commit_and_delivery_loses_nothing() {
 #[tokio::test]
 async fn a_graceful_stop_logs_the_attempt_under_way_and_hands_back_the_rest() {
     // One attempt at a time to an endpoint that takes a second to answer until the restart: a stop finds an
-    // attempt under way and the other deliveries leased ahead of it, waiting for the slot (leased for 200 s by
+    // attempt under way and the other deliveries leased ahead of it, waiting for the slot (leased for 360 s by
     // default).
     let mut app = spawn_with(|c| allow_loopback(c).with("webhook_concurrency", 1).unwrap()).await;
     let receiver = Receiver::start_slow(usize::MAX, std::time::Duration::from_secs(1)).await;
