@@ -60,6 +60,9 @@ const ACCEPTED_CHECK_SECS: i64 = 3_600;
 /// `next_check_at` of a purchase nothing can happen to any more.
 const NEVER: i64 = i64::MAX;
 
+/// How long after a send Steam did not answer the watcher asks Steam whether the offer was made.
+const SEND_RECHECK_SECS: i64 = 10;
+
 /// What a round decided for one purchase.
 #[derive(Debug, Clone)]
 enum Step {
@@ -67,6 +70,8 @@ enum Step {
     Apply { purchase: Box<Purchase>, event: TradeEvent, offer: Option<u64>, reason: Option<String> },
     /// Look again at this time (`persist`: in the database; otherwise only in the watcher's memory).
     Recheck { id: i64, at: i64, persist: bool },
+    /// Steam did not answer the send (`reason`): look again at `at` ([`Memory::failed_sends`]).
+    SendFailed { id: i64, at: i64, reason: String },
 }
 
 /// What the watcher remembers between rounds.
@@ -79,6 +84,10 @@ pub struct Memory {
     /// Offers sent whose id could not be stored and that could not be cancelled either (accepted already, or
     /// Steam unreachable): their purchases go on with them, never with a second offer for the same unit.
     unrecorded: HashMap<i64, u64>,
+    /// Purchases whose send Steam did not answer (unavailable, timed out), with the error. Steam may have made
+    /// the offer all the same, so one failed send is not final: the next look asks Steam for an offer of the
+    /// unit to the user and goes on with it, and fails the purchase only when there is none.
+    failed_sends: HashMap<i64, String>,
     /// The highest purchase id at this watcher's first round. A purchase up to it may have had its offer sent
     /// by an earlier process that stopped before recording it: Steam is asked before anything is sent. (An id,
     /// not a time: a restart within the same clock second must not pass for a fresh purchase.)
@@ -154,7 +163,7 @@ pub async fn round(state: &AppState, memory: &mut Memory) -> Result<usize, Store
     let assets: HashMap<i64, i64> =
         state.store.units_by_ids(&sending).await?.into_iter().map(|u| (u.id, u.asset_id)).collect();
     let mut steps = Vec::with_capacity(due.len());
-    let sent = Sent { assets: &assets, unrecorded: &memory.unrecorded, started };
+    let sent = Sent { assets: &assets, unrecorded: &memory.unrecorded, failed_sends: &memory.failed_sends, started };
     for p in due {
         steps.push(decide(state, p, now, &mut memory.pending, &sent).await);
     }
@@ -168,10 +177,15 @@ pub async fn round(state: &AppState, memory: &mut Memory) -> Result<usize, Store
                     entry.1 = at;
                 }
             }
+            Step::SendFailed { id, at, reason } => {
+                memory.failed_sends.insert(id, reason);
+                writes.push(Step::Recheck { id, at, persist: true });
+            }
             other => writes.push(other),
         }
     }
     for (purchase, to) in apply(state, writes, now).await? {
+        memory.failed_sends.remove(&purchase.id);
         if to == PurchaseStatus::WaitingAccept {
             memory.waiting.insert(purchase.id, (purchase, now + WAITING_CHECK_SECS));
         } else {
@@ -187,6 +201,8 @@ struct Sent<'a> {
     assets: &'a HashMap<i64, i64>,
     /// See [`Memory::unrecorded`].
     unrecorded: &'a HashMap<i64, u64>,
+    /// See [`Memory::failed_sends`].
+    failed_sends: &'a HashMap<i64, String>,
     /// See [`Memory::started`].
     started: i64,
 }
@@ -218,20 +234,26 @@ async fn decide(
             let observed = state.steam.offer(offer).await;
             // The offer is gone (see `AppState::offer_gone`) and the deadline has passed: no trade can come of it.
             let lost = now >= deadline && state.offer_gone(&observed);
+            let expired = matches!(&observed, Ok(o) if o.state == OfferState::Expired);
             let seen = match observed {
                 Ok(o) if o.state == OfferState::Accepted => Some(TradeEvent::Accepted),
                 // Cancelled by us at the deadline in a round whose transaction did not commit: still a timeout.
                 Ok(o) if o.state == OfferState::Canceled && now >= deadline => Some(TradeEvent::TimedOut),
+                // Steam let it lapse unanswered (its own limit, past ours: the cancel at our deadline did not
+                // go through): the user never answered, so a timeout, not a refusal.
+                Ok(o) if o.state == OfferState::Expired => Some(TradeEvent::TimedOut),
                 Ok(o) if o.state.is_failed() => Some(TradeEvent::Declined),
                 _ if lost => Some(TradeEvent::TimedOut),
                 Ok(_) | Err(_) => None,
             };
             let next = (now + WAITING_CHECK_SECS).min(deadline.max(now));
             let mut step = confirm(p, seen, next, now, pending, false);
-            if let Step::Apply { event: TradeEvent::TimedOut, reason, .. } = &mut step
-                && lost
-            {
-                *reason = Some("not accepted within 10 minutes; Steam no longer knows the offer".to_owned());
+            if let Step::Apply { event: TradeEvent::TimedOut, reason, .. } = &mut step {
+                if lost {
+                    *reason = Some("not accepted within 10 minutes; Steam no longer knows the offer".to_owned());
+                } else if expired {
+                    *reason = Some("not accepted; the offer expired at Steam".to_owned());
+                }
             }
             step
         }
@@ -329,9 +351,10 @@ fn confirm(
 /// Sends the purchase's offer; Steam's answer decides the step. A purchase whose offer was already sent goes
 /// on with that offer instead: one recorded by a round whose main transaction failed (see
 /// [`remember_sent_offers`]), one this watcher could neither record nor cancel ([`Memory::unrecorded`]), or,
-/// for a purchase older than this watcher, one an earlier process sent and never recorded (Steam is asked;
-/// while it cannot answer, nothing is sent).
-async fn send(state: &AppState, p: Purchase, sent: &Sent<'_>, now: i64) -> Step {
+/// for a purchase older than this watcher or whose last send Steam did not answer, one sent and never recorded
+/// (Steam is asked; while it cannot answer, nothing is sent). An adopted offer's 10 minutes run from when
+/// Steam made it, as a recorded one's run from its recorded `sent_at`.
+async fn send(state: &AppState, mut p: Purchase, sent: &Sent<'_>, now: i64) -> Step {
     let known = p.tradeofferid.as_deref().and_then(|s| s.parse::<u64>().ok());
     if let Some(offer) = known.or_else(|| sent.unrecorded.get(&p.id).copied()) {
         return Step::Apply { purchase: Box::new(p), event: TradeEvent::OfferSent, offer: Some(offer), reason: None };
@@ -353,12 +376,19 @@ async fn send(state: &AppState, p: Purchase, sent: &Sent<'_>, now: i64) -> Step 
         price_cents: u64::try_from(p.price.minor() / 10).unwrap_or(0),
         tradable: true,
     };
-    if p.id <= sent.started {
+    let failed_send = sent.failed_sends.get(&p.id);
+    if p.id <= sent.started || failed_send.is_some() {
         match state.find_sent_offer(partner.steam_id, p.created_at, &[asset.asset_id], &[]).await {
             Ok(Some(offer)) => {
                 tracing::warn!(purchase = p.id, offer = offer.id, "adopting an offer sent but never recorded");
+                p.sent_at = Some(offer.created_at);
                 let offer = Some(offer.id);
                 return Step::Apply { purchase: Box::new(p), event: TradeEvent::OfferSent, offer, reason: None };
+            }
+            // The send Steam did not answer made no offer (two looks agree): the purchase fails.
+            Ok(None) if failed_send.is_some() => {
+                let reason = failed_send.cloned();
+                return Step::Apply { purchase: Box::new(p), event: TradeEvent::CreateFailed, offer: None, reason };
             }
             Ok(None) => {}
             Err(e) => {
@@ -376,6 +406,11 @@ async fn send(state: &AppState, p: Purchase, sent: &Sent<'_>, now: i64) -> Step 
     let offer = NewOffer { partner, game, items_to_receive: Vec::new(), items_to_give: vec![asset] };
     match state.steam.send_offer(offer).await {
         Ok(id) => Step::Apply { purchase: Box::new(p), event: TradeEvent::OfferSent, offer: Some(id), reason: None },
+        // No answer: Steam may have made the offer all the same, so this is not final (see `Memory::failed_sends`).
+        Err(e @ SteamError::Unavailable) => {
+            tracing::warn!(purchase = p.id, error = %e, "sending an offer got no answer; looking again");
+            Step::SendFailed { id: p.id, at: now + SEND_RECHECK_SECS, reason: e.to_string() }
+        }
         Err(e) => {
             let event = match e {
                 SteamError::InvalidToken => TradeEvent::InvalidToken,
@@ -602,7 +637,7 @@ async fn apply_steps(
     let mut updates = Vec::new();
     for step in steps {
         let (p, event, offer, reason) = match step {
-            Step::Recheck { id, at, .. } => {
+            Step::Recheck { id, at, .. } | Step::SendFailed { id, at, .. } => {
                 checks.push((id, at));
                 continue;
             }
@@ -614,18 +649,21 @@ async fn apply_steps(
         // settled at once (after the two agreeing looks `settle` asks for) instead of watched for seven days.
         let protected = Game::parse(&p.game) == Some(Game::Cs2);
         let watch_until = if protected { now + TRADE_PROTECTION_SECS } else { now };
+        // The offer's 10 minutes run from when it was sent: a recorded or adopted offer keeps that time (a
+        // restart between recording the offer and this step must not start them again).
+        let sent_at = offer.map(|_| p.sent_at.unwrap_or(now));
         updates.push(PurchaseUpdate {
             id: p.id,
             from: p.status,
             to: t.to,
             tradeofferid: offer.map(|o| o.to_string()),
             error_reason: reason.clone(),
-            sent_at: offer.map(|_| now),
+            sent_at,
             accepted_at: accepted.then_some(now),
             watch_until: accepted.then_some(watch_until),
             next_check_at: match t.to {
                 // Polled from memory; the database only needs the deadline (and catches up after a restart).
-                PurchaseStatus::WaitingAccept => now + OFFER_TIMEOUT_SECS,
+                PurchaseStatus::WaitingAccept => sent_at.unwrap_or(now) + OFFER_TIMEOUT_SECS,
                 PurchaseStatus::Accepted => (now + ACCEPTED_CHECK_SECS).min(watch_until),
                 _ => NEVER,
             },
@@ -680,7 +718,7 @@ async fn apply_steps(
         }
         p.status = t.to;
         if offer.is_some() {
-            p.sent_at = Some(now);
+            p.sent_at = p.sent_at.or(Some(now));
         }
         applied.push((p, t.to));
     }

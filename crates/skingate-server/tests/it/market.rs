@@ -1060,3 +1060,78 @@ async fn a_price_list_that_cannot_be_read_answers_the_error_envelope() {
     let failed = raw(&sdk, "market_pricelist", json!({"game": "dota2", "full": 1})).await.unwrap_err();
     assert_eq!(failed.code(), Some(-100), "{failed:?}");
 }
+
+/// The offer's 10 minutes run from when it was sent, also when the round that sent it could not move the
+/// purchase on (a crash there, or a failing write, as here): the round that goes on with the stored offer
+/// later keeps its send time. It used to start the 10 minutes again, so a user could accept (and be charged
+/// for) an offer past its time; an audit saw 12 minutes after a 2-minute crash.
+#[tokio::test]
+async fn an_offer_recorded_before_a_failed_round_keeps_its_ten_minutes() {
+    let (app, clock) = market_app(0).await;
+    let sdk = app.sdk();
+    app.adjust(true, 1_000_000, "topup").await;
+    set_profile(&app, 3103, Profile::NeverAnswer);
+    let fault = Fault::inject(app.database_url(), "BEFORE INSERT ON events", "NEW.event_type = 'status_change'").await;
+    let id = add_units(&app, Game::Dota2, "Treasure Key", 1).await[0];
+    let bought = sdk.market_buy(&order(BuyTarget::Id(id), user(&app, 3103))).await.unwrap();
+    wait_for(&app, &clock, &bought.buy_id, "a stored offer id", 1, |p| p.tradeofferid.is_some()).await;
+    let buy_id: i64 = bought.buy_id.parse().unwrap();
+    let stored = |app: &TestApp| {
+        let store = app.running.state.store.clone();
+        let project = app.project.id;
+        async move { store.purchases_by_ids(project, &[buy_id]).await.unwrap().remove(0) }
+    };
+    let sent_at = stored(&app).await.sent_at.expect("the send time is stored with the offer id");
+    // Two minutes go by before the purchase can move on.
+    for _ in 0..12 {
+        tick(&app, &clock, 10, 20).await;
+    }
+    fault.clear().await;
+    wait_status(&app, &clock, &bought.buy_id, "waiting_accept", 1).await;
+    let waiting = stored(&app).await;
+    assert_eq!(waiting.sent_at, Some(sent_at), "the send time is kept");
+    assert!(skingate_server::clock::Clock::now(&clock) < sent_at + 600, "still within the ten minutes");
+    let done = wait_status(&app, &clock, &bought.buy_id, "timeout", 5).await;
+    assert!(
+        skingate_server::clock::Clock::now(&clock) <= sent_at + 600 + 30,
+        "timed out at {} for an offer sent at {sent_at}",
+        skingate_server::clock::Clock::now(&clock)
+    );
+    assert!(done.error_reason.is_some());
+}
+
+/// A send Steam did not answer is not final on that one observation (Steam may have made the offer all the
+/// same): the purchase fails only once a later look finds no offer, and goes on with the offer if there is one.
+#[tokio::test]
+async fn a_send_without_an_answer_is_looked_at_again_before_the_purchase_fails() {
+    let (app, clock) = market_app(0).await;
+    let sdk = app.sdk();
+    app.adjust(true, 1_000_000, "topup").await;
+    set_profile(&app, 3104, Profile::SendFails);
+    let id = add_units(&app, Game::Dota2, "Treasure Key", 1).await[0];
+    let bought = sdk.market_buy(&order(BuyTarget::Id(id), user(&app, 3104))).await.unwrap();
+    // Rounds within the 10 s after the failed send leave it alone.
+    for _ in 0..5 {
+        tick(&app, &clock, 1, 30).await;
+    }
+    assert_eq!(sdk.market_getinfo(&bought.buy_id).await.unwrap().offer_status, "creating_trade");
+    let done = wait_status(&app, &clock, &bought.buy_id, "trade_create_error", 5).await;
+    assert!(done.error_reason.is_some_and(|r| !r.is_empty()));
+}
+
+/// An offer Steam let expire unanswered (its own limit; our cancel at the deadline did not go through) ends
+/// the purchase as `timeout`, not as declined by a user who never answered.
+#[tokio::test]
+async fn an_offer_expired_at_steam_is_a_timeout() {
+    let (app, clock) = market_app(0).await;
+    let sdk = app.sdk();
+    app.adjust(true, 1_000_000, "topup").await;
+    set_profile(&app, 3105, Profile::NeverAnswer);
+    let id = add_units(&app, Game::Dota2, "Treasure Key", 1).await[0];
+    let bought = sdk.market_buy(&order(BuyTarget::Id(id), user(&app, 3105))).await.unwrap();
+    wait_status(&app, &clock, &bought.buy_id, "waiting_accept", 1).await;
+    // Fifteen days at once (as `skingate sim advance 15d`): Steam's own 14 days are over at the first look.
+    clock.advance(15 * 86_400);
+    let done = wait_status(&app, &clock, &bought.buy_id, "timeout", 1).await;
+    assert_eq!(done.error_reason.as_deref(), Some("not accepted; the offer expired at Steam"));
+}
