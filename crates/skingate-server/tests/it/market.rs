@@ -55,6 +55,20 @@ fn set_profile(app: &TestApp, account: u64, profile: Profile) {
     app.running.state.sim.as_ref().unwrap().set_profile(SteamId::from_account_id(account).unwrap(), profile);
 }
 
+/// Funds the project, gives simulated user `account` the `profile` and buys one Dota 2 unit for that user;
+/// returns the buy's id.
+async fn buy_for(app: &TestApp, account: u64, profile: Profile) -> String {
+    app.adjust(true, 1_000_000, "topup").await;
+    set_profile(app, account, profile);
+    let id = add_units(app, Game::Dota2, "Treasure Key", 1).await[0];
+    app.sdk().market_buy(&order(BuyTarget::Id(id), user(app, account))).await.unwrap().buy_id
+}
+
+/// The "status_change" events refused while the fault is on: a watcher round that moves a purchase fails.
+async fn refuse_status_changes(app: &TestApp) -> Fault {
+    Fault::inject(app.database_url(), "BEFORE INSERT ON events", "NEW.event_type = 'status_change'").await
+}
+
 fn order(target: BuyTarget, (partner, token): (String, String)) -> BuyOrder {
     BuyOrder { target, partner, token, max_price: None, custom_id: None, idempotency_key: None }
 }
@@ -688,20 +702,15 @@ async fn sixty_four_identical_requests_with_one_custom_id() {
 #[tokio::test]
 async fn a_failed_round_keeps_the_offers_it_sent() {
     let (app, clock) = market_app(0).await;
-    let sdk = app.sdk();
-    app.adjust(true, 1_000_000, "topup").await;
-    set_profile(&app, 3102, Profile::Manual);
-    // The fault: every `status_change` event is refused.
-    let fault = Fault::inject(app.database_url(), "BEFORE INSERT ON events", "NEW.event_type = 'status_change'").await;
-    let id = add_units(&app, Game::Dota2, "Treasure Key", 1).await[0];
-    let bought = sdk.market_buy(&order(BuyTarget::Id(id), user(&app, 3102))).await.unwrap();
+    let fault = refuse_status_changes(&app).await;
+    let buy_id = buy_for(&app, 3102, Profile::Manual).await;
     // The offer id is stored despite the failing round.
-    let stuck = wait_for(&app, &clock, &bought.buy_id, "a stored offer id", 1, |p| p.tradeofferid.is_some()).await;
+    let stuck = wait_for(&app, &clock, &buy_id, "a stored offer id", 1, |p| p.tradeofferid.is_some()).await;
     assert_eq!(stuck.offer_status, "creating_trade", "the transition itself failed");
     let offer = stuck.tradeofferid.unwrap();
 
     fault.clear().await;
-    let sent = wait_status(&app, &clock, &bought.buy_id, "waiting_accept", 1).await;
+    let sent = wait_status(&app, &clock, &buy_id, "waiting_accept", 1).await;
     assert_eq!(sent.tradeofferid.as_deref(), Some(offer.as_str()), "the stored offer is the one it goes on with");
     let next: u64 = offer.parse::<u64>().unwrap() + 1;
     assert!(app.running.state.steam.offer(next).await.is_err(), "no second offer was sent");
@@ -1068,14 +1077,10 @@ async fn a_price_list_that_cannot_be_read_answers_the_error_envelope() {
 #[tokio::test]
 async fn an_offer_recorded_before_a_failed_round_keeps_its_ten_minutes() {
     let (app, clock) = market_app(0).await;
-    let sdk = app.sdk();
-    app.adjust(true, 1_000_000, "topup").await;
-    set_profile(&app, 3103, Profile::NeverAnswer);
-    let fault = Fault::inject(app.database_url(), "BEFORE INSERT ON events", "NEW.event_type = 'status_change'").await;
-    let id = add_units(&app, Game::Dota2, "Treasure Key", 1).await[0];
-    let bought = sdk.market_buy(&order(BuyTarget::Id(id), user(&app, 3103))).await.unwrap();
-    wait_for(&app, &clock, &bought.buy_id, "a stored offer id", 1, |p| p.tradeofferid.is_some()).await;
-    let buy_id: i64 = bought.buy_id.parse().unwrap();
+    let fault = refuse_status_changes(&app).await;
+    let bought = buy_for(&app, 3103, Profile::NeverAnswer).await;
+    wait_for(&app, &clock, &bought, "a stored offer id", 1, |p| p.tradeofferid.is_some()).await;
+    let buy_id: i64 = bought.parse().unwrap();
     let stored = |app: &TestApp| {
         let store = app.running.state.store.clone();
         let project = app.project.id;
@@ -1087,11 +1092,11 @@ async fn an_offer_recorded_before_a_failed_round_keeps_its_ten_minutes() {
         tick(&app, &clock, 10, 20).await;
     }
     fault.clear().await;
-    wait_status(&app, &clock, &bought.buy_id, "waiting_accept", 1).await;
+    wait_status(&app, &clock, &bought, "waiting_accept", 1).await;
     let waiting = stored(&app).await;
     assert_eq!(waiting.sent_at, Some(sent_at), "the send time is kept");
     assert!(skingate_server::clock::Clock::now(&clock) < sent_at + 600, "still within the ten minutes");
-    let done = wait_status(&app, &clock, &bought.buy_id, "timeout", 5).await;
+    let done = wait_status(&app, &clock, &bought, "timeout", 5).await;
     assert!(
         skingate_server::clock::Clock::now(&clock) <= sent_at + 600 + 30,
         "timed out at {} for an offer sent at {sent_at}",
@@ -1105,17 +1110,13 @@ async fn an_offer_recorded_before_a_failed_round_keeps_its_ten_minutes() {
 #[tokio::test]
 async fn a_send_without_an_answer_is_looked_at_again_before_the_purchase_fails() {
     let (app, clock) = market_app(0).await;
-    let sdk = app.sdk();
-    app.adjust(true, 1_000_000, "topup").await;
-    set_profile(&app, 3104, Profile::SendFails);
-    let id = add_units(&app, Game::Dota2, "Treasure Key", 1).await[0];
-    let bought = sdk.market_buy(&order(BuyTarget::Id(id), user(&app, 3104))).await.unwrap();
+    let buy_id = buy_for(&app, 3104, Profile::SendFails).await;
     // Rounds within the 10 s after the failed send leave it alone.
     for _ in 0..5 {
         tick(&app, &clock, 1, 30).await;
     }
-    assert_eq!(sdk.market_getinfo(&bought.buy_id).await.unwrap().offer_status, "creating_trade");
-    let done = wait_status(&app, &clock, &bought.buy_id, "trade_create_error", 5).await;
+    assert_eq!(app.sdk().market_getinfo(&buy_id).await.unwrap().offer_status, "creating_trade");
+    let done = wait_status(&app, &clock, &buy_id, "trade_create_error", 5).await;
     assert!(done.error_reason.is_some_and(|r| !r.is_empty()));
 }
 
@@ -1124,14 +1125,10 @@ async fn a_send_without_an_answer_is_looked_at_again_before_the_purchase_fails()
 #[tokio::test]
 async fn an_offer_expired_at_steam_is_a_timeout() {
     let (app, clock) = market_app(0).await;
-    let sdk = app.sdk();
-    app.adjust(true, 1_000_000, "topup").await;
-    set_profile(&app, 3105, Profile::NeverAnswer);
-    let id = add_units(&app, Game::Dota2, "Treasure Key", 1).await[0];
-    let bought = sdk.market_buy(&order(BuyTarget::Id(id), user(&app, 3105))).await.unwrap();
-    wait_status(&app, &clock, &bought.buy_id, "waiting_accept", 1).await;
+    let buy_id = buy_for(&app, 3105, Profile::NeverAnswer).await;
+    wait_status(&app, &clock, &buy_id, "waiting_accept", 1).await;
     // Fifteen days at once (as `skingate sim advance 15d`): Steam's own 14 days are over at the first look.
     clock.advance(15 * 86_400);
-    let done = wait_status(&app, &clock, &bought.buy_id, "timeout", 1).await;
+    let done = wait_status(&app, &clock, &buy_id, "timeout", 1).await;
     assert_eq!(done.error_reason.as_deref(), Some("not accepted; the offer expired at Steam"));
 }
