@@ -6,7 +6,7 @@
 //! sends them with bounded concurrency, logs each attempt and schedules the next. A crash loses nothing:
 //! an unfinished lease expires and the row is due again.
 //!
-//! Projects share the dispatcher fairly ([`share`]): one merchant's slow endpoint or long backlog does not
+//! Projects share the dispatcher fairly (`dispatcher/share.rs`): one merchant's slow endpoint or long backlog does not
 //! delay another's deliveries.
 //!
 //! Only 2xx counts. 410 disables the endpoint. An endpoint that has not succeeded for
