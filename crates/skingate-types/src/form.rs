@@ -22,6 +22,10 @@ pub const MAX_DEPTH: usize = 5;
 /// a third of a second of CPU (an audit stalled every route on two cores with six senders).
 pub const MAX_PAIRS: usize = 2000;
 
+/// Most bracket segments one key may have (`items[0][id]` has 2): deeper keys are refused before parsing, as
+/// a single megabyte-long key of `[0][0]…` still cost tens of milliseconds of CPU under the pair cap.
+pub const MAX_SEGMENTS: usize = 8;
+
 /// A body that is not a PHP-style form (bad percent-encoding, conflicting keys such as `a=1&a[b]=2`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FormError(String);
@@ -52,9 +56,17 @@ pub fn parse(body: &[u8]) -> Result<Map<String, Value>, FormError> {
     if body.trim_ascii().is_empty() {
         return Ok(Map::new());
     }
-    let pairs = body.split(|&b| b == b'&').filter(|pair| !pair.is_empty()).count();
-    if pairs > MAX_PAIRS {
-        return Err(FormError(format!("{pairs} parameters, more than {MAX_PAIRS}")));
+    let pairs: Vec<&[u8]> = body.split(|&b| b == b'&').filter(|pair| !pair.is_empty()).collect();
+    if pairs.len() > MAX_PAIRS {
+        return Err(FormError(format!("{} parameters, more than {MAX_PAIRS}", pairs.len())));
+    }
+    for pair in &pairs {
+        let key = pair.split(|&b| b == b'=').next().unwrap_or_default();
+        let segments = key.iter().filter(|&&b| b == b'[').count()
+            + key.windows(3).filter(|w| w.eq_ignore_ascii_case(b"%5B")).count();
+        if segments > MAX_SEGMENTS {
+            return Err(FormError(format!("a key nested {segments} deep, more than {MAX_SEGMENTS}")));
+        }
     }
     let config = serde_qs::Config::new().max_depth(MAX_DEPTH).use_form_encoding(true);
     let body = indices_as_keys(body);
@@ -171,6 +183,10 @@ mod tests {
         let many: String = (0..=MAX_PAIRS).map(|i| format!("a[{i}][0][0][0]=1&")).collect();
         assert!(parse(many.as_bytes()).unwrap_err().to_string().contains("more than 2000"));
         assert!(parse(format!("a=1{}", "&".repeat(10_000)).as_bytes()).is_ok());
+        // Depth: a key of many segments is refused whole, in either spelling of the brackets.
+        assert!(parse(format!("a{}=1", "[0]".repeat(MAX_SEGMENTS + 1)).as_bytes()).is_err());
+        assert!(parse(format!("a{}=1", "%5b0%5D".repeat(MAX_SEGMENTS + 1)).as_bytes()).is_err());
+        assert!(parse(format!("a{}=1", "[0]".repeat(MAX_SEGMENTS)).as_bytes()).is_ok());
     }
 
     /// A Result-URL callback as the server writes it: scalars, and the deposit's items nested PHP-style.

@@ -110,10 +110,10 @@ pub async fn run(state: AppState, client: WebhookClient, shutdown: CancellationT
         let busy = in_flight.load(Ordering::Acquire);
         // Lease in batches: a claim is a write transaction, so claiming one row at a time would cost a disk
         // flush per delivery. Wait for room for half a batch unless nothing is in flight.
-        let room = if busy > 0 && busy > max_ahead { 0 } else { 2 * max_ahead - busy.min(2 * max_ahead) };
-        let due = if room == 0 {
-            Vec::new()
-        } else {
+        // (When the whole window is leased, `claim_limit` still lets projects with nothing leased in: two
+        // merchants' backlogs to black holes must not keep a third merchant's deliveries from being claimed.)
+        let room = 2 * max_ahead - busy.min(2 * max_ahead);
+        let due = {
             let limit = share.claim_limit(u32::try_from(room).unwrap_or(u32::MAX));
             state.store.claim_due_deliveries(state.now(), lease, &limit).await.unwrap_or_else(|e| {
                 tracing::warn!(error = %e, "claiming deliveries failed");

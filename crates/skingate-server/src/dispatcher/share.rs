@@ -25,6 +25,8 @@ use tokio::sync::{Notify, oneshot};
 pub(super) struct Share {
     /// Most deliveries one project may have leased.
     cap: usize,
+    /// Attempt slots in all.
+    slots: usize,
     inner: Mutex<Inner>,
     /// Woken when a project that had no room has room again: a claim that found nothing for want of room
     /// (its rows were due all along) may find them now.
@@ -61,16 +63,23 @@ impl Share {
     /// `slots` attempts at once; a project may have `cap` deliveries leased.
     pub(super) fn new(slots: usize, cap: usize) -> Arc<Self> {
         let inner = Mutex::new(Inner { free: slots, ..Inner::default() });
-        Arc::new(Self { cap: cap.max(1), inner, reopened: Notify::new() })
+        Arc::new(Self { cap: cap.max(1), slots: slots.max(1), inner, reopened: Notify::new() })
     }
 
     fn lock(&self) -> MutexGuard<'_, Inner> {
         self.inner.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    /// What the next claim may lease: `total` in all, each project up to its room.
+    /// What the next claim may lease: `total` in all, each project up to its room. With no room left in all
+    /// (`total` 0), projects with nothing leased may still lease a round of attempts each (their deliveries get
+    /// the next free slots), the others nothing.
     pub(super) fn claim_limit(&self, total: u32) -> ClaimLimit {
         let inner = self.lock();
+        if total == 0 {
+            let round = u32::try_from(self.slots).unwrap_or(u32::MAX);
+            let rooms = inner.leased.keys().map(|project| (*project, 0)).collect();
+            return ClaimLimit { total: round, per_project: round, rooms };
+        }
         let room = |leased: usize| if leased > self.cap / 2 { 0 } else { self.cap - leased };
         let rooms = inner
             .leased
@@ -272,6 +281,10 @@ mod tests {
         assert_eq!(rooms, [(A, 5), (B, 7)]);
         share.leased([A, A]);
         assert_eq!(share.claim_limit(100).rooms.iter().find(|r| r.0 == A), Some(&(A, 0)), "5 > 8 / 2");
+        // The whole window leased: only projects with nothing leased get in, a round of attempts each.
+        let full = share.claim_limit(0);
+        assert_eq!((full.total, full.per_project), (4, 4));
+        assert!(full.rooms.iter().all(|r| r.1 == 0) && full.rooms.len() == 2, "{full:?}");
         share.settled([A, B, B]);
         assert_eq!(share.claim_limit(100).rooms, [(A, 4)]);
         // The project that had no room has room again: a dispatcher waiting for that is woken.
