@@ -7,7 +7,7 @@
 //!   take projects in turns ([`skingate_store::ClaimLimit`]), so a delivery of another project falling due is
 //!   claimed at the next claim, not after the backlog of the first.
 //! - **Attempts.** The `webhook_concurrency` slots go, as each frees, to the waiting project with the fewest
-//!   attempts running (ties: the longest waiting), not first come first served: while one project's
+//!   attempts running (ties: the one served longest ago), not first come first served: while one project's
 //!   attempts hang until their timeout, another's get the next free slot.
 //!
 //! An audit measured what this prevents: 200 callbacks to a black-hole address held every slot, and another
@@ -44,6 +44,9 @@ struct Inner {
     /// Who waits for a slot: per project, in arrival order, with a ticket telling the order across projects.
     waiting: HashMap<ProjectId, VecDeque<(u64, oneshot::Sender<()>)>>,
     next_ticket: u64,
+    /// When each waiting project was last given a slot (a ticket number; absent: not since it began waiting),
+    /// so equal projects take turns rather than the oldest waiter's project going on and on.
+    served: HashMap<ProjectId, u64>,
 }
 
 /// One attempt slot, given back when dropped.
@@ -177,11 +180,13 @@ impl Inner {
     fn release(&mut self, project: ProjectId) {
         decrement(&mut self.running, project);
         loop {
-            let Inner { waiting, running, .. } = &mut *self;
+            let Inner { waiting, running, served, next_ticket, .. } = &mut *self;
             let next = waiting
                 .iter()
                 .filter_map(|(p, queue)| Some((*p, queue.front()?.0)))
-                .min_by_key(|(p, ticket)| (running.get(p).copied().unwrap_or(0), *ticket))
+                .min_by_key(|(p, ticket)| {
+                    (running.get(p).copied().unwrap_or(0), served.get(p).copied().unwrap_or(0), *ticket)
+                })
                 .map(|(p, _)| p);
             let Some(next) = next else {
                 self.free += 1;
@@ -191,6 +196,10 @@ impl Inner {
             let (_, tx) = queue.pop_front().expect("chosen for its front");
             if queue.is_empty() {
                 waiting.remove(&next);
+                served.remove(&next);
+            } else {
+                *next_ticket += 1;
+                served.insert(next, *next_ticket);
             }
             *running.entry(next).or_default() += 1;
             if tx.send(()).is_ok() {

@@ -701,3 +701,48 @@ async fn a_slow_merchant_endpoint_does_not_hold_up_another_merchants_webhooks() 
     assert!(waited < std::time::Duration::from_secs(6), "waited {waited:?} behind another merchant");
     drop(app);
 }
+
+/// Two merchants' backlogs to slow endpoints filling the whole lease-ahead window do not keep a third
+/// merchant's delivery from being claimed: a project with nothing leased is claimed all the same, and gets the
+/// next free slot. (A re-audit saw a third merchant wait up to 156 s behind two black-hole backlogs.)
+#[tokio::test]
+async fn a_full_lease_window_still_takes_a_merchant_with_nothing_leased() {
+    use skingate_core::Money;
+    use skingate_core::project::ProjectSettings;
+    // One slot: a project may lease 16 deliveries ahead, all projects 32.
+    let mut app = spawn_with(|c| allow_loopback(c).with("webhook_concurrency", 1).unwrap()).await;
+    let slow = Receiver::start_slow(usize::MAX, std::time::Duration::from_secs(2)).await;
+    app.set_events_url(&slow.url).await;
+    let state = app.running.state.clone();
+    let project = |name: &str, url: &str| {
+        let mut settings = ProjectSettings::named(name);
+        settings.events_url = Some(url.to_owned());
+        let store = state.store.clone();
+        async move { store.create_project(&settings, "s", 0).await.unwrap() }
+    };
+    let second = project("Second", &slow.url).await;
+    let adjust = |p: skingate_core::project::Project, id: String| {
+        let state = state.clone();
+        async move {
+            let store = state.store.as_ref();
+            skingate_server::adjustments::adjust(store, &p, true, Money::from_minor(100), "t", &id, state.now())
+                .await
+                .unwrap();
+        }
+    };
+    for i in 0..20 {
+        app.adjust(true, 100, &format!("first-{i}")).await;
+        adjust(second.clone(), format!("second-{i}")).await;
+    }
+    state.events_committed();
+    slow.next().await;
+    let fast = Receiver::start().await;
+    let third = project("Third", &fast.url).await;
+    let started = std::time::Instant::now();
+    adjust(third, "third-1".into()).await;
+    state.events_committed();
+    assert_eq!(fast.next().await.json()["event"], "balance_change");
+    let waited = started.elapsed();
+    assert!(waited < std::time::Duration::from_secs(6), "waited {waited:?} behind two full backlogs");
+    drop(app);
+}
