@@ -210,29 +210,15 @@ pub const DRAIN_MAX: usize = 16 << 20;
 /// client reads the answer.
 pub async fn read_body(mut body: axum::body::Body, limit: usize) -> Result<bytes::Bytes, BodyError> {
     use http_body_util::BodyExt as _;
-    // One chunk (the usual small request) is kept as it came; more are copied into one buffer.
-    let mut first: Option<bytes::Bytes> = None;
-    let mut joined = bytes::BytesMut::new();
-    let mut len = 0usize;
-    while let Some(frame) = body.frame().await {
-        let Ok(frame) = frame else { return Err(BodyError::Unreadable) };
-        let Ok(chunk) = frame.into_data() else { continue };
-        len = len.saturating_add(chunk.len());
-        if len > limit {
-            discard(body, len).await;
-            return Err(BodyError::TooLarge);
+    // Collected through a borrow, so what is left of a body over the limit can still be drained.
+    match http_body_util::Limited::new(&mut body, limit).collect().await {
+        Ok(collected) => Ok(collected.to_bytes()),
+        Err(e) if e.is::<http_body_util::LengthLimitError>() => {
+            discard(body, limit).await;
+            Err(BodyError::TooLarge)
         }
-        match first.take() {
-            None if joined.is_empty() => first = Some(chunk),
-            earlier => {
-                if let Some(earlier) = earlier {
-                    joined.extend_from_slice(&earlier);
-                }
-                joined.extend_from_slice(&chunk);
-            }
-        }
+        Err(_) => Err(BodyError::Unreadable),
     }
-    Ok(first.unwrap_or_else(|| joined.freeze()))
 }
 
 /// Reads and drops what is left of a refused body, `seen` bytes of which were read already, until its end,

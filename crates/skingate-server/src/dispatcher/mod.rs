@@ -15,7 +15,6 @@
 
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use futures::FutureExt as _;
@@ -90,26 +89,18 @@ pub async fn run(state: AppState, client: WebhookClient, shutdown: CancellationT
     let lease = timeout_secs * (2 * LEASE_AHEAD as i64 + 1) + LEASE_MARGIN_SECS;
     let max_ahead = concurrency * LEASE_AHEAD;
     let share = Share::new(concurrency, max_ahead);
-    let in_flight = Arc::new(AtomicUsize::new(0));
     let progress = Arc::new(Notify::new());
     let (done_tx, done_rx) = mpsc::unbounded_channel();
-    let recorder = tokio::spawn(recorder(
-        state.clone(),
-        policy.clone(),
-        done_rx,
-        in_flight.clone(),
-        share.clone(),
-        progress.clone(),
-    ));
+    let recorder = tokio::spawn(recorder(state.clone(), policy.clone(), done_rx, share.clone(), progress.clone()));
     loop {
         if recorder.is_finished() {
             // Attempts would go unrecorded and be sent again at every lease's end: start the whole stage
             // again (under `supervise`), as a restart would.
             panic!("the webhook attempt recorder stopped");
         }
-        let busy = in_flight.load(Ordering::Acquire);
-        // Lease in batches: a claim is a write transaction, so claiming one row at a time would cost a disk
-        // flush per delivery. Wait for room for half a batch unless nothing is in flight.
+        let busy = share.leased_total();
+        // Leases are taken in batches (a claim is a write transaction: one row at a time would cost a disk
+        // flush per delivery): `claim_limit` claims a project again only once it is down to half its room.
         // (When the whole window is leased, `claim_limit` still lets projects with nothing leased in: two
         // merchants' backlogs to black holes must not keep a third merchant's deliveries from being claimed.)
         let room = 2 * max_ahead - busy.min(2 * max_ahead);
@@ -121,7 +112,6 @@ pub async fn run(state: AppState, client: WebhookClient, shutdown: CancellationT
             })
         };
         let idle = due.is_empty();
-        in_flight.fetch_add(due.len(), Ordering::AcqRel);
         share.leased(due.iter().map(|d| d.event.project));
         for delivery in due {
             let (state, client, policy, share, done_tx, shutdown) =
@@ -262,7 +252,6 @@ async fn recorder(
     state: AppState,
     policy: Arc<RetryPolicy>,
     mut rx: mpsc::UnboundedReceiver<Finished>,
-    in_flight: Arc<AtomicUsize>,
     share: Arc<Share>,
     progress: Arc<Notify>,
 ) {
@@ -276,19 +265,18 @@ async fn recorder(
                 Ok(None) | Err(_) => break,
             }
         }
-        let count = finished.len();
-        let projects: Vec<_> = finished
-            .iter()
-            .map(|f| match f {
-                Finished::Attempted(done) => done.delivery.event.project,
-                Finished::Unstarted(delivery) => delivery.event.project,
-            })
-            .collect();
+        let mut projects = Vec::with_capacity(finished.len());
         let (mut batch, mut unstarted) = (Vec::new(), Vec::new());
         for f in finished {
             match f {
-                Finished::Attempted(done) => batch.push(done),
-                Finished::Unstarted(delivery) => unstarted.push(delivery),
+                Finished::Attempted(done) => {
+                    projects.push(done.delivery.event.project);
+                    batch.push(done);
+                }
+                Finished::Unstarted(delivery) => {
+                    projects.push(delivery.event.project);
+                    unstarted.push(delivery);
+                }
             }
         }
         if !unstarted.is_empty() {
@@ -297,7 +285,6 @@ async fn recorder(
         if !batch.is_empty() {
             record(&state, &policy, &batch).await;
         }
-        in_flight.fetch_sub(count, Ordering::AcqRel);
         share.settled(projects);
         progress.notify_one();
     }

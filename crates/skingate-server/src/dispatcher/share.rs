@@ -92,6 +92,11 @@ impl Share {
         ClaimLimit { total, per_project: u32::try_from(self.cap).unwrap_or(u32::MAX), rooms }
     }
 
+    /// Deliveries leased and not yet recorded, all projects together.
+    pub(super) fn leased_total(&self) -> usize {
+        self.lock().leased.values().sum()
+    }
+
     /// Counts deliveries leased by a claim.
     pub(super) fn leased(&self, projects: impl IntoIterator<Item = ProjectId>) {
         let mut inner = self.lock();
