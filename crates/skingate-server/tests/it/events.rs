@@ -676,23 +676,9 @@ async fn a_slow_merchant_endpoint_does_not_hold_up_another_merchants_webhooks() 
     slow.next().await;
     slow.next().await;
     let fast = Receiver::start().await;
-    let mut settings = skingate_core::project::ProjectSettings::named("Other shop");
-    settings.events_url = Some(fast.url.clone());
-    let state = &app.running.state;
-    let other = state.store.create_project(&settings, "s2", 0).await.unwrap();
+    let other = app.other_project("Other shop", &fast.url).await;
     let started = std::time::Instant::now();
-    skingate_server::adjustments::adjust(
-        state.store.as_ref(),
-        &other,
-        true,
-        skingate_core::Money::from_minor(500),
-        "test",
-        "other-1",
-        state.now(),
-    )
-    .await
-    .unwrap();
-    state.events_committed();
+    app.try_adjust_for(other.id, true, 500, "other-1").await.unwrap();
     let got = fast.next().await.json();
     assert_eq!((got["event"].as_str(), got["seq"].as_i64()), (Some("balance_change"), Some(1)), "{got}");
     // The next free slot is the other merchant's: within one slow answer (3 s), not after the backlog (the
@@ -707,40 +693,20 @@ async fn a_slow_merchant_endpoint_does_not_hold_up_another_merchants_webhooks() 
 /// next free slot. (A re-audit saw a third merchant wait up to 156 s behind two black-hole backlogs.)
 #[tokio::test]
 async fn a_full_lease_window_still_takes_a_merchant_with_nothing_leased() {
-    use skingate_core::Money;
-    use skingate_core::project::ProjectSettings;
     // One slot: a project may lease 16 deliveries ahead, all projects 32.
     let mut app = spawn_with(|c| allow_loopback(c).with("webhook_concurrency", 1).unwrap()).await;
     let slow = Receiver::start_slow(usize::MAX, std::time::Duration::from_secs(2)).await;
     app.set_events_url(&slow.url).await;
-    let state = app.running.state.clone();
-    let project = |name: &str, url: &str| {
-        let mut settings = ProjectSettings::named(name);
-        settings.events_url = Some(url.to_owned());
-        let store = state.store.clone();
-        async move { store.create_project(&settings, "s", 0).await.unwrap() }
-    };
-    let second = project("Second", &slow.url).await;
-    let adjust = |p: skingate_core::project::Project, id: String| {
-        let state = state.clone();
-        async move {
-            let store = state.store.as_ref();
-            skingate_server::adjustments::adjust(store, &p, true, Money::from_minor(100), "t", &id, state.now())
-                .await
-                .unwrap();
-        }
-    };
+    let second = app.other_project("Second", &slow.url).await;
     for i in 0..20 {
         app.adjust(true, 100, &format!("first-{i}")).await;
-        adjust(second.clone(), format!("second-{i}")).await;
+        app.try_adjust_for(second.id, true, 100, &format!("second-{i}")).await.unwrap();
     }
-    state.events_committed();
     slow.next().await;
     let fast = Receiver::start().await;
-    let third = project("Third", &fast.url).await;
+    let third = app.other_project("Third", &fast.url).await;
     let started = std::time::Instant::now();
-    adjust(third, "third-1".into()).await;
-    state.events_committed();
+    app.try_adjust_for(third.id, true, 100, "third-1").await.unwrap();
     assert_eq!(fast.next().await.json()["event"], "balance_change");
     let waited = started.elapsed();
     assert!(waited < std::time::Duration::from_secs(6), "waited {waited:?} behind two full backlogs");

@@ -60,6 +60,13 @@ impl TestApp {
         TestApp { running, project, http, config, clock, _dir }
     }
 
+    /// Another project of the gateway, whose events webhook is `events_url`.
+    pub async fn other_project(&self, name: &str, events_url: &str) -> Project {
+        let mut settings = ProjectSettings::named(name);
+        settings.events_url = Some(events_url.to_owned());
+        self.running.state.store.create_project(&settings, "other-secret", 0).await.unwrap()
+    }
+
     /// Sets the test project's events webhook URL.
     pub async fn set_events_url(&mut self, url: &str) {
         self.update(|s| s.events_url = Some(url.to_owned())).await;
@@ -72,8 +79,19 @@ impl TestApp {
         minor: i64,
         id: &str,
     ) -> Result<skingate_server::adjustments::Adjusted, skingate_server::adjustments::AdjustError> {
+        self.try_adjust_for(self.project.id, credit, minor, id).await
+    }
+
+    /// [`TestApp::try_adjust`] for any project of the gateway.
+    pub async fn try_adjust_for(
+        &self,
+        project: skingate_core::project::ProjectId,
+        credit: bool,
+        minor: i64,
+        id: &str,
+    ) -> Result<skingate_server::adjustments::Adjusted, skingate_server::adjustments::AdjustError> {
         let state = &self.running.state;
-        let p = state.store.project(self.project.id).await.unwrap().unwrap();
+        let p = state.store.project(project).await.unwrap().unwrap();
         let done = skingate_server::adjustments::adjust(
             state.store.as_ref(),
             &p,
