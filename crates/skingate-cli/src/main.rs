@@ -110,13 +110,17 @@ fn main() -> anyhow::Result<()> {
             Command::Migrate => {
                 // Never under a running server (of another version, perhaps): it holds this lock.
                 let _lock = skingate_store::SqliteStore::lock_for_server(&config.database_url)?;
-                let existed = skingate_store::SqliteStore::exists(&config.database_url)?;
+                let pending = skingate_store::SqliteStore::pending_migrations(&config.database_url).await?;
                 let store = skingate_server::app::open_store(&config, now()).await?;
                 skingate_server::app::apply_configured_currencies(&store, &config, now()).await?;
-                if existed {
-                    outln!("database {} is up to date", config.database_url);
-                } else {
-                    outln!("database {} created", config.database_url);
+                match pending {
+                    None => outln!("database {} created", config.database_url),
+                    Some(0) => outln!("database {} is up to date", config.database_url),
+                    Some(n) => outln!(
+                        "database {} upgraded ({n} migration{} applied)",
+                        config.database_url,
+                        if n == 1 { "" } else { "s" }
+                    ),
                 }
                 Ok(())
             }

@@ -563,7 +563,8 @@ fn commands_leave_the_schema_alone() {
     let older = skingate(&db).args(["market", "status"]).output().unwrap();
     assert!(!older.status.success());
     assert!(String::from_utf8_lossy(&older.stderr).contains("schema is older than this binary"));
-    run(&db, &["migrate"]);
+    assert!(run(&db, &["migrate"]).contains("upgraded (1 migration applied)"));
+    assert!(run(&db, &["migrate"]).contains("is up to date"));
     let count = rt.block_on(async {
         use sqlx::ConnectOptions as _;
         let mut conn = url.parse::<sqlx::sqlite::SqliteConnectOptions>().unwrap().connect().await.unwrap();

@@ -64,6 +64,20 @@ impl SqliteStore {
         Ok(database_file(&plain_options(url)?).is_none_or(Path::exists))
     }
 
+    /// How many of this binary's migrations the database at `url` has yet to apply, looked at without
+    /// changing anything; `None` when there is no database (or no schema) there yet. `migrate` asks first so
+    /// that it can tell the operator whether it created, upgraded or merely checked the database.
+    pub async fn pending_migrations(url: &str) -> Result<Option<usize>> {
+        let look = plain_options(url)?.read_only(true);
+        if database_file(&look).is_none_or(|file| !file.exists()) {
+            return Ok(None);
+        }
+        let pool = SqlitePoolOptions::new().max_connections(1).connect_with(look).await?;
+        let applied = applied_migrations(&pool).await;
+        pool.close().await;
+        Ok(applied?.map(|applied| MIGRATOR.iter().filter(|m| !applied.contains(&m.version)).count()))
+    }
+
     /// Takes the lock that lets one server at a time run on the database at `url` (a file beside it,
     /// `<database>.serve-lock`, locked for as long as the returned handle lives; the operating system lets
     /// it go if the process dies). A second server would run its own watchers and simulator beside the
@@ -200,20 +214,28 @@ fn database_file(options: &SqliteConnectOptions) -> Option<&Path> {
 /// Why a database a newer binary has upgraded is refused: this binary cannot know what its tables now mean.
 const NEWER_SCHEMA: &str = "the database's schema is newer than this binary: use the binary the server runs";
 
-/// Refuses a database whose applied migrations are not exactly `migrator`'s.
-async fn check_schema(pool: &SqlitePool, migrator: &sqlx::migrate::Migrator) -> Result<()> {
+/// The versions of the migrations applied to the database behind `pool`; `None` when it has no schema at all.
+async fn applied_migrations(pool: &SqlitePool) -> Result<Option<Vec<i64>>> {
     let table: Option<String> =
         sqlx::query_scalar("SELECT name FROM sqlite_master WHERE type = 'table' AND name = '_sqlx_migrations'")
             .fetch_optional(pool)
             .await?;
     if table.is_none() {
+        return Ok(None);
+    }
+    let applied = sqlx::query_scalar("SELECT version FROM _sqlx_migrations WHERE success ORDER BY version")
+        .fetch_all(pool)
+        .await?;
+    Ok(Some(applied))
+}
+
+/// Refuses a database whose applied migrations are not exactly `migrator`'s.
+async fn check_schema(pool: &SqlitePool, migrator: &sqlx::migrate::Migrator) -> Result<()> {
+    let Some(applied) = applied_migrations(pool).await? else {
         return Err(StoreError::Schema(
             "not a skingate database (it has no schema): `skingate migrate` sets one up".into(),
         ));
-    }
-    let applied: Vec<i64> = sqlx::query_scalar("SELECT version FROM _sqlx_migrations WHERE success ORDER BY version")
-        .fetch_all(pool)
-        .await?;
+    };
     let known: Vec<i64> = migrator.iter().map(|m| m.version).collect();
     if applied.iter().any(|v| !known.contains(v)) {
         return Err(StoreError::Schema(NEWER_SCHEMA.into()));
