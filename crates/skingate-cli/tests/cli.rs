@@ -555,9 +555,10 @@ fn commands_leave_the_schema_alone() {
         let v: i64 =
             sqlx::query_scalar("SELECT MAX(version) FROM _sqlx_migrations").fetch_one(&mut conn).await.unwrap();
         sqlx::query("DELETE FROM _sqlx_migrations WHERE version = ?").bind(v).execute(&mut conn).await.unwrap();
-        // Undo what the newest migration (0010_deliveries_due_by_project) did, so `migrate` can apply it again.
-        assert_eq!(v, 10, "undo the newest migration here");
-        sqlx::query("DROP INDEX deliveries_due_by_project").execute(&mut conn).await.unwrap();
+        // Undo what the newest migration (0011_deliveries_in_order) did, so `migrate` can apply it again.
+        assert_eq!(v, 11, "undo the newest migration here");
+        sqlx::query("DROP INDEX deliveries_in_order").execute(&mut conn).await.unwrap();
+        sqlx::query("ALTER TABLE deliveries DROP COLUMN order_key").execute(&mut conn).await.unwrap();
         v
     });
     let older = skingate(&db).args(["market", "status"]).output().unwrap();

@@ -287,6 +287,9 @@ async fn recorder(
         }
         share.settled(projects);
         progress.notify_one();
+        // A delivery finished for good may have held up a later one of its subject (a purchase's next status,
+        // a deposit's next callback): due all along, nothing else would mark it.
+        state.dispatch_wake.notify_one();
     }
 }
 

@@ -301,6 +301,39 @@ async fn purchase_records_carry_the_instance_id() {
     assert_eq!(sdk.market_getinfo(buy_id).await.unwrap().item.instanceid, "0");
 }
 
+/// A purchase's events reach the events webhook one at a time, in order: its final status never overtakes a
+/// `buy_item` the merchant's endpoint has yet to take (vendor clients keep the last status they were sent;
+/// found by a conformance audit, where a batch's `invalid_trade_token` arrived before its `buy_item`).
+#[tokio::test]
+async fn a_purchases_events_reach_the_webhook_in_order() {
+    let (mut app, clock) = market_app_with(|c| {
+        let c = c.with("webhook_allow_private", true).unwrap().with("webhook_jitter_percent", 0).unwrap();
+        c.with("webhook_retry_delays_secs", vec![300u64]).unwrap()
+    })
+    .await;
+    let receiver = crate::utils::Receiver::start().await;
+    app.set_events_url(&receiver.url).await;
+    receiver.refuse_once(r#""event":"buy_item""#);
+    app.adjust(true, 1_000_000, "topup").await;
+    let id = add_units(&app, Game::Dota2, "Treasure Key", 1).await[0];
+    let (partner, _) = user(&app, 3101);
+    let bought = app.sdk().market_buy(&order(BuyTarget::Id(id), (partner, "WrongTok".into()))).await.unwrap();
+    wait_status(&app, &clock, &bought.buy_id, "invalid_trade_token", 1).await;
+    // The refused `buy_item` is tried again 300 s (of the gateway's clock) after its refusal, long after the
+    // purchase failed; only then may the status follow it.
+    clock.advance(300);
+    app.running.state.dispatch_wake.notify_one();
+    let mut seen = Vec::new();
+    while !seen.iter().any(|(e, _): &(String, _)| e == "status_change") {
+        let got = receiver.next().await.json();
+        seen.push((got["event"].as_str().unwrap().to_owned(), got["data"]["offer_status"].as_str().map(str::to_owned)));
+    }
+    let purchase: Vec<_> =
+        seen.iter().filter(|(e, _)| e != "balance_change").map(|(e, s)| (e.as_str(), s.as_deref())).collect();
+    let bought = ("buy_item", Some("creating_trade"));
+    assert_eq!(purchase, [bought, bought, ("status_change", Some("invalid_trade_token"))], "{seen:?}");
+}
+
 /// Each failure returns the money exactly once and the unit to stock.
 #[tokio::test]
 async fn every_failure_refunds_once_and_restocks() {

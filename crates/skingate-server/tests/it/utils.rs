@@ -223,6 +223,7 @@ pub struct Receiver {
     requests: tokio::sync::Mutex<tokio::sync::mpsc::UnboundedReceiver<(axum::http::HeaderMap, bytes::Bytes)>>,
     statuses: Arc<std::sync::Mutex<std::collections::VecDeque<u16>>>,
     slow: Arc<std::sync::atomic::AtomicUsize>,
+    refusals: Arc<std::sync::Mutex<Vec<String>>>,
 }
 
 /// One request the receiver got.
@@ -254,12 +255,24 @@ impl Receiver {
         let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
         let statuses = Arc::new(std::sync::Mutex::new(std::collections::VecDeque::new()));
         let script = statuses.clone();
+        let refusals = Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+        let refuse = refusals.clone();
         let app = axum::Router::new().fallback(move |headers: axum::http::HeaderMap, body: bytes::Bytes| {
             let tx = tx.clone();
             let script = script.clone();
             let slow = slow.clone();
+            let refuse = refuse.clone();
             async move {
+                let refused = {
+                    let mut refuse = refuse.lock().unwrap();
+                    let text = String::from_utf8_lossy(&body);
+                    let hit = refuse.iter().position(|needle| text.contains(needle.as_str()));
+                    hit.map(|i| refuse.remove(i)).is_some()
+                };
                 let _ = tx.send((headers, body));
+                if refused {
+                    return (axum::http::StatusCode::INTERNAL_SERVER_ERROR, "refused once");
+                }
                 let take = |n: usize| n.checked_sub(1);
                 if slow
                     .fetch_update(std::sync::atomic::Ordering::AcqRel, std::sync::atomic::Ordering::Acquire, take)
@@ -274,7 +287,12 @@ impl Receiver {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}/hook", listener.local_addr().unwrap());
         tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-        Receiver { url, requests: tokio::sync::Mutex::new(rx), statuses, slow: slow_left }
+        Receiver { url, requests: tokio::sync::Mutex::new(rx), statuses, slow: slow_left, refusals }
+    }
+
+    /// Answers 500 to the next request whose body contains `needle` (once), whatever order requests come in.
+    pub fn refuse_once(&self, needle: &str) {
+        self.refusals.lock().unwrap().push(needle.to_owned());
     }
 
     /// Answers at once from now on (ends [`Receiver::start_slow`]'s slow answers).

@@ -396,8 +396,9 @@ impl DepositTx for SqliteTx {
         now: i64,
     ) -> Result<bool> {
         let done = sqlx::query(
-            "INSERT INTO deliveries (event_id, project_id, kind, url, state, next_attempt_at, created_at, deposit_id)
-             SELECT ?1, ?2, 'result_url', url, 'pending', ?3, ?3, ?4 FROM (
+            "INSERT INTO deliveries (event_id, project_id, kind, url, state, next_attempt_at, created_at, deposit_id,
+                 order_key)
+             SELECT ?1, ?2, 'result_url', url, 'pending', ?3, ?3, ?4, 'deposit:' || ?4 FROM (
                  SELECT COALESCE((SELECT NULLIF(result_url, '') FROM deposits WHERE id = ?4),
                                  (SELECT NULLIF(result_url, '') FROM projects WHERE id = ?2)) AS url)
              WHERE url IS NOT NULL",

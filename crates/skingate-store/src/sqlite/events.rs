@@ -88,10 +88,35 @@ macro_rules! delivery_select {
     };
 }
 
-/// The deliveries due at `?1` (now) and not leased: what [`claim_due`] looks for and claims.
+/// The `order_key` of the events-webhook delivery of event `e` (migration 0011): a purchase's `buy_item`
+/// and `status_change` events go out in order, one at a time; other events keep no order (`NULL`). A
+/// Result-URL callback's key is `deposit:<id>` (`deposits.rs`).
+macro_rules! events_webhook_order_key {
+    () => {
+        "CASE WHEN e.event_type IN ('buy_item', 'status_change') THEN 'buy:' || (e.payload ->> '$.data.buy_id') END"
+    };
+}
+
+/// A `deliveries` row no earlier event's row of the same subject waits ahead of (still pending: due, leased,
+/// or waiting for its retry). A row finished for good, delivered or failed, holds nothing up.
+macro_rules! in_order {
+    () => {
+        "(deliveries.order_key IS NULL OR NOT EXISTS (
+             SELECT 1 FROM deliveries AS earlier INDEXED BY deliveries_in_order
+             WHERE earlier.order_key = deliveries.order_key AND earlier.state = 'pending'
+                 AND earlier.order_key IS NOT NULL AND earlier.event_id < deliveries.event_id))"
+    };
+}
+
+/// The deliveries due at `?1` (now), not leased, and not waiting behind an earlier one of their subject: what
+/// [`claim_due`] looks for and claims.
 macro_rules! due_deliveries {
     () => {
-        "FROM deliveries WHERE state = 'pending' AND next_attempt_at <= ?1 AND (locked_until IS NULL OR locked_until <= ?1)"
+        concat!(
+            "FROM deliveries WHERE state = 'pending' AND next_attempt_at <= ?1
+                 AND (locked_until IS NULL OR locked_until <= ?1) AND ",
+            in_order!()
+        )
     };
 }
 
@@ -182,7 +207,7 @@ async fn claim_in(
     let rooms: serde_json::Map<String, serde_json::Value> =
         limit.rooms.iter().map(|(p, room)| (p.0.to_string(), (*room).into())).collect();
     let largest = limit.rooms.iter().map(|r| r.1).chain([limit.per_project]).max().unwrap_or(0);
-    let ids: String = sqlx::query_scalar(
+    let ids: String = sqlx::query_scalar(concat!(
         "WITH RECURSIVE p(id) AS (
              SELECT MIN(project_id) FROM deliveries INDEXED BY deliveries_due_by_project WHERE state = 'pending'
              UNION ALL
@@ -197,10 +222,12 @@ async fn claim_in(
                  FROM p JOIN deliveries d ON d.id IN (
                      SELECT id FROM deliveries INDEXED BY deliveries_due_by_project
                      WHERE state = 'pending' AND project_id = p.id AND next_attempt_at <= ?1
-                         AND (locked_until IS NULL OR locked_until <= ?1)
+                         AND (locked_until IS NULL OR locked_until <= ?1) AND ",
+        in_order!(),
+        "
                      ORDER BY next_attempt_at, id LIMIT CAST(?5 AS INTEGER)))
              WHERE turn <= room ORDER BY turn, next_attempt_at, id LIMIT CAST(?2 AS INTEGER))",
-    )
+    ))
     .bind(now)
     .bind(i64::from(limit.total))
     .bind(serde_json::Value::Object(rooms).to_string())

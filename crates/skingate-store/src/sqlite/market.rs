@@ -514,10 +514,12 @@ fn push_events(script: &mut Script, events: &[NumberedEvent<'_>], now: i64) -> R
         events.iter().filter_map(|e| Some((e.id, e.event.project.0, e.event.webhook_url.as_deref()?))).collect();
     if !deliveries.is_empty() {
         script
-            .push(
-                "INSERT INTO deliveries (event_id, project_id, kind, url, state, next_attempt_at, created_at)
-                 SELECT value->>0, value->>1, 'events_webhook', value->>2, 'pending', ?, ? FROM jsonb_each(?)",
-            )
+            .push(concat!(
+                "INSERT INTO deliveries (event_id, project_id, kind, url, state, next_attempt_at, created_at, order_key)
+                 SELECT e.id, e.project_id, 'events_webhook', value->>2, 'pending', ?, ?, ",
+                events_webhook_order_key!(),
+                " FROM jsonb_each(?) JOIN events e ON e.id = value->>0"
+            ))
             .bind(now)?
             .bind(now)?
             .bind(json(&deliveries)?)?;

@@ -34,6 +34,7 @@ use crate::{
 mod cache;
 mod checkpoint;
 mod deposits;
+#[macro_use]
 mod events;
 mod market;
 mod rows;
@@ -543,14 +544,17 @@ impl Store for SqliteStore {
         .rows_affected();
         let room = u64::from(limit).saturating_sub(n);
         if let Some(missed) = missed.filter(|_| room > 0) {
-            n += sqlx::query(
-                "INSERT INTO deliveries (event_id, project_id, kind, url, state, next_attempt_at, created_at)
-                 SELECT e.id, e.project_id, 'events_webhook', ?, 'pending', ?, ? FROM events e
+            n += sqlx::query(concat!(
+                "INSERT INTO deliveries (event_id, project_id, kind, url, state, next_attempt_at, created_at,
+                         order_key)
+                     SELECT e.id, e.project_id, 'events_webhook', ?, 'pending', ?, ?, ",
+                events_webhook_order_key!(),
+                " FROM events e
                  WHERE e.project_id = ? AND e.created_at >= ?
                    AND e.event_type IN (SELECT value FROM json_each(?))
                    AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.event_id = e.id AND d.kind = 'events_webhook')
                  ORDER BY e.id LIMIT CAST(? AS INTEGER)",
-            )
+            ))
             .bind(missed.url)
             .bind(now)
             .bind(now)

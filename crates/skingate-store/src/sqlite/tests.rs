@@ -1245,3 +1245,79 @@ async fn a_released_send_restores_what_the_deposit_held_before_it() {
     tx.commit().await.unwrap();
     assert_eq!(read(named).await.game.as_deref(), Some("cs2"));
 }
+
+/// A purchase's events and a deposit's callbacks go out one at a time, in event order (migration 0011): a
+/// later one is claimed only once every earlier one of its subject is finished for good (delivered, or
+/// failed for good), whichever way it was written; events of no subject keep no order.
+#[tokio::test]
+async fn a_subjects_deliveries_are_claimed_one_at_a_time_in_order() {
+    let (_dir, s) = store().await;
+    let hook = "https://shop.example/hook";
+    let mut settings = ProjectSettings::named("Shop");
+    settings.events_url = Some(hook.into());
+    settings.result_url = Some("https://shop.example/result".into());
+    let p = s.create_project(&settings, "s", 0).await.unwrap().id;
+    let buy = |buy_id: &'static str| {
+        move |id: i64, seq: i64| format!(r#"{{"data":{{"buy_id":"{buy_id}"}},"id":"evt_{id}","seq":{seq}}}"#)
+    };
+    let mut tx = s.begin().await.unwrap();
+    let bought7 = tx.insert_event(p, "buy_item", &buy("7"), Some(hook), 10).await.unwrap().id;
+    let status7 = tx.insert_event(p, "status_change", &buy("7"), Some(hook), 10).await.unwrap().id;
+    let balance = tx.insert_event(p, "balance_change", &buy("7"), Some(hook), 10).await.unwrap().id;
+    let status8 = tx.insert_event(p, "status_change", &buy("8"), Some(hook), 10).await.unwrap().id;
+    // A buy batch's way of writing them.
+    let bulk = |event_type: &'static str| BulkEvent {
+        project: p,
+        event_type,
+        payload: Box::new(buy("9")),
+        webhook_url: Some(hook.into()),
+    };
+    tx.insert_events_bulk(&[bulk("buy_item"), bulk("status_change")], 10).await.unwrap();
+    let (bought9, status9) = (status8 + 1, status8 + 2);
+    // Two callbacks of one deposit.
+    let callback = |id: i64, seq: i64| format!(r#"{{"id":{id},"seq":{seq}}}"#);
+    let first_callback = tx.insert_event(p, "deposit_status", &callback, None, 10).await.unwrap().id;
+    assert!(tx.insert_result_delivery(first_callback, p, 42, 10).await.unwrap());
+    let second_callback = tx.insert_event(p, "deposit_status", &callback, None, 10).await.unwrap().id;
+    assert!(tx.insert_result_delivery(second_callback, p, 42, 10).await.unwrap());
+    tx.commit().await.unwrap();
+
+    let claim = |now: i64| {
+        let s = s.clone();
+        async move {
+            let mut claimed = s.claim_due_deliveries(now, 1_000, &ClaimLimit::total(100)).await.unwrap();
+            claimed.sort_by_key(|d| d.event.id);
+            claimed
+        }
+    };
+    let events = |claimed: &[Delivery]| claimed.iter().map(|d| d.event.id).collect::<Vec<_>>();
+    let first = claim(10).await;
+    assert_eq!(events(&first), [bought7, balance, status8, bought9, first_callback], "the first of each subject");
+    let attempt = |status| Attempt {
+        attempt_no: 1,
+        started_at: 11,
+        duration_ms: 5,
+        http_status: Some(status),
+        error: None,
+        response_head: String::new(),
+    };
+    let leased = |event: i64| first.iter().find(|d| d.event.id == event).unwrap();
+    // Leased and then waiting for a retry, an earlier delivery still holds its subject's next one back.
+    assert!(claim(10).await.is_empty(), "the followers wait while the first ones are under way");
+    s.record_attempts(&[
+        (leased(bought7), &attempt(500), NextStep::RetryAt(100)),
+        (leased(bought9), &attempt(500), NextStep::Fail),
+        (leased(first_callback), &attempt(200), NextStep::Delivered),
+    ])
+    .await
+    .unwrap();
+    assert_eq!(
+        events(&claim(20).await),
+        [status9, second_callback],
+        "after the earlier one failed for good or was delivered; not while it waits for its retry"
+    );
+    let retried = claim(100).await;
+    assert_eq!(events(&retried), [bought7]);
+    s.record_attempts(&[(&retried[0], &attempt(204), NextStep::Delivered)]).await.unwrap();
+    assert_eq!(events(&claim(101).await), [status7]);
+}

@@ -342,15 +342,16 @@ impl WriteTx for SqliteTx {
         let body = payload(id, seq);
         sqlx::query("UPDATE events SET payload = ? WHERE id = ?").bind(&body).bind(id).execute(&mut *self.tx).await?;
         if let Some(url) = webhook_url {
-            sqlx::query(
-                "INSERT INTO deliveries (event_id, project_id, kind, url, state, next_attempt_at, created_at)
-                 VALUES (?, ?, 'events_webhook', ?, 'pending', ?, ?)",
-            )
-            .bind(id)
-            .bind(project.0)
+            sqlx::query(concat!(
+                "INSERT INTO deliveries (event_id, project_id, kind, url, state, next_attempt_at, created_at, order_key)
+                 SELECT e.id, e.project_id, 'events_webhook', ?, 'pending', ?, ?, ",
+                events_webhook_order_key!(),
+                " FROM events e WHERE e.id = ?"
+            ))
             .bind(url)
             .bind(now)
             .bind(now)
+            .bind(id)
             .execute(&mut *self.tx)
             .await?;
         }
