@@ -226,11 +226,17 @@ async fn deliver(state: &AppState, client: &WebhookClient, policy: &RetryPolicy,
         AttemptOutcome::Gone if d.kind == RESULT_URL => AttemptOutcome::Failed { retry_after_secs: None },
         outcome => outcome,
     };
+    // A retry's delay runs from the answer (or the timeout), not from the start of the attempt: an audit saw
+    // an endpoint that answers 500 after 8 s tried again at once, 5 s being over by then. The attempt's own
+    // duration (whole seconds) is added rather than the clock read again, so time moved while it ran (a
+    // test's clock) does not count twice. (The clock reads whole seconds: a delay may come out up to a
+    // second short or long, documented.)
+    let ended = now.saturating_add(i64::try_from(result.duration.as_secs()).unwrap_or(i64::MAX / 2));
     let next = match outcome {
         AttemptOutcome::Delivered => NextStep::Delivered,
         AttemptOutcome::Gone => NextStep::Fail,
         _ => match policy.next_delay(attempt_no, outcome, rand::random::<f64>()) {
-            Some(delay) => NextStep::RetryAt(now + i64::try_from(delay).unwrap_or(i64::MAX / 2)),
+            Some(delay) => NextStep::RetryAt(ended.saturating_add(i64::try_from(delay).unwrap_or(i64::MAX / 2))),
             None => NextStep::Fail,
         },
     };

@@ -6,19 +6,31 @@
 //!   the dispatcher's lease-ahead window; it is claimed again once it is down to half of that. Claims
 //!   take projects in turns ([`skingate_store::ClaimLimit`]), so a delivery of another project falling due is
 //!   claimed at the next claim, not after the backlog of the first.
+//!   When the whole window is leased, a project with less than a round of attempts (`webhook_concurrency`)
+//!   leased may still lease up to a round: a merchant whose deliveries come in bursts keeps rows ready for
+//!   the slots it is due, however long other merchants' backlogs are.
 //! - **Attempts.** The `webhook_concurrency` slots go, as each frees, to the waiting project with the fewest
-//!   attempts running (ties: the one served longest ago), not first come first served: while one project's
-//!   attempts hang until their timeout, another's get the next free slot.
+//!   attempts running, not first come first served: while one project's attempts hang until their timeout,
+//!   another's get the next free slot. Among projects running equally few, the one that has held slots for
+//!   the least time goes first (slot time, not attempts: a slot a black hole holds for its 10 s timeout counts
+//!   as much as thousands of a fast endpoint's attempts). A project starts at the least slot time of the
+//!   projects already at work, so a newcomer does not take every slot until it has caught up on hours of
+//!   others' time.
 //!
 //! An audit measured what this prevents: 200 callbacks to a black-hole address held every slot, and another
-//! merchant's webhook arrived 56 s late (growing with the number of callbacks, about N / 32 × 10 s).
+//! merchant's webhook arrived 56 s late (growing with the number of callbacks, about N / 32 × 10 s). A
+//! re-audit of the first version (fewest running, then served longest ago; a full window let in only projects
+//! with nothing leased, one round) found a merchant's burst behind two black-hole backlogs still waiting up to
+//! 48 s, and with one slot a merchant served once every two timeouts, in rotation with the black holes.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
 
 use skingate_core::project::ProjectId;
 use skingate_store::ClaimLimit;
 use tokio::sync::{Notify, oneshot};
+use tokio::time::Instant;
 
 /// The dispatcher's shared accounting: leases and attempt slots per project.
 #[derive(Debug)]
@@ -44,9 +56,10 @@ struct Inner {
     /// Who waits for a slot: per project, in arrival order, with a ticket telling the order across projects.
     waiting: HashMap<ProjectId, VecDeque<(u64, oneshot::Sender<()>)>>,
     next_ticket: u64,
-    /// When each waiting project was last given a slot (a ticket number; absent: not since it began waiting),
-    /// so equal projects take turns rather than the oldest waiter's project going on and on.
-    served: HashMap<ProjectId, u64>,
+    /// Slot time each project at work (something leased or running) has used, for choosing among projects
+    /// running equally few attempts. A project comes to work at the least of the others' figures and leaves
+    /// with its own: an idle merchant neither saves up nor owes.
+    used: HashMap<ProjectId, Duration>,
 }
 
 /// One attempt slot, given back when dropped.
@@ -54,11 +67,12 @@ struct Inner {
 pub(super) struct Slot {
     share: Arc<Share>,
     project: ProjectId,
+    since: Instant,
 }
 
 impl Drop for Slot {
     fn drop(&mut self) {
-        self.share.lock().release(self.project);
+        self.share.lock().release(self.project, self.since.elapsed());
     }
 }
 
@@ -74,14 +88,21 @@ impl Share {
     }
 
     /// What the next claim may lease: `total` in all, each project up to its room. With no room left in all
-    /// (`total` 0), projects with nothing leased may still lease a round of attempts each (their deliveries get
-    /// the next free slots), the others nothing.
+    /// (`total` 0), a project with at most half a round of attempts (`slots`) leased may still lease up to a
+    /// round (its deliveries get their share of the next free slots), the others nothing.
     pub(super) fn claim_limit(&self, total: u32) -> ClaimLimit {
         let inner = self.lock();
         if total == 0 {
-            let round = u32::try_from(self.slots).unwrap_or(u32::MAX);
-            let rooms = inner.leased.keys().map(|project| (*project, 0)).collect();
-            return ClaimLimit { total: round, per_project: round, rooms };
+            let round = self.slots;
+            let room = |leased: usize| if leased > round / 2 { 0 } else { round - leased };
+            let rooms = inner
+                .leased
+                .iter()
+                .map(|(project, &leased)| (*project, u32::try_from(room(leased)).unwrap_or(u32::MAX)))
+                .collect();
+            let round = u32::try_from(round).unwrap_or(u32::MAX);
+            let others = u32::try_from(inner.leased.len()).unwrap_or(u32::MAX);
+            return ClaimLimit { total: round.saturating_mul(others.saturating_add(1)), per_project: round, rooms };
         }
         let room = |leased: usize| if leased > self.cap / 2 { 0 } else { self.cap - leased };
         let rooms = inner
@@ -101,6 +122,10 @@ impl Share {
     pub(super) fn leased(&self, projects: impl IntoIterator<Item = ProjectId>) {
         let mut inner = self.lock();
         for project in projects {
+            if !inner.used.contains_key(&project) {
+                let least = inner.used.values().min().copied().unwrap_or_default();
+                inner.used.insert(project, least);
+            }
             *inner.leased.entry(project).or_default() += 1;
         }
     }
@@ -116,6 +141,7 @@ impl Share {
                 *n = n.saturating_sub(1);
                 if *n == 0 {
                     inner.leased.remove(&project);
+                    inner.retire(project);
                 }
             }
         }
@@ -131,7 +157,7 @@ impl Share {
             if inner.free > 0 {
                 inner.free -= 1;
                 *inner.running.entry(project).or_default() += 1;
-                return Slot { share: self.clone(), project };
+                return Slot { share: self.clone(), project, since: Instant::now() };
             }
             let (tx, rx) = oneshot::channel();
             let ticket = inner.next_ticket;
@@ -144,7 +170,7 @@ impl Share {
         // ends only by a grant (the running count was raised for it).
         let _ = (&mut wait.rx).await;
         wait.granted = true;
-        Slot { share: self.clone(), project }
+        Slot { share: self.clone(), project, since: Instant::now() }
     }
 
     #[cfg(test)]
@@ -170,7 +196,7 @@ impl Drop for Waiting<'_> {
         }
         let mut inner = self.share.lock();
         if self.rx.try_recv().is_ok() {
-            inner.release(self.project);
+            inner.release(self.project, Duration::ZERO);
         } else if let Some(queue) = inner.waiting.get_mut(&self.project) {
             queue.retain(|(ticket, _)| *ticket != self.ticket);
             if queue.is_empty() {
@@ -181,16 +207,21 @@ impl Drop for Waiting<'_> {
 }
 
 impl Inner {
-    /// A slot of `project` is free: it goes to the waiting project with the fewest attempts running.
-    fn release(&mut self, project: ProjectId) {
+    /// A slot `project` held for `held` is free: it goes to the waiting project with the fewest attempts
+    /// running, among those to the one that has used the least slot time.
+    fn release(&mut self, project: ProjectId, held: Duration) {
         decrement(&mut self.running, project);
+        if let Some(used) = self.used.get_mut(&project) {
+            *used += held;
+        }
+        self.retire(project);
         loop {
-            let Inner { waiting, running, served, next_ticket, .. } = &mut *self;
+            let Inner { waiting, running, used, .. } = &mut *self;
             let next = waiting
                 .iter()
                 .filter_map(|(p, queue)| Some((*p, queue.front()?.0)))
                 .min_by_key(|(p, ticket)| {
-                    (running.get(p).copied().unwrap_or(0), served.get(p).copied().unwrap_or(0), *ticket)
+                    (running.get(p).copied().unwrap_or(0), used.get(p).copied().unwrap_or_default(), *ticket)
                 })
                 .map(|(p, _)| p);
             let Some(next) = next else {
@@ -201,10 +232,6 @@ impl Inner {
             let (_, tx) = queue.pop_front().expect("chosen for its front");
             if queue.is_empty() {
                 waiting.remove(&next);
-                served.remove(&next);
-            } else {
-                *next_ticket += 1;
-                served.insert(next, *next_ticket);
             }
             *running.entry(next).or_default() += 1;
             if tx.send(()).is_ok() {
@@ -212,6 +239,14 @@ impl Inner {
             }
             // Its waiter is gone (and found nothing to give back): the slot goes on to the next.
             decrement(running, next);
+            self.retire(next);
+        }
+    }
+
+    /// Forgets the slot time of `project` once it has nothing leased or running (see [`Inner::used`]).
+    fn retire(&mut self, project: ProjectId) {
+        if !self.leased.contains_key(&project) && !self.running.contains_key(&project) {
+            self.used.remove(&project);
         }
     }
 }
@@ -284,6 +319,42 @@ mod tests {
         assert!(share.lock().running.is_empty());
     }
 
+    /// With one slot, a merchant whose endpoint answers at once is not made to take turns with a black hole
+    /// that holds the slot for its whole timeout at every turn: among projects running equally few, the one
+    /// that has used the least slot time goes first (the re-audit saw a merchant served once every two
+    /// timeouts). A newcomer starts at the least slot time of those at work, not at nothing.
+    #[tokio::test(start_paused = true)]
+    async fn equals_are_served_by_the_slot_time_they_used() {
+        const H: ProjectId = ProjectId(3);
+        let share = Share::new(1, 8);
+        share.leased([A, A, A, H, H, H]);
+        let wait = |project| {
+            let share = share.clone();
+            tokio::spawn(async move { share.slot(project).await })
+        };
+        let a1 = share.slot(A).await;
+        let a2 = wait(A);
+        tokio::task::yield_now().await;
+        let (h1, h2) = (wait(H), wait(H));
+        tokio::task::yield_now().await;
+        tokio::time::advance(Duration::from_secs(10)).await;
+        drop(a1);
+        let h1 = h1.await.unwrap();
+        tokio::time::advance(Duration::from_millis(2)).await;
+        drop(h1);
+        let h2 = h2.await.unwrap();
+        assert!(!a2.is_finished(), "A has used 10 s of slot time, H 2 ms: H again");
+        drop(h2);
+        let a2 = a2.await.unwrap();
+        // B comes to work now, at the least slot time of those at work (H's 2 ms), not at zero.
+        share.leased([B]);
+        let (b1, h3) = (wait(B), wait(H));
+        tokio::task::yield_now().await;
+        drop(a2);
+        let first = tokio::select! { biased; b = b1 => (B, b.unwrap()), h = h3 => (H, h.unwrap()) };
+        assert_eq!(first.0, B, "equal slot time: the earlier waiter");
+    }
+
     /// A project is claimed up to its room; once over half of it, not until it is down to half.
     #[tokio::test]
     async fn leases_are_capped_per_project() {
@@ -295,10 +366,13 @@ mod tests {
         assert_eq!(rooms, [(A, 5), (B, 7)]);
         share.leased([A, A]);
         assert_eq!(share.claim_limit(100).rooms.iter().find(|r| r.0 == A), Some(&(A, 0)), "5 > 8 / 2");
-        // The whole window leased: only projects with nothing leased get in, a round of attempts each.
+        // The whole window leased: a project gets in up to a round of attempts (4) only while it has at most
+        // half a round leased: B (1 leased), and projects with nothing leased; not A (5).
         let full = share.claim_limit(0);
-        assert_eq!((full.total, full.per_project), (4, 4));
-        assert!(full.rooms.iter().all(|r| r.1 == 0) && full.rooms.len() == 2, "{full:?}");
+        assert_eq!((full.total, full.per_project), (12, 4), "a round for each project leased and for newcomers");
+        let mut rooms = full.rooms;
+        rooms.sort();
+        assert_eq!(rooms, [(A, 0), (B, 3)]);
         share.settled([A, B, B]);
         assert_eq!(share.claim_limit(100).rooms, [(A, 4)]);
         // The project that had no room has room again: a dispatcher waiting for that is woken.

@@ -114,6 +114,24 @@ async fn failing_receiver_gets_the_event_on_schedule() {
     assert_eq!(attempts[0].response_head, "receiver says hi");
 }
 
+/// A retry's delay runs from the answer, not from the start of the attempt (an audit saw an endpoint that
+/// answers 500 after 8 s tried again at once, its 5 s being over by then).
+#[tokio::test]
+async fn a_retry_waits_its_delay_after_a_slow_answer() {
+    let clock = ManualClock::new(1_000_000);
+    let mut app =
+        spawn_with_clock(|c| allow_loopback(c).with("webhook_jitter_percent", 0).unwrap(), Arc::new(clock.clone()))
+            .await;
+    let receiver = Receiver::start_slow(1, std::time::Duration::from_millis(2_100)).await;
+    receiver.answer_with(&[500]);
+    app.set_events_url(&receiver.url).await;
+    app.adjust(true, 1_000, "adj").await;
+    receiver.next().await;
+    wait_for_attempts_pending(&app, 1).await;
+    let delivery = app.running.state.store.deliveries(app.project.id, None, 0, 1).await.unwrap().remove(0);
+    assert_eq!(delivery.next_attempt_at, Some(1_000_000 + 2 + 5), "the answer took 2 s; then 5 s");
+}
+
 async fn wait_for_state(
     state: &skingate_server::AppState,
     project: skingate_core::project::ProjectId,

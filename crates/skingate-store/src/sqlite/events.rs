@@ -282,18 +282,19 @@ async fn claim_in(
 
 /// Clears the leases of `leased` that still hold (see `Store::release_deliveries`). A lease lost in a crash
 /// before this commits only runs out as it would have without the release.
+/// Clears the leases of a JSON list of `[id, locked_until]`. `+deliveries.state`: not through the
+/// `deliveries_due` index, with which the planner walked every pending row and scanned the list for each (an
+/// audit: 1.1 s for 928 leases among 2 300 pending rows, 35 s among 48 000, past a stop's deadline); without
+/// it, it walks the list and finds each row by its id.
+pub(crate) const RELEASE: &str = "UPDATE deliveries SET locked_until = NULL FROM jsonb_each(?) AS v
+    WHERE deliveries.id = v.value->>0 AND deliveries.locked_until = v.value->>1 AND +deliveries.state = 'pending'";
+
 pub(crate) async fn release(pool: &SqlitePool, leased: &[&Delivery]) -> Result<u64> {
     let rows: Vec<(i64, i64)> = leased.iter().filter_map(|d| Some((d.id, d.leased_until?))).collect();
     if rows.is_empty() {
         return Ok(0);
     }
-    let released = sqlx::query(
-        "UPDATE deliveries SET locked_until = NULL FROM jsonb_each(?) AS v
-         WHERE deliveries.id = v.value->>0 AND deliveries.locked_until = v.value->>1 AND deliveries.state = 'pending'",
-    )
-    .bind(json(&rows)?)
-    .execute(pool)
-    .await?;
+    let released = sqlx::query(RELEASE).bind(json(&rows)?).execute(pool).await?;
     Ok(released.rows_affected())
 }
 

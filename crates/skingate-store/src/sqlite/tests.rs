@@ -267,6 +267,22 @@ async fn claims_take_projects_in_turns_within_their_rooms() {
     assert_ne!(a.id, b.id);
 }
 
+/// Handing leases back finds each row by its id, not by walking every pending row (see `events::RELEASE`).
+#[tokio::test]
+async fn handing_leases_back_looks_rows_up_by_id() {
+    let (_dir, s) = store().await;
+    use sqlx::Row as _;
+    let plan = sqlx::query(sqlx::AssertSqlSafe(format!("EXPLAIN QUERY PLAN {}", events::RELEASE)))
+        .bind("[[1, 2]]")
+        .fetch_all(&s.writer)
+        .await
+        .unwrap();
+    let plan: Vec<String> = plan.iter().map(|row| row.get("detail")).collect();
+    let plan = plan.join("\n");
+    assert!(plan.contains("SEARCH deliveries USING INTEGER PRIMARY KEY"), "{plan}");
+    assert!(!plan.contains("deliveries_due"), "{plan}");
+}
+
 #[tokio::test]
 async fn released_leases_are_due_again_at_once_unless_claimed_anew() {
     let (_dir, s) = store().await;
