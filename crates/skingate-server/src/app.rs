@@ -58,31 +58,60 @@ fn panic_response(panic: Box<dyn std::any::Any + Send + 'static>) -> axum::respo
     crate::error::ApiError::internal(anyhow::anyhow!("handler panicked: {what}")).into_response()
 }
 
-async fn fallback() -> axum::http::StatusCode {
-    axum::http::StatusCode::NOT_FOUND
+/// A path nothing serves: `-14 unknown_path` in the envelope (HTTP 404), so a merchant whose base URL is
+/// wrong reads why instead of failing to parse an empty answer (every vendor client parses JSON, spec §11.7).
+async fn fallback() -> axum::response::Response {
+    use axum::response::IntoResponse;
+    (axum::http::StatusCode::NOT_FOUND, axum::Json(skingate_types::envelope::GlobalError::UnknownPath.body()))
+        .into_response()
 }
 
-/// Legacy clients open their WebSocket on `/`, on the API's path or on any other (spec §11.9): a WebSocket
-/// upgrade is the hub's whatever its path, even one another route serves (`/api.php` answers a plain GET with
-/// its `-1` envelope). Runs before routing, so the upgrade is routed as `/ws` with its query kept.
-async fn upgrades_to_hub(mut request: axum::extract::Request) -> axum::extract::Request {
-    use axum::http::{Method, header};
-    let wants_websocket = request.method() == Method::GET
-        && request.headers().get_all(header::UPGRADE).iter().any(|v| v.as_bytes().eq_ignore_ascii_case(b"websocket"));
-    if !wants_websocket || matches!(request.uri().path(), "/ws" | "/ws/") {
-        return request;
+/// Paths as the vendor's nginx and PHP would take them, before routing: repeated slashes merged (nginx's
+/// `merge_slashes`, so a base URL ending in `/` before a client's `/api.php` still works) and a trailing
+/// slash after the API's own path dropped (`/api.php/` reaches PHP as the script).
+fn normalize_path(request: &mut axum::extract::Request) {
+    let path = request.uri().path();
+    let mut normal = path.to_owned();
+    while normal.contains("//") {
+        normal = normal.replace("//", "/");
     }
-    let hub = match request.uri().query() {
-        Some(query) => format!("/ws?{query}"),
-        None => "/ws".to_owned(),
+    if matches!(normal.as_str(), "/api.php/" | "/api/v1/") {
+        normal.pop();
+    }
+    if normal == path {
+        return;
+    }
+    set_path(request, &normal);
+}
+
+/// Routes `request` as if sent to `path`, its query kept.
+fn set_path(request: &mut axum::extract::Request, path: &str) {
+    let with_query = match request.uri().query() {
+        Some(query) => format!("{path}?{query}"),
+        None => path.to_owned(),
     };
     let mut parts = request.uri().clone().into_parts();
-    if let Ok(path) = hub.parse() {
+    if let Ok(path) = with_query.parse() {
         parts.path_and_query = Some(path);
         if let Ok(uri) = axum::http::Uri::from_parts(parts) {
             *request.uri_mut() = uri;
         }
     }
+}
+
+/// Legacy clients open their WebSocket on `/`, on the API's path or on any other (spec §11.9): a WebSocket
+/// upgrade is the hub's whatever its path, even one another route serves (`/api.php` answers a plain GET with
+/// its `-1` envelope). Runs before routing, so the upgrade is routed as `/ws` with its query kept. Other
+/// requests have their path normalised ([`normalize_path`]).
+async fn upgrades_to_hub(mut request: axum::extract::Request) -> axum::extract::Request {
+    use axum::http::{Method, header};
+    normalize_path(&mut request);
+    let wants_websocket = request.method() == Method::GET
+        && request.headers().get_all(header::UPGRADE).iter().any(|v| v.as_bytes().eq_ignore_ascii_case(b"websocket"));
+    if !wants_websocket || matches!(request.uri().path(), "/ws" | "/ws/") {
+        return request;
+    }
+    set_path(&mut request, "/ws");
     request
 }
 

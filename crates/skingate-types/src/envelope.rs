@@ -60,13 +60,16 @@ pub enum GlobalError {
     UnsupportedContentType = -12,
     /// skingate: the `Idempotency-Key` header is longer than 255 bytes or not printable ASCII.
     InvalidIdempotencyKey = -13,
+    /// skingate: nothing is served at the request's path (a base URL set wrong): answered in the envelope,
+    /// with HTTP 404, so a client that parses every answer as JSON reads what went wrong.
+    UnknownPath = -14,
     /// skingate: something failed inside the gateway; details are in its log, never in the answer.
     InternalError = -100,
 }
 
 impl GlobalError {
     /// Every variant, for documentation and exhaustive tests.
-    pub const ALL: [GlobalError; 14] = [
+    pub const ALL: [GlobalError; 15] = [
         Self::NotPost,
         Self::InvalidShopid,
         Self::InvalidSignature,
@@ -80,6 +83,7 @@ impl GlobalError {
         Self::RequestBodyTooLarge,
         Self::UnsupportedContentType,
         Self::InvalidIdempotencyKey,
+        Self::UnknownPath,
         Self::InternalError,
     ];
 
@@ -104,6 +108,7 @@ impl GlobalError {
             Self::RequestBodyTooLarge => "request_body_too_large",
             Self::UnsupportedContentType => "unsupported_content_type",
             Self::InvalidIdempotencyKey => "invalid_idempotency_key",
+            Self::UnknownPath => "unknown_path",
             Self::InternalError => "internal_error",
         }
     }

@@ -123,21 +123,23 @@ pub fn datetime(secs: i64) -> String {
 }
 
 /// `user_risk` from the gateway's own history of the payer (every project) before `deposit`, plus the
-/// current value of the payer's inventory in the deposit's game. `joined_at` counts `deposit` itself: a
-/// first-time payer joined when they created it, not later when it was accepted.
+/// current value of the payer's inventory in every game (the vendor's example has `cs2`, `dota2` and `rust`,
+/// whatever the deposit's game; a game Steam does not answer for is left out). `joined_at` counts `deposit`
+/// itself: a first-time payer joined when they created it, not later when it was accepted.
 pub async fn user_risk(state: &AppState, payer: &str, deposit: &Deposit) -> anyhow::Result<Value> {
     let h = state.store.payer_history(payer, deposit.id).await?;
-    let game = deposit.game.as_deref();
     let now = state.now();
     let mut inventory = Map::new();
-    if let (Some(game), Ok(user)) = (game.and_then(Game::parse), payer.parse()) {
-        let assets = state.steam.inventory(user, game).await.unwrap_or_default();
-        let sum = assets
-            .iter()
-            .filter_map(|a| skingate_core::deposit::cents(a.price_cents))
-            .fold(Money::ZERO, |a, b| a.checked_add(b).unwrap_or(a));
-        let updated = format!("{}.000000Z", datetime(now).replace(' ', "T"));
-        inventory.insert(game.code().into(), json!({"last_updated_at": updated, "sum": sum.to_wire()}));
+    if let Ok(user) = payer.parse() {
+        for game in Game::ALL {
+            let Ok(assets) = state.steam.inventory(user, game).await else { continue };
+            let sum = assets
+                .iter()
+                .filter_map(|a| skingate_core::deposit::cents(a.price_cents))
+                .fold(Money::ZERO, |a, b| a.checked_add(b).unwrap_or(a));
+            let updated = format!("{}.000000Z", datetime(now).replace(' ', "T"));
+            inventory.insert(game.code().into(), json!({"last_updated_at": updated, "sum": sum.to_wire()}));
+        }
     }
     Ok(json!({
         "total_deposits_count": h.deposits_count,

@@ -25,6 +25,29 @@ async fn get_is_refused() {
     assert_error(&body, -1, "please_use_post_method");
 }
 
+/// A base URL off by a slash still reaches the API, as it would behind the vendor's nginx and PHP; a path
+/// nothing serves answers `-14 unknown_path` in the envelope (HTTP 404), which a client parsing JSON can read.
+#[tokio::test]
+async fn paths_are_taken_as_the_vendors_server_takes_them() {
+    let app = spawn().await;
+    let base = app.running.base_url();
+    let headers = [("X-CLIENT-ID", app.client_id()), ("X-CLIENT-SECRET", app.project.client_secret.clone())];
+    for path in ["//api.php", "/api.php/", "//api//v1/", "/api.php?x=1"] {
+        let mut req = app.http.post(format!("{base}{path}")).json(&json!({"method": "balance"}));
+        for (name, value) in &headers {
+            req = req.header(*name, value);
+        }
+        let body: Value = req.send().await.unwrap().json().await.unwrap();
+        assert_eq!(body["status"], "success", "{path}: {body}");
+    }
+    for path in ["/api.php/x", "/nope", "/api.php5"] {
+        let resp = app.http.post(format!("{base}{path}")).json(&json!({"method": "status"})).send().await.unwrap();
+        assert_eq!(resp.status(), 404, "{path}");
+        assert_eq!(resp.headers()["content-type"], "application/json", "{path}");
+        assert_error(&resp.json().await.unwrap(), -14, "unknown_path");
+    }
+}
+
 #[tokio::test]
 async fn malformed_bodies_and_content_types() {
     let app = spawn().await;

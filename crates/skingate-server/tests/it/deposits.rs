@@ -201,7 +201,9 @@ async fn cs2_deposit_is_held_then_credited_when_protection_ends() {
     assert_eq!(risk["total_deposits_count"], 0);
     // A first-time payer joined when the deposit was created, not when it was accepted 10 s later.
     assert_eq!(risk["joined_at"].as_str(), Some(skingate_server::deposits::wire::datetime(T0).as_str()));
-    assert!(risk["user_inventory"]["cs2"]["sum"].is_string());
+    for game in ["cs2", "dota2", "rust"] {
+        assert!(risk["user_inventory"][game]["sum"].is_string(), "every game, as the vendor's example: {risk}");
+    }
     let v = value(&items).to_wire().to_string();
     assert_eq!(e.balance().await, ("0.00".into(), v.clone()));
     // Seven days later still held.
