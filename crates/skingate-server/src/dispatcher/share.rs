@@ -6,9 +6,9 @@
 //!   the dispatcher's lease-ahead window; it is claimed again once it is down to half of that. Claims
 //!   take projects in turns ([`skingate_store::ClaimLimit`]), so a delivery of another project falling due is
 //!   claimed at the next claim, not after the backlog of the first.
-//!   When the whole window is leased, a project with less than a round of attempts (`webhook_concurrency`)
-//!   leased may still lease up to a round: a merchant whose deliveries come in bursts keeps rows ready for
-//!   the slots it is due, however long other merchants' backlogs are.
+//!   When the whole window is leased, a project with at most a quarter of its cap leased may still lease up
+//!   to half of it: a merchant whose deliveries come in bursts keeps rows ready for the slots it is due,
+//!   however long other merchants' backlogs are.
 //! - **Attempts.** The `webhook_concurrency` slots go, as each frees, to the waiting project with the fewest
 //!   attempts running, not first come first served: while one project's attempts hang until their timeout,
 //!   another's get the next free slot. Among projects running equally few, the one that has held slots for
@@ -37,8 +37,6 @@ use tokio::time::Instant;
 pub(super) struct Share {
     /// Most deliveries one project may have leased.
     cap: usize,
-    /// Attempt slots in all.
-    slots: usize,
     inner: Mutex<Inner>,
     /// Woken when a project that had no room has room again: a claim that found nothing for want of room
     /// (its rows were due all along) may find them now.
@@ -80,7 +78,7 @@ impl Share {
     /// `slots` attempts at once; a project may have `cap` deliveries leased.
     pub(super) fn new(slots: usize, cap: usize) -> Arc<Self> {
         let inner = Mutex::new(Inner { free: slots, ..Inner::default() });
-        Arc::new(Self { cap: cap.max(1), slots: slots.max(1), inner, reopened: Notify::new() })
+        Arc::new(Self { cap: cap.max(1), inner, reopened: Notify::new() })
     }
 
     fn lock(&self) -> MutexGuard<'_, Inner> {
@@ -88,12 +86,16 @@ impl Share {
     }
 
     /// What the next claim may lease: `total` in all, each project up to its room. With no room left in all
-    /// (`total` 0), a project with at most half a round of attempts (`slots`) leased may still lease up to a
-    /// round (its deliveries get their share of the next free slots), the others nothing.
+    /// (`total` 0), a project with at most a quarter of its cap leased may still lease up to half of it, the
+    /// others nothing: other merchants' backlogs filling the window must not keep a merchant from having rows
+    /// ready for the slots it is due. Half a cap, refilled at a quarter: a merchant whose endpoint answers at
+    /// once drains its leased rows in milliseconds, and with fewer than that ready, its queue ran dry between
+    /// two claims and the slots it freed went to attempts to black holes for a whole timeout (a re-audit: a
+    /// burst of 300 arrived in steps of 32 to 96 at each 10 s timeout).
     pub(super) fn claim_limit(&self, total: u32) -> ClaimLimit {
         let inner = self.lock();
         if total == 0 {
-            let round = self.slots;
+            let round = (self.cap / 2).max(1);
             let room = |leased: usize| if leased > round / 2 { 0 } else { round - leased };
             let rooms = inner
                 .leased
@@ -358,7 +360,7 @@ mod tests {
     /// A project is claimed up to its room; once over half of it, not until it is down to half.
     #[tokio::test]
     async fn leases_are_capped_per_project() {
-        let share = Share::new(4, 8);
+        let share = Share::new(2, 8);
         assert_eq!(share.claim_limit(100), ClaimLimit { total: 100, per_project: 8, rooms: vec![] });
         share.leased([A, A, A, B]);
         let mut rooms = share.claim_limit(100).rooms;
@@ -366,10 +368,10 @@ mod tests {
         assert_eq!(rooms, [(A, 5), (B, 7)]);
         share.leased([A, A]);
         assert_eq!(share.claim_limit(100).rooms.iter().find(|r| r.0 == A), Some(&(A, 0)), "5 > 8 / 2");
-        // The whole window leased: a project gets in up to a round of attempts (4) only while it has at most
-        // half a round leased: B (1 leased), and projects with nothing leased; not A (5).
+        // The whole window leased: a project gets in up to half its cap (4) only while it has at most a
+        // quarter of it leased: B (1 leased), and projects with nothing leased; not A (5).
         let full = share.claim_limit(0);
-        assert_eq!((full.total, full.per_project), (12, 4), "a round for each project leased and for newcomers");
+        assert_eq!((full.total, full.per_project), (12, 4), "half a cap for each project leased and for newcomers");
         let mut rooms = full.rooms;
         rooms.sort();
         assert_eq!(rooms, [(A, 0), (B, 3)]);

@@ -89,11 +89,13 @@ macro_rules! delivery_select {
 }
 
 /// The `order_key` of the events-webhook delivery of event `e` (migration 0011): a purchase's `buy_item`
-/// and `status_change` events go out in order, one at a time; other events keep no order (`NULL`). A
+/// and `status_change` events go out in order, one at a time; other events keep no order (`NULL`), nor do
+/// `skingate trigger`'s samples (`"test": true`, all `buy_id` `"0"`: no purchase to keep in order). A
 /// Result-URL callback's key is `deposit:<id>` (`deposits.rs`).
 macro_rules! events_webhook_order_key {
     () => {
-        "CASE WHEN e.event_type IN ('buy_item', 'status_change') THEN 'buy:' || (e.payload ->> '$.data.buy_id') END"
+        "CASE WHEN e.event_type IN ('buy_item', 'status_change') AND (e.payload ->> '$.data.test') IS NULL
+             THEN 'buy:' || (e.payload ->> '$.data.buy_id') END"
     };
 }
 
