@@ -75,16 +75,23 @@ async fn adjustment_reaches_every_websocket_and_the_signed_webhook() {
     assert_eq!(receiver.next().await.json()["seq"], 2);
 }
 
-#[tokio::test]
-async fn failing_receiver_gets_the_event_on_schedule() {
+/// A gateway on a manual clock (at 1 000 000, no jitter) whose events go to `receiver`, answering
+/// `statuses` first, and one event (an adjustment) on its way.
+async fn one_event_to(receiver: &Receiver, statuses: &[u16]) -> (crate::utils::TestApp, ManualClock) {
     let clock = ManualClock::new(1_000_000);
     let mut app =
         spawn_with_clock(|c| allow_loopback(c).with("webhook_jitter_percent", 0).unwrap(), Arc::new(clock.clone()))
             .await;
-    let receiver = Receiver::start().await;
-    receiver.answer_with(&[500, 503, 500]);
+    receiver.answer_with(statuses);
     app.set_events_url(&receiver.url).await;
     app.adjust(true, 1_000, "adj").await;
+    (app, clock)
+}
+
+#[tokio::test]
+async fn failing_receiver_gets_the_event_on_schedule() {
+    let receiver = Receiver::start().await;
+    let (app, clock) = one_event_to(&receiver, &[500, 503, 500]).await;
 
     let state = app.running.state.clone();
     let started = |r: &crate::utils::Received| r.header("webhook-timestamp").parse::<i64>().unwrap();
@@ -118,14 +125,8 @@ async fn failing_receiver_gets_the_event_on_schedule() {
 /// answers 500 after 8 s tried again at once, its 5 s being over by then).
 #[tokio::test]
 async fn a_retry_waits_its_delay_after_a_slow_answer() {
-    let clock = ManualClock::new(1_000_000);
-    let mut app =
-        spawn_with_clock(|c| allow_loopback(c).with("webhook_jitter_percent", 0).unwrap(), Arc::new(clock.clone()))
-            .await;
     let receiver = Receiver::start_slow(1, std::time::Duration::from_millis(2_100)).await;
-    receiver.answer_with(&[500]);
-    app.set_events_url(&receiver.url).await;
-    app.adjust(true, 1_000, "adj").await;
+    let (app, _clock) = one_event_to(&receiver, &[500]).await;
     receiver.next().await;
     wait_for_attempts_pending(&app, 1).await;
     let delivery = app.running.state.store.deliveries(app.project.id, None, 0, 1).await.unwrap().remove(0);
